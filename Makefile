@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine (only python3 and make needed):
+#   make demo   - start the reference server, submit a job, show progress, print the result
+#   make test   - lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test venv lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) examples/demo.py
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) -m benchmarks.detection_lag
+	$(PY) -m benchmarks.overhead
+	$(PY) -m benchmarks.fanout
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The asyncreply reference server for the async request-reply pattern."""
