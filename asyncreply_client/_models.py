@@ -1,0 +1,113 @@
+"""Value types shared by every part of the client: job states, status snapshots, results."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["JobError", "JobState", "JobStatus", "Progress", "ResultFile"]
+
+
+class JobState(str, enum.Enum):
+    """The state of a long-running operation, normalised across dialects.
+
+    Example:
+        >>> JobState.COMPLETED.is_terminal
+        True
+    """
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the operation can no longer change state."""
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class Progress(BaseModel):
+    """Progress reported by the server: ``current`` out of ``total``, with a message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    current: float | None = None
+    total: float | None = None
+    message: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """``current / total`` clamped to [0, 1], or ``None`` when it cannot be computed."""
+        if self.current is None or not self.total or self.total <= 0:
+            return None
+        return max(0.0, min(1.0, self.current / self.total))
+
+
+class JobError(BaseModel):
+    """Why an operation failed, as the server described it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str | None = None
+    message: str | None = None
+    retryable: bool = False
+    details: Any = None
+
+
+class JobStatus(BaseModel):
+    """One snapshot of an operation's status, as interpreted by a dialect.
+
+    ``raw`` holds the body as received (parsed JSON, or text when it was not JSON) and
+    ``http_status`` the status code of the response it came from.
+
+    Example:
+        >>> s = JobStatus(id="j1", state=JobState.PROCESSING)
+        >>> s.is_terminal
+        False
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None = None
+    state: JobState
+    progress: Progress | None = None
+    result: Any = None
+    has_result: bool = False
+    result_url: str | None = None
+    error: JobError | None = None
+    retry_url: str | None = None
+    cancel_url: str | None = None
+    events_url: str | None = None
+    status_url: str | None = None
+    retry_after: float | None = None
+    estimated_completion: datetime | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    http_status: int | None = None
+    raw: Any = Field(default=None, repr=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether this snapshot is final (completed, failed or cancelled)."""
+        return self.state.is_terminal
+
+
+class ResultFile(BaseModel):
+    """A non-JSON result (a CSV, a PDF): its content type, file name and bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content_type: str
+    filename: str | None = None
+    content: bytes = Field(repr=False)
+
+    @property
+    def size(self) -> int:
+        """Length of the content in bytes."""
+        return len(self.content)
