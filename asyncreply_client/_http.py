@@ -1,0 +1,68 @@
+"""An I/O-free view of an HTTP response, the input of every pure decision in the client."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = ["HttpResponse"]
+
+_NO_JSON = object()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """What the pure core sees of a response: status, headers, body bytes and where it came from.
+
+    ``url`` is the URL the request was sent to (the base for resolving relative URLs) and
+    ``method`` its method. ``content`` is empty for a stream whose body has not been read.
+    """
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    url: str
+    method: str = "GET"
+    _json: Any = field(default=_NO_JSON, repr=False, compare=False)
+
+    @classmethod
+    def from_httpx(cls, response: httpx.Response, *, read: bool = True) -> HttpResponse:
+        """Build a view of an httpx response (whose body has been read when ``read``)."""
+        return cls(
+            status_code=response.status_code,
+            headers=response.headers,
+            content=response.content if read else b"",
+            url=str(response.request.url),
+            method=response.request.method,
+        )
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased (``""`` when absent)."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def is_json(self) -> bool:
+        """Whether the Content-Type says JSON (``application/json`` or ``+json``)."""
+        ct = self.content_type
+        return ct == "application/json" or ct.endswith("+json")
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or ``None`` when it is empty or not valid JSON.
+
+        Never raises: callers that need to tell "no body" from "garbage" check ``content``.
+        """
+        cached = self._json
+        if cached is not _NO_JSON:
+            return cached
+        value: Any = None
+        if self.content.strip():
+            try:
+                value = json.loads(self.content)
+            except (ValueError, UnicodeDecodeError):
+                value = None
+        object.__setattr__(self, "_json", value)
+        return value
