@@ -10,6 +10,8 @@ back the reply. This is the only contract between the pure core and I/O (STYLE.m
 | ``ReadChunk`` | reads the next piece of the open stream's text     | ``str``, or ``None`` at EOF |
 | ``CloseStream``| closes the open stream (no-op when none is open)  | ``None``                    |
 | ``Sleep``     | sleeps ``seconds`` through the client's clock      | ``None``                    |
+| ``Emit``      | hands ``status`` to the caller (``watch`` yields   | ``None``                    |
+|               | it; ``wait`` only calls the progress callbacks)    |                             |
 
 Transport failures (after retries) are thrown into the flow as ``TransportError`` at the
 ``yield`` of the command that failed, so the flow can react (fall back, give up).
@@ -22,7 +24,9 @@ from typing import Any, TypeAlias
 
 import httpx
 
-__all__ = ["CloseStream", "Command", "ReadChunk", "Send", "Sleep"]
+from ._models import JobStatus
+
+__all__ = ["CloseStream", "Command", "Emit", "ReadChunk", "Send", "Sleep", "Tracker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,5 +55,37 @@ class Sleep:
     seconds: float
 
 
-Command: TypeAlias = Send | ReadChunk | CloseStream | Sleep
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Report a new status snapshot to the caller."""
+
+    status: JobStatus
+
+
+class Tracker:
+    """Remembers what a wait has seen, so a snapshot seen on two channels (SSE and polling)
+    is reported once. Flows yield ``Emit(status)`` only when ``observe`` returns true."""
+
+    __slots__ = ("_last_key", "last")
+
+    def __init__(self, last: JobStatus | None = None) -> None:
+        self.last: JobStatus | None = last
+        self._last_key: tuple[object, ...] | None = None if last is None else self._key(last)
+
+    @staticmethod
+    def _key(status: JobStatus) -> tuple[object, ...]:
+        p = status.progress
+        return (status.state, None if p is None else (p.current, p.total, p.message))
+
+    def observe(self, status: JobStatus) -> bool:
+        """Record ``status`` as the latest; return whether it is new (state or progress)."""
+        self.last = status
+        key = self._key(status)
+        if key == self._last_key:
+            return False
+        self._last_key = key
+        return True
+
+
+Command: TypeAlias = Send | ReadChunk | CloseStream | Sleep | Emit
 Reply: TypeAlias = Any
