@@ -8,6 +8,7 @@ back the reply. This is the only contract between the pure core and I/O (STYLE.m
 | ``Send``      | sends ``request`` (retrying transient faults when  | ``HttpResponse`` (body read |
 |               | ``retry``); with ``stream`` the body is left open  | unless ``stream``)          |
 | ``ReadChunk`` | reads the next piece of the open stream's text     | ``str``, or ``None`` at EOF |
+| ``ReadBytes`` | reads the next piece of the open stream's raw bytes| ``bytes``, or ``None`` at EOF|
 | ``CloseStream``| closes the open stream (no-op when none is open)  | ``None``                    |
 | ``Sleep``     | sleeps ``seconds`` through the client's clock      | ``None``                    |
 | ``Emit``      | hands ``status`` to the caller (``watch`` yields   | ``None``                    |
@@ -26,7 +27,7 @@ import httpx
 
 from ._models import JobStatus
 
-__all__ = ["CloseStream", "Command", "Emit", "ReadChunk", "Send", "Sleep", "Tracker"]
+__all__ = ["CloseStream", "Command", "Emit", "ReadBytes", "ReadChunk", "Send", "Sleep", "Tracker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,11 @@ class Send:
 @dataclass(frozen=True, slots=True)
 class ReadChunk:
     """Read the next chunk of text of the open stream (``None`` at its end)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBytes:
+    """Read the next chunk of raw bytes of the open stream (``None`` at its end): downloads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,5 +93,5 @@ class Tracker:
         return True
 
 
-Command: TypeAlias = Send | ReadChunk | CloseStream | Sleep | Emit
+Command: TypeAlias = Send | ReadChunk | ReadBytes | CloseStream | Sleep | Emit
 Reply: TypeAlias = Any
