@@ -8,7 +8,7 @@ back the reply. This is the only contract between the pure core and I/O (STYLE.m
 | ``Send``      | sends ``request`` (retrying transient faults when  | ``HttpResponse`` (body read |
 |               | ``retry``); with ``stream`` the body is left open  | unless ``stream``)          |
 | ``ReadChunk`` | reads the next piece of the open stream's text     | ``str``, or ``None`` at EOF |
-| ``ReadBytes`` | reads the next piece of the open stream's raw bytes| ``bytes``, or ``None`` at EOF|
+| ``ReadBytes`` | reads the next piece of the open stream's bytes    | ``bytes``, or ``None`` (EOF)|
 | ``CloseStream``| closes the open stream (no-op when none is open)  | ``None``                    |
 | ``Sleep``     | sleeps ``seconds`` through the client's clock      | ``None``                    |
 | ``Emit``      | hands ``status`` to the caller (``watch`` yields   | ``None``                    |
