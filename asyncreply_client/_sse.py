@@ -1,0 +1,501 @@
+"""Server-Sent Events: a conforming event-stream decoder, and the I/O-free flow that follows
+an operation's event stream (resuming with ``Last-Event-ID``, reconnecting, giving up in favour
+of polling).
+
+The decoder implements the WHATWG HTML standard, "Server-sent events", §9.2.6 "Interpreting an
+event stream" (https://html.spec.whatwg.org/multipage/server-sent-events.html). httpx-sse 0.4.3's
+own decoder departs from it (it keeps a leading BOM, dispatches empty events after an ``id``
+line — its issue #35 — and accepts ``retry: -5``) and never reconnects, so we only borrow its
+event type, :class:`httpx_sse.ServerSentEvent`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import re
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from httpx_sse import ServerSentEvent
+
+from ._commands import CloseStream, Command, Emit, ReadChunk, Send, Sleep, Tracker
+from ._dialects import Dialect
+from ._errors import ProtocolError, TransportError
+from ._http import HttpResponse
+from ._models import JobStatus
+
+__all__ = [
+    "RequestBuilder",
+    "SSEDecoder",
+    "SSEEnd",
+    "SSEOptions",
+    "SSEOutcome",
+    "ServerSentEvent",
+    "follow_events",
+]
+
+# A line ends with CRLF, LF or CR (§9.2.5 "end-of-line"); CRLF is matched first so that it
+# counts once.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_DIGITS = re.compile(r"[0-9]+")
+_BOM = "\ufeff"
+# ``int()`` refuses strings over ``sys.int_max_str_digits`` (4300) digits; a reconnection time
+# that long is "forever" anyway, and callers bound it.
+_MAX_RETRY_DIGITS = 18
+_RETRY_FOREVER = 10**_MAX_RETRY_DIGITS
+
+
+class SSEDecoder:
+    """An incremental ``text/event-stream`` decoder (WHATWG HTML §9.2.6), free of I/O.
+
+    Feed it the stream's pieces as they arrive (``bytes``, decoded as UTF-8 with replacement
+    characters as the standard requires, or already-decoded ``str``); it returns the events
+    each piece completes. The split of the stream into pieces never changes the result, a CR
+    that ends one piece and the LF that starts the next included.
+
+    Args:
+        last_event_id: the initial value of the last event ID (``""`` by default, as the
+            standard says for a new stream). A client resuming a stream passes the ID it already
+            holds, as browsers do (Chromium seeds its parser the same way), so that a stream
+            that dispatches before sending an ``id`` does not forget it.
+        max_buffer: the most characters one line or one event's data may hold before the
+            stream is refused with :class:`ProtocolError` (``None``: unbounded).
+
+    Attributes:
+        last_event_id: the stream's last event ID string, as of the last dispatch (this is what
+            a reconnection sends as ``Last-Event-ID``).
+        retry: the reconnection time in milliseconds set by the stream's last valid ``retry``
+            field, or ``None`` when it sent none.
+
+    Example:
+        >>> decoder = SSEDecoder()
+        >>> [e] = decoder.feed("id: 1\\nevent: status\\ndata: {}\\n\\n")
+        >>> (e.event, e.data, e.id)
+        ('status', '{}', '1')
+    """
+
+    __slots__ = (
+        "_block_retry",
+        "_bytes",
+        "_data",
+        "_data_size",
+        "_event_type",
+        "_id_buffer",
+        "_max_buffer",
+        "_pending",
+        "_pending_size",
+        "_skip_lf",
+        "_started",
+        "last_event_id",
+        "retry",
+    )
+
+    def __init__(self, *, last_event_id: str = "", max_buffer: int | None = None) -> None:
+        self.last_event_id = last_event_id
+        self.retry: int | None = None
+        self._id_buffer = last_event_id
+        self._data: list[str] = []
+        self._data_size = 0
+        self._event_type = ""
+        self._block_retry: int | None = None
+        self._pending: list[str] = []
+        self._pending_size = 0
+        self._skip_lf = False
+        self._started = False
+        self._max_buffer = max_buffer
+        self._bytes = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, chunk: str | bytes) -> list[ServerSentEvent]:
+        """Decode the next piece of the stream; return the events it completes, in order.
+
+        Raises:
+            ProtocolError: a line or an event grew beyond ``max_buffer`` characters.
+        """
+        if isinstance(chunk, bytes):
+            text = self._bytes.decode(chunk)
+        else:
+            # Bytes still pending from an earlier ``bytes`` piece are an incomplete sequence.
+            text = self._bytes.decode(b"", final=True) + chunk
+            self._bytes.reset()
+        if not text:
+            return []
+        if not self._started:
+            self._started = True
+            # The UTF-8 decode algorithm strips one leading BOM (§9.2.5, Encoding §4.1).
+            if text.startswith(_BOM):
+                text = text[1:]
+        if self._skip_lf and text.startswith("\n"):
+            # The CR that ended the previous piece and this LF are one CRLF line end.
+            text = text[1:]
+        self._skip_lf = False
+        events: list[ServerSentEvent] = []
+        start = 0
+        for match in _LINE_END.finditer(text):
+            if match.group() == "\r" and match.end() == len(text):
+                # A CR at the very end may be the first half of a CRLF split across pieces.
+                self._skip_lf = True
+            line = text[start : match.start()]
+            if self._pending:
+                line = "".join(self._pending) + line
+                self._pending = []
+                self._pending_size = 0
+            start = match.end()
+            event = self._process_line(line)
+            if event is not None:
+                events.append(event)
+        rest = text[start:]
+        if rest:
+            self._pending.append(rest)
+            self._pending_size += len(rest)
+            self._check_size(self._pending_size, "line")
+        return events
+
+    def close(self) -> None:
+        """End the stream: pending data is discarded (§9.2.6: an event not followed by a
+        blank line, and an unterminated last line, are never dispatched)."""
+        self._pending = []
+        self._pending_size = 0
+        self._data = []
+        self._data_size = 0
+        self._event_type = ""
+        self._block_retry = None
+        self._bytes.reset()
+
+    def _check_size(self, size: int, what: str) -> None:
+        if self._max_buffer is not None and size > self._max_buffer:
+            raise ProtocolError(
+                f"event stream {what} longer than {self._max_buffer} characters; refused"
+            )
+
+    def _process_line(self, line: str) -> ServerSentEvent | None:
+        # §9.2.6: a blank line dispatches; a leading colon is a comment; otherwise the field
+        # name runs to the first colon (or the whole line), and one leading space of the value
+        # is dropped.
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+            self._data_size += len(value) + 1
+            self._check_size(self._data_size, "event")
+        elif name == "event":
+            self._event_type = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id_buffer = value
+        elif name == "retry" and _DIGITS.fullmatch(value):
+            # "If the field value consists of only ASCII digits" (so no sign, no space, no
+            # underscore, no other Unicode digits, and not empty); otherwise ignored.
+            digits = value.lstrip("0") or "0"
+            retry = int(digits) if len(digits) <= _MAX_RETRY_DIGITS else _RETRY_FOREVER
+            self.retry = retry
+            self._block_retry = retry
+        # Any other field name is ignored.
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        # Step 1: the last event ID string takes the buffer's value, event or not.
+        self.last_event_id = self._id_buffer
+        data, event_type, retry = self._data, self._event_type, self._block_retry
+        self._data, self._event_type, self._block_retry = [], "", None
+        self._data_size = 0
+        # Step 2: an empty data buffer dispatches nothing. (The data buffer is each value
+        # followed by LF, so it is empty exactly when no ``data`` field was seen; step 3's
+        # removal of the final LF is the join below.)
+        if not data:
+            return None
+        # Steps 4-5: the type defaults to "message" (ServerSentEvent does that for "").
+        return ServerSentEvent(
+            event=event_type, data="\n".join(data), id=self.last_event_id, retry=retry
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SSEOptions:
+    """How a wait follows an event stream.
+
+    Attributes:
+        silence_timeout: seconds without a byte (keep-alive comments count) after which the
+            stream is considered dropped. Longer than the server's keep-alive interval (the
+            reference server sends one every 15 s).
+        connect_timeout: seconds allowed to connect and to send the request.
+        max_reconnects: consecutive drops tolerated before falling back to polling; a drop
+            after which a new status arrived starts the count again.
+        retry_delay: seconds to wait before reconnecting when the server sent no ``retry``.
+        max_retry_delay: upper bound on the server's ``retry`` (a server asking for an hour
+            gets this).
+        backoff: extra seconds added to the reconnection delay after the first consecutive
+            drop, doubled after each further one.
+        max_backoff: upper bound on that extra delay.
+        max_buffer: most characters one line or one event may hold (a runaway stream is
+            abandoned for polling).
+
+    Example:
+        >>> SSEOptions(silence_timeout=20.0, max_reconnects=5).max_reconnects
+        5
+    """
+
+    silence_timeout: float = 45.0
+    connect_timeout: float = 10.0
+    max_reconnects: int = 3
+    retry_delay: float = 1.0
+    max_retry_delay: float = 10.0
+    backoff: float = 0.25
+    max_backoff: float = 5.0
+    max_buffer: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("silence_timeout", "connect_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SSEOptions.{name} must be positive")
+        for name in ("retry_delay", "max_retry_delay", "backoff", "max_backoff"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"SSEOptions.{name} must not be negative")
+        if self.max_reconnects < 0:
+            raise ValueError("SSEOptions.max_reconnects must not be negative")
+        if self.max_buffer < 1:
+            raise ValueError("SSEOptions.max_buffer must be positive")
+
+    def reconnect_delay(self, server_retry_ms: int | None, drops: int) -> float:
+        """Seconds to wait before reconnection number ``drops`` (1 for the first).
+
+        The server's ``retry`` (bounded by ``max_retry_delay``) or ``retry_delay``, plus
+        ``backoff * 2 ** (drops - 2)`` from the second consecutive drop on, bounded by
+        ``max_backoff``.
+        """
+        base = self.retry_delay if server_retry_ms is None else server_retry_ms / 1000.0
+        base = min(base, self.max_retry_delay)
+        extra = 0.0 if drops < 2 else min(self.backoff * 2.0 ** (drops - 2), self.max_backoff)
+        return base + extra
+
+
+class SSEEnd(str, enum.Enum):
+    """Why :func:`follow_events` stopped."""
+
+    TERMINAL = "terminal"
+    """A terminal status arrived; ``SSEOutcome.status`` is it."""
+    FALLBACK = "fallback"
+    """The stream is unusable (refused, or dropped too often); continue by polling."""
+    DEADLINE = "deadline"
+    """The wait's deadline passed; the caller raises ``WaitTimeoutError``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SSEOutcome:
+    """How following an event stream ended.
+
+    Attributes:
+        end: terminal, fallback or deadline.
+        status: the last status known (from the stream or from before), if any.
+        reason: why, in words (for logs and error messages).
+        last_event_id: the stream's last event ID (``""`` when none).
+        reconnects: how many times the stream was reopened.
+    """
+
+    end: SSEEnd
+    status: JobStatus | None
+    reason: str
+    last_event_id: str = ""
+    reconnects: int = 0
+
+
+class RequestBuilder(Protocol):
+    """Builds the client's request (base headers, auth, cookies), as
+    ``httpx.Client.build_request`` and ``httpx.AsyncClient.build_request`` do."""
+
+    def __call__(self, method: str, url: str, *, headers: Mapping[str, str]) -> httpx.Request:
+        """Return a request for ``method`` and ``url`` carrying ``headers``."""
+        ...
+
+
+# A transport failure reaches the flow as our TransportError (from the drivers) or, from a
+# driver that does not wrap them, as httpx's.
+_DROPS = (TransportError, httpx.TransportError)
+
+
+def _refusal(response: HttpResponse) -> str | None:
+    """Why an answer to the stream request cannot be used as an event stream, if it can't.
+
+    A browser's EventSource fails the connection (without reconnecting) for exactly these.
+    """
+    if response.status_code == 204:
+        return "the events endpoint answered 204 No Content (no stream to follow)"
+    if response.status_code != 200:
+        return f"the events endpoint answered HTTP {response.status_code}"
+    if response.content_type != "text/event-stream":
+        shown = response.content_type or "no Content-Type"
+        return f"the events endpoint answered {shown}, not text/event-stream"
+    return None
+
+
+def follow_events(
+    events_url: str,
+    *,
+    dialect: Dialect,
+    build_request: RequestBuilder,
+    tracker: Tracker,
+    deadline: float | None,
+    now: Callable[[], float],
+    options: SSEOptions | None = None,
+) -> Generator[Command, Any, SSEOutcome]:
+    """Follow an operation's event stream until it reports a terminal status (I/O-free).
+
+    A sub-generator of the wait flow (``outcome = yield from follow_events(...)``): it yields
+    :mod:`commands <asyncreply_client._commands>` and returns an :class:`SSEOutcome`.
+
+    It opens the stream (``Accept: text/event-stream``, ``Cache-Control: no-cache``,
+    ``Last-Event-ID`` once known; read timeout = the silence window or the time left, whichever
+    is shorter; no total timeout), decodes it, hands every event to
+    ``dialect.interpret_event`` and yields ``Emit`` for each status ``tracker`` has not seen.
+
+    - A terminal status ends it: ``SSEEnd.TERMINAL``.
+    - A network error, a read timeout (silence) or a clean end of stream before a terminal
+      status is a drop: it waits the server's ``retry`` (bounded) plus backoff and reconnects,
+      resuming with ``Last-Event-ID``. After more than ``options.max_reconnects`` consecutive
+      drops with nothing new, or when the wait before reconnecting would reach the deadline:
+      ``SSEEnd.FALLBACK``.
+    - An answer that is not a ``200 text/event-stream`` (204 included), an event the dialect
+      calls malformed, or a runaway stream: ``SSEEnd.FALLBACK`` at once.
+    - The deadline passed: ``SSEEnd.DEADLINE``.
+
+    It yields ``CloseStream`` before returning and before letting an error of its own escape.
+    An exception thrown in by the driver other than a transport failure (and ``close()``)
+    propagates at once: the driver closes the stream it holds in its own ``finally``.
+
+    Args:
+        events_url: absolute URL of the stream.
+        dialect: interprets each event (``interpret_event``).
+        build_request: the client's request builder (``client.build_request``).
+        tracker: the wait's record of snapshots already reported (shared with polling, so
+            nothing is reported twice).
+        deadline: the wait's deadline on ``now``'s clock, or ``None``.
+        now: the clock (seconds, monotonic).
+        options: reconnection and timeout settings (``SSEOptions()`` when ``None``).
+
+    Returns:
+        How it ended, with the last known status.
+
+    Example:
+        In the wait flow::
+
+            outcome = yield from follow_events(
+                url, dialect=dialect, build_request=client.build_request,
+                tracker=tracker, deadline=deadline, now=clock, options=SSEOptions(),
+            )
+            if outcome.end is SSEEnd.TERMINAL: ...      # done
+            elif outcome.end is SSEEnd.DEADLINE: ...    # raise WaitTimeoutError
+            else: ...                                    # poll from outcome.status
+    """
+    opts = options if options is not None else SSEOptions()
+    last_id = ""
+    server_retry: int | None = None
+    drops = 0
+    reconnects = 0
+
+    def finish(end: SSEEnd, reason: str) -> SSEOutcome:
+        return SSEOutcome(end, tracker.last, reason, last_id, reconnects)
+
+    def remaining() -> float | None:
+        return None if deadline is None else deadline - now()
+
+    if tracker.last is not None and tracker.last.is_terminal:
+        return finish(SSEEnd.TERMINAL, "the operation was already terminal")
+
+    while True:
+        left = remaining()
+        if left is not None and left <= 0:
+            return finish(SSEEnd.DEADLINE, "the deadline passed")
+        request = _stream_request(build_request, events_url, last_id, opts, left)
+        try:
+            response: HttpResponse = yield Send(request, retry=False, stream=True)
+        except _DROPS as exc:
+            why = f"could not open the event stream: {exc}"
+        else:
+            refusal = _refusal(response)
+            if refusal is not None:
+                yield CloseStream()
+                return finish(SSEEnd.FALLBACK, refusal)
+            decoder = SSEDecoder(last_event_id=last_id, max_buffer=opts.max_buffer)
+            stream_url = response.url or events_url
+            while True:
+                try:
+                    chunk: str | bytes | None = yield ReadChunk()
+                except _DROPS as exc:
+                    why = f"the event stream broke: {exc}"
+                    break
+                if chunk is None:
+                    why = "the event stream ended before the operation finished"
+                    break
+                try:
+                    events = decoder.feed(chunk)
+                    statuses = [
+                        s
+                        for e in events
+                        if (s := dialect.interpret_event(e.event, e.data, url=stream_url))
+                        is not None
+                    ]
+                except ProtocolError as exc:
+                    yield CloseStream()
+                    return finish(SSEEnd.FALLBACK, f"unusable event stream: {exc}")
+                last_id = decoder.last_event_id
+                if decoder.retry is not None:
+                    server_retry = decoder.retry
+                for status in statuses:
+                    if tracker.observe(status):
+                        drops = 0
+                        yield Emit(status)
+                    if status.is_terminal:
+                        yield CloseStream()
+                        return finish(
+                            SSEEnd.TERMINAL, f"the event stream reported {status.state.value}"
+                        )
+                left = remaining()
+                if left is not None and left <= 0:
+                    yield CloseStream()
+                    return finish(SSEEnd.DEADLINE, "the deadline passed")
+            decoder.close()
+            yield CloseStream()
+
+        left = remaining()
+        if left is not None and left <= 0:
+            return finish(SSEEnd.DEADLINE, "the deadline passed")
+        drops += 1
+        if drops > opts.max_reconnects:
+            return finish(SSEEnd.FALLBACK, f"{why}; gave up after {drops} consecutive drops")
+        delay = opts.reconnect_delay(server_retry, drops)
+        if left is not None and delay >= left:
+            return finish(SSEEnd.FALLBACK, f"{why}; no time left to reconnect")
+        if delay > 0:
+            yield Sleep(delay)
+        reconnects += 1
+
+
+def _stream_request(
+    build_request: RequestBuilder,
+    url: str,
+    last_id: str,
+    options: SSEOptions,
+    left: float | None,
+) -> httpx.Request:
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    request = build_request("GET", url, headers=headers)
+    if last_id:
+        # The standard allows any UTF-8 id; httpx encodes str header values set this way
+        # as UTF-8 (the decoder guarantees no CR, LF or NUL in it).
+        request.headers["Last-Event-ID"] = last_id
+    read = options.silence_timeout if left is None else min(options.silence_timeout, left)
+    connect = options.connect_timeout if left is None else min(options.connect_timeout, left)
+    # httpx's per-request timeout extension: the read timeout bounds each read, not the
+    # stream, so a long-lived stream has no total timeout.
+    request.extensions = {
+        **request.extensions,
+        "timeout": {"connect": connect, "read": read, "write": connect, "pool": connect},
+    }
+    return request
