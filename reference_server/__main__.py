@@ -1,0 +1,120 @@
+"""Command line: ``python -m reference_server`` / ``asyncreply-server``.
+
+Every :class:`~reference_server.config.ServerConfig` field is a flag (``--job-ttl 60``,
+``--dialect status-code``, ``--fault-p-503 0.2`` …). The server prints the URL it listens on
+and serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import typing
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from .config import FaultConfig, ServerConfig
+from .testing import serve
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+
+def _add_model_flags(
+    parser: argparse.ArgumentParser, model: type[BaseModel], prefix: str, skip: set[str]
+) -> None:
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        flag = "--" + prefix + name.replace("_", "-")
+        dest = prefix.replace("-", "_") + name
+        annotation = info.annotation
+        help_text = (info.description or "") + f" (default: {info.get_default()!r})"
+        args = typing.get_args(annotation)
+        origin = typing.get_origin(annotation)
+        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
+        if annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif origin is Literal:
+            parser.add_argument(flag, choices=list(args), **kwargs)
+        else:
+            base = annotation
+            if args and type(None) in args:
+                base = next(a for a in args if a is not type(None))
+            converter = base if base in (int, float, str) else str
+            parser.add_argument(flag, type=converter, metavar=name.upper(), **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser (one flag per config field)."""
+    parser = argparse.ArgumentParser(
+        prog="asyncreply-server",
+        description="Run the asyncreply reference server (async request-reply protocol).",
+    )
+    _add_model_flags(parser, ServerConfig, "", {"faults", "tokens"})
+    parser.add_argument(
+        "--token",
+        action="append",
+        dest="token_list",
+        default=None,
+        metavar="TOKEN=USER",
+        help="Accept bearer TOKEN as USER (repeatable). Without any: dev mode, any token is "
+        "its own user and no token is 'anonymous'.",
+    )
+    _add_model_flags(parser, FaultConfig, "fault-", set())
+    parser.add_argument("--log-level", default="INFO", help="Logging level (default: INFO).")
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    """Parse ``argv`` into a :class:`ServerConfig` (exits with a message on bad values)."""
+    parser = build_parser()
+    ns = vars(parser.parse_args(argv))
+    ns.pop("log_level", None)
+    faults = {k[len("fault_") :]: v for k, v in ns.items() if k.startswith("fault_")}
+    fields = {k: v for k, v in ns.items() if not k.startswith("fault_") and k != "token_list"}
+    tokens: dict[str, str] | None = None
+    if ns.get("token_list"):
+        tokens = {}
+        for item in ns["token_list"]:
+            token, sep, user = item.partition("=")
+            if not sep or not token or not user:
+                parser.error(f"--token expects TOKEN=USER, got {item!r}")
+            tokens[token] = user
+        fields["tokens"] = tokens
+    try:
+        return ServerConfig(**fields, faults=FaultConfig(**faults))
+    except ValidationError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits
+
+
+async def _run(config: ServerConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with serve(config) as server:
+        print(f"asyncreply reference server listening on {server.base_url}", flush=True)
+        await stop.wait()
+    print("asyncreply reference server stopped", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``asyncreply-server``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=str(args.log_level).upper(), format="%(levelname)s %(message)s")
+    config = config_from_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Typed configuration of the reference server: one pydantic model for every behaviour.
+
+Every field is also a command-line flag of ``python -m reference_server`` (see
+:mod:`reference_server.__main__`). Durations are float seconds so tests can use milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DEV_WEBHOOK_SECRET", "FaultConfig", "ServerConfig"]
+
+#: The development webhook secret (Standard Webhooks ``whsec_`` form: base64 of
+#: ``asyncreply-dev-webhook-secret``). Never use it outside development and tests.
+DEV_WEBHOOK_SECRET = "whsec_YXN5bmNyZXBseS1kZXYtd2ViaG9vay1zZWNyZXQ="
+
+
+class FaultConfig(BaseModel):
+    """Fault injection for client tests; everything is off by default.
+
+    Faults apply to the job endpoints (``/jobs`` and below) only, never to ``/health`` or
+    ``/webhooks/deliveries``. For each request the server first adds ``latency``, then draws
+    one random number to decide between a dropped connection, a 503 and a 500 (in that
+    order of precedence).
+
+    Example:
+        >>> FaultConfig(p_503=0.2, retry_after=1, seed=7).p_503
+        0.2
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p_503: float = Field(0.0, ge=0.0, le=1.0, description="Probability of a 503 answer.")
+    retry_after: int = Field(1, ge=0, le=3600, description="Retry-After (s) sent with a 503.")
+    p_500: float = Field(0.0, ge=0.0, le=1.0, description="Probability of a 500 answer.")
+    p_drop: float = Field(
+        0.0, ge=0.0, le=1.0, description="Probability of closing the connection unanswered."
+    )
+    latency: float = Field(0.0, ge=0.0, le=60.0, description="Seconds added to every answer.")
+    sse_cut_after: int | None = Field(
+        None, ge=1, description="End every SSE stream after this many events."
+    )
+    seed: int | None = Field(None, description="Seed of the fault random generator.")
+
+    @property
+    def active(self) -> bool:
+        """Whether any fault is switched on."""
+        return bool(self.p_503 or self.p_500 or self.p_drop or self.latency or self.sse_cut_after)
+
+
+class ServerConfig(BaseModel):
+    """Configuration of the reference server.
+
+    Example:
+        >>> cfg = ServerConfig(dialect="status-code", workers=2, job_ttl=60)
+        >>> cfg.max_wait
+        60.0
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    dialect: Literal["reference", "status-code"] = Field(
+        "reference", description="How job states map onto HTTP status codes."
+    )
+    completion_style: Literal["redirect", "inline"] = Field(
+        "redirect", description="Completed jobs: 303 to the result, or 200 with it inline."
+    )
+    store: Literal["memory", "sqlite"] = Field("memory", description="Job storage backend.")
+    sqlite_path: str = Field("asyncreply.sqlite3", description="Database file of the sqlite store.")
+    workers: int = Field(4, ge=1, le=1024, description="Size of the worker pool.")
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="Attempts per job for retryable failures."
+    )
+    retry_backoff: float = Field(
+        0.5, ge=0.0, le=3600.0, description="Base of the exponential retry backoff (s)."
+    )
+    cancel_grace: float = Field(
+        2.0,
+        ge=0.0,
+        le=3600.0,
+        description="Seconds a cancelled handler may run on before its task is cancelled.",
+    )
+    job_ttl: float = Field(
+        3600.0, gt=0.0, description="Seconds a finished job is kept before it expires (410)."
+    )
+    result_ttl: float = Field(
+        3600.0, gt=0.0, description="Seconds a result is kept after completion."
+    )
+    idempotency_ttl: float = Field(
+        86400.0, gt=0.0, description="Seconds an Idempotency-Key is remembered."
+    )
+    require_idempotency_key: bool = Field(
+        False, description="Reject POST /jobs without an Idempotency-Key (400)."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=64, le=1 << 30, description="Largest accepted request body."
+    )
+    max_wait: float = Field(
+        60.0, ge=0.0, le=3600.0, description="Cap of ?wait=N long polls and Prefer: wait=N."
+    )
+    retry_after_min: float = Field(
+        0.05, ge=0.0, le=3600.0, description="Smallest Retry-After hint (s)."
+    )
+    retry_after_max: float = Field(
+        30.0, ge=0.0, le=86400.0, description="Largest Retry-After hint (s)."
+    )
+    sse_keepalive: float = Field(
+        15.0, gt=0.0, le=3600.0, description="Seconds between SSE keep-alive comments."
+    )
+    sse_retry_ms: int = Field(
+        1000, ge=0, le=3_600_000, description="Reconnection delay announced to SSE clients."
+    )
+    cleanup_interval: float = Field(
+        1.0, gt=0.0, le=3600.0, description="Seconds between expiry sweeps."
+    )
+    tokens: dict[str, str] | None = Field(
+        None, description="Bearer token -> user name; None: any token is its own user."
+    )
+    webhook_secret: str = Field(DEV_WEBHOOK_SECRET, description="Webhook signing secret.")
+    webhook_max_attempts: int = Field(
+        5, ge=1, le=100, description="Delivery attempts per webhook event."
+    )
+    webhook_backoff: float = Field(
+        0.5, ge=0.0, le=3600.0, description="Base of the webhook retry backoff (s)."
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0.0, le=600.0, description="Timeout of one webhook delivery attempt (s)."
+    )
+    faults: FaultConfig = Field(default_factory=FaultConfig, description="Fault injection.")

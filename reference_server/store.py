@@ -1,0 +1,288 @@
+"""Job storage: an in-memory store (the default) and a SQLite store that survives restarts.
+
+The job manager keeps its working set in memory and writes every change through to the
+store. :class:`MemoryStore` keeps only results (nothing survives the process);
+:class:`SqliteStore` persists jobs, results (files as blobs), event logs, idempotency keys
+and tombstones, and hands them back on the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .records import (
+    EventRecord,
+    IdempotencyRecord,
+    JobError,
+    JobRecord,
+    JobState,
+    Progress,
+    StoredResult,
+    Tombstone,
+)
+
+__all__ = ["LoadedState", "MemoryStore", "SqliteStore", "Store", "job_from_json", "job_to_json"]
+
+#: Most events kept per job (older ones are dropped from the replay log).
+EVENT_LOG_LIMIT = 1000
+
+
+@dataclass
+class LoadedState:
+    """What a store hands back when it opens."""
+
+    jobs: list[JobRecord] = field(default_factory=list)
+    events: dict[str, list[EventRecord]] = field(default_factory=dict)
+    tombstones: list[Tombstone] = field(default_factory=list)
+    idempotency: list[IdempotencyRecord] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """Write-through persistence used by the job manager (all calls are synchronous)."""
+
+    def open(self) -> LoadedState:
+        """Open the store and return what it holds."""
+
+    def close(self) -> None:
+        """Release the store's resources."""
+
+    def save_job(self, job: JobRecord) -> None:
+        """Insert or update ``job``."""
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job with its result and events."""
+
+    def put_result(self, job_id: str, result: StoredResult) -> None:
+        """Store a job's result."""
+
+    def get_result(self, job_id: str) -> StoredResult | None:
+        """Return a job's result, if stored."""
+
+    def delete_result(self, job_id: str) -> None:
+        """Drop a job's result."""
+
+    def append_event(self, job_id: str, event: EventRecord) -> None:
+        """Append to a job's event log."""
+
+    def save_tombstone(self, tombstone: Tombstone) -> None:
+        """Remember an expired job."""
+
+    def delete_tombstone(self, job_id: str) -> None:
+        """Forget an expired job."""
+
+    def save_idempotency(self, record: IdempotencyRecord) -> None:
+        """Remember an idempotency key."""
+
+    def delete_idempotency(self, user: str, key: str) -> None:
+        """Forget an idempotency key."""
+
+    def clear(self) -> None:
+        """Delete everything."""
+
+
+def job_to_json(job: JobRecord) -> str:
+    """Serialise a job record to JSON."""
+    data: dict[str, Any] = {name: getattr(job, name) for name in JobRecord.__dataclass_fields__}
+    data["state"] = job.state.value
+    data["progress"] = job.progress.to_json() if job.progress is not None else None
+    data["error"] = job.error.to_json() if job.error is not None else None
+    return json.dumps(data, separators=(",", ":"))
+
+
+def job_from_json(text: str) -> JobRecord:
+    """Load a job record serialised by :func:`job_to_json`."""
+    data: dict[str, Any] = json.loads(text)
+    known = {k: v for k, v in data.items() if k in JobRecord.__dataclass_fields__}
+    known["state"] = JobState(known["state"])
+    if known.get("progress") is not None:
+        known["progress"] = Progress(**known["progress"])
+    if known.get("error") is not None:
+        known["error"] = JobError(**known["error"])
+    return JobRecord(**known)
+
+
+class MemoryStore:
+    """The default store: results in a dict, nothing persisted."""
+
+    def __init__(self) -> None:
+        self._results: dict[str, StoredResult] = {}
+
+    def open(self) -> LoadedState:
+        return LoadedState()
+
+    def close(self) -> None:
+        self._results.clear()
+
+    def save_job(self, job: JobRecord) -> None:
+        pass
+
+    def delete_job(self, job_id: str) -> None:
+        self._results.pop(job_id, None)
+
+    def put_result(self, job_id: str, result: StoredResult) -> None:
+        self._results[job_id] = result
+
+    def get_result(self, job_id: str) -> StoredResult | None:
+        return self._results.get(job_id)
+
+    def delete_result(self, job_id: str) -> None:
+        self._results.pop(job_id, None)
+
+    def append_event(self, job_id: str, event: EventRecord) -> None:
+        pass
+
+    def save_tombstone(self, tombstone: Tombstone) -> None:
+        pass
+
+    def delete_tombstone(self, job_id: str) -> None:
+        pass
+
+    def save_idempotency(self, record: IdempotencyRecord) -> None:
+        pass
+
+    def delete_idempotency(self, user: str, key: str) -> None:
+        pass
+
+    def clear(self) -> None:
+        self._results.clear()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, content_type TEXT NOT NULL,
+    filename TEXT, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL, id INTEGER NOT NULL, event TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (job_id, id));
+CREATE TABLE IF NOT EXISTS tombstones (
+    job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expired_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+    user TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, job_id TEXT NOT NULL,
+    created_at REAL NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (user, key));
+"""
+
+
+class SqliteStore:
+    """A SQLite store (stdlib :mod:`sqlite3`): a restart loses no accepted job.
+
+    Every write is committed at once (autocommit, WAL journal). The connection is used from
+    the server's event loop thread only; writes are small and local.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._db is None:
+            raise RuntimeError("the sqlite store is not open")
+        return self._db
+
+    def open(self) -> LoadedState:
+        self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        state = LoadedState()
+        for (data,) in self.db.execute("SELECT data FROM jobs ORDER BY seq"):
+            state.jobs.append(job_from_json(data))
+        for job_id, eid, event, data in self.db.execute(
+            "SELECT job_id, id, event, data FROM events ORDER BY job_id, id"
+        ):
+            state.events.setdefault(job_id, []).append(EventRecord(eid, event, json.loads(data)))
+        for job_id in state.events:
+            state.events[job_id] = state.events[job_id][-EVENT_LOG_LIMIT:]
+        for job_id, owner, expired_at in self.db.execute(
+            "SELECT job_id, owner, expired_at FROM tombstones"
+        ):
+            state.tombstones.append(Tombstone(job_id, owner, expired_at))
+        for row in self.db.execute(
+            "SELECT user, key, body_hash, job_id, created_at, expires_at FROM idempotency"
+        ):
+            state.idempotency.append(IdempotencyRecord(*row))
+        return state
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def save_job(self, job: JobRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO jobs (id, seq, data) VALUES (?, ?, ?)",
+            (job.id, job.seq, job_to_json(job)),
+        )
+
+    def delete_job(self, job_id: str) -> None:
+        self.db.execute("BEGIN")
+        try:
+            for table, column in (("jobs", "id"), ("results", "job_id"), ("events", "job_id")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
+        finally:
+            self.db.execute("COMMIT")
+
+    def put_result(self, job_id: str, result: StoredResult) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO results (job_id, kind, content_type, filename, data)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (job_id, result.kind, result.content_type, result.filename, result.data),
+        )
+
+    def get_result(self, job_id: str) -> StoredResult | None:
+        row = self.db.execute(
+            "SELECT kind, data, content_type, filename FROM results WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredResult(row[0], bytes(row[1]), row[2], row[3])
+
+    def delete_result(self, job_id: str) -> None:
+        self.db.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
+
+    def append_event(self, job_id: str, event: EventRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO events (job_id, id, event, data) VALUES (?, ?, ?, ?)",
+            (job_id, event.id, event.event, json.dumps(event.data, separators=(",", ":"))),
+        )
+        if event.id > EVENT_LOG_LIMIT and event.id % 100 == 0:
+            self.db.execute(
+                "DELETE FROM events WHERE job_id = ? AND id <= ?",
+                (job_id, event.id - EVENT_LOG_LIMIT),
+            )
+
+    def save_tombstone(self, tombstone: Tombstone) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO tombstones (job_id, owner, expired_at) VALUES (?, ?, ?)",
+            (tombstone.job_id, tombstone.owner, tombstone.expired_at),
+        )
+
+    def delete_tombstone(self, job_id: str) -> None:
+        self.db.execute("DELETE FROM tombstones WHERE job_id = ?", (job_id,))
+
+    def save_idempotency(self, record: IdempotencyRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO idempotency"
+            " (user, key, body_hash, job_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.user,
+                record.key,
+                record.body_hash,
+                record.job_id,
+                record.created_at,
+                record.expires_at,
+            ),
+        )
+
+    def delete_idempotency(self, user: str, key: str) -> None:
+        self.db.execute("DELETE FROM idempotency WHERE user = ? AND key = ?", (user, key))
+
+    def clear(self) -> None:
+        for table in ("jobs", "results", "events", "tombstones", "idempotency"):
+            self.db.execute(f"DELETE FROM {table}")

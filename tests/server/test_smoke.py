@@ -1,0 +1,160 @@
+"""Smoke tests of the reference server's own plumbing: serve(), ServerThread, Admin, CLI.
+
+The protocol itself is covered by the other modules of ``tests/server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from reference_server import (
+    FaultConfig,
+    JobContext,
+    JobFailure,
+    JobState,
+    ServerConfig,
+    ServerThread,
+    serve,
+)
+from reference_server.__main__ import config_from_args
+
+
+@pytest.mark.anyio
+async def test_serve_runs_a_job_to_its_result() -> None:
+    async with serve(ServerConfig(workers=2)) as server:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient(base_url=server.base_url) as client:
+            r = await client.post(
+                "/jobs", json={"type": "sleep", "input": {"seconds": 0.02, "steps": 2}}
+            )
+            assert r.status_code == 202
+            location = r.headers["Location"]
+            assert int(r.headers["Retry-After-Ms"]) >= 0
+            r = await client.get(location, params={"wait": 10})
+            while r.status_code == 200:
+                r = await client.get(location, params={"wait": 10})
+            assert r.status_code == 303
+            assert r.headers["Location"] == f"{location}/result"
+            result = await client.get(r.headers["Location"])
+            assert result.json() == {"slept": 0.02}
+        job_id = location.rsplit("/", 1)[1]
+        snapshot = server.admin.job(job_id)
+        assert snapshot is not None and snapshot.state is JobState.COMPLETED
+        assert server.admin.status_requests(job_id) >= 1
+        assert server.admin.route_counts["POST /jobs"] == 1
+
+
+def test_server_thread_serves_sync_clients_and_admin_from_another_thread() -> None:
+    with ServerThread(ServerConfig(workers=1)) as server:
+        r = httpx.post(
+            f"{server.base_url}/jobs",
+            json={"type": "echo", "input": {"x": 1}},
+            headers={"Prefer": "wait=10"},
+        )
+        assert r.status_code == 303
+        assert r.headers["Preference-Applied"] == "wait=10"
+        assert [j.state for j in server.admin.jobs()] == [JobState.COMPLETED]
+        server.admin.set_faults(p_503=1.0, retry_after=2)
+        r = httpx.get(f"{server.base_url}/jobs")
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        assert httpx.get(f"{server.base_url}/health").status_code == 200
+        server.admin.set_faults(FaultConfig())
+        assert httpx.get(f"{server.base_url}/jobs").status_code == 200
+        server.admin.clear()
+        assert server.admin.jobs() == [] and server.admin.request_count == 0
+
+
+@pytest.mark.anyio
+async def test_custom_handler_sees_cancellation_and_attempts() -> None:
+    seen: dict[str, Any] = {}
+    started = asyncio.Event()
+
+    async def wait_forever(ctx: JobContext, input: dict[str, Any]) -> dict[str, Any]:
+        seen["attempt"] = ctx.attempt
+        started.set()
+        await ctx.cancelled.wait()
+        seen["cancelled"] = True
+        ctx.raise_if_cancelled()
+        raise AssertionError("unreachable")
+
+    async def flaky(ctx: JobContext, input: dict[str, Any]) -> dict[str, Any]:
+        if ctx.attempt < 2:
+            raise JobFailure("flaky", "try again", retryable=True)
+        return {"attempt": ctx.attempt}
+
+    config = ServerConfig(retry_backoff=0.001)
+    handlers = {"wait_forever": wait_forever, "flaky": flaky}
+    async with (
+        serve(config, handlers=handlers) as server,
+        httpx.AsyncClient(base_url=server.base_url) as client,
+    ):
+        r = await client.post("/jobs", json={"type": "wait_forever", "input": {}})
+        await asyncio.wait_for(started.wait(), 10)
+        r = await client.delete(r.headers["Location"])
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        for _ in range(100):
+            if seen.get("cancelled"):
+                break
+            await asyncio.sleep(0.01)
+        assert seen == {"attempt": 1, "cancelled": True}
+        r = await client.post(
+            "/jobs", json={"type": "flaky", "input": {}}, headers={"Prefer": "wait=10"}
+        )
+        assert r.status_code == 303
+        assert (await client.get(r.headers["Location"])).json() == {"attempt": 2}
+
+
+def test_cli_flags_map_onto_the_config() -> None:
+    config = config_from_args(
+        [
+            "--port",
+            "0",
+            "--dialect",
+            "status-code",
+            "--job-ttl",
+            "0.5",
+            "--require-idempotency-key",
+            "--token",
+            "t1=alice",
+            "--fault-p-503",
+            "0.25",
+            "--fault-sse-cut-after",
+            "3",
+        ]
+    )
+    assert config.port == 0 and config.dialect == "status-code" and config.job_ttl == 0.5
+    assert config.require_idempotency_key is True
+    assert config.tokens == {"t1": "alice"}
+    assert config.faults == FaultConfig(p_503=0.25, sse_cut_after=3)
+
+
+@pytest.mark.anyio
+async def test_cli_prints_its_url_and_stops_on_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reference_server",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        url = line.strip().rsplit(" ", 1)[-1]
+        assert url.startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"{url}/health")
+        assert json.loads(r.text) == {"status": "ok"}
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
