@@ -63,7 +63,11 @@ class JobStatus(BaseModel):
     """One snapshot of an operation's status, as interpreted by a dialect.
 
     ``raw`` holds the body as received (parsed JSON, or text when it was not JSON) and
-    ``http_status`` the status code of the response it came from.
+    ``http_status`` the status code of the response it came from. ``estimated_remaining`` is
+    the server's estimate of the seconds left, measured at the response (from
+    ``estimatedCompletion`` and the response's ``Date``, or a body duration such as
+    ``estimatedWaitTime``); ``held`` says the server held the request for long polling
+    (it answered with ``Preference-Applied: wait=N``).
 
     Example:
         >>> s = JobStatus(id="j1", state=JobState.PROCESSING)
@@ -86,6 +90,8 @@ class JobStatus(BaseModel):
     status_url: str | None = None
     retry_after: float | None = None
     estimated_completion: datetime | None = None
+    estimated_remaining: float | None = None
+    held: bool = False
     created_at: datetime | None = None
     started_at: datetime | None = None
     updated_at: datetime | None = None

@@ -1,0 +1,107 @@
+"""URL helpers of the pure core: resolving the URLs a server hands out, and origins.
+
+Servers give status, result and events URLs relative to the request (RFC 3986 §5); the
+credential rule compares origins (RFC 6454 §4: scheme, host and effective port). Every
+function here is total: malformed input gives ``None``/``False``, never an exception.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+__all__ = ["Origin", "is_http_url", "origin_of", "resolve_url", "same_origin"]
+
+Origin = tuple[str, str, int]
+"""An origin: lower-cased scheme, lower-cased host, effective port."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_HTTP_SCHEMES = frozenset({"http", "https"})
+# Longer "URLs" are not URLs a status document could sensibly carry; refuse them early.
+_MAX_URL_LENGTH = 8192
+
+
+def _parse(url: str | httpx.URL) -> httpx.URL | None:
+    if isinstance(url, httpx.URL):
+        return url
+    if not isinstance(url, str) or len(url) > _MAX_URL_LENGTH:
+        return None
+    try:
+        return httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        # ValueError covers UnicodeError from IDNA encoding of odd host names.
+        return None
+
+
+def origin_of(url: str | httpx.URL) -> Origin | None:
+    """Return the ``(scheme, host, port)`` origin of an absolute URL, ``None`` if it has none.
+
+    The port is the effective one: the scheme's default when the URL gives none.
+
+    Example:
+        >>> origin_of("https://API.example.com/jobs")
+        ('https', 'api.example.com', 443)
+        >>> origin_of("/jobs/1") is None
+        True
+    """
+    parsed = _parse(url)
+    if parsed is None:
+        return None
+    scheme = parsed.scheme.lower()
+    host = parsed.host.lower()
+    if not scheme or not host:
+        return None
+    port = parsed.port or _DEFAULT_PORTS.get(scheme)
+    if port is None:
+        return None
+    return (scheme, host, port)
+
+
+def same_origin(a: str | httpx.URL, b: str | httpx.URL) -> bool:
+    """Whether two absolute URLs share an origin (``False`` when either has none).
+
+    Example:
+        >>> same_origin("http://h/jobs", "http://H:80/jobs/1/result")
+        True
+        >>> same_origin("http://h/jobs", "https://h/jobs")
+        False
+    """
+    first = origin_of(a)
+    return first is not None and first == origin_of(b)
+
+
+def is_http_url(url: str | httpx.URL) -> bool:
+    """Whether ``url`` is an absolute ``http``/``https`` URL with a host."""
+    parsed = _parse(url)
+    return parsed is not None and parsed.scheme.lower() in _HTTP_SCHEMES and bool(parsed.host)
+
+
+def resolve_url(base: str | httpx.URL, url: object) -> str | None:
+    """Resolve a URL a server handed out against the URL of the request that returned it.
+
+    Returns the absolute URL, or ``None`` when ``url`` is not a non-empty string, does not
+    parse, or does not resolve to an ``http``/``https`` URL (a ``javascript:`` or ``file:``
+    "status URL" is refused rather than followed).
+
+    Example:
+        >>> resolve_url("http://h:8080/jobs", "/jobs/1")
+        'http://h:8080/jobs/1'
+        >>> resolve_url("http://h/a/b", "c?x=1")
+        'http://h/a/c?x=1'
+        >>> resolve_url("http://h/jobs", "file:///etc/passwd") is None
+        True
+    """
+    if not isinstance(url, str):
+        return None
+    ref = url.strip()
+    if not ref or len(ref) > _MAX_URL_LENGTH:
+        return None
+    parsed_base = _parse(base)
+    if parsed_base is None:
+        return None
+    try:
+        joined = parsed_base.join(ref)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return None
+    if not is_http_url(joined):
+        return None
+    return str(joined)
