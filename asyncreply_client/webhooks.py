@@ -536,12 +536,14 @@ def _parse_standard_signatures(value: str) -> list[bytes]:
 
 
 def _parse_simple_signature(value: str) -> bytes:
+    # ``sha256=<hex>`` as GitHub-style senders write it; the algorithm name and the hex digits
+    # are case-insensitive, nothing else is tolerated.
     algorithm, equals, digest = value.partition("=")
-    if not equals or algorithm.strip().lower() != "sha256":
+    if not equals or algorithm.lower() != "sha256":
         raise MalformedHeaderError("X-Webhook-Signature", "expected sha256=<hex digest>")
-    if not _HEX_SHA256_RE.fullmatch(digest.strip()):
+    if not _HEX_SHA256_RE.fullmatch(digest):
         raise MalformedHeaderError("X-Webhook-Signature", "the digest is not 64 hex digits")
-    return bytes.fromhex(digest.strip())
+    return bytes.fromhex(digest)
 
 
 def _matches(candidates: Sequence[bytes], keys: Sequence[bytes], message: bytes) -> bool:
@@ -691,7 +693,7 @@ class WebhookVerifier:
         """The store of accepted deliveries, or ``None`` when replays are not checked."""
         return self._store
 
-    def verify(self, headers: HeadersInput, body: bytes) -> WebhookEvent:
+    def verify(self, headers: HeadersInput, body: bytes | bytearray | memoryview) -> WebhookEvent:
         """Verify one delivery and return its event.
 
         The checks run in this order: headers present and well-formed, signature (over the
