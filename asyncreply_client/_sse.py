@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 from httpx_sse import ServerSentEvent
 
-from ._commands import CloseStream, Command, Emit, ReadChunk, Send, Sleep, Tracker
+from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
 from ._dialects import Dialect
 from ._errors import ProtocolError, TransportError
 from ._http import HttpResponse
@@ -46,6 +46,8 @@ _BOM = "\ufeff"
 # that long is "forever" anyway, and callers bound it.
 _MAX_RETRY_DIGITS = 18
 _RETRY_FOREVER = 10**_MAX_RETRY_DIGITS
+# How many event ids one wait remembers to recognise replays.
+_MAX_REMEMBERED_IDS = 10_000
 
 
 class SSEDecoder:
@@ -320,6 +322,38 @@ class RequestBuilder(Protocol):
 _DROPS = (TransportError, httpx.TransportError)
 
 
+class _Replays:
+    """The event ids delivered on earlier connections of one wait.
+
+    An event that carries one of them again (other than the ID the connection resumed from,
+    which events without an ``id`` field inherit) is a replay by a server that ignored
+    ``Last-Event-ID``: it is skipped, so that an older snapshot is never reported again.
+    """
+
+    __slots__ = ("_current", "_earlier", "_resumed_from")
+
+    def __init__(self) -> None:
+        # dicts as insertion-ordered sets, so the oldest ids are forgotten first.
+        self._earlier: dict[str, None] = {}
+        self._current: dict[str, None] = {}
+        self._resumed_from = ""
+
+    def new_connection(self, resumed_from: str) -> None:
+        self._earlier.update(self._current)
+        self._current = {}
+        self._resumed_from = resumed_from
+        for stale in list(self._earlier)[: max(0, len(self._earlier) - _MAX_REMEMBERED_IDS)]:
+            del self._earlier[stale]
+
+    def is_replay(self, event_id: str) -> bool:
+        if not event_id or event_id == self._resumed_from:
+            return False
+        if event_id in self._earlier:
+            return True
+        self._current[event_id] = None
+        return False
+
+
 def _refusal(response: HttpResponse) -> str | None:
     """Why an answer to the stream request cannot be used as an event stream, if it can't.
 
@@ -365,6 +399,9 @@ def follow_events(
       calls malformed, or a runaway stream: ``SSEEnd.FALLBACK`` at once.
     - The deadline passed: ``SSEEnd.DEADLINE``.
 
+    An event whose ``id`` an earlier connection already delivered (a server that ignored
+    ``Last-Event-ID`` and replays from the start) is skipped.
+
     It yields ``CloseStream`` before returning and before letting an error of its own escape.
     An exception thrown in by the driver other than a transport failure (and ``close()``)
     propagates at once: the driver closes the stream it holds in its own ``finally``.
@@ -398,6 +435,7 @@ def follow_events(
     server_retry: int | None = None
     drops = 0
     reconnects = 0
+    replays = _Replays()
 
     def finish(end: SSEEnd, reason: str) -> SSEOutcome:
         return SSEOutcome(end, tracker.last, reason, last_id, reconnects)
@@ -423,10 +461,13 @@ def follow_events(
                 yield CloseStream()
                 return finish(SSEEnd.FALLBACK, refusal)
             decoder = SSEDecoder(last_event_id=last_id, max_buffer=opts.max_buffer)
+            replays.new_connection(last_id)
             stream_url = response.url or events_url
             while True:
                 try:
-                    chunk: str | bytes | None = yield ReadChunk()
+                    # Bytes, not text: an event stream is UTF-8 whatever its Content-Type's
+                    # charset says (§9.2.5), and the decoder decodes it so.
+                    chunk: bytes | str | None = yield ReadBytes()
                 except _DROPS as exc:
                     why = f"the event stream broke: {exc}"
                     break
@@ -438,7 +479,8 @@ def follow_events(
                     statuses = [
                         s
                         for e in events
-                        if (s := dialect.interpret_event(e.event, e.data, url=stream_url))
+                        if not replays.is_replay(e.id)
+                        and (s := dialect.interpret_event(e.event, e.data, url=stream_url))
                         is not None
                     ]
                 except ProtocolError as exc:
