@@ -411,11 +411,16 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     job_id = _job_id(request)
     wait = _parse_wait(request.query.get("wait"), state.config)
+    if wait is None:
+        wait = _parse_prefer_wait(request, state.config)
     job = _lookup(request, job_id)
     if wait is not None and wait > 0 and not job.state.terminal:
         await state.manager.wait_change(job_id, state.manager.version(job_id), wait)
         job = _lookup(request, job_id)
-    return _status_response(state, job)
+    resp = _status_response(state, job)
+    if wait is not None:
+        resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
+    return resp
 
 
 async def get_result(request: web.Request) -> web.StreamResponse:
@@ -573,8 +578,9 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             await manager.wait_change(job_id, version, keepalive)
             if manager.version(job_id) == version and not manager.closing:
                 await resp.write(b": keepalive\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionResetError:
+        # The client went away; nothing more to send.
+        pass
     return resp
 
 

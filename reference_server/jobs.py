@@ -644,7 +644,7 @@ class JobManager:
         job.progress = Progress(_num(cur), None if tot is None else _num(tot), msg)
         job.progress_at = job.updated_at = now
         self._emit(job, "progress")
-        if job.callback is not None and "progress" in job.callback.get("events", ()):
+        if job.callback is not None and "progress" in (job.callback.get("events") or ()):
             self._notify(job, "progress")
 
     def set_estimate(self, job: JobRecord, attempt: int, seconds: float) -> None:
