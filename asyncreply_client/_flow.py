@@ -1,0 +1,632 @@
+"""The client's behaviour, written once as I/O-free generators (STYLE.md §1).
+
+Each flow yields :mod:`commands <asyncreply_client._commands>` (send this request, sleep, read
+the stream, report this snapshot) and is sent the replies; the sync and async drivers in
+``_drivers`` execute them. Nothing here touches a socket or a clock: time comes from
+``FlowConfig.now`` and sleeping is a ``Sleep`` command, so unit tests drive every flow by hand.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import math
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pydantic
+
+from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
+from ._dialects import Dialect, Submission
+from ._errors import (
+    AsyncReplyError,
+    JobCancelledError,
+    JobExpiredError,
+    JobFailedError,
+    JobNotFoundError,
+    JobOutcomeError,
+    ProtocolError,
+    SubmissionRejectedError,
+    WaitTimeoutError,
+)
+from ._headers import parse_content_disposition_filename
+from ._http import HttpResponse
+from ._models import JobState, JobStatus, ResultFile
+from ._policies import PollDecision, PollingPolicy, PollObservation
+from ._security import RequestFactory
+from ._sse import SSEEnd, SSEOptions, follow_events
+from ._urls import resolve_url, same_origin
+
+__all__ = [
+    "Flow",
+    "FlowConfig",
+    "OperationState",
+    "WaitMode",
+    "WaitOptions",
+    "cancel",
+    "download",
+    "refresh",
+    "result",
+    "retry",
+    "submit",
+    "wait",
+]
+
+Flow = Generator[Command, Any, Any]
+WaitMode = Literal["auto", "sse", "long-poll", "poll"]
+WAIT_MODES: tuple[str, ...] = ("auto", "sse", "long-poll", "poll")
+
+#: Non-303 redirects, followed by the flows themselves (RFC 9110 §15.4). A 303 is an answer
+#: of the protocol ("done, the result is over there") and is never followed blindly.
+_REDIRECTS = frozenset({301, 302, 307, 308})
+#: Extra read time on top of a long poll's ``wait``, so the server answers before we give up.
+_LONG_POLL_MARGIN = 5.0
+#: Long polls shorter than this are not worth asking for.
+_MIN_HOLD = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Everything a flow needs from its client; pure values and pure functions.
+
+    Attributes:
+        requests: builds requests (credentials by origin).
+        dialect: interprets responses.
+        now: the clock's ``now``.
+        polling: the default polling policy.
+        long_polling: the policy of ``mode="long-poll"``.
+        max_redirects: how many non-303 redirects one request may follow.
+        events_url_template: a template (``{id}`` placeholder, relative to the base URL) for
+            the events URL of servers that do not announce one.
+        sse: options of the SSE channel.
+    """
+
+    requests: RequestFactory
+    dialect: Dialect
+    now: Callable[[], float]
+    polling: PollingPolicy
+    long_polling: PollingPolicy
+    max_redirects: int = 10
+    events_url_template: str | None = None
+    sse: SSEOptions = field(default_factory=SSEOptions)
+
+
+@dataclass(slots=True)
+class OperationState:
+    """What the client knows of one operation; owned by an ``Operation`` and updated by flows.
+
+    Attributes:
+        status_url: absolute URL of the status monitor.
+        id: the job id, when known.
+        events_url: absolute URL of the SSE stream, when known.
+        cancel_url: absolute URL to DELETE to cancel, when known.
+        final_url: where the final result lives when the status does not say (ARM).
+        submission: the interpreted submission, when this client made it.
+        last: the latest snapshot.
+        seen: whether the server ever acknowledged the job (then a 404 means it vanished).
+        first_delay: the submission's ``Retry-After``, honoured before the first poll.
+    """
+
+    status_url: str | None
+    id: str | None = None
+    events_url: str | None = None
+    cancel_url: str | None = None
+    final_url: str | None = None
+    submission: Submission | None = None
+    last: JobStatus | None = None
+    seen: bool = False
+    first_delay: float | None = None
+
+    def learn(self, status: JobStatus) -> None:
+        """Record a snapshot, keeping URLs it reveals that were not known yet."""
+        self.last = status
+        self.seen = True
+        self.id = self.id or status.id
+        self.events_url = self.events_url or status.events_url
+        self.cancel_url = self.cancel_url or status.cancel_url
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOptions:
+    """Per-call settings of a wait.
+
+    Attributes:
+        timeout: seconds the wait may last (``None``: no limit).
+        polling: the policy (``None``: the client's).
+        mode: ``"auto"``, ``"sse"``, ``"long-poll"`` or ``"poll"``.
+    """
+
+    timeout: float | None = None
+    polling: PollingPolicy | None = None
+    mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mode not in WAIT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(WAIT_MODES)}; got {self.mode!r}")
+        if self.timeout is not None and not self.timeout >= 0:
+            raise ValueError(
+                f"timeout must be a non-negative number of seconds or None; got {self.timeout!r}"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+
+
+def send(
+    cfg: FlowConfig,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    private_headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    read_timeout: float | None = None,
+    accept: str = "application/json",
+    retry: bool = True,
+    stream: bool = False,
+) -> Generator[Command, Any, HttpResponse]:
+    """Send one request, following non-303 redirects (bounded; a loop is a ``ProtocolError``).
+
+    ``private_headers`` (the caller's per-call headers) go only to the first URL's origin.
+    A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and body.
+    """
+    first = cfg.requests.resolve(url)
+    target = first
+    visited: set[tuple[str, str]] = set()
+    for _ in range(cfg.max_redirects + 1):
+        visited.add((method, target))
+        merged = dict(headers or {})
+        if private_headers and same_origin(first, target):
+            merged = {**private_headers, **merged}
+        request = cfg.requests.build(
+            method,
+            target,
+            headers=merged,
+            params=params,
+            content=content,
+            read_timeout=read_timeout,
+            accept=accept,
+        )
+        response: HttpResponse = yield Send(request, retry=retry, stream=stream)
+        if response.status_code not in _REDIRECTS:
+            return response
+        if stream:
+            yield CloseStream()
+        location = response.headers.get("location")
+        if not location:
+            raise ProtocolError("redirect without a Location header", **_where(response))
+        resolved = resolve_url(response.url, location)
+        if resolved is None:
+            raise ProtocolError(
+                f"redirect to an unusable Location {location!r}", **_where(response)
+            )
+        target = resolved
+        if response.status_code in (301, 302) and method == "POST":
+            method, content = "GET", None
+            headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
+        if (method, target) in visited:
+            raise ProtocolError(f"redirect loop back to {target}", **_where(response))
+    raise ProtocolError(f"more than {cfg.max_redirects} redirects", url=first)
+
+
+def _where(response: HttpResponse) -> dict[str, Any]:
+    return {"status_code": response.status_code, "url": response.url, "body": response.content}
+
+
+def _error_body(response: HttpResponse) -> Any:
+    """The server's ``error`` object, the whole JSON body, or a text excerpt."""
+    body = response.json()
+    if isinstance(body, dict) and "error" in body:
+        return body["error"]
+    if body is not None:
+        return body
+    return response.content.decode("utf-8", "replace")[:500] or None
+
+
+def _describe(error: Any) -> str:
+    if isinstance(error, dict):
+        code, message = error.get("code"), error.get("message")
+        return ": ".join(str(part) for part in (code, message) if part) or jsonlib.dumps(error)
+    return "" if error is None else str(error)
+
+
+def _format_seconds(seconds: float) -> str:
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+# --------------------------------------------------------------------------------------------
+# Submit
+
+
+def submit(
+    cfg: FlowConfig,
+    url: str,
+    *,
+    method: str = "POST",
+    json: Any = None,
+    content: bytes | str | None = None,
+    headers: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
+    callback: str | Mapping[str, Any] | None = None,
+) -> Generator[Command, Any, OperationState]:
+    """Submit an operation and interpret the answer.
+
+    Retried on transient faults only with an ``idempotency_key`` (the same key on every
+    attempt, so a retry can never create a second job).
+
+    Raises:
+        SubmissionRejectedError: a 4xx answer (with the server's error body).
+        ProtocolError: a redirect loop, or an answer the dialect cannot interpret.
+    """
+    body, content_type = _encode_body(json, content, callback)
+    proto: dict[str, str] = {}
+    if content_type is not None:
+        proto["Content-Type"] = content_type
+    if idempotency_key is not None:
+        proto["Idempotency-Key"] = idempotency_key
+    response = yield from send(
+        cfg,
+        method.upper(),
+        url,
+        headers=proto,
+        private_headers=headers,
+        content=body,
+        retry=idempotency_key is not None,
+    )
+    return _accepted(cfg, response)
+
+
+def _encode_body(
+    json: Any, content: bytes | str | None, callback: str | Mapping[str, Any] | None
+) -> tuple[bytes | None, str | None]:
+    if json is not None and content is not None:
+        raise ValueError("pass json= or content=, not both")
+    if callback is not None:
+        hook = {"url": callback} if isinstance(callback, str) else dict(callback)
+        if not isinstance(hook.get("url"), str):
+            raise ValueError("callback must be a URL or a mapping with a 'url' string")
+        if json is None:
+            json = {}
+        if not isinstance(json, Mapping):
+            raise TypeError("callback= needs a JSON object body (json= a mapping)")
+        json = {**json, "callback": hook}  # a copy: the caller's mapping is never modified
+    if json is not None:
+        encoded = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False)
+        return encoded.encode("utf-8"), "application/json"
+    if isinstance(content, str):
+        return content.encode("utf-8"), None
+    return content, None
+
+
+def _accepted(cfg: FlowConfig, response: HttpResponse) -> OperationState:
+    code = response.status_code
+    if 400 <= code < 500:
+        error = _error_body(response)
+        raise SubmissionRejectedError(
+            f"submission rejected with HTTP {code}: {_describe(error)}".rstrip(": "),
+            status_code=code,
+            url=response.url,
+            error=error,
+        )
+    if not (200 <= code < 300 or code == 303):
+        raise ProtocolError("unexpected answer to a submission", **_where(response))
+    submission = cfg.dialect.interpret_submit(response)
+    return _state_of(cfg, submission)
+
+
+def _state_of(cfg: FlowConfig, submission: Submission) -> OperationState:
+    status = submission.status
+    events_url = submission.events_url
+    if events_url is None and cfg.events_url_template and status.id:
+        events_url = cfg.requests.resolve(cfg.events_url_template.format(id=status.id))
+    state = OperationState(
+        status_url=submission.status_url,
+        id=status.id,
+        events_url=events_url,
+        cancel_url=submission.cancel_url,
+        final_url=submission.final_url,
+        submission=submission,
+        first_delay=submission.retry_after,
+    )
+    state.learn(status)
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# Status
+
+
+def refresh(
+    cfg: FlowConfig, state: OperationState, *, hold: float | None = None
+) -> Generator[Command, Any, JobStatus]:
+    """One status request (a long poll of up to ``hold`` seconds when given).
+
+    Raises:
+        JobNotFoundError: 404 for a job never seen.
+        JobExpiredError: 410, or 404 for a job seen before (it vanished).
+        ProtocolError: no status URL, or an answer the dialect cannot interpret.
+    """
+    if state.status_url is None:
+        raise ProtocolError("the operation has no status URL to poll")
+    headers: dict[str, str] = {}
+    params: dict[str, str] | None = None
+    read_timeout: float | None = None
+    if hold is not None and hold >= _MIN_HOLD:
+        params = {"wait": _format_seconds(hold)}
+        if hold >= 1:  # RFC 7240 §4.3: wait is delta-seconds, an integer
+            headers["Prefer"] = f"wait={math.floor(hold)}"
+        read_timeout = hold + _LONG_POLL_MARGIN
+    response = yield from send(
+        cfg, "GET", state.status_url, headers=headers, params=params, read_timeout=read_timeout
+    )
+    return _interpret(cfg, state, response)
+
+
+def _interpret(cfg: FlowConfig, state: OperationState, response: HttpResponse) -> JobStatus:
+    try:
+        status = cfg.dialect.interpret_status(response, submission=state.submission)
+    except JobNotFoundError as exc:
+        if state.seen:
+            raise JobExpiredError(
+                f"the job vanished: its status URL {response.url} now answers 404",
+                status=state.last,
+            ) from exc
+        raise
+    state.learn(status)
+    return status
+
+
+# --------------------------------------------------------------------------------------------
+# Wait
+
+
+def wait(
+    cfg: FlowConfig, state: OperationState, options: WaitOptions, tracker: Tracker
+) -> Generator[Command, Any, JobStatus]:
+    """Wait until the operation is terminal, by SSE and/or polling, within the deadline.
+
+    Every snapshot ``tracker`` has not seen is reported with ``Emit``. The submission's
+    ``Retry-After`` is honoured before the first poll (``0`` means poll now). Sleeps never go
+    past the deadline; when it passes, one last poll is made at the deadline before giving up.
+
+    Raises:
+        WaitTimeoutError: the deadline passed (``operation`` is filled in by the shell).
+        JobNotFoundError, JobExpiredError, ProtocolError, TransportError: from the polls.
+    """
+    started = cfg.now()
+    deadline = None if options.timeout is None else started + options.timeout
+    if state.last is not None and state.last.is_terminal:
+        return state.last
+
+    if options.mode == "sse" and state.events_url is None:
+        raise ProtocolError(
+            "mode='sse' needs an events URL: the server announced none (eventsUrl, "
+            "Link rel=events) and the client has no events_url_template"
+        )
+    if options.mode in ("sse", "auto") and state.events_url is not None:
+        outcome = yield from follow_events(
+            state.events_url,
+            dialect=cfg.dialect,
+            build_request=cfg.requests.build,
+            tracker=tracker,
+            deadline=deadline,
+            now=cfg.now,
+            options=cfg.sse,
+        )
+        if outcome.status is not None:
+            state.learn(outcome.status)
+        if outcome.end is SSEEnd.TERMINAL and outcome.status is not None:
+            return outcome.status
+        if outcome.end is SSEEnd.DEADLINE:
+            raise _timeout(options, state)
+        # Fallback: poll from the last known state, within the same deadline.
+
+    if state.status_url is None:
+        raise ProtocolError("the operation has no status URL to poll")
+    policy = options.polling or cfg.polling
+    if options.mode == "long-poll" and options.polling is None:
+        policy = cfg.long_polling
+    schedule = policy.schedule()
+    polls = 0
+    while True:
+        decision: PollDecision = schedule.next(
+            PollObservation(status=state.last, now=cfg.now(), started=started, polls=polls)
+        )
+        delay = max(decision.delay, 0.0)
+        if state.first_delay is not None:
+            delay = max(state.first_delay, 0.0)
+        if deadline is not None:
+            delay = min(delay, max(deadline - cfg.now(), 0.0))
+        if delay > 0:
+            yield Sleep(delay)
+        hold = decision.wait
+        if hold is not None and deadline is not None:
+            hold = min(hold, max(deadline - cfg.now(), 0.0))
+        status = yield from refresh(cfg, state, hold=hold)
+        state.first_delay = None
+        polls += 1
+        if tracker.observe(status):
+            yield Emit(status)
+        if status.is_terminal:
+            return status
+        if deadline is not None and cfg.now() >= deadline:
+            raise _timeout(options, state)
+
+
+def _timeout(options: WaitOptions, state: OperationState) -> WaitTimeoutError:
+    last = state.last
+    where = "" if last is None else f"; last state: {last.state.value}"
+    return WaitTimeoutError(
+        f"gave up waiting after {options.timeout} s (the job goes on{where})", status=last
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+def result(
+    cfg: FlowConfig,
+    state: OperationState,
+    options: WaitOptions,
+    tracker: Tracker,
+    result_type: Any = None,
+) -> Generator[Command, Any, Any]:
+    """Wait, then return the result (validated against ``result_type`` when given).
+
+    Raises:
+        JobFailedError, JobCancelledError: the job ended that way.
+        JobExpiredError: the result is gone (410, or 404 after the job was seen).
+        ProtocolError: the result cannot be fetched or does not match ``result_type``.
+    """
+    status = yield from wait(cfg, state, options, tracker)
+    _check_outcome(status)
+    if status.has_result:
+        return _convert(status.result, result_type, url=state.status_url)
+    url = status.result_url or state.final_url
+    if url is None:
+        return _convert(None, result_type, url=state.status_url)
+    response = yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8")
+    _check_result_answer(response, state)
+    if response.is_json or not response.headers.get("content-type"):
+        value = response.json()
+        if value is None and response.content.strip() not in (b"", b"null"):
+            raise ProtocolError("the result is not valid JSON", **_where(response))
+        return _convert(value, result_type, url=response.url)
+    file = ResultFile(
+        content_type=response.headers.get("content-type", "application/octet-stream"),
+        filename=parse_content_disposition_filename(response.headers.get("content-disposition")),
+        content=response.content,
+    )
+    return _convert(file, result_type, url=response.url)
+
+
+def _check_outcome(status: JobStatus) -> None:
+    if status.state is JobState.FAILED:
+        error = status.error
+        detail = "" if error is None else f": {error.code or 'error'}: {error.message or ''}"
+        raise JobFailedError(f"the job failed{detail}".rstrip(": "), status=status)
+    if status.state is JobState.CANCELLED:
+        raise JobCancelledError("the job was cancelled", status=status)
+
+
+def _check_result_answer(response: HttpResponse, state: OperationState) -> None:
+    code = response.status_code
+    if code == 410 or (code == 404 and state.seen):
+        raise JobExpiredError(
+            f"the result at {response.url} is gone (HTTP {code})", status=state.last
+        )
+    if code == 404:
+        raise JobNotFoundError(f"no result at {response.url} (HTTP 404)", status=state.last)
+    if code != 200:
+        raise ProtocolError("could not fetch the result", **_where(response))
+
+
+def _convert(value: Any, result_type: Any, *, url: str | None) -> Any:
+    if result_type is None:
+        return value
+    if isinstance(value, ResultFile) and result_type is bytes:
+        return value.content
+    try:
+        return pydantic.TypeAdapter(result_type).validate_python(value)
+    except pydantic.ValidationError as exc:
+        raise ProtocolError(
+            f"the result does not match {getattr(result_type, '__name__', result_type)}: "
+            f"{exc.error_count()} validation error(s)",
+            url=url,
+            body=repr(value),
+        ) from exc
+
+
+def download(
+    cfg: FlowConfig,
+    state: OperationState,
+    options: WaitOptions,
+    tracker: Tracker,
+    write: Callable[[bytes], object],
+) -> Generator[Command, Any, int]:
+    """Wait, then stream the result's bytes to ``write``; return how many were written.
+
+    An inline JSON result (no result URL) is written as its JSON encoding.
+    """
+    status = yield from wait(cfg, state, options, tracker)
+    _check_outcome(status)
+    url = status.result_url or state.final_url
+    if url is None:
+        if not status.has_result:
+            raise ProtocolError(
+                "the completed job offers no result to download", url=state.status_url
+            )
+        data = jsonlib.dumps(status.result).encode("utf-8")
+        write(data)
+        return len(data)
+    response = yield from send(cfg, "GET", url, accept="*/*", stream=True)
+    if response.status_code != 200:
+        yield CloseStream()
+        _check_result_answer(response, state)
+    total = 0
+    while True:
+        chunk: bytes | None = yield ReadBytes()
+        if chunk is None:
+            break
+        write(chunk)
+        total += len(chunk)
+    yield CloseStream()
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# Cancel and retry
+
+
+def cancel(cfg: FlowConfig, state: OperationState) -> Generator[Command, Any, JobStatus]:
+    """Ask the server to cancel; return the status after the request.
+
+    A job already terminal (409) is not an error: its current (terminal) status is returned,
+    so callers check ``status.state``. A cancellation the server accepted but has not finished
+    (202, or a body that does not say cancelled) is followed by one status request.
+    """
+    url = state.cancel_url or state.status_url
+    if url is None:
+        raise ProtocolError("the operation has no cancel or status URL")
+    response = yield from send(cfg, "DELETE", url)
+    code = response.status_code
+    if code in (404, 410):
+        _interpret(cfg, state, response)  # raises the typed error
+    if code == 409 or code == 204 or (200 <= code < 300 and not response.content.strip()):
+        return (yield from refresh(cfg, state))
+    if not 200 <= code < 300:
+        raise ProtocolError("the server refused the cancellation", **_where(response))
+    try:
+        status = cfg.dialect.interpret_status(response, submission=state.submission)
+    except AsyncReplyError:
+        status = None
+    if status is not None and status.state is JobState.CANCELLED:
+        state.learn(status)
+        return status
+    return (yield from refresh(cfg, state))
+
+
+def retry(
+    cfg: FlowConfig, state: OperationState, *, idempotency_key: str
+) -> Generator[Command, Any, OperationState]:
+    """Ask the server to run a failed job again; return the new operation's state.
+
+    Raises:
+        JobOutcomeError: the job offers no retry URL (it is not failed, or not retryable).
+        SubmissionRejectedError: the server refused (409 ``not_retryable``).
+    """
+    last = state.last
+    if last is None or last.retry_url is None:
+        last = yield from refresh(cfg, state)
+    if last.retry_url is None:
+        raise JobOutcomeError(
+            f"the job cannot be retried (state {last.state.value}, no retry URL)", status=last
+        )
+    response = yield from send(
+        cfg, "POST", last.retry_url, headers={"Idempotency-Key": idempotency_key}
+    )
+    return _accepted(cfg, response)

@@ -1,0 +1,90 @@
+"""Resume tokens: an operation's URLs as versioned, validated JSON in base64url.
+
+A token holds no credentials and nothing executable (STYLE.md §4): only the URLs and id of
+the operation and the name of its dialect. Loading validates every field and raises
+``InvalidTokenError`` for anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import InvalidTokenError
+from ._urls import is_http_url
+
+__all__ = ["TOKEN_VERSION", "TokenData", "dump_token", "load_token"]
+
+TOKEN_VERSION = 1
+_MAX_TOKEN = 16 * 1024
+_URL_FIELDS = ("status_url", "events_url", "cancel_url", "result_url")
+_FIELDS = frozenset({"v", "id", "dialect", *_URL_FIELDS})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenData:
+    """The content of a resume token."""
+
+    status_url: str
+    id: str | None = None
+    events_url: str | None = None
+    cancel_url: str | None = None
+    result_url: str | None = None
+    dialect: str | None = None
+
+
+def dump_token(data: TokenData) -> str:
+    """Encode ``data`` as an opaque token (``None`` fields are left out).
+
+    Example:
+        >>> load_token(dump_token(TokenData("https://api.example/jobs/1"))).status_url
+        'https://api.example/jobs/1'
+    """
+    payload: dict[str, Any] = {"v": TOKEN_VERSION, "status_url": data.status_url}
+    for name in ("id", "events_url", "cancel_url", "result_url", "dialect"):
+        value = getattr(data, name)
+        if value is not None:
+            payload[name] = value
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def load_token(token: object) -> TokenData:
+    """Decode and validate a token made by :func:`dump_token`.
+
+    Raises:
+        InvalidTokenError: not a string, not base64url, not JSON, an unknown version, an
+            unknown field, or a field of the wrong type (URLs must be absolute http(s)).
+    """
+    if not isinstance(token, str):
+        raise InvalidTokenError(f"a resume token is a string, not {type(token).__name__}")
+    if not token or len(token) > _MAX_TOKEN:
+        raise InvalidTokenError("the resume token is empty or too long")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidTokenError("the resume token is not base64url-encoded JSON") from exc
+    if not isinstance(payload, dict):
+        raise InvalidTokenError("the resume token does not hold a JSON object")
+    version = payload.get("v")
+    if version != TOKEN_VERSION or isinstance(version, bool):
+        raise InvalidTokenError(f"unsupported resume token version {version!r}")
+    unknown = sorted(set(payload) - _FIELDS)
+    if unknown:
+        raise InvalidTokenError(f"unknown field(s) in the resume token: {', '.join(unknown)}")
+    values: dict[str, str | None] = {}
+    for name in ("id", "dialect", *_URL_FIELDS):
+        value = payload.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidTokenError(f"resume token field {name!r} must be a string")
+        if value is not None and name in _URL_FIELDS and not is_http_url(value):
+            raise InvalidTokenError(f"resume token field {name!r} is not an absolute URL")
+        values[name] = value
+    status_url = values.pop("status_url")
+    if status_url is None:
+        raise InvalidTokenError("the resume token has no status_url")
+    return TokenData(status_url=status_url, **values)
