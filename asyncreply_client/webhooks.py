@@ -101,8 +101,9 @@ _STD_SIGNATURE = "webhook-signature"
 # as far as ``datetime`` goes, so anything longer is malformed rather than merely stale.
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 _HEX_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
-# How long a delivery id is remembered when timestamps are not checked (``tolerance=None``).
-_UNBOUNDED_REPLAY_TTL = 24 * 3600.0
+# Senders retry one message under the same id, re-signed with a fresh timestamp, for hours
+# (Svix's schedule spans about a day), so de-duplication must outlive the tolerance window.
+_DEFAULT_REMEMBER_FOR = 24 * 3600.0
 # The status-code dialect's names for two states (docs/protocol.md, "Two dialects").
 _STATE_ALIASES = {"inFlight": JobState.PROCESSING, "deadLetter": JobState.FAILED}
 
@@ -311,6 +312,9 @@ class ReplayStore(Protocol):
     Keys are opaque strings built by the verifier. A store shared by several processes (Redis
     ``SET key 1 NX EXAT expires_at``, a database table with a unique key) makes replay
     protection hold across them; give each sender (each secret) its own store or key prefix.
+    The receiver claims a delivery before running its callback and releases the claim when
+    the callback fails; with a persistent store, a process that dies in between leaves the
+    claim in place, and the sender's retries are answered 503 until it expires.
     """
 
     def add(self, key: str, expires_at: float) -> bool:
@@ -337,7 +341,8 @@ class InMemoryReplayStore:
 
     Expired keys are dropped as new ones arrive; when ``max_entries`` live keys are held, the
     one closest to expiry is evicted first (a replay of an evicted delivery would be accepted
-    again, so size the store for the deliveries one tolerance window can bring).
+    again, so size the store for the deliveries that arrive within the verifier's
+    ``remember_for``).
 
     Example:
         >>> store = InMemoryReplayStore(clock=lambda: 1000.0)
@@ -624,6 +629,9 @@ class WebhookVerifier:
         replay_store: where accepted deliveries are remembered, to reject a replay inside the
             window: ``"memory"`` (default, an :class:`InMemoryReplayStore` per verifier), a
             :class:`ReplayStore` of your own, or ``None`` to not check replays.
+        remember_for: seconds an accepted delivery stays remembered (and so a duplicate), at
+            least until its timestamp leaves the tolerance window. Senders retry a message
+            under the same id with a fresh timestamp, so cover their retry horizon.
         clock: seconds since the epoch (inject a fake one in tests).
 
     The simple scheme signs the body only. Its replay window therefore uses the payload's own
@@ -652,13 +660,14 @@ class WebhookVerifier:
         scheme: VerificationScheme = "auto",
         tolerance: float | None = 300,
         replay_store: ReplayStore | Literal["memory"] | None = "memory",
+        remember_for: float = _DEFAULT_REMEMBER_FOR,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Configure the verifier (see the class docstring).
 
         Raises:
             ValueError: no secret, an empty secret, a ``whsec_`` secret that is not base64, an
-                unknown scheme, or a negative tolerance.
+                unknown scheme or replay store name, or a negative duration.
         """
         secrets = (
             [secret_or_secrets]
@@ -674,13 +683,18 @@ class WebhookVerifier:
             raise ValueError(f"unknown webhook scheme {scheme!r}")
         if tolerance is not None and not tolerance >= 0:
             raise ValueError("tolerance must be a non-negative number of seconds or None")
+        if not remember_for >= 0:
+            raise ValueError("remember_for must be a non-negative number of seconds")
+        if isinstance(replay_store, str):
+            if replay_store != "memory":
+                raise ValueError(f"unknown replay store {replay_store!r}")
+            replay_store = InMemoryReplayStore(clock=clock)
         self._keys = tuple(keys)
         self._scheme: VerificationScheme = scheme
         self._tolerance = tolerance
         self._clock = clock
-        self._store: ReplayStore | None = (
-            InMemoryReplayStore(clock=clock) if replay_store == "memory" else replay_store
-        )
+        self._remember_for = remember_for
+        self._store: ReplayStore | None = replay_store
 
     def __repr__(self) -> str:
         return (
@@ -831,10 +845,12 @@ class WebhookVerifier:
         return None
 
     def _expires_at(self, seconds: float | None, now: float) -> float:
-        # Past ``timestamp + tolerance`` the timestamp check rejects the delivery by itself.
+        # Replay protection needs the key until ``timestamp + tolerance`` (the timestamp check
+        # takes over after that); de-duplication of the sender's retries needs ``remember_for``.
+        until = now + self._remember_for
         if seconds is not None and self._tolerance is not None:
-            return seconds + self._tolerance
-        return now + _UNBOUNDED_REPLAY_TTL
+            until = max(until, seconds + self._tolerance)
+        return until
 
 
 def _check_tolerance(seconds: float, now: float, tolerance: float) -> None:

@@ -324,6 +324,18 @@ def test_distinct_deliveries_are_not_replays() -> None:
     verifier.verify(std_headers(msg_id="b"), BODY)
 
 
+def test_a_retry_re_signed_later_is_still_a_duplicate() -> None:
+    # Senders retry under the same id with a fresh timestamp, possibly hours later.
+    clock = [float(NOW)]
+    verifier = WebhookVerifier(SECRET, clock=lambda: clock[0], remember_for=3600)
+    verifier.verify(std_headers(ts=NOW), BODY)
+    clock[0] = NOW + 3000
+    with pytest.raises(ReplayedDeliveryError):
+        verifier.verify(std_headers(ts=NOW + 3000), BODY)
+    clock[0] = NOW + 3601
+    assert verifier.verify(std_headers(ts=NOW + 3601), BODY).delivery_id == "msg_1"
+
+
 def test_replay_store_none_disables_replay_checks() -> None:
     verifier = make_verifier(replay_store=None)
     assert verifier.replay_store is None
@@ -333,7 +345,7 @@ def test_replay_store_none_disables_replay_checks() -> None:
 
 def test_replayed_ids_are_kept_exactly_as_long_as_the_window() -> None:
     clock = [float(NOW)]
-    verifier = WebhookVerifier(SECRET, clock=lambda: clock[0], tolerance=300)
+    verifier = WebhookVerifier(SECRET, clock=lambda: clock[0], tolerance=300, remember_for=0)
     store = verifier.replay_store
     assert isinstance(store, InMemoryReplayStore)
     verifier.verify(std_headers(ts=NOW), BODY)
@@ -373,7 +385,7 @@ def test_a_custom_replay_store_is_used() -> None:
     verifier = make_verifier(replay_store=store)
     assert verifier.replay_store is store
     event = verifier.verify(std_headers(msg_id="x"), BODY)
-    assert store.calls == [("seen:id:x", NOW + 300)]
+    assert store.calls == [("seen:id:x", NOW + 86_400)]
     with pytest.raises(ReplayedDeliveryError):
         verifier.verify(std_headers(msg_id="x"), BODY)
     verifier.forget(event)
@@ -673,6 +685,8 @@ def test_event_type_falls_back_to_the_event_header() -> None:
         (SECRET, {"scheme": "sha512"}),
         (SECRET, {"tolerance": -1}),
         (SECRET, {"tolerance": float("nan")}),
+        (SECRET, {"remember_for": -1}),
+        (SECRET, {"replay_store": "redis"}),
     ],
 )
 def test_bad_configuration_is_a_value_error(secrets: Any, options: dict[str, Any]) -> None:
