@@ -419,13 +419,11 @@ class Context:
 
 
 def _client(ctx: Context, url: str) -> Client:
+    base_url = _origin(url)
+    headers = request_headers(ctx.args, ctx.environ)
     from ._client import Client
 
-    return Client(
-        _origin(url),
-        headers=request_headers(ctx.args, ctx.environ),
-        timeout=ctx.args.http_timeout,
-    )
+    return Client(base_url, headers=headers, timeout=ctx.args.http_timeout)
 
 
 def _status_json(status: JobStatus) -> dict[str, Any]:
