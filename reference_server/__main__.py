@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -46,7 +46,8 @@ def _add_model_flags(
             base = annotation
             if args and type(None) in args:
                 base = next(a for a in args if a is not type(None))
-            converter = base if base in (int, float, str) else str
+            converters: dict[Any, Callable[[str], Any]] = {int: int, float: float}
+            converter = converters.get(base, str)
             parser.add_argument(flag, type=converter, metavar=name.upper(), **kwargs)
 
 

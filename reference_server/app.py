@@ -315,7 +315,7 @@ class _Callback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl
-    events: list[str] | None = Field(None, max_length=10)
+    events: list[str] | None = Field(default=None, max_length=10)
 
     @field_validator("events")
     @classmethod

@@ -32,17 +32,21 @@ class FaultConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    p_503: float = Field(0.0, ge=0.0, le=1.0, description="Probability of a 503 answer.")
-    retry_after: int = Field(1, ge=0, le=3600, description="Retry-After (s) sent with a 503.")
-    p_500: float = Field(0.0, ge=0.0, le=1.0, description="Probability of a 500 answer.")
+    p_503: float = Field(default=0.0, ge=0.0, le=1.0, description="Probability of a 503 answer.")
+    retry_after: int = Field(
+        default=1, ge=0, le=3600, description="Retry-After (s) sent with a 503."
+    )
+    p_500: float = Field(default=0.0, ge=0.0, le=1.0, description="Probability of a 500 answer.")
     p_drop: float = Field(
-        0.0, ge=0.0, le=1.0, description="Probability of closing the connection unanswered."
+        default=0.0, ge=0.0, le=1.0, description="Probability of closing the connection unanswered."
     )
-    latency: float = Field(0.0, ge=0.0, le=60.0, description="Seconds added to every answer.")
+    latency: float = Field(
+        default=0.0, ge=0.0, le=60.0, description="Seconds added to every answer."
+    )
     sse_cut_after: int | None = Field(
-        None, ge=1, description="End every SSE stream after this many events."
+        default=None, ge=1, description="End every SSE stream after this many events."
     )
-    seed: int | None = Field(None, description="Seed of the fault random generator.")
+    seed: int | None = Field(default=None, description="Seed of the fault random generator.")
 
     @property
     def active(self) -> bool:
@@ -61,73 +65,77 @@ class ServerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    host: str = Field("127.0.0.1", description="Interface to listen on.")
-    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0: any free port).")
     dialect: Literal["reference", "status-code"] = Field(
-        "reference", description="How job states map onto HTTP status codes."
+        default="reference", description="How job states map onto HTTP status codes."
     )
     completion_style: Literal["redirect", "inline"] = Field(
-        "redirect", description="Completed jobs: 303 to the result, or 200 with it inline."
+        default="redirect", description="Completed jobs: 303 to the result, or 200 with it inline."
     )
-    store: Literal["memory", "sqlite"] = Field("memory", description="Job storage backend.")
-    sqlite_path: str = Field("asyncreply.sqlite3", description="Database file of the sqlite store.")
-    workers: int = Field(4, ge=1, le=1024, description="Size of the worker pool.")
+    store: Literal["memory", "sqlite"] = Field(default="memory", description="Job storage backend.")
+    sqlite_path: str = Field(
+        default="asyncreply.sqlite3", description="Database file of the sqlite store."
+    )
+    workers: int = Field(default=4, ge=1, le=1024, description="Size of the worker pool.")
     max_attempts: int = Field(
-        3, ge=1, le=100, description="Attempts per job for retryable failures."
+        default=3, ge=1, le=100, description="Attempts per job for retryable failures."
     )
     retry_backoff: float = Field(
-        0.5, ge=0.0, le=3600.0, description="Base of the exponential retry backoff (s)."
+        default=0.5, ge=0.0, le=3600.0, description="Base of the exponential retry backoff (s)."
     )
     cancel_grace: float = Field(
-        2.0,
+        default=2.0,
         ge=0.0,
         le=3600.0,
         description="Seconds a cancelled handler may run on before its task is cancelled.",
     )
     job_ttl: float = Field(
-        3600.0, gt=0.0, description="Seconds a finished job is kept before it expires (410)."
+        default=3600.0,
+        gt=0.0,
+        description="Seconds a finished job is kept before it expires (410).",
     )
     result_ttl: float = Field(
-        3600.0, gt=0.0, description="Seconds a result is kept after completion."
+        default=3600.0, gt=0.0, description="Seconds a result is kept after completion."
     )
     idempotency_ttl: float = Field(
-        86400.0, gt=0.0, description="Seconds an Idempotency-Key is remembered."
+        default=86400.0, gt=0.0, description="Seconds an Idempotency-Key is remembered."
     )
     require_idempotency_key: bool = Field(
-        False, description="Reject POST /jobs without an Idempotency-Key (400)."
+        default=False, description="Reject POST /jobs without an Idempotency-Key (400)."
     )
     max_body_bytes: int = Field(
-        1_048_576, ge=64, le=1 << 30, description="Largest accepted request body."
+        default=1_048_576, ge=64, le=1 << 30, description="Largest accepted request body."
     )
     max_wait: float = Field(
-        60.0, ge=0.0, le=3600.0, description="Cap of ?wait=N long polls and Prefer: wait=N."
+        default=60.0, ge=0.0, le=3600.0, description="Cap of ?wait=N long polls and Prefer: wait=N."
     )
     retry_after_min: float = Field(
-        0.05, ge=0.0, le=3600.0, description="Smallest Retry-After hint (s)."
+        default=0.05, ge=0.0, le=3600.0, description="Smallest Retry-After hint (s)."
     )
     retry_after_max: float = Field(
-        30.0, ge=0.0, le=86400.0, description="Largest Retry-After hint (s)."
+        default=30.0, ge=0.0, le=86400.0, description="Largest Retry-After hint (s)."
     )
     sse_keepalive: float = Field(
-        15.0, gt=0.0, le=3600.0, description="Seconds between SSE keep-alive comments."
+        default=15.0, gt=0.0, le=3600.0, description="Seconds between SSE keep-alive comments."
     )
     sse_retry_ms: int = Field(
-        1000, ge=0, le=3_600_000, description="Reconnection delay announced to SSE clients."
+        default=1000, ge=0, le=3_600_000, description="Reconnection delay announced to SSE clients."
     )
     cleanup_interval: float = Field(
-        1.0, gt=0.0, le=3600.0, description="Seconds between expiry sweeps."
+        default=1.0, gt=0.0, le=3600.0, description="Seconds between expiry sweeps."
     )
     tokens: dict[str, str] | None = Field(
-        None, description="Bearer token -> user name; None: any token is its own user."
+        default=None, description="Bearer token -> user name; None: any token is its own user."
     )
-    webhook_secret: str = Field(DEV_WEBHOOK_SECRET, description="Webhook signing secret.")
+    webhook_secret: str = Field(default=DEV_WEBHOOK_SECRET, description="Webhook signing secret.")
     webhook_max_attempts: int = Field(
-        5, ge=1, le=100, description="Delivery attempts per webhook event."
+        default=5, ge=1, le=100, description="Delivery attempts per webhook event."
     )
     webhook_backoff: float = Field(
-        0.5, ge=0.0, le=3600.0, description="Base of the webhook retry backoff (s)."
+        default=0.5, ge=0.0, le=3600.0, description="Base of the webhook retry backoff (s)."
     )
     webhook_timeout: float = Field(
-        10.0, gt=0.0, le=600.0, description="Timeout of one webhook delivery attempt (s)."
+        default=10.0, gt=0.0, le=600.0, description="Timeout of one webhook delivery attempt (s)."
     )
     faults: FaultConfig = Field(default_factory=FaultConfig, description="Fault injection.")

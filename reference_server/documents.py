@@ -115,7 +115,7 @@ def status_code_state(job: JobRecord) -> str:
         return "inFlight"
     if job.state is JobState.FAILED and job.dead_letter:
         return "deadLetter"
-    return job.state.value
+    return str(job.state.value)
 
 
 def status_document(job: JobRecord, now: float, config: ServerConfig) -> dict[str, Any]:

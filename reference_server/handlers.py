@@ -32,8 +32,8 @@ class SleepInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float = Field(1.0, ge=0.0, le=3600.0)
-    steps: int = Field(1, ge=1, le=10_000)
+    seconds: float = Field(default=1.0, ge=0.0, le=3600.0)
+    steps: int = Field(default=1, ge=1, le=10_000)
 
 
 async def sleep(ctx: JobContext, input: SleepInput) -> dict[str, Any]:
@@ -54,11 +54,11 @@ class ReportInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: int = Field(10, ge=0, le=100_000)
+    rows: int = Field(default=10, ge=0, le=100_000)
     columns: list[str] = Field(
         default_factory=lambda: ["id", "name", "value"], min_length=1, max_length=100
     )
-    delay: float = Field(0.0, ge=0.0, le=3600.0)
+    delay: float = Field(default=0.0, ge=0.0, le=3600.0)
 
 
 async def report(ctx: JobContext, input: ReportInput) -> FileResult:
@@ -91,11 +91,11 @@ class FailInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field("failed", min_length=1, max_length=100)
-    message: str = Field("the job failed as asked", max_length=10_000)
+    code: str = Field(default="failed", min_length=1, max_length=100)
+    message: str = Field(default="the job failed as asked", max_length=10_000)
     retryable: bool = False
-    fail_attempts: int | None = Field(None, ge=0, le=1000)
-    delay: float = Field(0.0, ge=0.0, le=3600.0)
+    fail_attempts: int | None = Field(default=None, ge=0, le=1000)
+    delay: float = Field(default=0.0, ge=0.0, le=3600.0)
 
 
 async def fail(ctx: JobContext, input: FailInput) -> dict[str, Any]:

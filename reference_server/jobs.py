@@ -695,7 +695,9 @@ class JobManager:
             self._finish_failed(job, JobError("invalid_input", str(exc)))
             return
         ctx = JobContext(self, job, rt.cancel)
-        task = asyncio.create_task(resolved.run(ctx, value), name=f"asyncreply-job-{job.id}")
+        task: asyncio.Task[Any] = asyncio.create_task(
+            _invoke(resolved.run, ctx, value), name=f"asyncreply-job-{job.id}"
+        )
         rt.task = task
         try:
             outcome = await task
@@ -822,6 +824,11 @@ class JobManager:
     def iter_runtime_ids(self) -> Iterable[str]:
         """Ids of jobs with in-process state."""
         return list(self._rt)
+
+
+async def _invoke(run: Handler, ctx: JobContext, value: Any) -> Any:
+    """Await a handler (which may return any awaitable, not only a coroutine)."""
+    return await run(ctx, value)
 
 
 def _num(value: float) -> float:
