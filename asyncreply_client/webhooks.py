@@ -614,6 +614,15 @@ def _describe(payload: Any) -> tuple[str | None, str | None, JobState | str | No
     )
 
 
+class _Checked(NamedTuple):
+    """What a scheme's check established about a delivery."""
+
+    delivery_id: str | None
+    when: datetime | None
+    payload: Any
+    replay_key: str
+
+
 class WebhookVerifier:
     """Checks webhook deliveries: signature, timestamp window, and replays.
 
@@ -737,34 +746,10 @@ class WebhookVerifier:
             raise TypeError("the webhook body must be the raw bytes received, not decoded text")
         found = _normalise_headers(headers)
         scheme = self._pick_scheme(found)
-        when: datetime | None
-        delivery_id: str | None
         if scheme == "standard":
-            delivery_id = _require(found, _STD_ID, "webhook-id")
-            timestamp_text = _require(found, _STD_TIMESTAMP, "webhook-timestamp")
-            when = _parse_timestamp_header(timestamp_text, "webhook-timestamp")
-            signatures = _parse_standard_signatures(
-                _require(found, _STD_SIGNATURE, "webhook-signature")
-            )
-            if not signatures:
-                raise InvalidSignatureError("webhook-signature holds no v1 signature")
-            signed = _standard_signed_content(delivery_id, timestamp_text, body)
-            if not _matches(signatures, self._keys, signed):
-                raise InvalidSignatureError("no webhook-signature matches the configured secrets")
-            payload = _decode_payload(body)
-            replay_key = f"id:{delivery_id}"
+            delivery_id, when, payload, replay_key = self._check_standard(found, body)
         else:
-            signature = _parse_simple_signature(
-                _require(found, _SIMPLE_SIGNATURE, "X-Webhook-Signature")
-            )
-            if not _matches([signature], self._keys, body):
-                raise InvalidSignatureError(
-                    "X-Webhook-Signature does not match the configured secrets"
-                )
-            payload = _decode_payload(body)
-            delivery_id = found.get(_SIMPLE_DELIVERY) or None
-            when = self._simple_timestamp(found, payload)
-            replay_key = f"body:{hashlib.sha256(body).hexdigest()}"
+            delivery_id, when, payload, replay_key = self._check_simple(found, body)
         event_type, job_id, status = _describe(payload)
         if event_type is None:
             event_type = found.get(_SIMPLE_EVENT) or None
@@ -825,6 +810,35 @@ class WebhookVerifier:
             "webhook-signature",
             "missing signature header: expected webhook-signature (Standard Webhooks) "
             "or X-Webhook-Signature",
+        )
+
+    def _check_standard(self, found: Mapping[str, str], body: bytes) -> _Checked:
+        delivery_id = _require(found, _STD_ID, "webhook-id")
+        timestamp_text = _require(found, _STD_TIMESTAMP, "webhook-timestamp")
+        when = _parse_timestamp_header(timestamp_text, "webhook-timestamp")
+        signatures = _parse_standard_signatures(
+            _require(found, _STD_SIGNATURE, "webhook-signature")
+        )
+        if not signatures:
+            raise InvalidSignatureError("webhook-signature holds no v1 signature")
+        signed = _standard_signed_content(delivery_id, timestamp_text, body)
+        if not _matches(signatures, self._keys, signed):
+            raise InvalidSignatureError("no webhook-signature matches the configured secrets")
+        return _Checked(delivery_id, when, _decode_payload(body), f"id:{delivery_id}")
+
+    def _check_simple(self, found: Mapping[str, str], body: bytes) -> _Checked:
+        signature = _parse_simple_signature(
+            _require(found, _SIMPLE_SIGNATURE, "X-Webhook-Signature")
+        )
+        if not _matches([signature], self._keys, body):
+            raise InvalidSignatureError("X-Webhook-Signature does not match the configured secrets")
+        payload = _decode_payload(body)
+        return _Checked(
+            found.get(_SIMPLE_DELIVERY) or None,
+            self._simple_timestamp(found, payload),
+            payload,
+            # The delivery header is not signed: tell deliveries apart by what is.
+            f"body:{hashlib.sha256(body).hexdigest()}",
         )
 
     def _simple_timestamp(self, found: Mapping[str, str], payload: Any) -> datetime | None:
