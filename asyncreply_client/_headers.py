@@ -145,11 +145,21 @@ def parse_http_date(value: str) -> float | None:
         return None
 
 
+def _delta(value: str) -> float | None:
+    """Non-negative decimal digits (fractions accepted leniently) as a clamped float."""
+    if not _DELTA_SECONDS.fullmatch(value):
+        return None
+    if len(value) > 32:
+        return MAX_RETRY_AFTER  # a very long run of digits: absurd, not garbage
+    number = parse_number(value)
+    return None if number is None else _clamp_delay(number)
+
+
 def _retry_after_header(value: str, reference: float | None) -> float | None:
-    if _DELTA_SECONDS.fullmatch(value):
-        # RFC 9110 allows only whole seconds; fractions are accepted leniently.
-        number = parse_number(value)
-        return None if number is None else _clamp_delay(number)
+    # RFC 9110 allows only whole seconds; fractions are accepted leniently.
+    delta = _delta(value)
+    if delta is not None:
+        return delta
     when = parse_http_date(value)
     if when is None or reference is None:
         return None
@@ -186,10 +196,9 @@ def parse_retry_after(
     """
     for name in _MS_HEADERS:
         raw = _first(headers, name)
-        if raw is not None and _DELTA_SECONDS.fullmatch(raw):
-            number = parse_number(raw)
-            if number is not None:
-                return _clamp_delay(number / 1000.0)
+        millis = None if raw is None else _delta(raw)
+        if millis is not None:
+            return _clamp_delay(millis / 1000.0)
     raw = _first(headers, "retry-after")
     if raw is not None:
         date_header = _first(headers, "date")
