@@ -713,3 +713,23 @@ def test_verification_errors_are_async_reply_errors() -> None:
     ):
         assert issubclass(error, WebhookVerificationError)
     assert issubclass(WebhookVerificationError, AsyncReplyError)
+
+
+def test_public_surface_is_sorted_and_documented() -> None:
+    import inspect
+
+    import asyncreply_client.webhooks as module
+
+    assert module.__all__ == sorted(module.__all__)
+    defined_here = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
+    }
+    assert defined_here <= set(module.__all__)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert (value.__doc__ or "").strip(), name
