@@ -920,7 +920,9 @@ class _Checker:
             )
             return
         if watch.unreadable:
-            self._skip("terminal_state", "not judged: a status answer could not be read")
+            self._skip(
+                "terminal_state", "not judged: a status answer could not be read (status_documents)"
+            )
             return
         if watch.problem is not None:
             self._fail("terminal_state", watch.problem, watch.problem_evidence, started)
@@ -1202,6 +1204,9 @@ class _Checker:
             deadline=self.now() + self.o.timeout,
             track_progress=False,
         )
+        if after.unreadable:
+            self._skip(name, "not judged: a status answer could not be read (status_documents)")
+            return
         if not after.terminal or after.status is None:
             why = after.problem or f"no terminal state within {self.o.timeout:g} s"
             ev = after.problem_evidence or (

@@ -37,6 +37,16 @@ class Breakage(enum.Enum):
     RESULT_404 = "303 to a result URL that answers 404"
     SSE_WRONG_CONTENT_TYPE = "the event stream is served as application/json"
     IDEMPOTENCY_IGNORED = "a replayed Idempotency-Key creates a second job"
+    # More ways to be wrong, for the checker's other checks.
+    MONITOR_404 = "the Location of the 202 answers 404"
+    UNREADABLE_STATUS = "status answers are HTML pages labelled application/json"
+    SSE_WITHOUT_IDS = "events carry no id"
+    UNKNOWN_ID_200 = "any id answers 200 with a pending job"
+    CANCEL_FINISHED_200 = "cancelling a finished job answers 200"
+    IDEMPOTENCY_BODY_IGNORED = "a reused Idempotency-Key with another body replays the job"
+    ABSURD_RETRY_AFTER = "Retry-After: 86400000 (a thousand days)"
+    # Conforming variations the checker must accept.
+    RETRY_AFTER_DATE = "Retry-After as an HTTP-date (valid)"
 
 
 @dataclass
@@ -108,6 +118,14 @@ class MiniServer:
     def retry_headers(self) -> dict[str, str]:
         if self.breakage is Breakage.GARBAGE_RETRY_AFTER:
             return {"Retry-After": "soon"}
+        if self.breakage is Breakage.ABSURD_RETRY_AFTER:
+            return {"Retry-After": "86400000"}
+        if self.breakage is Breakage.RETRY_AFTER_DATE:
+            # One second after the answer's own Date (RFC 9110 §10.2.3 measures from it).
+            return {
+                "Date": "Mon, 23 Nov 2026 09:00:00 GMT",
+                "Retry-After": "Mon, 23 Nov 2026 09:00:01 GMT",
+            }
         return {"Retry-After": "0", "Retry-After-Ms": "10"}
 
     # ------------------------------------------------------------------ routes
@@ -122,6 +140,8 @@ class MiniServer:
 
     def find(self, request: web.Request) -> Job:
         job = self.jobs.get(request.match_info["id"])
+        if job is None and self.breakage is Breakage.UNKNOWN_ID_200:
+            return Job(request.match_info["id"])
         if job is None:
             raise web.HTTPNotFound(
                 text=json.dumps({"error": {"code": "not_found", "message": "no such job"}}),
@@ -135,6 +155,9 @@ class MiniServer:
         if self.breakage is not Breakage.MISSING_LOCATION:
             body.update(statusUrl=job.base, eventsUrl=f"{job.base}/events", cancelUrl=job.base)
             headers["Location"] = job.base
+            if self.breakage is Breakage.MONITOR_404:
+                headers["Location"] = f"/monitors/{job.id}"
+                body["statusUrl"] = f"/monitors/{job.id}"
             headers["Link"] = f'<{job.base}/events>; rel="events"'
         return web.json_response(body, status=202, headers=headers)
 
@@ -145,7 +168,7 @@ class MiniServer:
         if key is not None and self.breakage is not Breakage.IDEMPOTENCY_IGNORED:
             known = self.keys.get(key)
             if known is not None:
-                if known[1] != digest:
+                if known[1] != digest and self.breakage is not Breakage.IDEMPOTENCY_BODY_IGNORED:
                     return web.json_response(
                         {"error": {"code": "idempotency_key_reused", "message": "reused"}},
                         status=422,
@@ -163,6 +186,10 @@ class MiniServer:
         if not job.cancelled:
             job.polls += 1
         doc = self.document(job)
+        if self.breakage is Breakage.UNREADABLE_STATUS:
+            return web.Response(
+                text="<html><body>Working on it</body></html>", content_type="application/json"
+            )
         if doc["status"] == "completed":
             return web.json_response(doc, status=303, headers={"Location": self.result_path(job)})
         if doc["status"] == "cancelled":
@@ -171,6 +198,8 @@ class MiniServer:
 
     async def cancel(self, request: web.Request) -> web.Response:
         job = self.find(request)
+        if self.breakage is Breakage.CANCEL_FINISHED_200 and self.state(job) == "completed":
+            return web.json_response(self.document(job))
         if self.state(job) in ("completed", "cancelled"):
             return web.json_response(
                 {"error": {"code": "already_terminal", "message": "too late"}}, status=409
@@ -201,7 +230,8 @@ class MiniServer:
             nonlocal event_id
             event_id += 1
             data = json.dumps(self.document(job))
-            await response.write(f"id: {event_id}\nevent: {name}\ndata: {data}\n\n".encode())
+            head = "" if self.breakage is Breakage.SSE_WITHOUT_IDS else f"id: {event_id}\n"
+            await response.write(f"{head}event: {name}\ndata: {data}\n\n".encode())
 
         try:
             await send("status")
