@@ -1,0 +1,377 @@
+"""``asyncreply`` through its real entry point (subprocess) against the reference server:
+every command, every exit code, and the non-terminal output (pipes: no progress, no colour)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from asyncreply_client.pytest_plugin import RunningReferenceServer
+from asyncreply_client.webhooks import sign
+
+from .conftest import Cli
+
+ECHO = json.dumps({"type": "echo", "input": {"hello": "world"}})
+SLOW = json.dumps({"type": "sleep", "input": {"seconds": 30, "steps": 30}})
+
+
+def _no_escapes(text: str) -> bool:
+    return "\x1b[" not in text and "\r" not in text
+
+
+def test_submit_wait_prints_only_the_result(
+    cli: Cli, reference_server: RunningReferenceServer
+) -> None:
+    result = cli("submit", reference_server.url("/jobs"), "--json", ECHO, "--wait")
+    assert result.code == 0, result.stderr
+    assert result.json() == {"hello": "world"}
+    assert result.stdout.count("\n") == 1  # compact JSON on a pipe
+    assert result.stderr == ""  # quiet when not on a terminal
+
+
+@pytest.mark.parametrize("mode", ["auto", "sse", "long-poll", "poll"])
+def test_submit_wait_in_every_mode(
+    cli: Cli, reference_server: RunningReferenceServer, mode: str
+) -> None:
+    body = json.dumps({"type": "sleep", "input": {"seconds": 0.05, "steps": 3}})
+    result = cli("submit", reference_server.url("/jobs"), "--json", body, "--wait", "--mode", mode)
+    assert result.code == 0, result.stderr
+    assert result.json() == {"slept": 0.05}
+    assert _no_escapes(result.stderr)
+
+
+def test_submit_then_status_then_wait(cli: Cli, reference_server: RunningReferenceServer) -> None:
+    submitted = cli("submit", reference_server.url("/jobs"), "--json", ECHO)
+    assert submitted.code == 0, submitted.stderr
+    summary = submitted.json()
+    assert summary["statusUrl"].startswith(reference_server.base_url)
+    assert summary["id"]
+    waited = cli("wait", summary["statusUrl"])
+    assert waited.code == 0, waited.stderr
+    assert waited.json() == {"hello": "world"}
+    status = cli("status", summary["statusUrl"])
+    assert status.code == 0, status.stderr
+    assert status.json()["state"] == "completed"
+    assert status.json()["id"] == summary["id"]
+
+
+def test_data_from_file_and_from_stdin(
+    cli: Cli, reference_server: RunningReferenceServer, tmp_path: Path
+) -> None:
+    (tmp_path / "job.json").write_text(ECHO)
+    from_file = cli("submit", reference_server.url("/jobs"), "--data", "@job.json", "--wait")
+    assert from_file.code == 0, from_file.stderr
+    assert from_file.json() == {"hello": "world"}
+    from_stdin = cli("submit", reference_server.url("/jobs"), "--data", "-", "--wait", input=ECHO)
+    assert from_stdin.code == 0, from_stdin.stderr
+    assert from_stdin.json() == {"hello": "world"}
+
+
+def test_file_result_to_stdout_and_to_output_file(
+    cli: Cli, reference_server: RunningReferenceServer, tmp_path: Path
+) -> None:
+    body = json.dumps({"type": "report", "input": {"rows": 2, "columns": ["id", "name"]}})
+    raw = cli("submit", reference_server.url("/jobs"), "--json", body, "--wait")
+    assert raw.code == 0, raw.stderr
+    assert raw.stdout == "id,name\n1,name-1\n2,name-2\n"
+    saved = cli("submit", reference_server.url("/jobs"), "--json", body, "--wait", "-o", "r.csv")
+    assert saved.code == 0, saved.stderr
+    assert saved.stdout == ""
+    assert (tmp_path / "r.csv").read_text() == "id,name\n1,name-1\n2,name-2\n"
+    json_out = cli(
+        "submit", reference_server.url("/jobs"), "--json", ECHO, "--wait", "-o", "r.json"
+    )
+    assert json_out.code == 0, json_out.stderr
+    assert json.loads((tmp_path / "r.json").read_text()) == {"hello": "world"}
+
+
+def test_failed_job_exits_3(cli: Cli, reference_server: RunningReferenceServer) -> None:
+    body = json.dumps({"type": "fail", "input": {"code": "out_of_cheese", "message": "no"}})
+    result = cli("submit", reference_server.url("/jobs"), "--json", body, "--wait")
+    assert result.code == 3
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("asyncreply: error: job failed")
+    assert "out_of_cheese" in result.stderr
+
+
+def test_cancel_then_wait_exits_4(cli: Cli, reference_server: RunningReferenceServer) -> None:
+    url = cli("submit", reference_server.url("/jobs"), "--json", SLOW).json()["statusUrl"]
+    cancelled = cli("cancel", url)
+    assert cancelled.code == 0, cancelled.stderr
+    assert cancelled.json()["state"] == "cancelled"
+    waited = cli("wait", url)
+    assert waited.code == 4
+    assert "cancel" in waited.stderr
+    again = cli("cancel", url)
+    assert again.code == 0  # cancelling a cancelled job: still cancelled
+
+
+def test_cancel_a_completed_job_is_an_error(
+    cli: Cli, reference_server: RunningReferenceServer
+) -> None:
+    url = cli("submit", reference_server.url("/jobs"), "--json", ECHO).json()["statusUrl"]
+    assert cli("wait", url).code == 0
+    result = cli("cancel", url)
+    assert result.code == 1
+    assert "already completed" in result.stderr
+
+
+def test_unknown_and_expired_jobs_exit_5(
+    cli: Cli, reference_server: RunningReferenceServer
+) -> None:
+    unknown = cli("status", reference_server.url("/jobs/does-not-exist"))
+    assert unknown.code == 5
+    assert unknown.stderr.startswith("asyncreply: error: job gone")
+    summary = cli("submit", reference_server.url("/jobs"), "--json", SLOW).json()
+    assert reference_server.admin.expire(summary["id"])
+    expired = cli("wait", summary["statusUrl"])
+    assert expired.code == 5
+
+
+def test_wait_timeout_exits_6_and_the_job_goes_on(
+    cli: Cli, reference_server: RunningReferenceServer
+) -> None:
+    result = cli(
+        "submit", reference_server.url("/jobs"), "--json", SLOW, "--wait", "--timeout", "0.3"
+    )
+    assert result.code == 6
+    assert "asyncreply wait URL" in result.stderr
+    (job,) = reference_server.admin.jobs()
+    assert job.state.value in ("pending", "processing")
+
+
+def test_protocol_error_exits_7(cli: Cli, broken_server: str) -> None:
+    result = cli("submit", broken_server + "/jobs", "--json", ECHO)
+    assert result.code == 7
+    assert result.stderr.startswith("asyncreply: error: protocol error")
+    assert result.stderr.count("\n") == 1
+
+
+def test_transport_error_exits_8(cli: Cli) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = cli("status", f"http://127.0.0.1:{port}/jobs/x", "--http-timeout", "2")
+    assert result.code == 8
+    assert result.stderr.startswith("asyncreply: error: transport error")
+
+
+def test_rejected_submission_exits_11(cli: Cli, reference_server: RunningReferenceServer) -> None:
+    body = json.dumps({"type": "no-such-type", "input": {}})
+    result = cli("submit", reference_server.url("/jobs"), "--json", body)
+    assert result.code == 11
+    assert "unknown_type" in result.stderr
+
+
+@pytest.mark.reference_server_config(tokens={"t-alice": "alice"})
+def test_token_and_headers_from_options_and_environment(
+    cli: Cli, reference_server: RunningReferenceServer
+) -> None:
+    url = reference_server.url("/jobs")
+    assert cli("submit", url, "--json", ECHO).code == 11  # 401 without a token
+    by_option = cli("submit", url, "--json", ECHO, "--wait", "--token", "t-alice")
+    assert by_option.code == 0, by_option.stderr
+    by_env = cli("submit", url, "--json", ECHO, "--wait", env={"ASYNCREPLY_TOKEN": "t-alice"})
+    assert by_env.code == 0, by_env.stderr
+    by_header = cli("submit", url, "--json", ECHO, "--wait", "-H", "Authorization: Bearer t-alice")
+    assert by_header.code == 0, by_header.stderr
+    by_env_headers = cli(
+        "submit",
+        url,
+        "--json",
+        ECHO,
+        "--wait",
+        env={"ASYNCREPLY_HEADERS": json.dumps({"Authorization": "Bearer t-alice"})},
+    )
+    assert by_env_headers.code == 0, by_env_headers.stderr
+    lines = cli(
+        "submit",
+        url,
+        "--json",
+        ECHO,
+        "--wait",
+        env={"ASYNCREPLY_HEADERS": "X-Trace: 1\nAuthorization: Bearer t-alice"},
+    )
+    assert lines.code == 0, lines.stderr
+    # Jobs are per user: alice's job is invisible without her token (404 -> exit 5).
+    status_url = cli("submit", url, "--json", ECHO, "--token", "t-alice").json()["statusUrl"]
+    assert cli("status", status_url, "--token", "t-alice").code == 0
+
+
+@pytest.mark.parametrize(
+    "reference_server", [{"dialect": "reference"}, {"dialect": "status-code"}], indirect=True
+)
+def test_check_passes_against_the_reference_server(
+    cli: Cli, reference_server: RunningReferenceServer, tmp_path: Path
+) -> None:
+    body = json.dumps({"type": "sleep", "input": {"seconds": 0.1, "steps": 3}})
+    table = cli("check", reference_server.url("/jobs"), "--json", body, "--idempotency")
+    assert table.code == 0, table.stdout + table.stderr
+    assert "pass" in table.stdout.lower()
+    as_json = cli(
+        "check",
+        reference_server.url("/jobs"),
+        "--json",
+        body,
+        "--format",
+        "json",
+        "--junit-xml",
+        "report.xml",
+    )
+    assert as_json.code == 0, as_json.stdout + as_json.stderr
+    report = as_json.json()
+    assert report["passed"] is True
+    assert (tmp_path / "report.xml").read_text().startswith("<?xml")
+
+
+def test_check_fails_against_a_broken_server(cli: Cli, broken_server: str, tmp_path: Path) -> None:
+    result = cli(
+        "check",
+        broken_server + "/jobs",
+        "--json",
+        ECHO,
+        "--timeout",
+        "2",
+        "--junit-xml",
+        "report.xml",
+    )
+    assert result.code == 9
+    assert "fail" in result.stdout.lower()
+    assert "<failure" in (tmp_path / "report.xml").read_text()
+
+
+def _delivery(secret: str, body: bytes) -> list[str]:
+    headers = sign(
+        body, secret, msg_id="msg_1", timestamp=int(time.time()), event_type="job.completed"
+    )
+    args: list[str] = []
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    return args
+
+
+def test_webhook_verify_accepts_a_signed_delivery(cli: Cli) -> None:
+    body = json.dumps(
+        {
+            "type": "job.completed",
+            "jobId": "j1",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "data": {"jobId": "j1", "status": "completed"},
+        }
+    ).encode()
+    result = cli(
+        "webhook",
+        "verify",
+        "--secret",
+        "old",
+        "--secret",
+        "s3cret",
+        *_delivery("s3cret", body),
+        input=body,
+    )
+    assert result.code == 0, result.stderr
+    event = result.json()
+    assert event["type"] == "job.completed" and event["job_id"] == "j1"
+
+
+def test_webhook_verify_explains_a_bad_signature(cli: Cli) -> None:
+    body = b'{"type": "job.completed", "jobId": "j1"}'
+    tampered = cli(
+        "webhook",
+        "verify",
+        "--secret",
+        "s3cret",
+        *_delivery("s3cret", body),
+        input=body.replace(b"j1", b"j2"),
+    )
+    assert tampered.code == 10
+    assert tampered.stdout == ""
+    assert tampered.stderr.startswith("asyncreply: error: verification failed")
+    assert "s3cret" not in tampered.stderr
+    missing = cli("webhook", "verify", "--secret", "s3cret", input=body)
+    assert missing.code == 10
+    assert missing.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ((), "required"),
+        (("submit",), "URL"),
+        (("submit", "http://x/jobs", "--json", "{"), "--json is not valid JSON"),
+        (("submit", "http://x/jobs", "-H", "no colon"), "bad header"),
+        (("submit", "relative/jobs", "--json", "{}"), "bad URL"),
+        (("wait", "http://x/j", "--timeout", "-1"), "positive"),
+        (("submit", "http://x/jobs", "--json", "{}", "--data", "x"), "not allowed"),
+    ],
+)
+def test_usage_errors_exit_2(cli: Cli, args: tuple[str, ...], needle: str) -> None:
+    result = cli(*args)
+    assert result.code == 2
+    assert needle in result.stderr
+    assert result.stdout == ""
+
+
+def test_help_documents_the_exit_codes(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.code == 0
+    for line in ("3    the job failed", "6    the wait timed out", "10   webhook verification"):
+        assert line in result.stdout
+
+
+def test_serve_delegates_to_the_reference_server(cli: Cli, tmp_path: Path) -> None:
+    helped = cli("serve", "--help")
+    assert helped.code == 0
+    assert "--dialect" in helped.stdout
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*cli.command, "serve", "--port", str(port), "--workers", "2"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=cli.env(),
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        result = cli("submit", base + "/jobs", "--json", ECHO, "--wait")
+        assert result.code == 0, result.stderr
+        assert result.json() == {"hello": "world"}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_installed_console_script(reference_server: RunningReferenceServer, tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "asyncreply"
+    assert script.exists(), script
+    completed = subprocess.run(
+        [str(script), "submit", reference_server.url("/jobs"), "--json", ECHO, "--wait"],
+        capture_output=True,
+        text=True,
+        timeout=45,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == {"hello": "world"}
