@@ -1531,9 +1531,9 @@ def check(
     )
     flow = _Checker(opts, _dialect(dialect), time.monotonic).run()
     if http_client is not None:
-        return _drive(flow, http_client)
+        return _drive(flow, http_client, opts.url)
     with httpx.Client(timeout=request_timeout, follow_redirects=False) as client:
-        return _drive(flow, client)
+        return _drive(flow, client, opts.url)
 
 
 async def acheck(
@@ -1575,23 +1575,34 @@ async def acheck(
     )
     flow = _Checker(opts, _dialect(dialect), time.monotonic).run()
     if http_client is not None:
-        return await _adrive(flow, http_client)
+        return await _adrive(flow, http_client, opts.url)
     async with httpx.AsyncClient(timeout=request_timeout, follow_redirects=False) as client:
-        return await _adrive(flow, client)
+        return await _adrive(flow, client, opts.url)
 
 
-def _rebuild(client: httpx.Client | httpx.AsyncClient, request: httpx.Request) -> httpx.Request:
-    # Merge the client's own headers and cookies, as build_request does for any request.
-    return client.build_request(
+def _prepare(
+    client: httpx.Client | httpx.AsyncClient, request: httpx.Request, origin: str
+) -> tuple[httpx.Request, Any]:
+    """The request to send and the ``auth`` argument of ``send``.
+
+    To the submission's origin the request goes through the client's ``build_request`` (its
+    default headers and cookies) with the client's auth. Anywhere else it goes as the core
+    built it, without the client's headers, cookies or auth: credentials never leave the
+    origin they were given for.
+    """
+    if not same_origin(request.url, origin):
+        return request, None
+    rebuilt = client.build_request(
         request.method,
         request.url,
         headers=request.headers,
         content=request.content,
         extensions=request.extensions,
     )
+    return rebuilt, httpx.USE_CLIENT_DEFAULT
 
 
-def _drive(flow: Flow, client: httpx.Client) -> ContractReport:
+def _drive(flow: Flow, client: httpx.Client, origin: str) -> ContractReport:
     """Run ``flow`` with a synchronous client."""
     reply: Any = None
     error: TransportError | None = None
@@ -1611,10 +1622,9 @@ def _drive(flow: Flow, client: httpx.Client) -> ContractReport:
                     if stream is not None:
                         stream.close()
                         stream = chunks = None
+                    prepared, auth = _prepare(client, command.request, origin)
                     response = client.send(
-                        _rebuild(client, command.request),
-                        stream=command.stream,
-                        follow_redirects=False,
+                        prepared, stream=command.stream, auth=auth, follow_redirects=False
                     )
                     if command.stream:
                         stream, chunks = response, response.iter_text()
@@ -1635,7 +1645,7 @@ def _drive(flow: Flow, client: httpx.Client) -> ContractReport:
         flow.close()
 
 
-async def _adrive(flow: Flow, client: httpx.AsyncClient) -> ContractReport:
+async def _adrive(flow: Flow, client: httpx.AsyncClient, origin: str) -> ContractReport:
     """Run ``flow`` with an asynchronous client."""
     reply: Any = None
     error: TransportError | None = None
@@ -1655,10 +1665,9 @@ async def _adrive(flow: Flow, client: httpx.AsyncClient) -> ContractReport:
                     if stream is not None:
                         await stream.aclose()
                         stream = chunks = None
+                    prepared, auth = _prepare(client, command.request, origin)
                     response = await client.send(
-                        _rebuild(client, command.request),
-                        stream=command.stream,
-                        follow_redirects=False,
+                        prepared, stream=command.stream, auth=auth, follow_redirects=False
                     )
                     if command.stream:
                         stream, chunks = response, response.aiter_text()
