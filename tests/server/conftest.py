@@ -59,6 +59,7 @@ class StepsInput(BaseModel):
 
     key: str
     total: int = 3
+    first_delay: float = 0.0
 
 
 class Gates:
@@ -97,6 +98,8 @@ class Gates:
 
     async def steps(self, ctx: JobContext, input: StepsInput) -> dict[str, Any]:
         """Report progress ``i/total`` then wait for gate ``{key}-{i}``, for each step."""
+        if input.first_delay:
+            await ctx.sleep(input.first_delay)
         for step in range(1, input.total + 1):
             await ctx.progress(step, input.total, f"step {step}/{input.total}")
             gate = self.gate(f"{input.key}-{step}")

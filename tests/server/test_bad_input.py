@@ -64,6 +64,8 @@ CASES: dict[str, Bad] = {
     "wrong-owner-delete": Bad("DELETE", "/jobs/{job}", 404, "not_found", user="mallory"),
     "bad-cursor": Bad("GET", "/jobs", 400, None, params={"cursor": "%%%garbage"}),
     "bad-limit": Bad("GET", "/jobs", 400, None, params={"limit": "1000"}),
+    "unknown-route": Bad("GET", "/no/such/route", 404, "not_found"),
+    "wrong-method": Bad("PUT", "/jobs", 405, None, ECHO, JSON),
     "bad-deliveries-status": Bad("GET", "/webhooks/deliveries", 400, None, params={"status": "x"}),
 }
 

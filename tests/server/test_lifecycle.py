@@ -99,16 +99,24 @@ async def test_pending_status_while_workers_are_busy(make_server: ServerFactory)
 
 
 async def test_retry_after_is_shorter_near_the_expected_end(srv: Server) -> None:
-    job_id = await srv.submit_ok("steps", {"key": "ra", "total": 10})
+    # Step 1 comes after a pause, the other steps right after it: at 1/10 the progress
+    # rate predicts a long remaining time, at 9/10 almost none.
+    job_id = await srv.submit_ok("steps", {"key": "ra", "total": 10, "first_delay": 0.2})
     early = await srv.wait_until(
         job_id, lambda r: (r.json().get("progress") or {}).get("current") == 1
     )
     for step in range(1, 9):
         srv.gates.open(f"ra-{step}")
     late = await srv.wait_until(job_id, lambda r: r.json()["progress"]["current"] == 9)
-    assert int(late.headers["Retry-After-Ms"]) <= int(early.headers["Retry-After-Ms"])
-    assert late.json()["retryAfter"] <= early.json()["retryAfter"]
-    assert late.json()["estimatedCompletion"] is not None
+    assert int(late.headers["Retry-After-Ms"]) < int(early.headers["Retry-After-Ms"])
+    assert late.json()["retryAfter"] < early.json()["retryAfter"]
+    assert late.json()["retryAfter"] * 1000 == pytest.approx(
+        int(late.headers["Retry-After-Ms"]), abs=1
+    )
+    assert early.json()["estimatedCompletion"] is not None
+    assert parse_time(late.json()["estimatedCompletion"]) <= parse_time(
+        early.json()["estimatedCompletion"]
+    )
 
 
 @BOTH_MODES
@@ -145,6 +153,15 @@ async def test_file_result_has_content_type_and_disposition(srv: Server) -> None
     assert re.fullmatch(r'attachment; filename="[^"]+\.csv"', disposition), disposition
     rows = list(csv.reader(io.StringIO(result.text)))
     assert len(rows) == 4 + 1  # header + rows
+
+
+async def test_inline_completion_style_still_redirects_to_files(make_server: ServerFactory) -> None:
+    srv = await make_server(completion_style="inline")
+    job_id = await srv.submit_ok("report", {"rows": 1})
+    response = await srv.wait_terminal(job_id)
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/jobs/{job_id}/result"
+    assert "result" not in response.json()
 
 
 async def test_inline_completion_style(make_server: ServerFactory) -> None:
@@ -240,7 +257,10 @@ async def test_retry_endpoint_creates_a_new_job(make_server: ServerFactory) -> N
     assert body["originalJobId"] == original
     assert body["status"] == "pending"
     assert retry.headers["Location"] == f"/jobs/{new_id}"
+    assert retry.headers["Link"] == f'</jobs/{new_id}/events>; rel="events"'
     assert int(retry.headers["Retry-After"]) >= 0
+    assert int(retry.headers["Retry-After-Ms"]) >= 0
+    assert body["statusUrl"] == f"/jobs/{new_id}"
     new_job = (await srv.get(f"/jobs/{new_id}")).json()
     assert new_job["type"] == "fail"
     # The original stays failed.

@@ -47,6 +47,17 @@ async def test_listing_is_newest_first_and_paginated(srv: Server) -> None:
     assert [job["jobId"] for job in everything] == created[::-1]
 
 
+async def test_cursor_is_stable_while_jobs_are_added(srv: Server) -> None:
+    older = [await srv.submit_ok("echo", {"n": n}) for n in range(4)]
+    first = (await srv.get("/jobs", params={"limit": 2})).json()
+    assert [job["jobId"] for job in first["jobs"]] == older[::-1][:2]
+    newer = await srv.submit_ok("echo", {"n": "new"})
+    second = (await srv.get("/jobs", params={"limit": 2, "cursor": first["nextCursor"]})).json()
+    assert [job["jobId"] for job in second["jobs"]] == older[::-1][2:]
+    assert second["nextCursor"] is None
+    assert (await list_all(srv))[0]["jobId"] == newer
+
+
 async def test_default_limit_is_20(srv: Server) -> None:
     for n in range(22):
         await srv.submit_ok("echo", {"n": n})

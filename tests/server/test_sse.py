@@ -254,3 +254,14 @@ async def test_aiohttp_sse_client_reconnects_with_last_event_id(
     assert {2, 3, 4, 5} <= set(currents), "every progress event after the first was seen"
     assert messages[-1][0] == "complete"
     assert messages[-1][2]["status"] == "completed"
+
+
+@pytest.mark.parametrize("dialect", ["status-code"])
+async def test_status_code_dialect_streams_reference_documents(srv: Server) -> None:
+    job_id = await srv.submit_ok("fail", {"code": "e", "message": "m", "retryable": False})
+    capture = await read_sse(srv, job_id)
+    assert_well_formed(capture, job_id)
+    assert capture.names[-1] == "complete"
+    final = capture.events[-1].json()
+    assert final["status"] == "failed"
+    assert final["error"]["code"] == "e"

@@ -146,6 +146,19 @@ async def test_idempotency_key_replays_the_original_202(srv: Server) -> None:
     assert [job["jobId"] for job in listing["jobs"]] == [first.json()["jobId"]]
 
 
+async def test_idempotent_replay_after_the_job_finished(srv: Server) -> None:
+    headers = {"Idempotency-Key": "done-already"}
+    first = await srv.submit("echo", {"x": 1}, headers=headers)
+    job_id = first.json()["jobId"]
+    assert (await srv.wait_terminal(job_id)).status_code == 303
+    again = await srv.submit("echo", {"x": 1}, headers=headers)
+    assert again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["jobId"] == job_id
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(srv.admin.jobs()) == 1
+
+
 async def test_quoted_and_bare_idempotency_keys_are_the_same_key(srv: Server) -> None:
     bare = await srv.submit("echo", {"x": 1}, headers={"Idempotency-Key": "abc-1"})
     quoted = await srv.submit("echo", {"x": 1}, headers={"Idempotency-Key": '"abc-1"'})
