@@ -343,7 +343,7 @@ def _xml_safe(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 # The I/O-free core.
 
-Flow: TypeAlias = Generator[Command, Any, ContractReport]
+_Flow: TypeAlias = Generator[Command, Any, ContractReport]
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,6 +588,21 @@ def _unknown_id(job_id: str) -> str:
     return candidate if candidate != job_id else candidate + "0"
 
 
+def _replace_id(url: str, job_id: str) -> str | None:
+    """``url`` with its last occurrence of ``job_id`` (in the path or the query) replaced by
+    an unknown id of the same shape; ``None`` when the id is not there."""
+    try:
+        parsed = httpx.URL(url)
+        target = parsed.raw_path.decode("ascii")
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    at = target.rfind(job_id)
+    if at < 0:
+        return None
+    fresh = target[:at] + _unknown_id(job_id) + target[at + len(job_id) :]
+    return str(parsed.copy_with(raw_path=fresh.encode("ascii")))
+
+
 def _alternate_body(content: bytes | None) -> bytes:
     """A body that differs from ``content`` in substance (not merely in formatting).
 
@@ -677,6 +692,12 @@ class _Checker:
         return (chunk or "").encode()
 
     def _set(self, result: CheckResult) -> None:
+        # Summaries are one line whatever a server put in the text they quote.
+        one_line = " ".join(result.summary.split())
+        if one_line != result.summary:
+            result = CheckResult(
+                result.name, result.outcome, one_line, result.evidence, result.duration
+            )
         self.results[result.name] = result
 
     def _pass(self, name: str, summary: str, started: float | None = None) -> None:
@@ -830,7 +851,7 @@ class _Checker:
         return watch
 
     # ------------------------------------------------------------------ the run
-    def run(self) -> Flow:
+    def run(self) -> _Flow:
         started = self.now()
         submission = yield from self._check_submit()
         if submission is not None:
@@ -1341,18 +1362,10 @@ class _Checker:
         if not job_id:
             self._skip(name, "the job id is unknown, so no unknown id can be derived")
             return
-        try:
-            parsed = httpx.URL(status_url)
-        except (httpx.InvalidURL, TypeError, ValueError):
-            self._skip(name, "the status URL cannot be parsed")
+        url = _replace_id(status_url, job_id)
+        if url is None:
+            self._skip(name, f"the job id {job_id!r} is not part of the status URL")
             return
-        path = parsed.path
-        at = path.rfind(job_id)
-        if at < 0:
-            self._skip(name, f"the job id {job_id!r} is not part of the status URL's path")
-            return
-        fresh = _unknown_id(job_id)
-        url = str(parsed.copy_with(path=path[:at] + fresh + path[at + len(job_id) :]))
         started = self.now()
         reply = yield from self._send("GET", url)
         if isinstance(reply, _Fault):
@@ -1602,7 +1615,7 @@ def _prepare(
     return rebuilt, httpx.USE_CLIENT_DEFAULT
 
 
-def _drive(flow: Flow, client: httpx.Client, origin: str) -> ContractReport:
+def _drive(flow: _Flow, client: httpx.Client, origin: str) -> ContractReport:
     """Run ``flow`` with a synchronous client."""
     reply: Any = None
     error: TransportError | None = None
@@ -1645,7 +1658,7 @@ def _drive(flow: Flow, client: httpx.Client, origin: str) -> ContractReport:
         flow.close()
 
 
-async def _adrive(flow: Flow, client: httpx.AsyncClient, origin: str) -> ContractReport:
+async def _adrive(flow: _Flow, client: httpx.AsyncClient, origin: str) -> ContractReport:
     """Run ``flow`` with an asynchronous client."""
     reply: Any = None
     error: TransportError | None = None

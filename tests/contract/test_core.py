@@ -151,3 +151,58 @@ def test_a_404_monitor_fails_the_submit_check_only() -> None:
     evidence = report["submit"].evidence
     assert evidence is not None and evidence.status_code == 404
     assert evidence.url == "http://api.test/jobs/j1"
+
+
+def test_a_cancel_that_arrives_after_the_job_finished_may_answer_409() -> None:
+    jobs = 0
+
+    def serve(request: httpx.Request) -> HttpResponse:
+        nonlocal jobs
+        if request.method == "POST":
+            jobs += 1
+            job = f"j{jobs}"
+            body = {"jobId": job, "status": "pending", "cancelUrl": f"/jobs/{job}"}
+            return answer(request, 202, body, Location=f"/jobs/{job}")
+        if request.method == "DELETE":  # every job is finished by the time it is cancelled
+            return answer(request, 409, {"error": {"code": "already_terminal"}})
+        job = request.url.path.rsplit("/", 1)[-1]
+        if job in ("j1", "j2"):
+            return answer(request, 200, {"jobId": job, "status": "completed", "result": 1})
+        return answer(request, 404, {"error": {"code": "not_found"}})
+
+    report, _, _ = drive(serve)
+
+    result = report["cancellation"]
+    assert result.outcome is Outcome.PASS
+    assert result.summary == (
+        "a finished job: 409; the second job finished (completed) before it could be cancelled: 409"
+    )
+
+
+def test_transient_answers_are_waited_out_and_a_job_that_vanishes_fails() -> None:
+    polls = 0
+
+    def serve(request: httpx.Request) -> HttpResponse:
+        nonlocal polls
+        if request.method == "POST":
+            return answer(request, 202, doc("pending"), Location="/status?id=j1")
+        if request.url.path == "/status":
+            polls += 1
+            if request.url.params["id"] != "j1":
+                return answer(request, 404, {"error": {"code": "not_found"}})
+            if polls == 1:
+                return answer(request, 503, None, Retry_After="0")
+            if polls == 2:
+                return answer(request, 200, doc("processing"))
+            return answer(request, 410, {"error": {"code": "expired"}})
+        return answer(request, 404, {"error": {"code": "not_found"}})
+
+    report, _, sent = drive(serve)
+
+    assert [c.name for c in report.failures] == ["terminal_state"]
+    result = report["terminal_state"]
+    assert result.summary == "the job vanished (HTTP 410) before reaching a terminal state"
+    assert result.evidence is not None and result.evidence.status_code == 410
+    # The unknown id was derived from the query string.
+    assert report["unknown_id"].outcome is Outcome.PASS
+    assert sent[-1].request.url.params["id"] != "j1"
