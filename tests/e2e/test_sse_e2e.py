@@ -41,6 +41,7 @@ class Ticks:
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.gate = asyncio.Event()
+        self.ready = asyncio.Event()  # progress 0 reported
 
     def open(self) -> None:
         """Open the gate (from any thread)."""
@@ -49,6 +50,7 @@ class Ticks:
     async def handler(self, ctx: JobContext, input: dict[str, Any]) -> dict[str, Any]:
         total = int(input["total"])
         await ctx.progress(0, total, "ready")
+        self.ready.set()
         await self.gate.wait()
         for step in range(1, total + 1):
             await ctx.progress(step, total, f"step {step}/{total}")
@@ -106,18 +108,31 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @contextlib.asynccontextmanager
-async def api_for(kind: str, base_url: str, *, sse: SSEOptions | None = None) -> AsyncIterator[Api]:
+async def api_for(
+    kind: str,
+    base_url: str,
+    *,
+    sse: SSEOptions | None = None,
+    on_request: Callable[[httpx.Request], None] | None = None,
+) -> AsyncIterator[Api]:
+    """A client of ``kind`` whose requests are recorded (and shown to ``on_request``)."""
     requests: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> None:
+        requests.append(request)
+        if on_request is not None:
+            on_request(request)
+
     if kind == "async":
 
         async def arecord(request: httpx.Request) -> None:
-            requests.append(request)
+            record(request)
 
         ahttp = httpx.AsyncClient(event_hooks={"request": [arecord]})
         async with ahttp, AsyncClient(base_url, http_client=ahttp, sse=sse) as aclient:
             yield Api(kind, aclient, requests)
     else:
-        http = httpx.Client(event_hooks={"request": [requests.append]})
+        http = httpx.Client(event_hooks={"request": [record]})
         with http, Client(base_url, http_client=http, sse=sse) as client:
             yield Api(kind, client, requests)
 
@@ -222,6 +237,34 @@ async def test_a_cut_stream_resumes_with_last_event_id_and_loses_nothing(kind: s
         assert resumed == sorted(resumed) and len(set(resumed)) == len(resumed)
         assert "Last-Event-ID" not in streams[0].headers
         assert api.gets(f"/jobs/{op.id}") == []  # it never fell back to polling
+
+
+async def test_a_snapshot_seen_on_the_stream_is_not_reported_again_by_polling(kind: str) -> None:
+    ticks = Ticks()
+    config = ServerConfig(**FAST, faults=FaultConfig(sse_cut_after=1))
+    sse = SSEOptions(max_reconnects=0)  # the first cut ends SSE: polling takes over
+    polls: list[httpx.Request] = []
+    job_ids: list[str] = []
+
+    def on_request(request: httpx.Request) -> None:
+        if job_ids and request.url.path.endswith(f"/jobs/{job_ids[0]}"):
+            polls.append(request)
+            if len(polls) == 2:  # the first poll saw what the stream had shown
+                ticks.open()
+
+    server_cm = serve(config, handlers={"ticks": ticks.handler})
+    async with (
+        server_cm as server,
+        api_for(kind, server.base_url, sse=sse, on_request=on_request) as api,
+    ):
+        op = await api.submit("ticks", {"total": 3})
+        job_ids.append(op.id)
+        with anyio.fail_after(10):
+            await ticks.ready.wait()
+        seen = await api.watch(op, on_status=lambda status: None, timeout=30)
+        assert progress_steps(seen) == sorted(set(progress_steps(seen)))  # never twice
+        assert progress_steps(seen)[0] == 0 and seen[-1].state is JobState.COMPLETED
+        assert len(api.gets("/events")) == 1 and len(polls) >= 2
 
 
 @pytest.mark.parametrize("endpoint", ["404", "json", "204", "silent"])
