@@ -971,7 +971,11 @@ class GoogleDialect(_Dialect):
 
     def _operation(self, answer: _Answer, doc: Doc) -> JobStatus:
         metadata = doc.get("metadata")
-        extra = (metadata,) if isinstance(metadata, Mapping) else ()
+        extra: tuple[Doc, ...] = ()
+        if isinstance(metadata, Mapping):
+            # Timestamps live in metadata, or in Vertex AI's metadata.genericMetadata.
+            generic = metadata.get("genericMetadata")
+            extra = (metadata, generic) if isinstance(generic, Mapping) else (metadata,)
         name = doc.get("name")
         monitor = self.operation_url(name, answer.url) if isinstance(name, str) and name else None
         if doc.get("done") is not True:
