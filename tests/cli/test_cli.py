@@ -375,3 +375,19 @@ def test_installed_console_script(reference_server: RunningReferenceServer, tmp_
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout) == {"hello": "world"}
+
+
+@pytest.mark.reference_server_config(dialect="status-code")
+def test_outcomes_in_the_status_code_dialect(
+    cli: Cli, reference_server: RunningReferenceServer
+) -> None:
+    url = reference_server.url("/jobs")
+    done = cli("submit", url, "--json", ECHO, "--wait")
+    assert done.code == 0, done.stderr
+    assert done.json() == {"hello": "world"}
+    failing = json.dumps({"type": "fail", "input": {"code": "nope"}})
+    assert cli("submit", url, "--json", failing, "--wait").code == 3
+    status_url = cli("submit", url, "--json", SLOW).json()["statusUrl"]
+    assert cli("status", status_url).json()["state"] in ("pending", "processing")
+    assert cli("cancel", status_url).code == 0
+    assert cli("wait", status_url).code == 4
