@@ -158,3 +158,34 @@ async def test_cli_prints_its_url_and_stops_on_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.anyio
+async def test_shutdown_ends_open_streams_and_long_polls() -> None:
+    lines: list[str] = []
+    async with serve(ServerConfig(max_wait=30)) as server:
+        client = httpx.AsyncClient(base_url=server.base_url, timeout=30)
+        r = await client.post("/jobs", json={"type": "sleep", "input": {"seconds": 60}})
+        location = r.headers["Location"]
+        stream_open = asyncio.Event()
+
+        async def read_stream() -> None:
+            async with client.stream("GET", f"{location}/events") as resp:
+                async for line in resp.aiter_lines():
+                    lines.append(line)
+                    if line.startswith("data:"):
+                        stream_open.set()
+
+        reader = asyncio.create_task(read_stream())
+        poller = asyncio.create_task(client.get(location, params={"wait": 30}))
+        await asyncio.wait_for(stream_open.wait(), 10)
+        for _ in range(1000):  # until the long poll has reached the server
+            if server.admin.count("GET", location):
+                break
+            await asyncio.sleep(0.01)
+    # Leaving serve() ended the stream and answered the held long poll.
+    await asyncio.wait_for(reader, 10)
+    answer = await asyncio.wait_for(poller, 10)
+    await client.aclose()
+    assert answer.status_code == 200 and answer.json()["status"] == "processing"
+    assert "event: status" in lines and "event: complete" not in lines
