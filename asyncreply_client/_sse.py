@@ -46,6 +46,9 @@ _BOM = "\ufeff"
 # that long is "forever" anyway, and callers bound it.
 _MAX_RETRY_DIGITS = 18
 _RETRY_FOREVER = 10**_MAX_RETRY_DIGITS
+# Below this gain (seconds), a stream is not reopened to bring its read timeout closer to the
+# deadline.
+_MIN_TIGHTENING = 0.25
 # How many event ids one wait remembers to recognise replays.
 _MAX_REMEMBERED_IDS = 10_000
 
@@ -399,6 +402,10 @@ def follow_events(
       calls malformed, or a runaway stream: ``SSEEnd.FALLBACK`` at once.
     - The deadline passed: ``SSEEnd.DEADLINE``.
 
+    The read timeout of an open stream cannot change, so near the deadline the stream is
+    reopened with a shorter one (see ``_needs_tighter_timeout``): a stream that falls silent
+    ends the wait at most half the time left after the deadline, never a whole silence window.
+
     An event whose ``id`` an earlier connection already delivered (a server that ignored
     ``Last-Event-ID`` and replays from the start) is skipped.
 
@@ -451,6 +458,8 @@ def follow_events(
         if left is not None and left <= 0:
             return finish(SSEEnd.DEADLINE, "the deadline passed")
         request = _stream_request(build_request, events_url, last_id, opts, left)
+        read_timeout: float = request.extensions["timeout"]["read"]
+        tighten = False
         try:
             response: HttpResponse = yield Send(request, retry=False, stream=True)
         except _DROPS as exc:
@@ -502,8 +511,16 @@ def follow_events(
                 if left is not None and left <= 0:
                     yield CloseStream()
                     return finish(SSEEnd.DEADLINE, "the deadline passed")
+                if left is not None and _needs_tighter_timeout(read_timeout, left):
+                    tighten = True
+                    break
             decoder.close()
             yield CloseStream()
+            if tighten:
+                # Not a drop: reopen at once, resuming, with a read timeout that ends at the
+                # deadline.
+                reconnects += 1
+                continue
 
         left = remaining()
         if left is not None and left <= 0:
@@ -517,6 +534,19 @@ def follow_events(
         if delay > 0:
             yield Sleep(delay)
         reconnects += 1
+
+
+def _needs_tighter_timeout(read_timeout: float, left: float) -> bool:
+    """Whether a stream whose read timeout is ``read_timeout`` should be reopened now that only
+    ``left`` seconds remain before the deadline.
+
+    A read timeout is fixed when the stream opens and restarts with every read, so a stream
+    that delivers something shortly before the deadline and then falls silent would keep the
+    wait going up to ``read_timeout`` past it. Reopening (resuming with ``Last-Event-ID``)
+    once the time left is under half the read timeout bounds that overshoot by half the time
+    that was left, at the cost of a few reconnections (halving each time) near the deadline.
+    """
+    return read_timeout > 2 * left and read_timeout - left > _MIN_TIGHTENING
 
 
 def _stream_request(

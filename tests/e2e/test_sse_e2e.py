@@ -22,10 +22,14 @@ import httpx
 import pytest
 from aiohttp import web
 
-from asyncreply_client._client import AsyncClient, Client
-from asyncreply_client._errors import WaitTimeoutError
-from asyncreply_client._models import JobState, JobStatus
-from asyncreply_client._sse import SSEOptions
+from asyncreply_client import (
+    AsyncClient,
+    Client,
+    JobState,
+    JobStatus,
+    SSEOptions,
+    WaitTimeoutError,
+)
 from reference_server import FaultConfig, JobContext, ServerConfig, serve
 
 pytestmark = pytest.mark.anyio

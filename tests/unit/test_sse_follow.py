@@ -430,13 +430,39 @@ def test_a_silent_stream_ends_at_the_deadline() -> None:
 
 
 def test_keepalives_do_not_extend_the_deadline() -> None:
-    chunks: list[bytes | Wait] = [ev(1, "status", "processing", 1)]
-    chunks += [Wait(2.0), b": keepalive\n\n"] * 5
-    harness = Harness([Conn(chunks)], start=100.0)
-    outcome = harness.run(follow(harness, deadline=105.0))
+    keepalives: list[bytes | Wait] = [Wait(1.0), b": keepalive\n\n"] * 5
+    conns: list[Conn | BaseException] = [
+        Conn([ev(1, "status", "processing", 1), *keepalives]),
+        *(Conn(list(keepalives)) for _ in range(3)),  # reopened closer to the deadline
+    ]
+    harness = Harness(conns, start=100.0)
+    outcome = harness.run(follow(harness, deadline=103.5))
     assert outcome.end is SSEEnd.DEADLINE
-    assert harness.clock == 106.0 and harness.closes == 1  # stopped at the first read past it
+    assert harness.clock == 104.0  # stopped at the first read past it
+    assert harness.sleeps == [] and harness.closes == len(harness.requests)
     assert outcome.status is not None and outcome.status.state is JobState.PROCESSING
+
+
+def test_near_the_deadline_the_stream_is_reopened_with_a_tighter_read_timeout() -> None:
+    # Opened 60 s before the deadline with a 45 s silence window; news 50 s in leaves 10 s:
+    # the stream is reopened at once (resuming) with a 10 s read timeout, not a drop.
+    first = Conn([ev(1, "status", "processing", 1), Wait(50.0), ev(2, "progress", "processing", 2)])
+    second = Conn([Wait(10.0)], end=httpx.ReadTimeout("silence"))
+    harness = Harness([first, second], start=100.0)
+    outcome = harness.run(follow(harness, deadline=160.0))
+    assert outcome.end is SSEEnd.DEADLINE and harness.clock == 160.0
+    assert [r.extensions["timeout"]["read"] for r in harness.requests] == [45.0, 10.0]
+    assert harness.requests[1].headers["Last-Event-ID"] == "2"
+    assert harness.sleeps == [] and outcome.reconnects == 1
+    assert states(harness.emitted) == [("processing", 1), ("processing", 2)]
+
+
+def test_a_stream_is_not_reopened_for_a_tiny_gain() -> None:
+    chunks: list[bytes | Wait] = [ev(1, "status", "processing", 1), Wait(0.2), b": k\n\n"]
+    harness = Harness([Conn(chunks, end=httpx.ReadTimeout("silence"))], start=100.0)
+    # Read timeout 0.3 s; 0.1 s left after the keep-alive: a gain of 0.2 s is not worth it.
+    outcome = harness.run(follow(harness, deadline=100.3))
+    assert len(harness.requests) == 1 and outcome.end is SSEEnd.FALLBACK
 
 
 def test_no_reconnection_wait_past_the_deadline() -> None:
