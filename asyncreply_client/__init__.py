@@ -1,1 +1,94 @@
-"""asyncreply: a typed sync and async client for the async request-reply pattern."""
+"""asyncreply: a typed sync and async client for the async request-reply pattern.
+
+Example:
+    >>> from asyncreply_client import Client
+    >>> with Client("http://127.0.0.1:8080") as client:  # doctest: +SKIP
+    ...     print(client.run("/jobs", json={"type": "echo", "input": {"hi": 1}}, timeout=30))
+"""
+
+from __future__ import annotations
+
+from ._client import AsyncClient, Client
+from ._clock import Clock, SystemClock
+from ._dialects import (
+    ArmDialect,
+    AutoDialect,
+    Dialect,
+    GoogleDialect,
+    MicrosoftDialect,
+    ReferenceDialect,
+    StatusCodeDialect,
+    Submission,
+)
+from ._errors import (
+    AsyncReplyError,
+    InvalidTokenError,
+    JobCancelledError,
+    JobExpiredError,
+    JobFailedError,
+    JobNotFoundError,
+    JobOutcomeError,
+    ProtocolError,
+    SubmissionRejectedError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._http import HttpResponse
+from ._models import JobError, JobState, JobStatus, Progress, ResultFile
+from ._operation import AsyncOperation, Operation
+from ._policies import (
+    Adaptive,
+    ExponentialBackoff,
+    FixedInterval,
+    LongPolling,
+    PollDecision,
+    PollingPolicy,
+    PollObservation,
+    PollSchedule,
+)
+from ._retry import RetryPolicy
+from ._sse import SSEOptions
+
+__all__ = [
+    "Adaptive",
+    "ArmDialect",
+    "AsyncClient",
+    "AsyncOperation",
+    "AsyncReplyError",
+    "AutoDialect",
+    "Client",
+    "Clock",
+    "Dialect",
+    "ExponentialBackoff",
+    "FixedInterval",
+    "GoogleDialect",
+    "HttpResponse",
+    "InvalidTokenError",
+    "JobCancelledError",
+    "JobError",
+    "JobExpiredError",
+    "JobFailedError",
+    "JobNotFoundError",
+    "JobOutcomeError",
+    "JobState",
+    "JobStatus",
+    "LongPolling",
+    "MicrosoftDialect",
+    "Operation",
+    "PollDecision",
+    "PollObservation",
+    "PollSchedule",
+    "PollingPolicy",
+    "Progress",
+    "ProtocolError",
+    "ReferenceDialect",
+    "ResultFile",
+    "RetryPolicy",
+    "SSEOptions",
+    "StatusCodeDialect",
+    "Submission",
+    "SubmissionRejectedError",
+    "SystemClock",
+    "TransportError",
+    "WaitTimeoutError",
+]

@@ -7,7 +7,7 @@ tenacity, sleeping on the client's clock), reads the open stream, sleeps, and ha
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -221,7 +221,7 @@ class _AsyncIO:
 
 async def drive_async(
     flow: Generator[Command, Any, T], http: httpx.AsyncClient, cfg: DriverConfig, out: Outcome[T]
-) -> AsyncIterator[JobStatus]:
+) -> AsyncGenerator[JobStatus, None]:
     """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``."""
     io = _AsyncIO(http, cfg)
     reply: Any = None

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import tenacity
 
-from ._dialects import Dialect
-from ._errors import AsyncReplyError, TransportError
+from ._dialects import Dialect, is_job_failure_response
+from ._errors import TransportError
 from ._headers import parse_retry_after
 from ._http import HttpResponse
 
@@ -96,11 +96,7 @@ def is_transient_response(response: HttpResponse, dialect: Dialect) -> bool:
         return True
     if response.status_code != 500:
         return False
-    try:
-        dialect.interpret_status(response)
-    except AsyncReplyError:
-        return True
-    return False
+    return not is_job_failure_response(response, dialect=dialect)
 
 
 def is_transient_exception(error: BaseException) -> bool:

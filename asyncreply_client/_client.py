@@ -1,0 +1,591 @@
+"""``Client`` and ``AsyncClient``: thin shells that configure the flows and drive them.
+
+Everything both share lives in ``_ClientBase`` (configuration, request factory, flows); the
+two classes add only what differs: the httpx client they hold and the driver they run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import inspect
+import uuid
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import httpx
+
+from . import _flow
+from ._clock import Clock, SystemClock
+from ._commands import Command
+from ._dialects import AutoDialect, Dialect
+from ._drivers import DriverConfig, Outcome, drive, drive_async
+from ._flow import FlowConfig, OperationState
+from ._models import JobStatus
+from ._operation import AsyncOperation, Operation
+from ._policies import Adaptive, LongPolling, PollingPolicy
+from ._retry import RetryPolicy
+from ._security import RequestFactory
+from ._sse import SSEOptions
+from ._token import load_token
+
+__all__ = ["AsyncClient", "Client", "ProgressCallback"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: A progress callback: called with each new snapshot (an async client awaits a coroutine).
+ProgressCallback = Callable[[JobStatus], object]
+
+
+class _Default(enum.Enum):
+    """Sentinels for "not given" where ``None`` means something (as httpx's
+    ``USE_CLIENT_DEFAULT``)."""
+
+    AUTO = "auto"
+
+
+AUTO = _Default.AUTO
+_DEFAULT_TIMEOUT = 30.0
+
+
+class _ClientBase:
+    """Configuration and flow construction shared by ``Client`` and ``AsyncClient``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None,
+        auth: Any,
+        timeout: float | httpx.Timeout | _Default | None,
+        http_headers: httpx.Headers | None,
+        http_timeout: httpx.Timeout | None,
+        polling: PollingPolicy | None,
+        retry: RetryPolicy | None,
+        dialect: Dialect | None,
+        on_progress: ProgressCallback | Sequence[ProgressCallback] | None,
+        trusted_origins: Iterable[str],
+        clock: Clock | None,
+        events_url_template: str | None,
+        max_redirects: int,
+        sse: SSEOptions | None,
+    ) -> None:
+        if timeout is AUTO:
+            resolved = http_timeout or httpx.Timeout(_DEFAULT_TIMEOUT)
+        else:
+            resolved = httpx.Timeout(timeout)
+        configured = httpx.Headers(http_headers or {})
+        configured.update(headers or {})
+        self._requests = RequestFactory.create(
+            base_url,
+            headers=configured,
+            auth=auth,
+            trusted_origins=trusted_origins,
+            timeout=resolved,
+        )
+        self._clock: Clock = clock or SystemClock()
+        chosen_dialect: Dialect = dialect if dialect is not None else AutoDialect()
+        self._flow_cfg = FlowConfig(
+            requests=self._requests,
+            dialect=chosen_dialect,
+            now=self._clock.now,
+            polling=polling if polling is not None else Adaptive(),
+            long_polling=LongPolling(),
+            max_redirects=max_redirects,
+            events_url_template=events_url_template,
+            sse=sse or SSEOptions(),
+        )
+        self._driver_cfg = DriverConfig(
+            requests=self._requests,
+            dialect=chosen_dialect,
+            retry=retry or RetryPolicy(),
+            clock=self._clock,
+        )
+        if on_progress is None:
+            self._callbacks: tuple[ProgressCallback, ...] = ()
+        elif callable(on_progress):
+            self._callbacks = (on_progress,)
+        else:
+            self._callbacks = tuple(on_progress)
+
+    @property
+    def base_url(self) -> str:
+        """The base URL; relative URLs resolve against it and credentials go to its origin."""
+        return self._requests.base_url
+
+    @property
+    def dialect(self) -> Dialect:
+        """The dialect interpreting responses."""
+        return self._flow_cfg.dialect
+
+    @staticmethod
+    def _key(key: str | _Default | None) -> str:
+        return str(uuid.uuid4()) if key is None or key is AUTO else key
+
+    def _submit_flow(
+        self,
+        url: str,
+        *,
+        method: str,
+        json: Any,
+        content: bytes | str | None,
+        headers: Mapping[str, str] | None,
+        idempotency_key: str | _Default | None,
+        callback: str | Mapping[str, Any] | None,
+    ) -> Generator[Command, Any, OperationState]:
+        key = str(uuid.uuid4()) if idempotency_key is AUTO else idempotency_key
+        assert not isinstance(key, _Default)
+        return _flow.submit(
+            self._flow_cfg,
+            url,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            idempotency_key=key,
+            callback=callback,
+        )
+
+    def _attach_state(
+        self, status_url: str, *, events_url: str | None, cancel_url: str | None
+    ) -> OperationState:
+        resolve = self._requests.resolve
+        return OperationState(
+            status_url=resolve(status_url),
+            events_url=None if events_url is None else resolve(events_url),
+            cancel_url=None if cancel_url is None else resolve(cancel_url),
+        )
+
+    def _resumed_state(self, token: str) -> OperationState:
+        data = load_token(token)
+        return OperationState(
+            status_url=data.status_url,
+            id=data.id,
+            events_url=data.events_url,
+            cancel_url=data.cancel_url,
+            final_url=data.result_url,
+            seen=True,
+        )
+
+    def _emitters(self, extra: ProgressCallback | None) -> tuple[ProgressCallback, ...]:
+        return self._callbacks if extra is None else (*self._callbacks, extra)
+
+
+class Client(_ClientBase):
+    """A synchronous client for async request-reply APIs.
+
+    Args:
+        base_url: the API's base URL; relative URLs resolve against it, and the client's
+            credentials are sent only to its origin (and to ``trusted_origins``).
+        headers: headers sent with every request to a trusted origin.
+        auth: httpx auth (a ``(user, password)`` tuple, an ``httpx.Auth``…), trusted origins
+            only.
+        timeout: per-request timeout (default 30 s, or ``http_client``'s).
+        http_client: your own ``httpx.Client`` (proxies, TLS, transports, respx). Its
+            headers and auth are treated as configured ones (trusted origins only); it is
+            not closed by this client.
+        polling: the default polling policy (default :class:`Adaptive`).
+        retry: the transient-fault policy (default :class:`RetryPolicy`).
+        dialect: how responses are interpreted (default :class:`AutoDialect`).
+        on_progress: callback(s) given each new snapshot during waits.
+        trusted_origins: other origins (``"https://files.example.com"``) that may receive
+            the credentials.
+        clock: the source of time and sleeps (tests pass a fake one).
+        events_url_template: the events URL of servers that announce none, ``{id}`` being
+            the job id (e.g. ``"/jobs/{id}/events"``).
+        max_redirects: non-303 redirects followed per request.
+        sse: options of the SSE wait mode.
+
+    Example:
+        >>> with Client("http://127.0.0.1:8080") as client:  # doctest: +SKIP
+        ...     op = client.submit("/jobs", json={"type": "sleep", "input": {"seconds": 1}})
+        ...     print(op.result(timeout=30))
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: Any = None,
+        timeout: float | httpx.Timeout | _Default | None = AUTO,
+        http_client: httpx.Client | None = None,
+        polling: PollingPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        dialect: Dialect | None = None,
+        on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
+        trusted_origins: Iterable[str] = (),
+        clock: Clock | None = None,
+        events_url_template: str | None = None,
+        max_redirects: int = 10,
+        sse: SSEOptions | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            http_headers=None if http_client is None else http_client.headers,
+            http_timeout=None if http_client is None else http_client.timeout,
+            polling=polling,
+            retry=retry,
+            dialect=dialect,
+            on_progress=on_progress,
+            trusted_origins=trusted_origins,
+            clock=clock,
+            events_url_template=events_url_template,
+            max_redirects=max_redirects,
+            sse=sse,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.Client()
+
+    def _iterate(self, flow: Generator[Command, Any, Any]) -> Iterator[JobStatus]:
+        out: Outcome[Any] = Outcome()
+        for status in drive(flow, self._http, self._driver_cfg, out):
+            for callback in self._callbacks:
+                callback(status)
+            yield status
+
+    def _run(
+        self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
+    ) -> T:
+        out: Outcome[T] = Outcome()
+        emitters = self._emitters(on_progress)
+        for status in drive(flow, self._http, self._driver_cfg, out):
+            for callback in emitters:
+                callback(status)
+        return out.value
+
+    @overload
+    def submit(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
+        result_type: type[R],
+    ) -> Operation[R]: ...
+
+    @overload
+    def submit(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
+        result_type: None = None,
+    ) -> Operation[Any]: ...
+
+    def submit(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
+        result_type: type[Any] | None = None,
+    ) -> Operation[Any]:
+        """Submit an operation and return it (without waiting).
+
+        Args:
+            url: where to submit (relative to ``base_url``, or absolute).
+            json: a JSON body. ``content``: raw bytes or text instead.
+            method: POST by default (PUT, PATCH, DELETE for APIs that start operations so).
+            headers: extra headers for this submission (its origin only).
+            idempotency_key: by default a fresh UUID per call, reused across the retries
+                of this submission; a string of your own; or ``None`` for no key, in which
+                case the submission is never retried.
+            callback: a webhook URL, or ``{"url": ..., "events": [...]}``, added to the JSON
+                body as ``callback`` for servers that take one.
+            result_type: a type (e.g. a pydantic model) that ``result()`` validates into.
+
+        Raises:
+            SubmissionRejectedError: the server answered 4xx.
+            ProtocolError: the answer broke the protocol.
+            TransportError: the network failed (after retries, when allowed).
+
+        Example:
+            >>> op = client.submit("/jobs", json={"type": "echo", "input": {}})  # doctest: +SKIP
+        """
+        flow = self._submit_flow(
+            url,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            callback=callback,
+        )
+        return Operation(self, self._run(flow), result_type)
+
+    def operation(
+        self,
+        status_url: str,
+        *,
+        events_url: str | None = None,
+        cancel_url: str | None = None,
+        result_type: type[Any] | None = None,
+    ) -> Operation[Any]:
+        """Attach to an existing operation by its status URL (no request is sent)."""
+        state = self._attach_state(status_url, events_url=events_url, cancel_url=cancel_url)
+        return Operation(self, state, result_type)
+
+    def resume(self, token: str, *, result_type: type[Any] | None = None) -> Operation[Any]:
+        """Continue following an operation from ``op.to_token()``.
+
+        Raises:
+            InvalidTokenError: the token is malformed, of another version, or invalid.
+        """
+        return Operation(self, self._resumed_state(token), result_type)
+
+    def run(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        result_type: type[Any] | None = None,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+        on_progress: ProgressCallback | None = None,
+    ) -> Any:
+        """Submit and wait: return the result (see :meth:`submit` and
+        :meth:`Operation.result`)."""
+        op = self.submit(
+            url,
+            json=json,
+            content=content,
+            method=method,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            result_type=result_type,
+        )
+        return op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
+
+    def close(self) -> None:
+        """Close the underlying httpx client, unless it was given by the caller."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+async def _call(callback: ProgressCallback, status: JobStatus) -> None:
+    outcome = callback(status)
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
+class AsyncClient(_ClientBase):
+    """An asynchronous client: :class:`Client`'s constructor and methods, awaited.
+
+    ``on_progress`` callbacks may be plain functions or coroutine functions.
+
+    Example:
+        >>> async with AsyncClient("http://127.0.0.1:8080") as client:  # doctest: +SKIP
+        ...     op = await client.submit("/jobs", json={"type": "echo", "input": {}})
+        ...     print(await op.result(timeout=30))
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: Any = None,
+        timeout: float | httpx.Timeout | _Default | None = AUTO,
+        http_client: httpx.AsyncClient | None = None,
+        polling: PollingPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        dialect: Dialect | None = None,
+        on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
+        trusted_origins: Iterable[str] = (),
+        clock: Clock | None = None,
+        events_url_template: str | None = None,
+        max_redirects: int = 10,
+        sse: SSEOptions | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            http_headers=None if http_client is None else http_client.headers,
+            http_timeout=None if http_client is None else http_client.timeout,
+            polling=polling,
+            retry=retry,
+            dialect=dialect,
+            on_progress=on_progress,
+            trusted_origins=trusted_origins,
+            clock=clock,
+            events_url_template=events_url_template,
+            max_redirects=max_redirects,
+            sse=sse,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient()
+
+    async def _iterate(self, flow: Generator[Command, Any, Any]) -> AsyncGenerator[JobStatus, None]:
+        out: Outcome[Any] = Outcome()
+        async with contextlib.aclosing(drive_async(flow, self._http, self._driver_cfg, out)) as it:
+            async for status in it:
+                for callback in self._callbacks:
+                    await _call(callback, status)
+                yield status
+
+    async def _run(
+        self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
+    ) -> T:
+        out: Outcome[T] = Outcome()
+        emitters = self._emitters(on_progress)
+        async with contextlib.aclosing(drive_async(flow, self._http, self._driver_cfg, out)) as it:
+            async for status in it:
+                for callback in emitters:
+                    await _call(callback, status)
+        return out.value
+
+    @overload
+    async def submit(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
+        result_type: type[R],
+    ) -> AsyncOperation[R]: ...
+
+    @overload
+    async def submit(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
+        result_type: None = None,
+    ) -> AsyncOperation[Any]: ...
+
+    async def submit(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
+        result_type: type[Any] | None = None,
+    ) -> AsyncOperation[Any]:
+        """Submit an operation and return it (without waiting); see :meth:`Client.submit`."""
+        flow = self._submit_flow(
+            url,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            callback=callback,
+        )
+        return AsyncOperation(self, await self._run(flow), result_type)
+
+    def operation(
+        self,
+        status_url: str,
+        *,
+        events_url: str | None = None,
+        cancel_url: str | None = None,
+        result_type: type[Any] | None = None,
+    ) -> AsyncOperation[Any]:
+        """Attach to an existing operation by its status URL (no request is sent)."""
+        state = self._attach_state(status_url, events_url=events_url, cancel_url=cancel_url)
+        return AsyncOperation(self, state, result_type)
+
+    def resume(self, token: str, *, result_type: type[Any] | None = None) -> AsyncOperation[Any]:
+        """Continue following an operation from ``op.to_token()``; see :meth:`Client.resume`."""
+        return AsyncOperation(self, self._resumed_state(token), result_type)
+
+    async def run(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | _Default | None = AUTO,
+        result_type: type[Any] | None = None,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+        on_progress: ProgressCallback | None = None,
+    ) -> Any:
+        """Submit and wait: return the result; see :meth:`Client.run`."""
+        op = await self.submit(
+            url,
+            json=json,
+            content=content,
+            method=method,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            result_type=result_type,
+        )
+        return await op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
+
+    async def aclose(self) -> None:
+        """Close the underlying httpx client, unless it was given by the caller."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,369 @@
+"""``Operation`` and ``AsyncOperation``: thin shells over the flows, one per submitted job.
+
+Both expose the same names with the same semantics; each method builds a flow (``_flow``) and
+hands it to its client's driver. Nothing here decides anything about the protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncGenerator, Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Generic, TypeVar
+
+from . import _flow
+from ._commands import Tracker
+from ._errors import InvalidTokenError, WaitTimeoutError
+from ._flow import OperationState, WaitOptions
+from ._models import JobStatus
+from ._policies import PollingPolicy
+from ._token import TokenData, dump_token
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, Client, ProgressCallback, _ClientBase
+
+__all__ = ["AsyncOperation", "Operation"]
+
+ResultT = TypeVar("ResultT")
+Destination = str | os.PathLike[str] | IO[bytes]
+
+
+class _OperationBase(Generic[ResultT]):
+    """What both shells share: the state, read-only views of it, and the resume token."""
+
+    __slots__ = ("_base", "_result_type", "_state")
+
+    def __init__(
+        self, base: _ClientBase, state: OperationState, result_type: type[ResultT] | None
+    ) -> None:
+        self._base = base
+        self._state = state
+        self._result_type = result_type
+
+    @property
+    def id(self) -> str | None:
+        """The job id, when the server gave one."""
+        return self._state.id
+
+    @property
+    def status_url(self) -> str | None:
+        """Absolute URL of the status monitor (``None`` for an operation finished on submit
+        without one)."""
+        return self._state.status_url
+
+    @property
+    def events_url(self) -> str | None:
+        """Absolute URL of the operation's event stream, when known."""
+        return self._state.events_url
+
+    @property
+    def cancel_url(self) -> str | None:
+        """Absolute URL used to cancel, when known (else the status URL is used)."""
+        return self._state.cancel_url
+
+    @property
+    def status(self) -> JobStatus | None:
+        """The latest status snapshot seen (``None`` before the first one)."""
+        return self._state.last
+
+    def to_token(self) -> str:
+        """An opaque, versioned token from which ``client.resume(token)`` continues, in this
+        or another process. It holds URLs and the id, never credentials.
+
+        Raises:
+            InvalidTokenError: the operation has no status URL to resume from.
+        """
+        state = self._state
+        if state.status_url is None:
+            raise InvalidTokenError("this operation has no status URL: there is nothing to resume")
+        last = state.last
+        return dump_token(
+            TokenData(
+                status_url=state.status_url,
+                id=state.id,
+                events_url=state.events_url,
+                cancel_url=state.cancel_url,
+                result_url=state.final_url or (None if last is None else last.result_url),
+                dialect=self._base._flow_cfg.dialect.name,
+            )
+        )
+
+    def _options(
+        self, timeout: float | None, polling: PollingPolicy | None, mode: str
+    ) -> WaitOptions:
+        return WaitOptions(timeout=timeout, polling=polling, mode=mode)
+
+    def _tracker(self) -> Tracker:
+        return Tracker(self._state.last)
+
+    @contextlib.contextmanager
+    def _attach(self) -> Iterator[None]:
+        """Give a ``WaitTimeoutError`` this operation, so the caller can wait again."""
+        try:
+            yield
+        except WaitTimeoutError as exc:
+            exc.operation = self
+            raise
+
+    def __repr__(self) -> str:
+        state = None if self._state.last is None else self._state.last.state.value
+        return f"<{type(self).__name__} id={self.id!r} state={state!r} url={self.status_url!r}>"
+
+
+def _writer(destination: Destination, stack: contextlib.ExitStack) -> Callable[[bytes], object]:
+    """A ``write`` for the download flow: a file object's, or a ``.part`` file's that is
+    renamed over ``destination`` only once every byte arrived."""
+    if not isinstance(destination, str | os.PathLike):
+        return destination.write
+    path = Path(destination)
+    part = path.with_name(path.name + ".part")
+    handle = stack.enter_context(part.open("wb"))
+
+    def finish(exc_type: object, exc: object, tb: object) -> None:
+        handle.close()
+        if exc_type is None:
+            part.replace(path)
+        else:
+            part.unlink(missing_ok=True)
+
+    stack.push(finish)
+    return handle.write
+
+
+class Operation(_OperationBase[ResultT]):
+    """A submitted job, followed synchronously. Made by :meth:`Client.submit`,
+    :meth:`Client.operation` and :meth:`Client.resume`.
+
+    Example:
+        >>> op = client.submit("/jobs", json={"type": "sleep", "input": {}})  # doctest: +SKIP
+        >>> op.wait(timeout=30).state  # doctest: +SKIP
+        <JobState.COMPLETED: 'completed'>
+    """
+
+    __slots__ = ()
+    _base: Client
+
+    def refresh(self) -> JobStatus:
+        """Send one status request and return the snapshot (also stored in ``status``)."""
+        return self._base._run(_flow.refresh(self._base._flow_cfg, self._state))
+
+    def wait(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+        on_progress: ProgressCallback | None = None,
+    ) -> JobStatus:
+        """Wait until the job is terminal and return its final status (failed and cancelled
+        are returned, not raised).
+
+        Args:
+            timeout: seconds to wait at most (``None``: no limit).
+            polling: a polling policy for this wait (default: the client's).
+            mode: ``"auto"`` (SSE when an events URL is known, else polling), ``"sse"``,
+                ``"long-poll"`` or ``"poll"``.
+            on_progress: called with each new snapshot, after the client's callbacks.
+
+        Raises:
+            WaitTimeoutError: the timeout passed; the job goes on (``error.operation``).
+        """
+        flow = _flow.wait(
+            self._base._flow_cfg,
+            self._state,
+            self._options(timeout, polling, mode),
+            self._tracker(),
+        )
+        with self._attach():
+            return self._base._run(flow, on_progress)
+
+    def result(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+        on_progress: ProgressCallback | None = None,
+    ) -> ResultT:
+        """Wait, then return the result: JSON, a validated ``result_type``, or a
+        :class:`ResultFile` for a non-JSON result.
+
+        Raises:
+            JobFailedError: the job failed (``error.status.error`` says why).
+            JobCancelledError: the job was cancelled.
+            JobExpiredError: the job or its result is gone.
+            WaitTimeoutError: the timeout passed; the job goes on.
+        """
+        flow = _flow.result(
+            self._base._flow_cfg,
+            self._state,
+            self._options(timeout, polling, mode),
+            self._tracker(),
+            self._result_type,
+        )
+        with self._attach():
+            value: ResultT = self._base._run(flow, on_progress)
+            return value
+
+    def watch(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+    ) -> Iterator[JobStatus]:
+        """Iterate over each new snapshot until the job is terminal (the last one yielded).
+
+        Raises:
+            WaitTimeoutError: the timeout passed; the job goes on.
+        """
+        flow = _flow.wait(
+            self._base._flow_cfg,
+            self._state,
+            self._options(timeout, polling, mode),
+            self._tracker(),
+        )
+        with self._attach():
+            yield from self._base._iterate(flow)
+
+    def cancel(self) -> JobStatus:
+        """Ask the server to cancel the job; return the status after the request.
+
+        A job that had already finished is not an error: its terminal status is returned
+        (check ``status.state``).
+        """
+        return self._base._run(_flow.cancel(self._base._flow_cfg, self._state))
+
+    def retry(self, *, idempotency_key: str | None = None) -> Operation[ResultT]:
+        """Ask the server to run a failed, retryable job again; return the new operation.
+
+        Raises:
+            JobOutcomeError: the job offers no retry URL.
+            SubmissionRejectedError: the server refused (not retryable).
+        """
+        key = self._base._key(idempotency_key)
+        state = self._base._run(_flow.retry(self._base._flow_cfg, self._state, idempotency_key=key))
+        return Operation(self._base, state, self._result_type)
+
+    def download(
+        self,
+        destination: Destination,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+    ) -> int:
+        """Wait, then stream the result's bytes to a path or a binary file object; return
+        the number of bytes written. A path is written through a ``.part`` file renamed
+        at the end, so it never holds a partial result."""
+        options = self._options(timeout, polling, mode)
+        with contextlib.ExitStack() as stack, self._attach():
+            write = _writer(destination, stack)
+            flow = _flow.download(
+                self._base._flow_cfg, self._state, options, self._tracker(), write
+            )
+            return self._base._run(flow)
+
+
+class AsyncOperation(_OperationBase[ResultT]):
+    """A submitted job, followed asynchronously: :class:`Operation`'s methods, awaited.
+
+    Example:
+        >>> op = await client.submit("/jobs", json={"type": "sleep", "input": {}})  # doctest: +SKIP
+        >>> await op.result(timeout=30)  # doctest: +SKIP
+    """
+
+    __slots__ = ()
+    _base: AsyncClient
+
+    async def refresh(self) -> JobStatus:
+        """Send one status request and return the snapshot (also stored in ``status``)."""
+        return await self._base._run(_flow.refresh(self._base._flow_cfg, self._state))
+
+    async def wait(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+        on_progress: ProgressCallback | None = None,
+    ) -> JobStatus:
+        """Wait until the job is terminal; see :meth:`Operation.wait`."""
+        flow = _flow.wait(
+            self._base._flow_cfg,
+            self._state,
+            self._options(timeout, polling, mode),
+            self._tracker(),
+        )
+        with self._attach():
+            return await self._base._run(flow, on_progress)
+
+    async def result(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+        on_progress: ProgressCallback | None = None,
+    ) -> ResultT:
+        """Wait, then return the result; see :meth:`Operation.result`."""
+        flow = _flow.result(
+            self._base._flow_cfg,
+            self._state,
+            self._options(timeout, polling, mode),
+            self._tracker(),
+            self._result_type,
+        )
+        with self._attach():
+            value: ResultT = await self._base._run(flow, on_progress)
+            return value
+
+    async def watch(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+    ) -> AsyncGenerator[JobStatus, None]:
+        """Iterate over each new snapshot until the job is terminal; see
+        :meth:`Operation.watch`."""
+        flow = _flow.wait(
+            self._base._flow_cfg,
+            self._state,
+            self._options(timeout, polling, mode),
+            self._tracker(),
+        )
+        with self._attach():
+            async with contextlib.aclosing(self._base._iterate(flow)) as statuses:
+                async for status in statuses:
+                    yield status
+
+    async def cancel(self) -> JobStatus:
+        """Ask the server to cancel the job; see :meth:`Operation.cancel`."""
+        return await self._base._run(_flow.cancel(self._base._flow_cfg, self._state))
+
+    async def retry(self, *, idempotency_key: str | None = None) -> AsyncOperation[ResultT]:
+        """Run a failed, retryable job again; see :meth:`Operation.retry`."""
+        key = self._base._key(idempotency_key)
+        flow = _flow.retry(self._base._flow_cfg, self._state, idempotency_key=key)
+        state = await self._base._run(flow)
+        return AsyncOperation(self._base, state, self._result_type)
+
+    async def download(
+        self,
+        destination: Destination,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: str = "auto",
+    ) -> int:
+        """Stream the result to a path or binary file; see :meth:`Operation.download`.
+        (File writes are plain blocking writes of each received chunk.)"""
+        options = self._options(timeout, polling, mode)
+        with contextlib.ExitStack() as stack, self._attach():
+            write = _writer(destination, stack)
+            flow = _flow.download(
+                self._base._flow_cfg, self._state, options, self._tracker(), write
+            )
+            return await self._base._run(flow)
