@@ -561,7 +561,10 @@ def cmd_webhook_verify(ctx: Context) -> int:
     headers: list[tuple[str, str]] = [parse_header(h) for h in args.header or []]
     buffer = getattr(ctx.stdin, "buffer", None)
     body: bytes = buffer.read() if buffer is not None else ctx.stdin.read().encode("utf-8")
-    verifier = WebhookVerifier(args.secret, scheme=args.scheme, tolerance=args.tolerance)
+    try:
+        verifier = WebhookVerifier(args.secret, scheme=args.scheme, tolerance=args.tolerance)
+    except ValueError as exc:  # an empty secret, a whsec_ secret that is not base64
+        raise CliError(f"bad --secret: {exc}", ExitCode.USAGE) from None
     try:
         event = verifier.verify(httpx.Headers(headers), body)
     except WebhookVerificationError as exc:
@@ -609,6 +612,7 @@ def _epilog() -> str:
         "  ASYNCREPLY_TOKEN    bearer token (like --token)",
         "  ASYNCREPLY_HEADERS  extra headers: a JSON object, or 'Name: value' lines",
         "  NO_COLOR            disable colours",
+        "  ASYNCREPLY_DEBUG    show tracebacks of unexpected errors",
     ]
     return "\n".join(lines)
 
@@ -867,6 +871,11 @@ def main(
         term.error("interrupted")
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
+        return ExitCode.ERROR
+    except Exception as exc:  # one line for users; ASYNCREPLY_DEBUG=1 shows the traceback
+        if env.get("ASYNCREPLY_DEBUG"):
+            raise
+        term.error(f"unexpected {type(exc).__name__}: {exc} (set ASYNCREPLY_DEBUG=1 for details)")
         return ExitCode.ERROR
 
 

@@ -391,3 +391,9 @@ def test_outcomes_in_the_status_code_dialect(
     assert cli("status", status_url).json()["state"] in ("pending", "processing")
     assert cli("cancel", status_url).code == 0
     assert cli("wait", status_url).code == 4
+
+
+def test_webhook_verify_rejects_a_bad_secret(cli: Cli) -> None:
+    result = cli("webhook", "verify", "--secret", "whsec_***not base64***", input=b"{}")
+    assert result.code == 2
+    assert result.stderr.startswith("asyncreply: error: bad --secret")

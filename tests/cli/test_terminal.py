@@ -202,3 +202,24 @@ def test_plain_progress_draws_a_bar() -> None:
     text = stream.getvalue()
     assert "[" + "#" * 15 + "-" * 15 + "]" in text and "50%" in text
     assert "?" in text and text.endswith("\n")
+
+
+def test_unexpected_errors_are_one_line_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def boom(ctx: object) -> int:
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(cli, "cmd_status", boom)
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["status", "http://x.test/jobs/1"], stdout=out, stderr=err, environ={}) == 1
+    assert err.getvalue() == (
+        "asyncreply: error: unexpected RuntimeError: kaput (set ASYNCREPLY_DEBUG=1 for details)\n"
+    )
+    with pytest.raises(RuntimeError, match="kaput"):
+        cli.main(
+            ["status", "http://x.test/jobs/1"],
+            stdout=out,
+            stderr=err,
+            environ={"ASYNCREPLY_DEBUG": "1"},
+        )
