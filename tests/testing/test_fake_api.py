@@ -351,3 +351,27 @@ def test_documents_use_the_virtual_wall_clock() -> None:
         doc = http.get(job.status_url).json()
     assert doc["createdAt"] == "2026-01-01T00:00:00.000Z"
     assert doc["updatedAt"] == "2026-01-01T00:01:30.000Z"
+
+
+def test_routes_join_an_existing_respx_router() -> None:
+    import respx
+
+    router = respx.mock(assert_all_called=False)
+    router.get("https://other.test/ping").respond(204)
+    api = FakeAsyncAPI(router=router)
+    api.job().completed({"shared": True})
+    with router, httpx.Client() as http:
+        assert http.get("https://other.test/ping").status_code == 204
+        url = http.post(api.base_url + "/jobs", json={}).headers["Location"]
+        assert http.get(url, follow_redirects=True).json() == {"shared": True}
+
+
+def test_start_and_stop_patch_httpx() -> None:
+    api = FakeAsyncAPI()
+    api.job().completed({})
+    api.start()
+    try:
+        assert httpx.post(api.base_url + "/jobs", json={}).status_code == 202
+    finally:
+        api.stop()
+    assert len(api.requests) == 1
