@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -228,15 +229,28 @@ def _describe(status: JobStatus) -> str:
     return message or status.state.value
 
 
-def _eta(status: JobStatus) -> str:
-    """Time to the server's ``estimatedCompletion``, as ``ETA 12s`` (or ``""``)."""
+def _remaining(status: JobStatus) -> float | None:
+    """Seconds left by the server's estimate, or ``None``.
+
+    ``estimated_remaining`` is measured against the response's own ``Date``, so it does not
+    suffer from clock skew between server and client; ``estimated_completion`` against the
+    local clock is the fallback.
+    """
+    if status.estimated_remaining is not None:
+        return max(0.0, status.estimated_remaining)
     estimate = status.estimated_completion
     if estimate is None:
-        return ""
+        return None
     if estimate.tzinfo is None:
         estimate = estimate.replace(tzinfo=timezone.utc)
-    seconds = (estimate - datetime.now(timezone.utc)).total_seconds()
-    if seconds <= 0:
+    return max(0.0, (estimate - datetime.now(timezone.utc)).total_seconds())
+
+
+def _format_eta(seconds: float | None) -> str:
+    """``ETA 1m05s`` / ``ETA 12s`` / ``ETA now``, or ``""`` without an estimate."""
+    if seconds is None:
+        return ""
+    if seconds < 0.5:
         return "ETA now"
     minutes, secs = divmod(round(seconds), 60)
     return f"ETA {minutes}m{secs:02d}s" if minutes else f"ETA {secs}s"
@@ -261,7 +275,8 @@ class PlainProgress:
             filled = round(fraction * self.WIDTH)
             bar = "[" + "#" * filled + "-" * (self.WIDTH - filled) + "]"
             percent = f"{fraction * 100:4.0f}%"
-        line = f"{bar} {percent} {_describe(status)} {_eta(status)}".rstrip()
+        eta = _format_eta(_remaining(status))
+        line = f"{bar} {percent} {_describe(status)} {eta}".rstrip()
         self._stream.write("\r" + line[:120].ljust(80))
         self._stream.flush()
         self._shown = True
@@ -274,7 +289,11 @@ class PlainProgress:
 
 
 class RichProgress:
-    """A rich live progress bar: message, bar, percentage, and ETA."""
+    """A rich live progress bar: the server's message, bar, percentage, and ETA.
+
+    The ETA counts down from the server's estimate between updates; without one, rich's own
+    estimate from the progress rate is shown.
+    """
 
     def __init__(self, stream: IO[str]) -> None:
         from rich.console import Console
@@ -282,22 +301,31 @@ class RichProgress:
             BarColumn,
             Progress,
             SpinnerColumn,
+            Task,
             TaskProgressColumn,
             TextColumn,
             TimeRemainingColumn,
         )
+        from rich.text import Text
+
+        class ServerEta(TimeRemainingColumn):
+            def render(self, task: Task) -> Text:
+                ends_at = task.fields.get("ends_at")
+                if isinstance(ends_at, float):
+                    left = ends_at - time.monotonic()
+                    return Text(_format_eta(max(0.0, left)), style="progress.remaining")
+                return super().render(task)
 
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            TextColumn("{task.fields[eta]}"),
-            TimeRemainingColumn(),
+            ServerEta(),
             console=Console(file=stream),
             transient=False,
         )
-        self._task = self._progress.add_task("submitted", total=None, eta="")
+        self._task = self._progress.add_task("submitted", total=None, ends_at=None)
         self._progress.start()
 
     def update(self, status: JobStatus) -> None:
@@ -305,12 +333,13 @@ class RichProgress:
         fraction = status.progress.fraction if status.progress is not None else None
         if status.state is JobState.COMPLETED:
             fraction = 1.0
+        remaining = _remaining(status)
         self._progress.update(
             self._task,
             description=_describe(status),
             total=None if fraction is None else 1.0,
             completed=fraction or 0.0,
-            eta=_eta(status),
+            ends_at=None if remaining is None else time.monotonic() + remaining,
         )
 
     def close(self) -> None:

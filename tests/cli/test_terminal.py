@@ -185,12 +185,31 @@ def test_eta_and_description() -> None:
         progress=Progress(current=1, total=4, message="step 1/4"),
         estimated_completion=soon,
     )
-    assert cli._eta(status) in ("ETA 1m15s", "ETA 1m14s")
+    assert cli._format_eta(cli._remaining(status)) in ("ETA 1m15s", "ETA 1m14s")
     assert cli._describe(status) == "step 1/4"
+    # The skew-free estimate measured at the response wins over the local clock.
+    measured = status.model_copy(update={"estimated_remaining": 12.2})
+    assert cli._format_eta(cli._remaining(measured)) == "ETA 12s"
     past = status.model_copy(update={"estimated_completion": soon - timedelta(hours=1)})
-    assert cli._eta(past) == "ETA now"
-    assert cli._eta(JobStatus(state=JobState.PENDING)) == ""
+    assert cli._format_eta(cli._remaining(past)) == "ETA now"
+    assert cli._format_eta(cli._remaining(JobStatus(state=JobState.PENDING))) == ""
     assert cli._describe(JobStatus(state=JobState.PENDING)) == "pending"
+
+
+def test_rich_progress_shows_the_server_eta() -> None:
+    stream = TtyStream()
+    bar = cli.RichProgress(stream)
+    bar.update(
+        JobStatus(
+            state=JobState.PROCESSING,
+            progress=Progress(current=1, total=2, message="half"),
+            estimated_remaining=42.0,
+        )
+    )
+    bar.close()
+    text = _plain(stream.getvalue())
+    assert "half" in text and "50%" in text
+    assert re.search(r"ETA 4[12]s", text), text
 
 
 def test_plain_progress_draws_a_bar() -> None:
