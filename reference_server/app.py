@@ -47,9 +47,10 @@ __all__ = ["STATE_KEY", "ServerState", "create_app"]
 
 log = logging.getLogger("reference_server")
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MAX_KEY_LEN = 255
-_MAX_TOKEN_LEN = 4096
+# A bearer token is visible ASCII (RFC 6750 §2.1 allows less; we only insist on this much).
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _MAX_NOT_BEFORE = 366 * 86400.0
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 
@@ -112,11 +113,31 @@ def _state(request: web.Request) -> ServerState:
 
 
 def _validation_details(exc: ValidationError) -> Any:
-    return json.loads(exc.json(include_url=False))
+    try:
+        return json.loads(exc.json(include_url=False))
+    except ValueError:
+        return [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+
+
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;[ -~]*)?")
+
+
+def _safe_content_type(value: str) -> str:
+    """A handler's content type if it is well-formed, else ``application/octet-stream``."""
+    return value if _CONTENT_TYPE.fullmatch(value) else "application/octet-stream"
+
+
+def _safe_filename(name: str | None) -> str:
+    """A filename safe inside ``Content-Disposition: attachment; filename="…"``."""
+    cleaned = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name or "")
+    return cleaned[:200] or "result.bin"
 
 
 def _canonical_hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -194,7 +215,7 @@ def _decode_cursor(cursor: str) -> int:
 
 def _job_id(request: web.Request) -> str:
     job_id = request.match_info["job_id"]
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise _HTTPError(404, "not_found", "no such job")
     return job_id
 
@@ -306,9 +327,13 @@ def _reject_constant(name: str) -> Any:
 
 def _parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        # JSON escapes can smuggle in lone surrogates ("\udcff"), which are not Unicode
+        # text (RFC 8259 §8.2) and would break every later encoding step: refuse them here.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
         raise _HTTPError(400, "invalid_json", "the body is not valid JSON") from None
+    return value
 
 
 class _Callback(BaseModel):
@@ -381,6 +406,9 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         return _error(
             400, "invalid_input", "the job input is invalid", details=_validation_details(exc)
         )
+    except (TypeError, ValueError) as exc:
+        # A custom input model whose validator raised something pydantic does not wrap.
+        return _error(400, "invalid_input", f"the job input is invalid: {type(exc).__name__}")
     not_before: float | None = None
     if sub.notBefore is not None:
         nb = sub.notBefore
@@ -438,11 +466,11 @@ async def get_result(request: web.Request) -> web.StreamResponse:
     if result is None:
         return _error(410, "expired", "the result has expired")
     if result.kind == "file":
-        filename = (result.filename or "result.bin").replace("\\", "_").replace('"', "_")
+        filename = _safe_filename(result.filename)
         return web.Response(
             body=result.data,
             headers={
-                "Content-Type": result.content_type,
+                "Content-Type": _safe_content_type(result.content_type),
                 "Content-Disposition": f'attachment; filename="{filename}"',
             },
         )
@@ -682,7 +710,7 @@ def _resolve_user(request: web.Request) -> str | None:
         return "anonymous" if tokens is None else None
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN_LEN:
+    if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
         return None
     if tokens is None:
         return token

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from .jobs import FileResult, JobContext, JobFailure, JobType
 
@@ -50,15 +50,25 @@ async def sleep(ctx: JobContext, input: SleepInput) -> dict[str, Any]:
 
 
 class ReportInput(BaseModel):
-    """Input of ``report``: a CSV file of ``rows`` rows and the given ``columns``."""
+    """Input of ``report``: a CSV file of ``rows`` rows; ``columns`` are names or a count."""
 
     model_config = ConfigDict(extra="forbid")
 
     rows: int = Field(default=10, ge=0, le=100_000)
-    columns: list[str] = Field(
-        default_factory=lambda: ["id", "name", "value"], min_length=1, max_length=100
-    )
+    columns: (
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=100)]],
+            Field(min_length=1, max_length=100),
+        ]
+        | Annotated[StrictInt, Field(ge=1, le=100)]
+    ) = Field(default_factory=lambda: ["id", "name", "value"])
     delay: float = Field(default=0.0, ge=0.0, le=3600.0)
+
+    def column_names(self) -> list[str]:
+        """The header row: the given names, or ``col1..colN`` for a count."""
+        if isinstance(self.columns, int):
+            return [f"col{i + 1}" for i in range(self.columns)]
+        return list(self.columns)
 
 
 async def report(ctx: JobContext, input: ReportInput) -> FileResult:
@@ -67,9 +77,10 @@ async def report(ctx: JobContext, input: ReportInput) -> FileResult:
         await ctx.sleep(input.delay)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(input.columns)
+    columns = input.column_names()
+    writer.writerow(columns)
     for r in range(input.rows):
-        writer.writerow([f"{col}-{r + 1}" if c else r + 1 for c, col in enumerate(input.columns)])
+        writer.writerow([f"{col}-{r + 1}" if c else r + 1 for c, col in enumerate(columns)])
         if input.rows >= 10 and (r + 1) % max(input.rows // 10, 1) == 0:
             await ctx.progress(r + 1, input.rows, f"row {r + 1}/{input.rows}")
     return FileResult(buf.getvalue().encode(), content_type="text/csv", filename="report.csv")

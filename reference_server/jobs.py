@@ -91,7 +91,7 @@ class JobFailure(Exception):
         reference_server.jobs.JobFailure: upstream_down: the upstream is down
     """
 
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, code: str, message: str, retryable: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
