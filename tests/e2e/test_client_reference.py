@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pydantic
 import pytest
 
@@ -22,6 +23,7 @@ from asyncreply_client import (
     ResultFile,
     RetryPolicy,
     SubmissionRejectedError,
+    TransportError,
     WaitTimeoutError,
 )
 from reference_server import JobContext, JobFailure
@@ -276,3 +278,68 @@ async def test_dropped_connections_never_duplicate_a_submission(
             op = await call(client.submit, "/jobs", json={"type": "echo", "input": {"n": n}})
             assert await call(op.result, timeout=20, mode="poll") == {"n": n}
     assert len(reference_server.admin.jobs()) == 4
+
+
+class _CutSync(httpx.HTTPTransport):
+    """The server gets (and answers) the first POST; the answer is lost on the way back."""
+
+    cut = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == "POST" and not self.cut:
+            self.cut = True
+            response.read()
+            response.close()
+            raise httpx.ReadError("connection reset after the server answered", request=request)
+        return response
+
+
+class _CutAsync(httpx.AsyncHTTPTransport):
+    """``_CutSync`` for the async client."""
+
+    cut = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.method == "POST" and not self.cut:
+            self.cut = True
+            await response.aread()
+            await response.aclose()
+            raise httpx.ReadError("connection reset after the server answered", request=request)
+        return response
+
+
+@BOTH
+@SERVER
+async def test_a_connection_killed_under_a_submit_creates_exactly_one_job(
+    flavor: str, reference_server: Any
+) -> None:
+    transport = _CutAsync() if flavor == "async" else _CutSync()
+    retry = RetryPolicy(initial=0.001, cap=0.005)
+    async with open_client(flavor, reference_server.base_url, transport=transport, retry=retry) as (
+        client,
+        call,
+    ):
+        op = await call(client.submit, "/jobs", json={"type": "echo", "input": {"once": True}})
+        assert await call(op.result, timeout=20) == {"once": True}
+    assert transport.cut
+    [job] = reference_server.admin.jobs()
+    assert job.id == op.id
+
+
+@BOTH
+@SERVER
+async def test_without_a_key_a_lost_answer_is_an_error_not_a_second_job(
+    flavor: str, reference_server: Any
+) -> None:
+    transport = _CutAsync() if flavor == "async" else _CutSync()
+    async with open_client(flavor, reference_server.base_url, transport=transport) as (
+        client,
+        call,
+    ):
+        with pytest.raises(TransportError):
+            await call(
+                client.submit, "/jobs", json={"type": "echo", "input": {}}, idempotency_key=None
+            )
+    assert len(reference_server.admin.jobs()) == 1
