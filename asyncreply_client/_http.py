@@ -42,7 +42,8 @@ class HttpResponse:
     @property
     def content_type(self) -> str:
         """The media type without parameters, lower-cased (``""`` when absent)."""
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        value: str = self.headers.get("content-type", "")
+        return value.split(";", 1)[0].strip().lower()
 
     @property
     def is_json(self) -> bool:
