@@ -112,42 +112,55 @@ class MemoryStore:
         self._results: dict[str, StoredResult] = {}
 
     def open(self) -> LoadedState:
+        """Open the store and return what it holds."""
         return LoadedState()
 
     def close(self) -> None:
+        """Release the store's resources."""
         self._results.clear()
 
     def save_job(self, job: JobRecord) -> None:
+        """Insert or update ``job``."""
         pass
 
     def delete_job(self, job_id: str) -> None:
+        """Delete a job with its result and events."""
         self._results.pop(job_id, None)
 
     def put_result(self, job_id: str, result: StoredResult) -> None:
+        """Store a job's result."""
         self._results[job_id] = result
 
     def get_result(self, job_id: str) -> StoredResult | None:
+        """Return a job's result, if stored."""
         return self._results.get(job_id)
 
     def delete_result(self, job_id: str) -> None:
+        """Drop a job's result."""
         self._results.pop(job_id, None)
 
     def append_event(self, job_id: str, event: EventRecord) -> None:
+        """Append to a job's event log."""
         pass
 
     def save_tombstone(self, tombstone: Tombstone) -> None:
+        """Remember an expired job."""
         pass
 
     def delete_tombstone(self, job_id: str) -> None:
+        """Forget an expired job."""
         pass
 
     def save_idempotency(self, record: IdempotencyRecord) -> None:
+        """Remember an idempotency key."""
         pass
 
     def delete_idempotency(self, user: str, key: str) -> None:
+        """Forget an idempotency key."""
         pass
 
     def clear(self) -> None:
+        """Delete everything."""
         self._results.clear()
 
 
@@ -186,6 +199,7 @@ class SqliteStore:
         return self._db
 
     def open(self) -> LoadedState:
+        """Open the store and return what it holds."""
         self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -210,17 +224,20 @@ class SqliteStore:
         return state
 
     def close(self) -> None:
+        """Release the store's resources."""
         if self._db is not None:
             self._db.close()
             self._db = None
 
     def save_job(self, job: JobRecord) -> None:
+        """Insert or update ``job``."""
         self.db.execute(
             "INSERT OR REPLACE INTO jobs (id, seq, data) VALUES (?, ?, ?)",
             (job.id, job.seq, job_to_json(job)),
         )
 
     def delete_job(self, job_id: str) -> None:
+        """Delete a job with its result and events."""
         self.db.execute("BEGIN")
         try:
             for table, column in (("jobs", "id"), ("results", "job_id"), ("events", "job_id")):
@@ -229,6 +246,7 @@ class SqliteStore:
             self.db.execute("COMMIT")
 
     def put_result(self, job_id: str, result: StoredResult) -> None:
+        """Store a job's result."""
         self.db.execute(
             "INSERT OR REPLACE INTO results (job_id, kind, content_type, filename, data)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -236,6 +254,7 @@ class SqliteStore:
         )
 
     def get_result(self, job_id: str) -> StoredResult | None:
+        """Return a job's result, if stored."""
         row = self.db.execute(
             "SELECT kind, data, content_type, filename FROM results WHERE job_id = ?", (job_id,)
         ).fetchone()
@@ -244,9 +263,11 @@ class SqliteStore:
         return StoredResult(row[0], bytes(row[1]), row[2], row[3])
 
     def delete_result(self, job_id: str) -> None:
+        """Drop a job's result."""
         self.db.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
 
     def append_event(self, job_id: str, event: EventRecord) -> None:
+        """Append to a job's event log."""
         self.db.execute(
             "INSERT OR REPLACE INTO events (job_id, id, event, data) VALUES (?, ?, ?, ?)",
             (job_id, event.id, event.event, json.dumps(event.data, separators=(",", ":"))),
@@ -258,15 +279,18 @@ class SqliteStore:
             )
 
     def save_tombstone(self, tombstone: Tombstone) -> None:
+        """Remember an expired job."""
         self.db.execute(
             "INSERT OR REPLACE INTO tombstones (job_id, owner, expired_at) VALUES (?, ?, ?)",
             (tombstone.job_id, tombstone.owner, tombstone.expired_at),
         )
 
     def delete_tombstone(self, job_id: str) -> None:
+        """Forget an expired job."""
         self.db.execute("DELETE FROM tombstones WHERE job_id = ?", (job_id,))
 
     def save_idempotency(self, record: IdempotencyRecord) -> None:
+        """Remember an idempotency key."""
         self.db.execute(
             "INSERT OR REPLACE INTO idempotency"
             " (user, key, body_hash, job_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -281,8 +305,10 @@ class SqliteStore:
         )
 
     def delete_idempotency(self, user: str, key: str) -> None:
+        """Forget an idempotency key."""
         self.db.execute("DELETE FROM idempotency WHERE user = ? AND key = ?", (user, key))
 
     def clear(self) -> None:
+        """Delete everything."""
         for table in ("jobs", "results", "events", "tombstones", "idempotency"):
             self.db.execute(f"DELETE FROM {table}")
