@@ -15,7 +15,6 @@ from collections.abc import (
     Callable,
     Generator,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -192,8 +191,11 @@ class Client(_ClientBase):
             only.
         timeout: per-request timeout (default 30 s, or ``http_client``'s).
         http_client: your own ``httpx.Client`` (proxies, TLS, transports, respx). Its
-            headers and auth are treated as configured ones (trusted origins only); it is
-            not closed by this client.
+            headers and auth are treated as configured ones: sent to trusted origins only.
+            Requests are built by this client (never with ``build_request``), so the httpx
+            client's cookies are not sent; its transport, event hooks and proxies do apply
+            to every request, which is the user's responsibility. It is not closed by this
+            client.
         polling: the default polling policy (default :class:`Adaptive`).
         retry: the transient-fault policy (default :class:`RetryPolicy`).
         dialect: how responses are interpreted (default :class:`AutoDialect`).
@@ -205,6 +207,10 @@ class Client(_ClientBase):
             the job id (e.g. ``"/jobs/{id}/events"``).
         max_redirects: non-303 redirects followed per request.
         sse: options of the SSE wait mode.
+
+    Security: the credentials (``auth``, ``headers``, and the ``http_client``'s) reach only
+    the base URL's origin and ``trusted_origins``; a status, result, events or redirect URL
+    elsewhere is requested without them (and with ``auth=None``, so no httpx auth either).
 
     Example:
         >>> with Client("http://127.0.0.1:8080") as client:  # doctest: +SKIP
@@ -250,21 +256,23 @@ class Client(_ClientBase):
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client()
 
-    def _iterate(self, flow: Generator[Command, Any, Any]) -> Iterator[JobStatus]:
+    def _iterate(self, flow: Generator[Command, Any, Any]) -> Generator[JobStatus, None, None]:
         out: Outcome[Any] = Outcome()
-        for status in drive(flow, self._http, self._driver_cfg, out):
-            for callback in self._callbacks:
-                callback(status)
-            yield status
+        with contextlib.closing(drive(flow, self._http, self._driver_cfg, out)) as statuses:
+            for status in statuses:
+                for callback in self._callbacks:
+                    callback(status)
+                yield status
 
     def _run(
         self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
     ) -> T:
         out: Outcome[T] = Outcome()
         emitters = self._emitters(on_progress)
-        for status in drive(flow, self._http, self._driver_cfg, out):
-            for callback in emitters:
-                callback(status)
+        with contextlib.closing(drive(flow, self._http, self._driver_cfg, out)) as statuses:
+            for status in statuses:
+                for callback in emitters:
+                    callback(status)
         return out.value
 
     @overload
@@ -369,6 +377,7 @@ class Client(_ClientBase):
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
@@ -377,15 +386,16 @@ class Client(_ClientBase):
     ) -> Any:
         """Submit and wait: return the result (see :meth:`submit` and
         :meth:`Operation.result`)."""
-        op = self.submit(
+        flow = self._submit_flow(
             url,
+            method=method,
             json=json,
             content=content,
-            method=method,
             headers=headers,
             idempotency_key=idempotency_key,
-            result_type=result_type,
+            callback=callback,
         )
+        op: Operation[Any] = Operation(self, self._run(flow), result_type)
         return op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 
     def close(self) -> None:
@@ -556,6 +566,7 @@ class AsyncClient(_ClientBase):
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
+        callback: str | Mapping[str, Any] | None = None,
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
@@ -563,15 +574,16 @@ class AsyncClient(_ClientBase):
         on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Submit and wait: return the result; see :meth:`Client.run`."""
-        op = await self.submit(
+        flow = self._submit_flow(
             url,
+            method=method,
             json=json,
             content=content,
-            method=method,
             headers=headers,
             idempotency_key=idempotency_key,
-            result_type=result_type,
+            callback=callback,
         )
+        op: AsyncOperation[Any] = AsyncOperation(self, await self._run(flow), result_type)
         return await op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 
     async def aclose(self) -> None:

@@ -132,7 +132,7 @@ class _SyncIO:
 
 def drive(
     flow: Generator[Command, Any, T], http: httpx.Client, cfg: DriverConfig, out: Outcome[T]
-) -> Iterator[JobStatus]:
+) -> Generator[JobStatus, None, None]:
     """Run ``flow`` synchronously; yield each emitted status; store the result in ``out``."""
     io = _SyncIO(http, cfg)
     reply: Any = None
