@@ -52,6 +52,8 @@ class GateInput(BaseModel):
     key: str
     fail_code: str | None = None
     retryable: bool = False
+    ignore_cancel: bool = False
+    crash: bool = False
 
 
 class StepsInput(BaseModel):
@@ -115,7 +117,7 @@ class Gates:
         gate = self.gate(input.key)
         try:
             while not gate.is_set():
-                if _is_cancelled(ctx):
+                if not input.ignore_cancel and _is_cancelled(ctx):
                     self.cancel_seen(input.key).set()
                     return {"key": input.key, "cancelled": True}
                 await asyncio.sleep(0.005)
@@ -123,6 +125,8 @@ class Gates:
             self.cancel_seen(input.key).set()
             raise
         await ctx.progress(1, 1, "gate open")
+        if input.crash:
+            raise RuntimeError(f"secret internal detail of {input.key}")
         if input.fail_code is not None:
             raise JobFailure(input.fail_code, f"gate {input.key} failed", retryable=input.retryable)
         return {"key": input.key, "attempt": ctx.attempt}
@@ -137,6 +141,16 @@ async def poll_until(check: Callable[[], bool], *, within: float = 10.0) -> None
     with anyio.fail_after(within):
         while not check():  # noqa: ASYNC110 - cross-thread state, nothing to await
             await anyio.sleep(0.003)
+
+
+async def poll_status(
+    srv: Server, path: str, status: int, *, within: float = 10.0
+) -> httpx.Response:
+    """GET ``path`` until it answers ``status`` (TTL expiry has no event to wait for)."""
+    with anyio.fail_after(within):
+        while (response := await srv.get(path)).status_code != status:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+    return response
 
 
 def _is_cancelled(ctx: JobContext) -> bool:

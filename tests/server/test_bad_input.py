@@ -65,7 +65,7 @@ CASES: dict[str, Bad] = {
     "bad-cursor": Bad("GET", "/jobs", 400, None, params={"cursor": "%%%garbage"}),
     "bad-limit": Bad("GET", "/jobs", 400, None, params={"limit": "1000"}),
     "unknown-route": Bad("GET", "/no/such/route", 404, "not_found"),
-    "wrong-method": Bad("PUT", "/jobs", 405, None, ECHO, JSON),
+    "wrong-method": Bad("PUT", "/jobs", 405, "method_not_allowed", ECHO, JSON),
     "bad-deliveries-status": Bad("GET", "/webhooks/deliveries", 400, None, params={"status": "x"}),
 }
 
@@ -86,6 +86,8 @@ async def test_bad_request_gets_its_documented_error(make_server: ServerFactory,
     code = error_code(response)
     if case.code is not None:
         assert code == case.code
+    if case.status == 405:
+        assert "POST" in response.headers["Allow"]
     # The server is still healthy, and the job it held is untouched.
     await assert_healthy(srv)
     assert (await srv.get(f"/jobs/{job_id}")).json()["status"] in ("pending", "processing")
@@ -103,12 +105,31 @@ async def test_huge_wait_is_capped_not_an_error(make_server: ServerFactory) -> N
 
 async def test_unauthorized_token_when_tokens_are_configured(make_server: ServerFactory) -> None:
     srv = await make_server(tokens={"good": "alice"})
-    for user in ("bad", "Alice"):
+    for user in ("bad", "Alice", ""):
         response = await srv.get("/jobs", user=user)
         assert response.status_code == 401, user
         assert error_code(response) == "unauthorized"
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="asyncreply"'
+    health = await srv.get("/health", user="")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok"}
     srv.default_user = "good"
     await assert_healthy(srv)
+
+
+@pytest.mark.parametrize("header", ["Basic YWxpY2U6cHc=", "Bearer", "Token alice", "alice"])
+async def test_malformed_authorization_is_always_401(srv: Server, header: str) -> None:
+    response = await srv.request("GET", "/jobs", user="", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert error_code(response) == "unauthorized"
+    await assert_healthy(srv)
+
+
+async def test_no_token_is_the_anonymous_user(srv: Server) -> None:
+    job_id = await srv.submit_ok("echo", {}, user="")
+    assert (await srv.wait_terminal(job_id, user="")).status_code == 303
+    assert (await srv.get(f"/jobs/{job_id}", user="anonymous")).status_code == 303
+    assert (await srv.get(f"/jobs/{job_id}", user="alice")).status_code == 404
 
 
 async def test_many_concurrent_requests(srv: Server) -> None:

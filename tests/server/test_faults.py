@@ -33,7 +33,7 @@ async def test_503_with_retry_after(make_server: ServerFactory) -> None:
     response = await srv.submit("echo", {})
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"
-    error_code(response)
+    assert error_code(response) == "unavailable"
     status = await srv.get("/jobs/whatever")
     assert status.status_code == 503
     # Nothing was accepted while faulting.
@@ -46,8 +46,10 @@ async def test_500(make_server: ServerFactory) -> None:
     srv = await make_server(faults={"p_500": 1.0})
     response = await srv.get("/jobs")
     assert response.status_code == 500
-    error_code(response)
+    assert error_code(response) == "internal_error"
+    assert (await srv.submit("echo", {})).status_code == 500
     srv.admin.set_faults(FaultConfig())
+    assert (await srv.get("/jobs")).json()["jobs"] == []  # nothing was created
     await assert_healthy(srv)
 
 
@@ -59,6 +61,7 @@ async def test_dropped_connections(make_server: ServerFactory) -> None:
     with pytest.raises(httpx.TransportError):
         await srv.submit("echo", {})
     srv.admin.set_faults(FaultConfig())
+    assert srv.admin.jobs() == []  # dropped before anything was processed
     await assert_healthy(srv)
 
 
@@ -90,3 +93,12 @@ async def test_health_and_admin_endpoints_are_not_faulted(make_server: ServerFac
     srv = await make_server(faults={"p_503": 1.0})
     assert (await srv.get("/health")).status_code == 200
     assert (await srv.get("/webhooks/deliveries")).status_code == 200
+
+
+async def test_set_faults_with_keywords_keeps_the_other_fields(srv: Server) -> None:
+    srv.admin.set_faults(p_503=1.0, retry_after=7)
+    srv.admin.set_faults(latency=0.0)
+    assert srv.admin.faults.p_503 == 1.0
+    response = await srv.get("/jobs")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"

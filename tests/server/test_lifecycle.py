@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +13,14 @@ import anyio
 import httpx
 import pytest
 
-from .conftest import Server, ServerFactory, assert_healthy, error_code, poll_until
+from .conftest import (
+    Server,
+    ServerFactory,
+    assert_healthy,
+    error_code,
+    poll_status,
+    poll_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +35,22 @@ def parse_time(value: str) -> datetime:
 
 
 def assert_retry_headers(response: httpx.Response) -> None:
-    assert int(response.headers["Retry-After"]) >= 0
-    assert int(response.headers["Retry-After-Ms"]) >= 0
+    """The poll hint of a non-final job: ``Retry-After = ceil(ms / 1000)``, body in seconds."""
+    ms = int(response.headers["Retry-After-Ms"])
+    assert ms >= 0
+    assert int(response.headers["Retry-After"]) == math.ceil(ms / 1000)
+    body = response.json()
+    assert body["retryAfter"] == pytest.approx(ms / 1000, abs=0.0011)
+    assert response.headers["Link"] == f'</jobs/{body["jobId"]}/events>; rel="events"'
+
+
+def assert_final_headers(response: httpx.Response) -> None:
+    """A final job: no poll hint, ``retryAfter: null``, still the events link."""
+    assert "Retry-After" not in response.headers
+    assert "Retry-After-Ms" not in response.headers
+    body = response.json()
+    assert body["retryAfter"] is None
+    assert response.headers["Link"] == f'</jobs/{body["jobId"]}/events>; rel="events"'
 
 
 def assert_links(job: dict[str, Any]) -> None:
@@ -88,6 +110,7 @@ async def test_pending_status_while_workers_are_busy(make_server: ServerFactory)
     assert response.status_code == 200
     job = response.json()
     assert job["status"] == "pending"
+    assert job["attempt"] == 0
     assert job["startedAt"] is None
     assert job["progress"] is None
     assert_retry_headers(response)
@@ -131,7 +154,9 @@ async def test_completed_json_job_redirects_to_its_result(srv: Server) -> None:
     assert job["status"] == "completed"
     assert job["resultUrl"] == f"/jobs/{job_id}/result"
     assert parse_time(job["updatedAt"]) >= parse_time(job["createdAt"])
-    assert "Retry-After" not in response.headers
+    assert parse_time(job["completedAt"]) >= parse_time(job["startedAt"])
+    assert "result" not in job
+    assert_final_headers(response)
 
     result = await srv.get(f"/jobs/{job_id}/result")
     assert result.status_code == 200
@@ -173,6 +198,8 @@ async def test_inline_completion_style(make_server: ServerFactory) -> None:
     assert job["status"] == "completed"
     assert job["result"] == {"inline": True}
     assert job["resultUrl"] == f"/jobs/{job_id}/result"
+    assert response.headers["Content-Location"] == f"/jobs/{job_id}/result"
+    assert "Location" not in response.headers
     assert (await srv.get(job["resultUrl"])).json() == {"inline": True}
 
 
@@ -192,7 +219,8 @@ async def test_non_retryable_failure(srv: Server) -> None:
     assert job["deadLetter"] is False
     assert job.get("retryUrl") is None
     assert job["attempt"] == 1
-    assert "Retry-After" not in response.headers
+    parse_time(job["failedAt"])
+    assert_final_headers(response)
 
     result = await srv.get(f"/jobs/{job_id}/result")
     assert result.status_code == 409
@@ -452,3 +480,95 @@ async def test_not_before_delays_the_start(srv: Server) -> None:
     assert final.status_code == 303
     started = parse_time(final.json()["startedAt"])
     assert started >= parse_time(stamp)
+
+
+async def test_inline_completion_style_with_an_expired_result_redirects(
+    make_server: ServerFactory,
+) -> None:
+    srv = await make_server(completion_style="inline", result_ttl=0.05)
+    job_id = await srv.submit_ok("echo", {"x": 1})
+    await srv.wait_terminal(job_id)
+    await poll_status(srv, f"/jobs/{job_id}/result", 410)
+    response = await srv.get(f"/jobs/{job_id}")
+    assert response.status_code == 303
+    assert "result" not in response.json()
+
+
+async def test_a_crashing_handler_fails_with_internal_error(srv: Server) -> None:
+    srv.gates.open("crash")
+    job_id = await srv.submit_ok("gate", {"key": "crash", "crash": True})
+    job = (await srv.wait_terminal(job_id)).json()
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "internal_error"
+    assert job["error"]["retryable"] is False
+    assert job["deadLetter"] is False
+    assert "secret internal detail" not in job["error"]["message"]
+    assert "Traceback" not in job["error"]["message"]
+    assert srv.gates.started["crash"] == [1]
+
+
+async def test_cancel_grace_then_the_handler_task_is_cancelled(make_server: ServerFactory) -> None:
+    srv = await make_server(cancel_grace=0.05)
+    job_id = await srv.submit_ok("gate", {"key": "stubborn", "ignore_cancel": True})
+    await srv.gates.wait_started("stubborn")
+    response = await srv.delete(f"/jobs/{job_id}")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    # The handler ignores the signal; after the grace period its task is cancelled.
+    await poll_until(srv.gates.cancel_seen("stubborn").is_set)
+    srv.gates.open("stubborn")
+    status = await srv.get(f"/jobs/{job_id}")
+    assert status.json()["status"] == "cancelled"
+    assert (await srv.get(f"/jobs/{job_id}/result")).status_code == 409
+
+
+async def test_retry_copies_type_input_and_callback(make_server: ServerFactory) -> None:
+    srv = await make_server(max_attempts=1)
+    job_input = {"code": "c", "message": "m", "retryable": True, "delay": 0.0}
+    callback = {"url": "http://127.0.0.1:9/hook", "events": ["progress"]}
+    original = await srv.submit_ok("fail", job_input, extra={"callback": callback})
+    await srv.wait_terminal(original)
+    retry = await srv.post(f"/jobs/{original}/retry")  # no body needed
+    assert retry.status_code == 202
+    new_id = retry.json()["jobId"]
+    first, second = srv.admin.job(original), srv.admin.job(new_id)
+    assert first is not None and second is not None
+    assert second.type == "fail"
+    assert second.input == first.input
+    assert second.callback == first.callback
+    assert second.original_job_id == original
+    doc = (await srv.wait_terminal(new_id)).json()
+    assert doc["originalJobId"] == original
+    assert doc["attempt"] == 1
+
+
+async def test_expired_jobs_are_410_everywhere_for_the_owner_only(srv: Server) -> None:
+    job_id = await srv.submit_ok("fail", {"code": "c", "message": "m", "retryable": True})
+    await srv.wait_terminal(job_id)
+    assert srv.admin.expire(job_id) is True
+    for method, suffix in [
+        ("GET", ""),
+        ("GET", "/result"),
+        ("GET", "/events"),
+        ("DELETE", ""),
+        ("POST", "/retry"),
+    ]:
+        owner = await srv.request(method, f"/jobs/{job_id}{suffix}")
+        assert owner.status_code == 410, (method, suffix)
+        assert error_code(owner) == "expired"
+        other = await srv.request(method, f"/jobs/{job_id}{suffix}", user="mallory")
+        assert other.status_code == 404, (method, suffix)
+    listed = (await srv.get("/jobs")).json()["jobs"]
+    assert job_id not in [job["jobId"] for job in listed]
+
+
+async def test_running_and_pending_jobs_never_expire(make_server: ServerFactory) -> None:
+    srv = await make_server(job_ttl=0.001, workers=1)
+    running = await srv.submit_ok("gate", {"key": "forever"})
+    await srv.gates.wait_started("forever")
+    queued = await srv.submit_ok("echo", {})
+    srv.admin.sweep()
+    assert (await srv.get(f"/jobs/{running}")).json()["status"] == "processing"
+    assert (await srv.get(f"/jobs/{queued}")).json()["status"] == "pending"
+    srv.gates.open("forever")
+    await srv.wait_terminal(queued)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Server, assert_healthy, error_code
+from .conftest import Server, ServerFactory, assert_healthy, error_code
 
 pytestmark = pytest.mark.anyio
 
@@ -94,23 +94,50 @@ async def test_listing_shows_only_the_callers_jobs(srv: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    "params",
+    ("params", "code"),
     [
-        {"limit": "0"},
-        {"limit": "101"},
-        {"limit": "-5"},
-        {"limit": "ten"},
-        {"cursor": "not-a-cursor"},
-        {"cursor": "!!!"},
-        {"status": "exploded"},
+        ({"limit": "0"}, "invalid_limit"),
+        ({"limit": "101"}, "invalid_limit"),
+        ({"limit": "-5"}, "invalid_limit"),
+        ({"limit": "ten"}, "invalid_limit"),
+        ({"limit": "2.5"}, "invalid_limit"),
+        ({"limit": ""}, "invalid_limit"),
+        ({"cursor": "not-a-cursor"}, "invalid_cursor"),
+        ({"cursor": "!!!"}, "invalid_cursor"),
+        ({"cursor": ""}, "invalid_cursor"),
+        ({"status": "exploded"}, "invalid_status"),
+        ({"status": "inFlight"}, "invalid_status"),
     ],
 )
-async def test_bad_listing_parameters_are_400(srv: Server, params: dict[str, str]) -> None:
+async def test_bad_listing_parameters_are_400(
+    srv: Server, params: dict[str, str], code: str
+) -> None:
     await srv.submit_ok("echo", {})
     response = await srv.get("/jobs", params=params)
     assert response.status_code == 400
-    error_code(response)
+    assert error_code(response) == code
     await assert_healthy(srv)
+
+
+async def test_listing_never_inlines_results(make_server: ServerFactory) -> None:
+    srv = await make_server(completion_style="inline")
+    job_id = await srv.submit_ok("echo", {"x": 1})
+    await srv.wait_terminal(job_id)
+    [job] = (await srv.get("/jobs")).json()["jobs"]
+    assert job["status"] == "completed"
+    assert "result" not in job
+    assert job["resultUrl"] == f"/jobs/{job_id}/result"
+
+
+@pytest.mark.parametrize("dialect", ["status-code"])
+async def test_status_code_listing_documents_carry_state(srv: Server) -> None:
+    running = await srv.submit_ok("gate", {"key": "ls"})
+    await srv.gates.wait_started("ls")
+    [job] = (await srv.get("/jobs")).json()["jobs"]
+    assert job["jobId"] == running
+    assert job["status"] == "processing"
+    assert job["state"] == "inFlight"
+    srv.gates.open("ls")
 
 
 async def test_limit_bounds_are_inclusive(srv: Server) -> None:

@@ -77,7 +77,7 @@ async def test_long_poll_returns_when_progress_changes(srv: Server, how: str) ->
     assert answer.status_code == 200
     assert answer.json()["status"] == "processing"
     assert answer.json()["progress"]["current"] == 2
-    assert answer.headers["Preference-Applied"].replace(" ", "").startswith("wait=")
+    assert answer.headers["Preference-Applied"] == f"wait={LONG_WAIT}"
     assert int(answer.headers["Retry-After-Ms"]) >= 0
 
 
@@ -109,6 +109,7 @@ async def test_long_poll_on_a_terminal_job_answers_at_once(srv: Server) -> None:
     with anyio.fail_after(EARLY):
         response = await srv.get(f"/jobs/{job_id}", params={"wait": LONG_WAIT})
     assert response.status_code == 303
+    assert response.headers["Preference-Applied"] == f"wait={LONG_WAIT}"
 
 
 async def test_long_poll_is_capped_by_max_wait(make_server: ServerFactory) -> None:
@@ -119,9 +120,40 @@ async def test_long_poll_is_capped_by_max_wait(make_server: ServerFactory) -> No
         response = await srv.get(f"/jobs/{job_id}", params={"wait": "3000"})
     assert response.status_code == 200
     assert response.json()["status"] == "processing"
+    assert response.headers["Preference-Applied"] == "wait=0.05"
     with anyio.fail_after(EARLY):
         preferred = await srv.get(f"/jobs/{job_id}", headers={"Prefer": "wait=3000"})
     assert preferred.status_code == 200
+    assert preferred.headers["Preference-Applied"] == "wait=0.05"
+
+
+async def test_the_query_parameter_wins_over_the_prefer_header(srv: Server) -> None:
+    job_id = await srv.submit_ok("gate", {"key": "qw"})
+    await srv.gates.wait_started("qw")
+    with anyio.fail_after(EARLY):
+        response = await srv.get(
+            f"/jobs/{job_id}", params={"wait": "0.05"}, headers={"Prefer": f"wait={LONG_WAIT}"}
+        )
+    assert response.status_code == 200
+    assert response.headers["Preference-Applied"] == "wait=0.05"
+
+
+async def test_no_wait_no_preference_applied(srv: Server) -> None:
+    job_id = await srv.submit_ok("gate", {"key": "nw"})
+    response = await srv.get(f"/jobs/{job_id}")
+    assert "Preference-Applied" not in response.headers
+
+
+async def test_expiry_during_a_long_poll_answers_410(srv: Server) -> None:
+    job_id = await srv.submit_ok("gate", {"key": "lexp"})
+    await srv.gates.wait_started("lexp")
+
+    async def expire() -> None:
+        assert srv.admin.expire(job_id) is True
+
+    answer = await long_poll_after_change(srv, job_id, expire, params={"wait": LONG_WAIT})
+    assert answer.status_code == 410
+    assert error_code(answer) == "expired"
 
 
 @pytest.mark.parametrize("wait", ["-1", "-0.5", "abc", "", "1s", "nan"])

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import httpx
 import pytest
 from aiohttp_sse_client import client as sse_client
 
@@ -99,7 +100,106 @@ async def test_stream_of_a_finished_job_is_status_then_complete(srv: Server) -> 
     assert_well_formed(capture, job_id)
     assert capture.names == ["status", "complete"]
     assert capture.ended
+    newest = int(capture.events[-1].id or 0)
+    assert int(capture.events[0].id or 0) == newest - 1
+    assert capture.events[0].json() == capture.events[-1].json()
     assert capture.events[-1].json()["status"] == "completed"
+
+
+async def test_the_event_log_of_a_job(srv: Server) -> None:
+    job_id = await srv.submit_ok("sleep", {"seconds": 0.01, "steps": 2})
+    await srv.wait_terminal(job_id)
+    log = await read_sse(srv, job_id, last_event_id="0")
+    assert [int(e.id or 0) for e in log.events] == [1, 2, 3, 4, 5, 6]
+    assert log.names == ["status", "status", "progress", "progress", "progress", "complete"]
+    docs = [e.json() for e in log.events]
+    assert (docs[0]["status"], docs[0]["attempt"]) == ("pending", 0)
+    assert (docs[1]["status"], docs[1]["attempt"]) == ("processing", 1)
+    assert [d["progress"]["current"] for d in docs[2:5]] == [0, 1, 2]
+    assert docs[5]["status"] == "completed"
+    assert docs[5]["resultUrl"] == f"/jobs/{job_id}/result"
+
+
+async def test_server_side_retries_are_logged(make_server: ServerFactory) -> None:
+    srv = await make_server(max_attempts=2)
+    job_id = await srv.submit_ok(
+        "fail", {"code": "c", "message": "m", "retryable": True, "fail_attempts": 1}
+    )
+    await srv.wait_terminal(job_id)
+    log = await read_sse(srv, job_id, last_event_id="0")
+    states = [(e.event, e.json()["status"], e.json()["attempt"]) for e in log.events]
+    assert states == [
+        ("status", "pending", 0),
+        ("status", "processing", 1),
+        ("status", "pending", 1),
+        ("status", "processing", 2),
+        ("complete", "completed", 2),
+    ]
+
+
+async def test_fresh_connection_to_a_pending_job(make_server: ServerFactory) -> None:
+    srv = await make_server(workers=1)
+    await srv.submit_ok("gate", {"key": "hold"})
+    await srv.gates.wait_started("hold")
+    job_id = await srv.submit_ok("echo", {})
+
+    async def release(event: SseEvent) -> None:
+        srv.gates.open("hold")
+
+    capture = await read_sse(srv, job_id, on_event=release)
+    assert capture.events[0].id == "1"
+    assert capture.events[0].event == "status"
+    assert capture.events[0].json()["status"] == "pending"
+    assert capture.names[-1] == "complete"
+    assert [int(e.id or 0) for e in capture.events] == list(range(1, len(capture.events) + 1))
+
+
+async def test_last_event_id_as_a_query_parameter(srv: Server) -> None:
+    job_id = await srv.submit_ok("echo", {})
+    await srv.wait_terminal(job_id)
+    async with httpx.AsyncClient(base_url=srv.base_url) as client:
+        response = await client.get(
+            f"/jobs/{job_id}/events",
+            params={"lastEventId": "1"},
+            headers={"Authorization": "Bearer alice"},
+        )
+    ids = [
+        line.split(":", 1)[1].strip()
+        for line in response.text.splitlines()
+        if line.startswith("id:")
+    ]
+    assert ids == ["2", "3"]
+
+
+@pytest.mark.parametrize("last_event_id", ["abc", "999", "-1"])
+async def test_unusable_last_event_id_starts_afresh(srv: Server, last_event_id: str) -> None:
+    job_id = await srv.submit_ok("echo", {})
+    await srv.wait_terminal(job_id)
+    capture = await read_sse(srv, job_id, last_event_id=last_event_id)
+    assert capture.names == ["status", "complete"]
+    assert [e.id for e in capture.events] == ["2", "3"]
+
+
+async def test_stream_ends_when_the_job_expires(srv: Server) -> None:
+    job_id = await srv.submit_ok("gate", {"key": "sexp"})
+    await srv.gates.wait_started("sexp")
+
+    async def expire_on_first(event: SseEvent) -> None:
+        if event.event == "status":
+            assert srv.admin.expire(job_id) is True
+
+    capture = await read_sse(srv, job_id, on_event=expire_on_first)
+    assert capture.ended
+    assert "complete" not in capture.names
+
+
+async def test_stream_errors_are_json(make_server: ServerFactory) -> None:
+    srv = await make_server(tokens={"t": "alice"})
+    srv.default_user = "t"
+    job_id = await srv.submit_ok("echo", {})
+    capture = await read_sse(srv, job_id, user="wrong")
+    assert capture.status_code == 401
+    assert capture.content_type.startswith("application/json")
 
 
 async def test_cancelled_job_stream_completes(srv: Server) -> None:

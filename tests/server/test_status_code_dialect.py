@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Server, ServerFactory, error_code
+from .conftest import Server, ServerFactory, error_code, poll_status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("dialect", ["status-code"])]
 
@@ -50,6 +50,8 @@ async def test_completed_json_is_200_with_the_result(srv: Server) -> None:
     assert response.status_code == 200
     assert response.json() == {"a": [1, 2, 3]}
     assert "Retry-After" not in response.headers
+    assert response.headers["Content-Location"] == f"/jobs/{job_id}/result"
+    assert response.headers["Link"] == f'</jobs/{job_id}/events>; rel="events"'
     result = await srv.get(f"/jobs/{job_id}/result")
     assert result.status_code == 200
     assert result.json() == {"a": [1, 2, 3]}
@@ -99,6 +101,8 @@ async def test_cancelled_is_409(srv: Server) -> None:
     await srv.gates.wait_started("scx")
     cancel = await srv.delete(f"/jobs/{job_id}")
     assert cancel.status_code == 200
+    assert cancel.json()["state"] == "cancelled"
+    assert cancel.json()["status"] == "cancelled"
     response = await srv.get(f"/jobs/{job_id}")
     assert response.status_code == 409
     body = response.json()
@@ -125,3 +129,22 @@ async def test_submit_is_still_202_with_the_same_body(srv: Server) -> None:
     body = response.json()
     assert body["status"] == "pending"
     assert response.headers["Location"] == f"/jobs/{body['jobId']}"
+
+
+async def test_expired_result_is_410_on_the_status_too(make_server: ServerFactory) -> None:
+    srv = await make_server(result_ttl=0.05)
+    job_id = await srv.submit_ok("echo", {"x": 1})
+    await srv.wait_terminal(job_id)
+    await poll_status(srv, f"/jobs/{job_id}/result", 410)
+    response = await srv.get(f"/jobs/{job_id}")
+    assert response.status_code == 410
+    assert error_code(response) == "expired"
+
+
+async def test_status_documents_keep_the_reference_word(make_server: ServerFactory) -> None:
+    srv = await make_server(max_attempts=1)
+    job_id = await srv.submit_ok("fail", {"code": "c", "message": "m", "retryable": True})
+    body = (await srv.wait_terminal(job_id)).json()
+    assert body["state"] == "deadLetter"
+    assert body["status"] == "failed"
+    assert body["deadLetter"] is True

@@ -64,6 +64,15 @@ async def test_sqlite_store_survives_a_restart_mid_run(
     listed = (await second.get("/jobs", params={"limit": 100})).json()["jobs"]
     assert {job["jobId"] for job in listed} == {finished, report, gated, sleeper, queued}
 
+    # SSE ids continue across the restart: one log, both servers' entries, in order.
+    log = await read_sse(second, gated, last_event_id="0")
+    assert [int(e.id or 0) for e in log.events] == list(range(1, len(log.events) + 1))
+    attempts = [(e.event, e.json()["status"], e.json()["attempt"]) for e in log.events]
+    assert attempts[:2] == [("status", "pending", 0), ("status", "processing", 1)]
+    assert ("status", "pending", 1) in attempts  # back to pending at the restart
+    assert ("status", "processing", 2) in attempts
+    assert attempts[-1] == ("complete", "completed", 2)
+
 
 async def test_sqlite_keeps_failures_idempotency_keys_and_expiry(
     make_server: ServerFactory, tmp_path: Path

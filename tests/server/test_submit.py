@@ -79,19 +79,63 @@ async def test_invalid_input_is_400_with_pydantic_details(
         {"type": 3, "input": {}},
         {"type": "echo", "input": {}, "callback": "http://x"},
         {"type": "echo", "input": {}, "notBefore": "not a time"},
+        {"type": "echo", "input": {}, "extra": 1},
+        {"type": "", "input": {}},
+        {"type": "echo", "input": {}, "callback": {"url": "ftp://127.0.0.1/x"}},
+        {"type": "echo", "input": {}, "callback": {"url": "/relative/hook"}},
+        {"type": "echo", "input": {}, "notBefore": "2999-01-01T00:00:00Z"},
         [1, 2, 3],
         "just a string",
     ],
-    ids=["no-type", "type-int", "callback-str", "bad-notBefore", "array", "string"],
+    ids=[
+        "no-type",
+        "type-int",
+        "callback-str",
+        "bad-notBefore",
+        "unknown-field",
+        "empty-type",
+        "callback-ftp",
+        "callback-relative",
+        "notBefore-too-far",
+        "array",
+        "string",
+    ],
 )
-async def test_malformed_envelope_is_400(srv: Server, body: object) -> None:
+async def test_malformed_envelope_is_400_invalid_input(srv: Server, body: object) -> None:
     response = await srv.post("/jobs", json=body)
     assert response.status_code == 400
-    error_code(response)
+    assert error_code(response) == "invalid_input"
     await assert_healthy(srv)
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b'{"type": "echo", "input": {}', b"\xff\xfe"])
+async def test_input_defaults_to_an_empty_object(srv: Server) -> None:
+    response = await srv.post("/jobs", json={"type": "echo"})
+    assert response.status_code == 202
+    job_id = response.json()["jobId"]
+    await srv.wait_terminal(job_id)
+    assert (await srv.get(f"/jobs/{job_id}/result")).json() == {}
+
+
+async def test_not_before_without_a_zone_is_utc(srv: Server) -> None:
+    response = await srv.submit("echo", {}, extra={"notBefore": "2000-01-01T00:00:00"})
+    assert response.status_code == 202  # in the past: starts at once
+    job = (await srv.wait_terminal(response.json()["jobId"])).json()
+    assert job["notBefore"] == "2000-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"",
+        b'{"type": "echo", "input": {}',
+        b"\xff\xfe",
+        b'{"type": "echo", "input": {"x": NaN}}',
+        b'{"type": "echo", "input": {"x": Infinity}}',
+        b"[" * 100_000,
+    ],
+    ids=["garbage", "empty", "truncated", "not-utf8", "nan", "infinity", "deep-nesting"],
+)
 async def test_malformed_json_is_400_invalid_json(srv: Server, raw: bytes) -> None:
     response = await srv.post("/jobs", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
@@ -109,11 +153,12 @@ async def test_non_json_content_type_is_415(srv: Server, content_type: str | Non
     await assert_healthy(srv)
 
 
-async def test_json_content_type_with_charset_is_accepted(srv: Server) -> None:
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/vnd.example+json"]
+)
+async def test_json_content_types_are_accepted(srv: Server, content_type: str) -> None:
     payload = json.dumps({"type": "echo", "input": {"a": 1}}).encode()
-    response = await srv.post(
-        "/jobs", content=payload, headers={"Content-Type": "application/json; charset=utf-8"}
-    )
+    response = await srv.post("/jobs", content=payload, headers={"Content-Type": content_type})
     assert response.status_code == 202
 
 
@@ -157,6 +202,46 @@ async def test_idempotent_replay_after_the_job_finished(srv: Server) -> None:
     assert again.json()["jobId"] == job_id
     assert again.headers["Location"] == first.headers["Location"]
     assert len(srv.admin.jobs()) == 1
+
+
+async def test_same_body_means_equal_after_parsing(srv: Server) -> None:
+    headers = {"Idempotency-Key": "k-order", "Content-Type": "application/json"}
+    first = await srv.post(
+        "/jobs", content=b'{"type":"echo","input":{"a":1,"b":2}}', headers=headers
+    )
+    again = await srv.post(
+        "/jobs", content=b'{ "input": {"b": 2, "a": 1},\n "type": "echo" }', headers=headers
+    )
+    assert first.status_code == again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["jobId"] == first.json()["jobId"]
+
+
+async def test_rejected_requests_do_not_consume_the_key(srv: Server) -> None:
+    headers = {"Idempotency-Key": "k-after-400"}
+    bad = await srv.submit("sleep", {"seconds": "x"}, headers=headers)
+    assert bad.status_code == 400
+    good = await srv.submit("echo", {"ok": 1}, headers=headers)
+    assert good.status_code == 202
+    assert "Idempotent-Replayed" not in good.headers
+
+
+async def test_replay_of_an_expired_job_is_410(srv: Server) -> None:
+    headers = {"Idempotency-Key": "k-expired"}
+    job_id = (await srv.submit("echo", {}, headers=headers)).json()["jobId"]
+    await srv.wait_terminal(job_id)
+    srv.admin.expire(job_id)
+    replay = await srv.submit("echo", {}, headers=headers)
+    assert replay.status_code == 410
+    assert error_code(replay) == "expired"
+
+
+@pytest.mark.parametrize("key", ["", '""', "k" * 256, '"' + "k" * 256 + '"'])
+async def test_invalid_idempotency_keys_are_400(srv: Server, key: str) -> None:
+    response = await srv.submit("echo", {}, headers={"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert error_code(response) == "invalid_idempotency_key"
+    await assert_healthy(srv)
 
 
 async def test_quoted_and_bare_idempotency_keys_are_the_same_key(srv: Server) -> None:
@@ -223,7 +308,7 @@ async def test_required_idempotency_key(make_server: ServerFactory) -> None:
 async def test_prefer_wait_answers_directly_when_the_job_finishes(srv: Server) -> None:
     response = await srv.submit("echo", {"hello": "world"}, headers={"Prefer": "wait=5"})
 
-    assert response.headers["Preference-Applied"].replace(" ", "").startswith("wait=")
+    assert response.headers["Preference-Applied"] == "wait=5"
     if srv.config.dialect == "reference":
         assert response.status_code == 303
         job_id = response.json()["jobId"]
@@ -233,6 +318,14 @@ async def test_prefer_wait_answers_directly_when_the_job_finishes(srv: Server) -
     else:
         assert response.status_code == 200
         assert response.json() == {"hello": "world"}
+        assert response.headers["Content-Location"].endswith("/result")
+
+
+@pytest.mark.parametrize("prefer", ["wait=soon", "wait=-1", "respond-async", "wait="])
+async def test_malformed_or_other_preferences_are_ignored(srv: Server, prefer: str) -> None:
+    response = await srv.submit("echo", {}, headers={"Prefer": prefer})
+    assert response.status_code == 202
+    assert "Preference-Applied" not in response.headers
 
 
 async def test_prefer_wait_answers_202_when_the_job_is_slower(srv: Server) -> None:

@@ -93,7 +93,9 @@ async def test_progress_events_are_delivered_when_asked(srv: Server, receiver: R
     await receiver.wait_for(lambda got: len(receiver.of_type("job.progress")) >= 3)
     progress = [assert_signed(d) for d in receiver.of_type("job.progress")]
     assert all(p["jobId"] == job_id for p in progress)
-    assert sorted(p["data"]["progress"]["current"] for p in progress) == [1, 2, 3]
+    # One job's events are delivered in order, one at a time.
+    assert [p["data"]["progress"]["current"] for p in progress] == [1, 2, 3]
+    assert [d.json()["type"] for d in receiver.received] == ["job.progress"] * 3 + ["job.completed"]
     delivery_ids = [d.headers["webhook-id"] for d in receiver.received]
     assert len(set(delivery_ids)) == len(delivery_ids), "one delivery id per event"
 
@@ -183,3 +185,53 @@ async def test_bad_callback_is_400(srv: Server) -> None:
     for spec in ({"url": "not a url"}, {"url": "http://127.0.0.1:1/x", "events": ["explode"]}, {}):
         response = await srv.submit("echo", {}, extra={"callback": spec})
         assert response.status_code == 400, spec
+
+
+async def test_3xx_fails_at_once(make_server: ServerFactory, receiver: Receiver) -> None:
+    srv = await make_server(webhook_max_attempts=5)
+    receiver.plan = [302]
+    await srv.submit_ok("echo", {}, extra=callback(receiver))
+    failed = await wait_delivery_status(srv, "failed")
+    assert failed[0].attempts == 1
+    assert failed[0].response_status == 302
+    assert len(receiver.received) == 1
+
+
+async def test_cancelled_event_only_when_listed(srv: Server, receiver: Receiver) -> None:
+    listed = await srv.submit_ok(
+        "gate", {"key": "wc1"}, extra=callback(receiver, "completed", "cancelled")
+    )
+    unlisted = await srv.submit_ok("gate", {"key": "wc2"}, extra=callback(receiver))
+    await srv.gates.wait_started("wc1")
+    await srv.gates.wait_started("wc2")
+    assert (await srv.delete(f"/jobs/{unlisted}")).status_code == 200
+    assert (await srv.delete(f"/jobs/{listed}")).status_code == 200
+    received = await receiver.wait_for(lambda got: len(got) >= 1)
+    payload = assert_signed(received[0])
+    assert payload["type"] == "job.cancelled"
+    assert payload["jobId"] == listed
+    assert payload["data"]["status"] == "cancelled"
+    await wait_delivery_status(srv, "delivered")
+    assert [d.job_id for d in srv.admin.deliveries()] == [listed]
+
+
+async def test_deliveries_listing_filters(srv: Server, receiver: Receiver) -> None:
+    first = await srv.submit_ok("echo", {"n": 1}, extra=callback(receiver))
+    await wait_delivery_status(srv, "delivered", 1)
+    second = await srv.submit_ok("echo", {"n": 2}, extra=callback(receiver))
+    await wait_delivery_status(srv, "delivered", 2)
+
+    everything = (await srv.get("/webhooks/deliveries")).json()["deliveries"]
+    assert [d["jobId"] for d in everything] == [first, second]  # oldest first
+    item = everything[0]
+    assert item["event"] == "job.completed"
+    assert item["url"] == receiver.url
+    assert item["status"] == "delivered"
+    assert item["attempts"] == 1
+    assert item["responseStatus"] == 200
+    assert item["id"].startswith("msg_")
+    assert item["id"] == receiver.received[0].headers["webhook-id"]
+    only = (await srv.get("/webhooks/deliveries", params={"jobId": second})).json()
+    assert [d["jobId"] for d in only["deliveries"]] == [second]
+    none = (await srv.get("/webhooks/deliveries", params={"status": "failed"})).json()
+    assert none["deliveries"] == []
