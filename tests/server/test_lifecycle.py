@@ -137,6 +137,8 @@ async def test_retry_after_is_shorter_near_the_expected_end(srv: Server) -> None
         int(late.headers["Retry-After-Ms"]), abs=1
     )
     assert early.json()["estimatedCompletion"] is not None
+    # Never in the past.
+    assert parse_time(late.json()["estimatedCompletion"]) >= parse_time(late.json()["updatedAt"])
     assert parse_time(late.json()["estimatedCompletion"]) <= parse_time(
         early.json()["estimatedCompletion"]
     )
@@ -472,9 +474,14 @@ async def test_not_before_delays_the_start(srv: Server) -> None:
     response = await srv.submit("echo", {"late": True}, extra={"notBefore": stamp})
     assert response.status_code == 202
     job_id = response.json()["jobId"]
-    pending = (await srv.get(f"/jobs/{job_id}")).json()
+    answer = await srv.get(f"/jobs/{job_id}")
+    pending = answer.json()
     assert pending["status"] == "pending"
     assert pending["startedAt"] is None
+    assert pending["attempt"] == 0
+    assert parse_time(pending["notBefore"]) == parse_time(stamp)
+    # The poll hint points at notBefore (not later), but never below the minimum.
+    assert 50 <= int(answer.headers["Retry-After-Ms"]) <= 501
 
     final = await srv.wait_terminal(job_id)
     assert final.status_code == 303

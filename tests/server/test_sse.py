@@ -11,7 +11,7 @@ import httpx
 import pytest
 from aiohttp_sse_client import client as sse_client
 
-from .conftest import Server, ServerFactory, SseCapture, SseEvent, read_sse
+from .conftest import SSL_CONTEXT, Server, ServerFactory, SseCapture, SseEvent, read_sse
 
 pytestmark = pytest.mark.anyio
 
@@ -157,7 +157,7 @@ async def test_fresh_connection_to_a_pending_job(make_server: ServerFactory) -> 
 async def test_last_event_id_as_a_query_parameter(srv: Server) -> None:
     job_id = await srv.submit_ok("echo", {})
     await srv.wait_terminal(job_id)
-    async with httpx.AsyncClient(base_url=srv.base_url) as client:
+    async with httpx.AsyncClient(base_url=srv.base_url, verify=SSL_CONTEXT) as client:
         response = await client.get(
             f"/jobs/{job_id}/events",
             params={"lastEventId": "1"},
@@ -229,6 +229,22 @@ async def test_keepalive_comments(make_server: ServerFactory) -> None:
     assert not capture.ended
     assert seen[:2] == ["keepalive", "keepalive"]
     srv.gates.open("ka")
+
+
+async def test_keepalives_do_not_count_towards_the_cut(make_server: ServerFactory) -> None:
+    srv = await make_server(sse_keepalive=0.02, faults={"sse_cut_after": 2})
+    job_id = await srv.submit_ok("gate", {"key": "kc"})
+    await srv.gates.wait_started("kc")
+    seen: list[str] = []
+
+    async def on_comment(comment: str) -> bool:
+        seen.append(comment)
+        return len(seen) >= 3
+
+    capture = await read_sse(srv, job_id, on_comment=on_comment)
+    assert not capture.ended
+    assert capture.names == ["status"]
+    srv.gates.open("kc")
 
 
 async def test_last_event_id_replays_what_was_missed(srv: Server) -> None:

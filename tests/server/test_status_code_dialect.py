@@ -80,6 +80,17 @@ async def test_failed_is_500_with_the_error(srv: Server) -> None:
     assert body["state"] == "failed"
     assert body["error"] == {"code": "boom", "message": "it broke", "retryable": False}
     assert body.get("retryUrl") is None
+    assert response.headers["Link"] == f'</jobs/{job_id}/events>; rel="events"'
+    assert "Retry-After" not in response.headers
+
+
+async def test_prefer_wait_answers_500_for_a_failure(srv: Server) -> None:
+    response = await srv.submit(
+        "fail", {"code": "x", "message": "m", "retryable": False}, headers={"Prefer": "wait=5"}
+    )
+    assert response.status_code == 500
+    assert response.headers["Preference-Applied"] == "wait=5"
+    assert response.json()["state"] == "failed"
 
 
 async def test_dead_letter_is_500_with_state_dead_letter(make_server: ServerFactory) -> None:
@@ -109,6 +120,7 @@ async def test_cancelled_is_409(srv: Server) -> None:
     assert body["jobId"] == job_id
     assert body["state"] == "cancelled"
     assert body["error"]["code"] == "cancelled"
+    assert response.headers["Link"] == f'</jobs/{job_id}/events>; rel="events"'
 
 
 async def test_expired_is_410_and_unknown_is_404(srv: Server) -> None:

@@ -36,6 +36,16 @@ async def test_submit_answers_202_with_headers_and_body(srv: Server) -> None:
     assert "Idempotent-Replayed" not in response.headers
 
 
+async def test_estimated_wait_time_comes_from_the_job_type(srv: Server) -> None:
+    response = await srv.submit("sleep", {"seconds": 2, "steps": 2})
+    body = response.json()
+    assert body["estimatedWaitTime"] == pytest.approx(2.0, abs=0.01)
+    ms = int(response.headers["Retry-After-Ms"])
+    assert ms == pytest.approx(2000, abs=10)
+    assert int(response.headers["Retry-After"]) == -(-ms // 1000)
+    assert (await srv.delete(f"/jobs/{body['jobId']}")).status_code == 200
+
+
 async def test_job_ids_are_unique(srv: Server) -> None:
     ids = {await srv.submit_ok("echo", {"n": n}) for n in range(5)}
     assert len(ids) == 5
@@ -200,6 +210,8 @@ async def test_idempotent_replay_after_the_job_finished(srv: Server) -> None:
     assert again.status_code == 202
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["jobId"] == job_id
+    assert again.json()["status"] == "pending"  # the original 202, replayed
+    assert again.json()["statusUrl"] == first.json()["statusUrl"]
     assert again.headers["Location"] == first.headers["Location"]
     assert len(srv.admin.jobs()) == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import socket
 from typing import Any
 
@@ -60,7 +61,7 @@ async def test_completed_event_is_delivered_and_signed(srv: Server, receiver: Re
     payload = assert_signed(received[0])
     assert payload["type"] == "job.completed"
     assert payload["jobId"] == job_id
-    assert isinstance(payload["timestamp"], str)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", payload["timestamp"])
     assert payload["data"]["jobId"] == job_id
     assert payload["data"]["status"] == "completed"
     assert payload["data"]["resultUrl"] == f"/jobs/{job_id}/result"
