@@ -314,7 +314,10 @@ class _AdaptiveSchedule:
         if fraction <= f0 or now <= t0 or fraction >= 1:
             return None
         rate = (fraction - f0) / (now - t0)
-        return (1.0 - fraction) / rate
+        if not rate > 0 or not math.isfinite(rate):  # underflow on absurdly small steps
+            return None
+        remaining = (1.0 - fraction) / rate
+        return remaining if math.isfinite(remaining) else None
 
     def _next_backoff(self) -> float:
         p = self._policy
