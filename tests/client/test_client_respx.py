@@ -414,3 +414,26 @@ async def test_tokens_round_trip_without_credentials(flavor: str, router: respx.
 
     payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     assert payload["v"] == 1 and "s3cret" not in json.dumps(payload)
+
+
+async def test_a_result_on_another_origin_is_fetched_without_credentials(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(
+            303, headers={"Location": f"{OTHER}/r/1"}, json=ref_doc("completed")
+        )
+    )
+    router.get(f"{OTHER}/r/1").mock(
+        return_value=httpx.Response(302, headers={"Location": "https://cdn.test/blob"})
+    )
+    blob = router.get("https://cdn.test/blob").mock(return_value=httpx.Response(200, json=[1]))
+    opts = options(headers={"Authorization": SECRET}, dialect=ReferenceDialect())
+    async with open_client(flavor, API, **opts) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        assert await call(op.result, timeout=10) == [1]
+    assert blob.call_count == 1
+    assert router.calls[1].request.headers["Authorization"] == SECRET
+    for call_ in router.calls[2:]:
+        assert "Authorization" not in call_.request.headers

@@ -343,3 +343,19 @@ async def test_without_a_key_a_lost_answer_is_an_error_not_a_second_job(
                 client.submit, "/jobs", json={"type": "echo", "input": {}}, idempotency_key=None
             )
     assert len(reference_server.admin.jobs()) == 1
+
+
+@BOTH
+@SERVER
+async def test_long_polling_is_held_by_the_server(flavor: str, reference_server: Any) -> None:
+    seen: list[JobStatus] = []
+    body = {"type": "sleep", "input": {"seconds": 0.3, "steps": 2}}
+    async with open_client(flavor, reference_server.base_url, on_progress=seen.append) as (
+        client,
+        call,
+    ):
+        op = await call(client.submit, "/jobs", json=body)
+        assert await call(op.result, timeout=20, mode="long-poll") == {"slept": 0.3}
+    assert any(status.held for status in seen)  # Preference-Applied: wait came back
+    # Held requests answer on each change: a handful of requests, not a polling storm.
+    assert reference_server.admin.status_requests(op.id) <= 8
