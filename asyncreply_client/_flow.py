@@ -105,6 +105,8 @@ class OperationState:
         last: the latest snapshot.
         seen: whether the server ever acknowledged the job (then a 404 means it vanished).
         first_delay: the submission's ``Retry-After``, honoured before the first poll.
+        sse_unusable: the event stream failed once (refused, or dropped too often): later
+            waits in ``"auto"`` mode poll straight away.
     """
 
     status_url: str | None
@@ -116,6 +118,7 @@ class OperationState:
     last: JobStatus | None = None
     seen: bool = False
     first_delay: float | None = None
+    sse_unusable: bool = False
 
     def learn(self, status: JobStatus) -> None:
         """Record a snapshot, keeping URLs it reveals that were not known yet."""
@@ -406,7 +409,8 @@ def wait(
             "mode='sse' needs an events URL: the server announced none (eventsUrl, "
             "Link rel=events) and the client has no events_url_template"
         )
-    if options.mode in ("sse", "auto") and state.events_url is not None:
+    use_sse = options.mode == "sse" or (options.mode == "auto" and not state.sse_unusable)
+    if use_sse and state.events_url is not None:
         outcome = yield from follow_events(
             state.events_url,
             dialect=cfg.dialect,
@@ -423,6 +427,7 @@ def wait(
         if outcome.end is SSEEnd.DEADLINE:
             raise _timeout(options, state)
         # Fallback: poll from the last known state, within the same deadline.
+        state.sse_unusable = True
 
     if state.status_url is None:
         raise ProtocolError("the operation has no status URL to poll")

@@ -448,3 +448,32 @@ def test_retry_without_a_retry_url_says_so() -> None:
         _flow.retry(config(), state_at(seen=False), idempotency_key="r"), [status("completed")]
     )
     assert isinstance(run.error, JobOutcomeError) and "cannot be retried" in str(run.error)
+
+
+def test_after_a_refused_stream_later_auto_waits_poll_straight_away() -> None:
+    clock = Clock()
+    cfg = config(clock=clock, polling=Fixed(delay=1.0))
+    state = state_at("processing")
+    state.events_url = BASE + "/jobs/1/events"
+    refused = response(404, {"error": {"code": "not_found"}}, url=BASE + "/jobs/1/events")
+    first = drive(
+        _flow.wait(cfg, state, WaitOptions(timeout=1.0), Tracker(state.last)),
+        [refused, status("processing")],
+        clock=clock,
+    )
+    assert isinstance(first.error, WaitTimeoutError) and state.sse_unusable
+    second = drive(
+        _flow.wait(cfg, state, WaitOptions(timeout=5.0), Tracker(state.last)),
+        [status("completed")],
+        clock=clock,
+    )
+    assert second.value.state is JobState.COMPLETED
+    assert [str(r.url) for r in second.sends] == [BASE + "/jobs/1"]
+    # An explicit mode="sse" still tries the stream.
+    state.last = JobStatus(id="1", state=JobState.PROCESSING)
+    third = drive(
+        _flow.wait(cfg, state, WaitOptions(timeout=5.0, mode="sse"), Tracker(state.last)),
+        [refused, status("completed")],
+        clock=clock,
+    )
+    assert str(third.sends[0].url) == BASE + "/jobs/1/events"
