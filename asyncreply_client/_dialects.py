@@ -16,7 +16,9 @@ status code and the body's shape mean.
 | ``GoogleDialect``    | a ``google.longrunning.Operation``     | never                        |
 | ``ArmDialect``       | a status document, a resource with     | the body's state is failed   |
 |                      | ``provisioningState``, else the result |                              |
-| ``AutoDialect``      | recognised per answer (above)          | the body's state is failed   |
+| ``AutoDialect``      | recognised per answer (above); a       | the body's state is failed   |
+|                      | completed document that names no       |                              |
+|                      | result is itself the result            |                              |
 
 Any other 500 is a transient fault for the retry layer: :func:`is_job_failure_response` tells
 them apart (equivalently, ``interpret_status`` raises ``ProtocolError`` for it).
@@ -722,7 +724,17 @@ class _Dialect:
         if state is JobState.COMPLETED and _has_provisioning_state(answer.doc):
             # ARM: a resource whose provisioning succeeded is itself the result.
             return _status(answer, state, doc=answer.doc, result=answer.raw, has_result=True)
-        return self._document(answer, state, final_url)
+        status = self._document(answer, state, final_url)
+        if (
+            self._ok_mode == "auto"
+            and state is JobState.COMPLETED
+            and not status.has_result
+            and status.result_url is None
+        ):
+            # "Completed" and nothing points elsewhere (``{"status": "success", "data": …}``):
+            # the answer itself is the best result there is.
+            return status.model_copy(update={"result": answer.raw, "has_result": True})
+        return status
 
     def _status_answer(self, answer: _Answer, final_url: str | None) -> JobStatus:
         code = answer.status_code

@@ -794,3 +794,14 @@ def test_is_job_failure_response_with_a_foreign_dialect() -> None:
 def test_dialect_names_and_repr() -> None:
     assert [d.name for d in (ref(), sc(), auto())] == ["reference", "status-code", "auto"]
     assert repr(ref()) == "ReferenceDialect()"
+
+
+def test_auto_completed_document_pointing_nowhere_is_its_own_result() -> None:
+    jsend = {"status": "success", "data": {"rows": 3}}
+    status = auto().interpret_status(resp(200, jsend))
+    assert status.state is JobState.COMPLETED
+    assert status.has_result and status.result == jsend
+    # The reference dialect does not guess: a completed document without a result or a
+    # result URL has no result.
+    bare = ref().interpret_status(resp(200, doc("completed")))
+    assert not bare.has_result and bare.result_url is None
