@@ -428,13 +428,22 @@ class _Answer:
         return ""
 
 
+_SKEW = 2.0
+
+
 def _remaining(answer: _Answer, doc: Doc | None, eta: datetime | None) -> float | None:
-    """Seconds until the server's estimated completion, measured at the response."""
+    """Seconds until the server's estimated completion, measured at the response.
+
+    The estimate is in the server's clock. Our wall clock is precise to the millisecond but
+    may be skewed; the ``Date`` header is the server's clock but whole seconds only. So the
+    wall clock is used unless it disagrees with ``Date`` by more than ``_SKEW`` seconds.
+    """
     if eta is not None:
         date = answer.header("date")
-        reference = parse_http_date(date) if date is not None else None
-        if reference is None:
-            reference = answer.wall_now
+        server_now = parse_http_date(date) if date is not None else None
+        reference = answer.wall_now
+        if server_now is not None and abs(server_now - reference) > _SKEW:
+            reference = server_now
         try:
             left = eta.timestamp() - reference
         except (OverflowError, ValueError, OSError):

@@ -805,3 +805,22 @@ def test_auto_completed_document_pointing_nowhere_is_its_own_result() -> None:
     # result URL has no result.
     bare = ref().interpret_status(resp(200, doc("completed")))
     assert not bare.has_result and bare.result_url is None
+
+
+@pytest.mark.parametrize(
+    ("wall", "expected"),
+    [
+        (WALL + 0.9, 0.6),  # Date is whole seconds: the precise wall clock is used
+        (WALL - 3600, 1.5),  # the wall clock is an hour off: trust the server's Date
+    ],
+)
+def test_estimated_remaining_reference_clock(wall: float, expected: float) -> None:
+    d = AutoDialect(wall_clock=lambda: wall)
+    status = d.interpret_status(
+        resp(
+            200,
+            doc("processing", retryAfter=None, estimatedCompletion="2026-11-23T09:00:01.500Z"),
+            {"Date": DATE},
+        )
+    )
+    assert status.estimated_remaining == pytest.approx(expected)
