@@ -10,6 +10,7 @@ disables the httpx client's own auth.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,22 @@ from ._urls import Origin, origin_of, resolve_url
 __all__ = ["RequestFactory"]
 
 _USER_AGENT = "asyncreply-client/0.1"
+
+
+# A wait requests the same few URLs over and over; parsing a URL is most of the client's
+# own CPU per poll, so resolutions and origins are memoised (strings in, immutable out).
+@functools.lru_cache(maxsize=4096)
+def _resolved(base: str, url: str) -> tuple[str, httpx.URL, Origin | None] | None:
+    resolved = resolve_url(base, url)
+    if resolved is None:
+        return None
+    parsed = httpx.URL(resolved)
+    return resolved, parsed, origin_of(parsed)
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin(url: str) -> Origin | None:
+    return origin_of(url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +96,18 @@ class RequestFactory:
         Raises:
             ValueError: the result is not an absolute http(s) URL.
         """
-        resolved = resolve_url(self.base_url, url)
-        if resolved is None:
+        return self._parse(url)[0]
+
+    def _parse(self, url: str) -> tuple[str, httpx.URL, Origin | None]:
+        parsed = _resolved(self.base_url, url) if isinstance(url, str) else None
+        if parsed is None:
             raise ValueError(f"not a usable http(s) URL: {url!r}")
-        return resolved
+        return parsed
 
     def is_trusted(self, url: str | httpx.URL) -> bool:
         """Whether the client's credentials may be sent to ``url``."""
-        return origin_of(url) in self.trusted_origins
+        origin = _origin(url) if isinstance(url, str) else origin_of(url)
+        return origin in self.trusted_origins
 
     def auth_for(self, url: str | httpx.URL) -> Any:
         """The ``auth`` argument for ``httpx.Client.send``: ``None`` (no auth at all) for an
@@ -112,9 +133,9 @@ class RequestFactory:
         ``headers`` are protocol headers of this request and are always sent; the configured
         headers are added first only when the origin is trusted.
         """
-        target = httpx.URL(self.resolve(url))
+        _, target, origin = self._parse(url)
         merged = httpx.Headers({"Accept": accept, "User-Agent": _USER_AGENT})
-        if self.is_trusted(target):
+        if origin in self.trusted_origins:
             merged.update(self.headers)
         if headers:
             merged.update(headers)
