@@ -81,6 +81,23 @@ async def test_long_poll_returns_when_progress_changes(srv: Server, how: str) ->
     assert int(answer.headers["Retry-After-Ms"]) >= 0
 
 
+@pytest.mark.parametrize("dialect", ["status-code"])
+async def test_status_code_dialect_long_poll(srv: Server) -> None:
+    job_id = await srv.submit_ok("steps", {"key": "sclp", "total": 2})
+    await srv.wait_until(job_id, lambda r: (r.json().get("progress") or {}).get("current") == 1)
+    answer = await long_poll_after_change(
+        srv, job_id, opener(srv, "sclp-1"), params={"wait": LONG_WAIT}
+    )
+    assert answer.status_code == 202
+    assert answer.json()["state"] == "inFlight"
+    assert answer.json()["progress"]["current"] == 2
+    answer = await long_poll_after_change(
+        srv, job_id, opener(srv, "sclp-2"), params={"wait": LONG_WAIT}
+    )
+    assert answer.status_code == 200
+    assert answer.json() == {"key": "sclp", "steps": 2}
+
+
 async def test_long_poll_returns_when_the_job_completes(srv: Server) -> None:
     job_id = await srv.submit_ok("gate", {"key": "lc"})
     await srv.gates.wait_started("lc")
