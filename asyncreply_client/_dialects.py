@@ -664,9 +664,7 @@ class _Dialect:
         text = data if isinstance(data, str) else ""
         try:
             value: Any = json.loads(text) if text.strip() else None
-        except ValueError:  # JSONDecodeError, and RecursionError's kin for absurd nesting
-            value = None
-        except RecursionError:
+        except (ValueError, RecursionError):  # not JSON, or absurdly deep ("[[[[…")
             value = None
         answer = _Answer.build(
             status_code=None,

@@ -63,7 +63,7 @@ class HttpResponse:
         if self.content.strip():
             try:
                 value = json.loads(self.content)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
                 value = None
         object.__setattr__(self, "_json", value)
         return value

@@ -824,3 +824,16 @@ def test_estimated_remaining_reference_clock(wall: float, expected: float) -> No
         )
     )
     assert status.estimated_remaining == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 200_000, b"[" * 200_000 + b"]" * 200_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000],
+)
+def test_absurdly_nested_json_is_a_protocol_error_not_a_crash(body: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        ref().interpret_status(resp(200, body, {"Content-Type": "application/json"}))
+    with pytest.raises(ProtocolError):
+        auto().interpret_event("status", body.decode(), url=f"{BASE}/e")
+    status = sc().interpret_status(resp(200, body, {"Content-Type": "text/plain"}))
+    assert isinstance(status.result, ResultFile)
