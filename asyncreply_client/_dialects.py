@@ -95,12 +95,24 @@ class Submission:
 
 
 class Dialect(Protocol):
-    """How one family of servers expresses operations. Pure functions; no I/O."""
+    """How one family of servers expresses operations. Pure functions; no I/O.
+
+    Implement it to support another family. Besides the state, fill in what the polling
+    policies use: ``retry_after`` (see :func:`~asyncreply_client._headers.parse_retry_after`),
+    ``estimated_remaining``, ``progress``, and ``held`` (the server held a long-poll request:
+    ``Preference-Applied: wait``; :class:`~asyncreply_client.LongPolling` falls back to
+    plain polling while it is never true).
+    """
 
     name: str
 
     def interpret_submit(self, response: HttpResponse) -> Submission:
-        """Interpret the answer to a submission (2xx / 303); raise ``ProtocolError``."""
+        """Interpret the answer to a submission (2xx / 303).
+
+        Raises ``ProtocolError`` for an answer it cannot read (a 202 naming no monitor);
+        the dialects of this module also raise ``SubmissionRejectedError`` for a 4xx that is
+        not a job's state.
+        """
         ...
 
     def interpret_status(
