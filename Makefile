@@ -30,6 +30,7 @@ bench: venv
 	$(PY) -m benchmarks.detection_lag
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.fanout
+	$(PY) -m benchmarks.sse_fanout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

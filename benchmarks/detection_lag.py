@@ -1,0 +1,399 @@
+"""Detection lag: how long after the server completes a job does each client notice?
+
+For every wait mode and polling policy of the SDK, and beside a naive fixed-interval httpx
+loop, an httpx loop that obeys exactly the server's ``Retry-After-Ms`` schedule, and
+azure-core's ``LROPoller``, this runs ``sleep`` jobs of known durations on the reference
+server (in its own process) and records:
+
+- the lag from the job's ``completedAt`` (server clock, millisecond precision, so a lag
+  includes up to 1 ms of truncation) to the moment the client's wait returned (same machine,
+  same wall clock);
+- the status requests per job (GETs of ``/jobs/{id}`` and ``/jobs/{id}/events``, counted by
+  an httpx event hook on a client the benchmark supplies).
+
+All variants run in the same process, interleaved round by round (the machine is noisy).
+Within a round each variant runs one job of every duration at once, in threads, so the
+completions are spread out. Targets (reported, not asserted): Adaptive at most 1.5x the
+server-schedule requests; LongPolling p50 lag under 10 ms; SSE p50 under 5 ms and p99
+under 25 ms with one request per job.
+
+Run: ``python -m benchmarks.detection_lag [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from asyncreply_client import Client, JobState
+from asyncreply_client._policies import (
+    ExponentialBackoff,
+    FixedInterval,
+    LongPolling,
+    PollingPolicy,
+)
+
+from ._harness import (
+    PathCounter,
+    add_common_args,
+    parse_time,
+    percentile,
+    print_table,
+    server_url,
+    write_result,
+)
+
+__all__ = ["Variant", "main", "run", "variants"]
+
+NAME = "detection_lag"
+FULL_DURATIONS = (0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
+QUICK_DURATIONS = (0.2, 0.5, 1.0)
+STEPS = 5
+NAIVE_INTERVAL = 0.25
+_TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@dataclass
+class Variant:
+    """One client under test.
+
+    ``run_job(seconds)`` submits a ``sleep`` job, waits for it and returns its id; the
+    harness notes the wall-clock time right after it returns.
+    """
+
+    name: str
+    note: str
+    run_job: Callable[[float], str]
+    counter: PathCounter
+    close: Callable[[], None]
+    lags: list[float] = field(default_factory=list)
+    requests: list[int] = field(default_factory=list)
+
+
+def _body(seconds: float) -> dict[str, Any]:
+    return {"type": "sleep", "input": {"seconds": seconds, "steps": STEPS}}
+
+
+def _timeout(seconds: float) -> float:
+    return seconds + 30.0
+
+
+# --------------------------------------------------------------------------------------------
+# The SDK
+
+
+def _sdk(
+    base_url: str, name: str, note: str, *, mode: str, polling: PollingPolicy | None
+) -> Variant:
+    counter = PathCounter()
+    http = httpx.Client(event_hooks={"request": [counter.hook]})
+    client = Client(base_url, http_client=http)
+
+    def run_job(seconds: float) -> str:
+        op = client.submit("/jobs", json=_body(seconds))
+        status = op.wait(mode=mode, polling=polling, timeout=_timeout(seconds))
+        if status.state is not JobState.COMPLETED or op.id is None:
+            raise RuntimeError(f"{name}: job ended {status.state}")
+        return op.id
+
+    def close() -> None:
+        client.close()
+        http.close()
+
+    return Variant(name, note, run_job, counter, close)
+
+
+# --------------------------------------------------------------------------------------------
+# Plain httpx loops
+
+
+def _retry_after_ms(response: httpx.Response) -> float:
+    value = response.headers.get("retry-after-ms")
+    if value is not None:
+        return int(value) / 1000.0
+    return float(response.headers.get("retry-after", "1"))
+
+
+def _httpx_loop(base_url: str, name: str, note: str, *, interval: float | None) -> Variant:
+    """``interval`` None: obey the server's ``Retry-After-Ms`` exactly (the server schedule);
+    else sleep ``interval`` between polls whatever the server says (a naive loop)."""
+    counter = PathCounter()
+    http = httpx.Client(base_url=base_url, event_hooks={"request": [counter.hook]})
+
+    def run_job(seconds: float) -> str:
+        deadline = time.monotonic() + _timeout(seconds)
+        submitted = http.post("/jobs", json=_body(seconds))
+        submitted.raise_for_status()
+        job_id: str = submitted.json()["jobId"]
+        location = submitted.headers["location"]
+        response = submitted
+        while time.monotonic() < deadline:
+            time.sleep(_retry_after_ms(response) if interval is None else interval)
+            response = http.get(location)
+            if response.status_code == 303:
+                return job_id
+            response.raise_for_status()
+            if response.json()["status"] in _TERMINAL:
+                return job_id
+        raise RuntimeError(f"{name}: job {job_id} did not finish in time")
+
+    return Variant(name, note, run_job, counter, http.close)
+
+
+# --------------------------------------------------------------------------------------------
+# azure-core
+
+
+def _azure(base_url: str) -> Variant:
+    from azure.core import PipelineClient
+    from azure.core.configuration import Configuration
+    from azure.core.pipeline import PipelineRequest, PipelineResponse
+    from azure.core.pipeline.policies import RedirectPolicy, RetryPolicy, SansIOHTTPPolicy
+    from azure.core.polling import LROPoller
+    from azure.core.polling.base_polling import LongRunningOperation, LROBasePolling
+    from azure.core.rest import HttpRequest
+
+    counter = PathCounter()
+
+    class _Count(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        # A per-retry policy sits after the redirect policy: it sees every request sent.
+        def on_request(self, request: PipelineRequest[Any]) -> None:
+            http_request = request.http_request
+            counter.add(http_request.method, urlsplit(http_request.url).path)
+
+    class ReferenceStatusPolling(LongRunningOperation):  # type: ignore[type-arg]
+        """The reference dialect for azure-core: ``Location`` is the status monitor, the
+        body's ``status`` is the state, and a redirect (the 303 to the result, followed by
+        azure-core's RedirectPolicy) means completed. No final GET is needed."""
+
+        def __init__(self) -> None:
+            self._url = ""
+
+        def can_poll(self, pipeline_response: PipelineResponse[Any, Any]) -> bool:
+            return "location" in pipeline_response.http_response.headers
+
+        def get_polling_url(self) -> str:
+            return self._url
+
+        def set_initial_status(self, pipeline_response: PipelineResponse[Any, Any]) -> str:
+            response = pipeline_response.http_response
+            self._url = urljoin(str(response.request.url), response.headers["location"])
+            return "InProgress"
+
+        def get_status(self, pipeline_response: PipelineResponse[Any, Any]) -> str:
+            response = pipeline_response.http_response
+            if urlsplit(str(response.request.url)).path != urlsplit(self._url).path:
+                return "Succeeded"  # redirected away from the monitor: the 303 of completion
+            status = response.json().get("status")
+            return {"completed": "Succeeded", "failed": "Failed", "cancelled": "Canceled"}.get(
+                status, "InProgress"
+            )
+
+        def get_final_get_url(self, pipeline_response: PipelineResponse[Any, Any]) -> None:
+            return None
+
+    # A bare Configuration has no policies; generated Azure SDKs add these two (and more).
+    config: Configuration[Any, Any] = Configuration()
+    config.redirect_policy = RedirectPolicy()
+    config.retry_policy = RetryPolicy()
+    client: PipelineClient[Any, Any] = PipelineClient(
+        base_url, config=config, per_retry_policies=[_Count()]
+    )
+
+    def run_job(seconds: float) -> str:
+        request = HttpRequest("POST", base_url + "/jobs", json=_body(seconds))
+        initial = client.send_request(request, _return_pipeline_response=True)  # type: ignore[call-arg]
+        job_id: str = initial.http_response.json()["jobId"]
+        polling = LROBasePolling(lro_algorithms=[ReferenceStatusPolling()])
+        poller: LROPoller[Any] = LROPoller(client, initial, lambda r: r, polling)
+        poller.result(timeout=_timeout(seconds))
+        if poller.status() != "Succeeded":
+            raise RuntimeError(f"azure-core: job {job_id} ended {poller.status()}")
+        return job_id
+
+    note = "LROBasePolling + a 30-line reference-dialect strategy; follows the 303 (+1 GET)"
+    return Variant("azure-core LROPoller", note, run_job, counter, client.close)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def variants(base_url: str) -> list[Variant]:
+    """Every client under test, against the server at ``base_url``."""
+    return [
+        _httpx_loop(
+            base_url,
+            "server schedule",
+            "httpx obeying Retry-After-Ms exactly (the reference count)",
+            interval=None,
+        ),
+        _sdk(base_url, "Adaptive", "SDK default policy, mode=poll", mode="poll", polling=None),
+        _sdk(
+            base_url,
+            "FixedInterval(0.25)",
+            "honours Retry-After (default)",
+            mode="poll",
+            polling=FixedInterval(NAIVE_INTERVAL),
+        ),
+        _sdk(
+            base_url,
+            "FixedInterval(0.25, no hint)",
+            "honour_retry_after=False",
+            mode="poll",
+            polling=FixedInterval(NAIVE_INTERVAL, honour_retry_after=False),
+        ),
+        _sdk(
+            base_url,
+            "ExponentialBackoff()",
+            "honours Retry-After (default)",
+            mode="poll",
+            polling=ExponentialBackoff(),
+        ),
+        _sdk(
+            base_url,
+            "ExponentialBackoff(no hint)",
+            "0.5 s x2, full jitter, honour_retry_after=False",
+            mode="poll",
+            polling=ExponentialBackoff(honour_retry_after=False),
+        ),
+        _sdk(
+            base_url,
+            "LongPolling",
+            "mode=long-poll (?wait=30)",
+            mode="long-poll",
+            polling=LongPolling(),
+        ),
+        _sdk(base_url, "SSE", "mode=sse", mode="sse", polling=None),
+        _httpx_loop(
+            base_url,
+            f"naive httpx {NAIVE_INTERVAL} s",
+            "fixed interval, ignores Retry-After",
+            interval=NAIVE_INTERVAL,
+        ),
+        _azure(base_url),
+    ]
+
+
+def _run_round(variant: Variant, durations: Sequence[float], checker: httpx.Client) -> None:
+    def one(seconds: float) -> tuple[str, float]:
+        job_id = variant.run_job(seconds)
+        return job_id, time.time()
+
+    with ThreadPoolExecutor(max_workers=len(durations)) as pool:
+        finished = list(pool.map(one, durations))
+    for job_id, returned in finished:
+        doc = checker.get(f"/jobs/{job_id}").json()  # uncounted: the server's completedAt
+        variant.lags.append(returned - parse_time(doc["completedAt"]))
+        variant.requests.append(variant.counter.status_requests(job_id))
+
+
+def run(
+    *,
+    rounds: int,
+    durations: Sequence[float],
+    results_dir: Path | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark; print the table, write the JSON and return it."""
+    with server_url(url, "--workers", "64") as base_url:
+        tested = variants(base_url)
+        checker = httpx.Client(base_url=base_url)
+        try:
+            for r in range(rounds):
+                # Rotate the order so no variant always runs first (or last) in a round.
+                for i in range(len(tested)):
+                    _run_round(tested[(i + r) % len(tested)], durations, checker)
+        finally:
+            checker.close()
+            for variant in tested:
+                variant.close()
+
+    reference = statistics.fmean(tested[0].requests)
+    rows = []
+    out_variants = []
+    for v in tested:
+        lags_ms = [lag * 1000.0 for lag in v.lags]
+        mean_requests = statistics.fmean(v.requests)
+        summary = {
+            "name": v.name,
+            "note": v.note,
+            "jobs": len(v.lags),
+            "lag_ms": {
+                "p50": percentile(lags_ms, 50),
+                "p90": percentile(lags_ms, 90),
+                "p99": percentile(lags_ms, 99),
+                "max": max(lags_ms),
+            },
+            "status_requests_per_job": mean_requests,
+            "status_requests_vs_server_schedule": mean_requests / reference,
+            "lags_ms": [round(x, 3) for x in lags_ms],
+            "requests": v.requests,
+        }
+        out_variants.append(summary)
+        rows.append(
+            [
+                v.name,
+                len(v.lags),
+                summary["lag_ms"]["p50"],
+                summary["lag_ms"]["p90"],
+                summary["lag_ms"]["p99"],
+                mean_requests,
+                mean_requests / reference,
+            ]
+        )
+    by_name = {v["name"]: v for v in out_variants}
+    adaptive, long_poll, sse = by_name["Adaptive"], by_name["LongPolling"], by_name["SSE"]
+    targets = {
+        "adaptive_requests_ratio_le_1_5": adaptive["status_requests_vs_server_schedule"] <= 1.5,
+        "long_polling_p50_lt_10ms": long_poll["lag_ms"]["p50"] < 10.0,
+        "sse_p50_lt_5ms": sse["lag_ms"]["p50"] < 5.0,
+        "sse_p99_lt_25ms": sse["lag_ms"]["p99"] < 25.0,
+        "sse_one_request_per_job": all(n == 1 for n in sse["requests"]),
+    }
+    title = (
+        f"detection lag: {rounds} round(s) x durations {list(durations)} s "
+        f"(sleep jobs, {STEPS} steps); lag = client return - server completedAt"
+    )
+    headers = ["client", "jobs", "p50 ms", "p90 ms", "p99 ms", "req/job", "x sched"]
+    table = print_table(title, headers, rows)
+    print("targets: " + ", ".join(f"{k}={'met' if ok else 'MISSED'}" for k, ok in targets.items()))
+    data = {
+        "config": {"rounds": rounds, "durations": list(durations), "steps": STEPS},
+        "variants": out_variants,
+        "targets": targets,
+        "table": table,
+    }
+    write_result(NAME, data, results_dir)
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command line entry point; returns the results written."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.detection_lag", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 8; quick 2)")
+    parser.add_argument(
+        "--durations",
+        type=lambda s: tuple(float(x) for x in s.split(",")),
+        default=None,
+        help="comma-separated job durations in seconds",
+    )
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (2 if args.quick else 8)
+    durations = args.durations or (QUICK_DURATIONS if args.quick else FULL_DURATIONS)
+    return run(
+        rounds=rounds, durations=durations, results_dir=args.results_dir, url=args.server_url
+    )
+
+
+if __name__ == "__main__":
+    main()

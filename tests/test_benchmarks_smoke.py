@@ -1,0 +1,56 @@
+"""Smoke tests of ``benchmarks/``: each benchmark's ``main`` runs in its tiniest
+configuration against one shared reference server (a child process) and writes its JSON.
+No timing is asserted: figures belong in the reports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import detection_lag, fanout, overhead, sse_fanout
+from benchmarks._harness import running_server
+
+Main = Callable[[Sequence[str] | None], dict[str, Any]]
+
+CASES: list[tuple[str, Main, list[str]]] = [
+    ("detection_lag", detection_lag.main, ["--rounds", "1", "--durations", "0.05"]),
+    ("overhead", overhead.main, ["--blocks", "2", "--calls", "5"]),
+    ("fanout", fanout.main, ["--operations", "20", "--connections", "4", "--job-seconds", "0.02"]),
+    ("sse_fanout", sse_fanout.main, ["--operations", "10", "--job-seconds", "0.2"]),
+]
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with running_server("--workers", "64") as server:
+        yield server.base_url
+
+
+@pytest.mark.parametrize(("name", "main", "args"), CASES, ids=[c[0] for c in CASES])
+def test_benchmark_runs_and_writes_json(
+    name: str,
+    main: Main,
+    args: list[str],
+    server_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    returned = main([*args, "--server-url", server_url, "--results-dir", str(tmp_path)])
+    written = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
+    assert written["benchmark"] == name
+    assert written["table"] == returned["table"]
+    assert written["table"] in capsys.readouterr().out
+    if "all_completed" in written:  # the fan-outs: every operation completed, no error
+        assert written["all_completed"]
+        assert written["run"]["errors"] == {}
+        assert written["traced_run"]["errors"] == {}
+
+
+def test_a_child_server_is_started_and_stopped_when_no_url_is_given(tmp_path: Path) -> None:
+    result = overhead.main(["--blocks", "1", "--calls", "2", "--results-dir", str(tmp_path)])
+    assert (tmp_path / "overhead.json").is_file()
+    assert result["config"] == {"blocks": 1, "calls_per_block": 2}
