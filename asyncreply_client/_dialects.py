@@ -135,51 +135,20 @@ class Dialect(Protocol):
 # --------------------------------------------------------------------------------------------
 # State vocabulary: the one table every dialect uses.
 
+# Keys are normalised words: lower case, without spaces, "_", "-" or ".".
+_STATE_VOCABULARY: dict[JobState, str] = {
+    JobState.PENDING: "pending queued notstarted accepted waiting scheduled submitted received "
+    "new enqueued created paused suspended onhold",
+    JobState.PROCESSING: "processing running inprogress inflight started active updating "
+    "creating deleting cancelling canceling executing validating finalizing retrying",
+    JobState.COMPLETED: "completed complete succeeded success successful done finished "
+    "partiallysucceeded partiallycompleted",
+    JobState.FAILED: "failed failure error errored deadletter deadlettered timedout timeout "
+    "expired rejected validationfailed",
+    JobState.CANCELLED: "cancelled canceled aborted",
+}
 _STATE_WORDS: dict[str, JobState] = {
-    **dict.fromkeys(
-        (
-            "pending",
-            "queued",
-            "notstarted",
-            "accepted",
-            "waiting",
-            "scheduled",
-            "submitted",
-            "received",
-            "new",
-            "enqueued",
-            "created",
-        ),
-        JobState.PENDING,
-    ),
-    **dict.fromkeys(
-        (
-            "processing",
-            "running",
-            "inprogress",
-            "inflight",
-            "started",
-            "active",
-            "updating",
-            "creating",
-            "deleting",
-            "cancelling",
-            "canceling",
-            "executing",
-            "validating",
-            "finalizing",
-        ),
-        JobState.PROCESSING,
-    ),
-    **dict.fromkeys(
-        ("completed", "complete", "succeeded", "success", "successful", "done", "finished"),
-        JobState.COMPLETED,
-    ),
-    **dict.fromkeys(
-        ("failed", "failure", "error", "errored", "deadletter", "deadlettered", "timedout"),
-        JobState.FAILED,
-    ),
-    **dict.fromkeys(("cancelled", "canceled", "aborted"), JobState.CANCELLED),
+    word: state for state, words in _STATE_VOCABULARY.items() for word in words.split()
 }
 _WORD_NOISE = re.compile(r"[\s_\-.]")
 

@@ -837,3 +837,12 @@ def test_absurdly_nested_json_is_a_protocol_error_not_a_crash(body: bytes) -> No
         auto().interpret_event("status", body.decode(), url=f"{BASE}/e")
     status = sc().interpret_status(resp(200, body, {"Content-Type": "text/plain"}))
     assert isinstance(status.result, ResultFile)
+
+
+def test_state_vocabulary_has_no_word_twice() -> None:
+    from asyncreply_client._dialects import _STATE_VOCABULARY, _STATE_WORDS
+
+    words = [w for text in _STATE_VOCABULARY.values() for w in text.split()]
+    assert len(words) == len(set(words)) == len(_STATE_WORDS)
+    for word, state in _STATE_WORDS.items():
+        assert parse_state(word.upper()) is state
