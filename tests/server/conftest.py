@@ -16,6 +16,7 @@ import functools
 import json
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -509,6 +510,7 @@ class Delivery:
     body: bytes
     headers: dict[str, str]
     status: int
+    at: float = 0.0  # time.monotonic() on arrival
 
     def json(self) -> dict[str, Any]:
         value = json.loads(self.body)
@@ -529,7 +531,7 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         status = self.plan.pop(0) if self.plan else self.default
-        self.received.append(Delivery(body, dict(request.headers), status))
+        self.received.append(Delivery(body, dict(request.headers), status, time.monotonic()))
         self._changed.set()
         return web.Response(status=status, text="ok" if status < 400 else "nope")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import re
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from .conftest import (
     error_code,
     poll_status,
     poll_until,
+    read_sse,
 )
 
 pytestmark = pytest.mark.anyio
@@ -246,6 +248,25 @@ async def test_retryable_failure_is_retried_then_dead_lettered(make_server: Serv
     assert job["error"]["code"] == "flaky"
     assert job["error"]["retryable"] is True
     assert job["retryUrl"] == f"/jobs/{job_id}/retry"
+
+
+async def test_server_side_retries_back_off(make_server: ServerFactory) -> None:
+    backoff = 0.05
+    srv = await make_server(max_attempts=3, retry_backoff=backoff)
+    job_id = await srv.submit_ok("fail", {"code": "c", "message": "m", "retryable": True})
+    await srv.wait_terminal(job_id)
+    log = await read_sse(srv, job_id, last_event_id="0")
+    docs = [e.json() for e in log.events]
+    # After a failure of attempt k the job is pending again; attempt k+1 starts no sooner
+    # than retry_backoff * 2**(k-1) later (server timestamps; a lower bound only).
+    for before, after in itertools.pairwise(docs):
+        if before["status"] == "pending" and before["attempt"] >= 1:
+            assert after["status"] == "processing"
+            assert after["attempt"] == before["attempt"] + 1
+            waited = parse_time(after["startedAt"]) - parse_time(before["updatedAt"])
+            expected = backoff * 2 ** (before["attempt"] - 1)
+            assert waited.total_seconds() >= expected - 0.002, (before, after)
+    assert [d["attempt"] for d in docs if d["status"] == "processing"] == [1, 2, 3]
 
 
 async def test_server_side_retries_increase_the_attempt(make_server: ServerFactory) -> None:

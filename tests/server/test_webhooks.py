@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import re
 import socket
 from typing import Any
@@ -236,3 +237,21 @@ async def test_deliveries_listing_filters(srv: Server, receiver: Receiver) -> No
     assert [d["jobId"] for d in only["deliveries"]] == [second]
     none = (await srv.get("/webhooks/deliveries", params={"status": "failed"})).json()
     assert none["deliveries"] == []
+
+
+async def test_retries_back_off_exponentially(
+    make_server: ServerFactory, receiver: Receiver
+) -> None:
+    backoff = 0.05
+    srv = await make_server(webhook_max_attempts=4, webhook_backoff=backoff)
+    receiver.plan = [503, 503, 503]
+    await srv.submit_ok("echo", {}, extra=callback(receiver))
+    received = await receiver.wait_for(lambda got: len(got) >= 4)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(received)]
+    # Lower bounds only (a sleep never ends early): attempt k+1 waits backoff * 2**(k-1).
+    for k, gap in enumerate(gaps, start=1):
+        assert gap >= backoff * 2 ** (k - 1) * 0.9, gaps
+    # Each attempt is signed afresh but keeps its delivery id.
+    assert len({d.headers["webhook-id"] for d in received}) == 1
+    for delivery in received:
+        assert_signed(delivery)
