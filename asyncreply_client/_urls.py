@@ -7,6 +7,8 @@ function here is total: malformed input gives ``None``/``False``, never an excep
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 
 __all__ = ["Origin", "is_http_url", "origin_of", "resolve_url", "same_origin"]
@@ -95,6 +97,18 @@ def resolve_url(base: str | httpx.URL, url: object) -> str | None:
     ref = url.strip()
     if not ref or len(ref) > _MAX_URL_LENGTH:
         return None
+    if isinstance(base, str):
+        # Pollers resolve the same few URLs against the same base on every answer.
+        return _resolve_cached(base, ref)
+    return _resolve(base, ref)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve_cached(base: str, ref: str) -> str | None:
+    return _resolve(base, ref)
+
+
+def _resolve(base: str | httpx.URL, ref: str) -> str | None:
     parsed_base = _parse(base)
     if parsed_base is None:
         return None
