@@ -591,9 +591,9 @@ class _Dialect:
         """Create the dialect.
 
         Args:
-            wall_clock: wall-clock time in epoch seconds, used only to read an HTTP-date
-                ``Retry-After`` or an ``estimatedCompletion`` when the response has no
-                ``Date`` header. Inject a fake one in tests.
+            wall_clock: wall-clock time in epoch seconds, used only to measure an
+                HTTP-date ``Retry-After`` (when the response has no ``Date``) and the time
+                left until an ``estimatedCompletion``. Inject a fake one in tests.
         """
         self._wall_clock = wall_clock
 
