@@ -521,13 +521,13 @@ def _header_monitor(answer: _Answer, *, with_location: bool) -> str | None:
 def _final_url(answer: _Answer, monitor: str | None) -> str | None:
     """Where the final result lives when the monitor will not say (azure-core's rules).
 
-    With an ``Operation-Location``/``Azure-AsyncOperation`` monitor, a PUT or PATCH
-    operates on the resource at the request URL; another method's result is at ``Location``
-    when the server gave one besides the monitor.
+    A PUT or PATCH operates on the resource at the request URL: that is the final result.
+    Another method's result is at ``Location`` when the server gave one besides an
+    ``Operation-Location``/``Azure-AsyncOperation`` monitor.
     """
-    explicit = any(answer.header(name) for name in _MONITOR_HEADERS)
-    if answer.method in ("PUT", "PATCH") and (explicit or monitor == answer.url):
+    if answer.method in ("PUT", "PATCH"):
         return answer.url
+    explicit = any(answer.header(name) for name in _MONITOR_HEADERS)
     if explicit:
         location = answer.location()
         if location is not None and location != monitor:

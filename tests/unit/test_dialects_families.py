@@ -483,3 +483,12 @@ def test_auto_mixes_families_per_answer() -> None:
         submission=sub,
     )
     assert google.result == 5
+
+
+def test_arm_put_with_location_only_keeps_the_original_uri() -> None:
+    location = f"{ARM}/subscriptions/sub1/operationresults/put1?api-version=2023-01-01"
+    sub = ArmDialect().interpret_submit(
+        resp(202, None, {"Location": location}, url=SA, method="PUT")
+    )
+    assert sub.status_url == location
+    assert sub.final_url == SA
