@@ -292,7 +292,17 @@ class JobScript:
         retryable: bool = False,
         dead_letter: bool = False,
     ) -> JobScript:
-        """Finish the job as failed with the given error."""
+        """Finish the job as failed with the given error.
+
+        A ``retryable`` failure followed by more steps offers a ``retryUrl``: a ``POST`` to it
+        answers 202 with a new job (``originalJobId``) that starts at the next step, so one
+        script describes the first attempt and the retry. Otherwise the retry URL is absent
+        and a ``POST`` answers 409 ``not_retryable``.
+
+        Example:
+            >>> api = FakeAsyncAPI()
+            >>> _ = api.job().failed(code="flaky", retryable=True).completed({"ok": True})
+        """
         return self._add(_Step("failed", error=(code, message, retryable), dead_letter=dead_letter))
 
     def cancelled(self) -> JobScript:
@@ -374,6 +384,7 @@ class FakeJob:
         requests: every request about this job (status, result, events, cancel), in order.
         polls: the status requests alone.
         cursor: index of the next step to answer.
+        original_job_id: for a job started by a retry, the id of the failed job.
     """
 
     id: str
@@ -384,11 +395,13 @@ class FakeJob:
     requests: list[httpx.Request] = field(default_factory=list)
     polls: list[httpx.Request] = field(default_factory=list)
     cursor: int = 0
+    index: int | None = None
     current: _Step | None = None
     last_progress: tuple[float, float | None, str | None] | None = None
     created_at: datetime = _EPOCH
     cancelled: bool = False
     event_seq: int = 0
+    original_job_id: str | None = None
 
     @property
     def state(self) -> str:
@@ -401,6 +414,24 @@ class FakeJob:
         return f"{self.status_url}/result"
 
     @property
+    def retry_url(self) -> str:
+        """The absolute URL that retries it (offered only for a retryable failure)."""
+        return f"{self.status_url}/retry"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether it failed retryably with script steps left for a retry."""
+        step = self.current
+        return (
+            step is not None
+            and step.kind == "failed"
+            and step.error is not None
+            and step.error[2]
+            and self.index is not None
+            and self.index + 1 < len(self.script._steps)
+        )
+
+    @property
     def events_url(self) -> str:
         """The absolute URL of its event stream."""
         return f"{self.status_url}/events"
@@ -410,6 +441,8 @@ class FakeJob:
         steps = self.script._steps
         if self.cancelled:
             return _CANCELLED
+        if self.current is not None and self.current.is_terminal:
+            return self.current  # a finished job stays finished (steps after it are a retry's)
         if not steps:
             return _PENDING
         return steps[min(self.cursor, len(steps) - 1)]
@@ -417,10 +450,19 @@ class FakeJob:
     @property
     def _exhausted(self) -> bool:
         """Whether the last scripted step has been served (it now repeats)."""
-        return self.cancelled or self.cursor >= len(self.script._steps)
+        return (
+            self.cancelled
+            or self.cursor >= len(self.script._steps)
+            or (self.current is not None and self.current.is_terminal)
+        )
 
     def _advance(self) -> _Step:
         step = self._peek()
+        if step is self.current and step.is_terminal:
+            return step
+        steps = self.script._steps
+        if not self.cancelled and steps:
+            self.index = min(self.cursor, len(steps) - 1)
         self.cursor = min(self.cursor + 1, len(self.script._steps))
         if step.progress is not None:
             self.last_progress = step.progress
@@ -556,7 +598,7 @@ class FakeAsyncAPI:
             + re.escape(self._prefix + before)
             + r"(?P<job_id>[^/?#]+)"
             + re.escape(after)
-            + r"(?P<sub>/result|/events)?$"
+            + r"(?P<sub>/result|/events|/retry)?$"
         )
         if pattern not in self._status_routes:
             self._status_routes.add(pattern)
@@ -664,7 +706,7 @@ class FakeAsyncAPI:
             body = _json_or_none(request.content)
             key = request.headers.get("idempotency-key")
             if key is not None:
-                key = key.strip().strip('"')
+                key = _bare_key(key)
                 replay = script._keys.get(key)
                 if replay is not None:
                     response = self._accepted(replay)
@@ -682,6 +724,23 @@ class FakeAsyncAPI:
                 script._keys[key] = job
             return self._accepted(job)
 
+    def _retry(self, job: FakeJob, request: httpx.Request) -> httpx.Response:
+        if not job.retryable or job.index is None:
+            return _error(409, "not_retryable", f"job {job.id} cannot be retried")
+        key = request.headers.get("idempotency-key")
+        replay_key = None if key is None else f"retry:{job.id}:{_bare_key(key)}"
+        if replay_key is not None and replay_key in job.script._keys:
+            response = self._accepted(job.script._keys[replay_key])
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        retried = self._create_job(job.script, job_type=job.job_type, job_input=job.job_input)
+        retried.cursor = job.index + 1
+        retried.original_job_id = job.id
+        retried.requests.append(request)
+        if replay_key is not None:
+            job.script._keys[replay_key] = retried
+        return self._accepted(retried)
+
     def _accepted(self, job: FakeJob) -> httpx.Response:
         script = job.script
         headers = {"Location": job.status_url}
@@ -693,6 +752,8 @@ class FakeAsyncAPI:
             "cancelUrl": job.status_url,
             "estimatedWaitTime": script.retry_after,
         }
+        if job.original_job_id is not None:
+            body["originalJobId"] = job.original_job_id
         if script.events:
             body["eventsUrl"] = job.events_url
             headers["Link"] = f'<{job.events_url}>; rel="events"'
@@ -713,6 +774,10 @@ class FakeAsyncAPI:
                 if request.method != "GET":
                     return _error(405, "method_not_allowed", "use GET")
                 return self._events(job)
+            if sub == "/retry":
+                if request.method != "POST":
+                    return _error(405, "method_not_allowed", "use POST")
+                return self._retry(job, request)
             if request.method == "DELETE":
                 return self._cancel(job)
             if request.method != "GET":
@@ -759,6 +824,8 @@ class FakeAsyncAPI:
                 "state": "deadLetter" if step.dead_letter else "failed",
                 "error": {"code": code, "message": message, "retryable": retryable},
             }
+            if job.retryable:
+                body["retryUrl"] = job.retry_url
             return httpx.Response(500, json=body)
         body = {
             "jobId": job.id,
@@ -798,6 +865,8 @@ class FakeAsyncAPI:
             code, message, retryable = step.error
             doc["error"] = {"code": code, "message": message, "retryable": retryable}
             doc["deadLetter"] = step.dead_letter
+            if job.retryable:
+                doc["retryUrl"] = job.retry_url
         elif step.kind == "cancelled":
             doc["cancelledAt"] = now
         return doc
@@ -881,6 +950,11 @@ def _error(status: int, code: str, message: str, details: Any = None) -> httpx.R
     if details is not None:
         error["details"] = details
     return httpx.Response(status, json={"error": error})
+
+
+def _bare_key(value: str) -> str:
+    # Idempotency-Key may be sent bare or as a quoted string (protocol.md).
+    return value.strip().strip('"')
 
 
 def _json_response(status: int, value: Any) -> httpx.Response:

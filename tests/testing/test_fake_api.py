@@ -375,3 +375,49 @@ def test_start_and_stop_patch_httpx() -> None:
     finally:
         api.stop()
     assert len(api.requests) == 1
+
+
+@pytest.mark.parametrize("dialect", ["reference", "status-code"])
+def test_retryable_failure_offers_a_retry_that_continues_the_script(dialect: str) -> None:
+    api = FakeAsyncAPI(dialect=dialect)  # type: ignore[arg-type]
+    script = api.job().failed(code="flaky", retryable=True).pending().completed({"ok": 2})
+    with httpx.Client(transport=api.transport(), base_url=api.base_url) as http:
+        http.post("/jobs", json={"type": "t", "input": {"a": 1}})
+        first = script.job
+        failed = http.get(first.status_url).json()
+        assert failed["retryUrl"] == first.retry_url
+        assert http.get(first.status_url).json()["retryUrl"] == first.retry_url  # stays failed
+        retried = http.post(first.retry_url, headers={"Idempotency-Key": "r1"})
+        assert retried.status_code == 202
+        assert retried.json()["originalJobId"] == first.id
+        again = http.post(first.retry_url, headers={"Idempotency-Key": '"r1"'})
+        assert again.headers["Location"] == retried.headers["Location"]
+        assert again.headers["Idempotent-Replayed"] == "true"
+        second = script.job
+        assert second is not first and second.job_input == {"a": 1}
+        assert second.original_job_id == first.id
+        url = retried.headers["Location"]
+        assert http.get(url).status_code == (200 if dialect == "reference" else 202)
+        assert http.get(url, follow_redirects=True).json() == {"ok": 2}
+        # The original job stays failed; a retry of a completed job is refused.
+        assert http.get(first.status_url).status_code == (200 if dialect == "reference" else 500)
+        refused = http.post(second.retry_url)
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "not_retryable"
+        assert http.get(second.retry_url).status_code == 405
+    assert len(script.jobs) == 2
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda s: s.failed(retryable=True),  # nothing scripted after the failure
+        lambda s: s.failed(retryable=False).completed({}),  # not retryable
+    ],
+)
+def test_failures_without_a_retry(build: Any) -> None:
+    api = FakeAsyncAPI()
+    job = build(api.job()).create()
+    with httpx.Client(transport=api.transport()) as http:
+        assert "retryUrl" not in http.get(job.status_url).json()
+        assert http.post(job.retry_url).status_code == 409

@@ -223,3 +223,28 @@ def test_submission_is_retried_with_the_same_idempotency_key() -> None:
         assert client.run("/jobs", json={}) == {"once": True}
     assert len(script.jobs) == 1
     assert api.clock.slept >= 2
+
+
+def test_retry_of_a_failed_job_sync() -> None:
+    api = FakeAsyncAPI()
+    api.job().pending(retry_after=5).failed(code="flaky", retryable=True).pending(
+        retry_after=5
+    ).completed({"attempt": 2})
+    with api, Client(api.base_url, clock=api.clock) as client:
+        op = client.submit("/jobs", json={})
+        assert op.wait().state is JobState.FAILED
+        again = op.retry()
+        assert again.id != op.id
+        assert again.result() == {"attempt": 2}
+
+
+@pytest.mark.anyio
+async def test_retry_of_a_failed_job_async() -> None:
+    api = FakeAsyncAPI(dialect="status-code")
+    api.job().failed(code="flaky", retryable=True).completed({"attempt": 2})
+    async with api, AsyncClient(api.base_url, clock=api.clock) as client:
+        op = await client.submit("/jobs", json={})
+        with pytest.raises(JobFailedError):
+            await op.result()
+        again = await op.retry()
+        assert await again.result() == {"attempt": 2}
