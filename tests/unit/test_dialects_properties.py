@@ -226,3 +226,101 @@ def test_is_job_failure_response_is_total(
                 assert not verdict
             else:
                 assert verdict
+
+
+# --------------------------------------------------------------------------------------------
+# Auto recognition: on the reference server's own shapes, auto agrees with the explicit dialect.
+
+REF = ReferenceDialect(wall_clock=lambda: 1e9)
+SC = StatusCodeDialect(wall_clock=lambda: 1e9)
+AUTO = AutoDialect(wall_clock=lambda: 1e9)
+STATES = ["pending", "processing", "completed", "failed", "cancelled"]
+
+
+@st.composite
+def reference_documents(draw: st.DrawFn) -> dict[str, Any]:
+    state = draw(st.sampled_from(STATES))
+    doc: dict[str, Any] = {
+        "jobId": draw(st.text(min_size=1, max_size=8)),
+        "type": "t",
+        "status": state,
+        "attempt": draw(st.integers(1, 5)),
+        "progress": draw(
+            st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {"current": st.integers(0, 10), "total": st.integers(1, 10)},
+                    optional={"message": st.text(max_size=10)},
+                ),
+            )
+        ),
+        "createdAt": "2026-11-23T09:00:00.000Z",
+        "retryAfter": draw(st.one_of(st.none(), st.floats(0, 10))),
+        "statusUrl": "/jobs/x",
+        "eventsUrl": "/jobs/x/events",
+        "cancelUrl": "/jobs/x",
+    }
+    if state == "completed":
+        doc["resultUrl"] = "/jobs/x/result"
+        if draw(st.booleans()):
+            doc["result"] = draw(json_values)
+    if state == "failed":
+        doc["error"] = {"code": "e", "message": "m", "retryable": draw(st.booleans())}
+        doc["deadLetter"] = draw(st.booleans())
+    return doc
+
+
+def _same(a: JobStatus, b: JobStatus) -> None:
+    keys = ("state", "id", "progress", "result", "has_result", "result_url", "error")
+    assert {k: getattr(a, k) for k in keys} == {k: getattr(b, k) for k in keys}
+    assert (a.retry_url, a.events_url, a.retry_after) == (b.retry_url, b.events_url, b.retry_after)
+
+
+@given(doc=reference_documents(), retry_ms=st.one_of(st.none(), st.integers(0, 10_000)))
+def test_auto_agrees_with_reference_on_reference_documents(
+    doc: dict[str, Any], retry_ms: int | None
+) -> None:
+    hdrs = [("Content-Type", b"application/json")]
+    if retry_ms is not None:
+        hdrs.append(("Retry-After-Ms", str(retry_ms).encode()))
+    response = _response(200, hdrs, _encode(doc), "http://api.test/jobs/x", "GET")
+    _same(AUTO.interpret_status(response), REF.interpret_status(response))
+    event = json.dumps(doc)
+    url = "http://api.test/jobs/x/events"
+    first, second = (
+        AUTO.interpret_event("status", event, url=url),
+        REF.interpret_event("status", event, url=url),
+    )
+    assert first is not None and second is not None
+    _same(first, second)
+
+
+@given(
+    code=st.sampled_from([202, 303, 409, 500]),
+    state=st.sampled_from(["pending", "inFlight", "failed", "deadLetter", "cancelled"]),
+)
+def test_auto_agrees_with_status_code_on_its_shapes(code: int, state: str) -> None:
+    body = {"jobId": "x", "state": state, "error": {"code": state}}
+    hdrs = [("Content-Type", b"application/json"), ("Location", b"/jobs/x/result")]
+    response = _response(code, hdrs, _encode(body), "http://api.test/jobs/x", "GET")
+    try:
+        expected = SC.interpret_status(response)
+    except ProtocolError:
+        with pytest.raises(ProtocolError):
+            AUTO.interpret_status(response)
+        return
+    _same(AUTO.interpret_status(response), expected)
+
+
+@given(result=json_values)
+def test_auto_reads_a_stateless_200_as_the_result(result: Any) -> None:
+    if isinstance(result, dict) and any(k in result for k in ("status", "state", "done")):
+        return  # those are shapes auto reads as documents (see the module docs)
+    if isinstance(result, dict) and ("name" in result or "properties" in result):
+        return
+    response = _response(
+        200, [("Content-Type", b"application/json")], _encode(result), "http://a.test/j", "GET"
+    )
+    status = AUTO.interpret_status(response)
+    _same(status, SC.interpret_status(response))
+    assert status.has_result
