@@ -180,6 +180,7 @@ class JobScript:
         status_path: str,
         retry_after: float | None,
         events: bool,
+        long_poll: bool,
         job_id: str | None,
         match: Callable[[httpx.Request], bool] | None,
     ) -> None:
@@ -189,6 +190,7 @@ class JobScript:
         self.status_path = status_path
         self.retry_after = retry_after
         self.events = events
+        self.long_poll = long_poll
         self._job_id = job_id
         self._match = match
         self._steps: list[_Step] = []
@@ -543,6 +545,7 @@ class FakeAsyncAPI:
         status_path: str | None = None,
         retry_after: float | None = 0.0,
         events: bool = False,
+        long_poll: bool = False,
         job_id: str | None = None,
         match: Callable[[httpx.Request], bool] | None = None,
     ) -> JobScript:
@@ -555,6 +558,9 @@ class FakeAsyncAPI:
                 ``"{path}/{id}"``); result, events and cancel URLs derive from it.
             retry_after: the ``Retry-After`` of the 202 (``None``: no hint).
             events: offer an SSE stream (``eventsUrl`` and ``Link: rel="events"``).
+            long_poll: honour long polls: a status request asking ``?wait=N`` or
+                ``Prefer: wait=N`` is answered at once (as if the job had just changed) with
+                ``Preference-Applied: wait=N``, which tells clients the server holds requests.
             job_id: the id of the first job (later ones get ``-2``, ``-3`` …).
             match: a predicate on the submission request, for several scripts on one path
                 (the first script whose predicate accepts the request answers it).
@@ -577,6 +583,7 @@ class FakeAsyncAPI:
             status_path=template,
             retry_after=_check_delay(retry_after),
             events=events,
+            long_poll=long_poll,
             job_id=job_id,
             match=match,
         )
@@ -783,7 +790,11 @@ class FakeAsyncAPI:
             if request.method != "GET":
                 return _error(405, "method_not_allowed", "use GET or DELETE")
             job.polls.append(request)
-            return self._status(job, job._advance())
+            response = self._status(job, job._advance())
+            held = _requested_wait(request) if job.script.long_poll else None
+            if held is not None:
+                response.headers["Preference-Applied"] = f"wait={held}"
+            return response
 
     def _status(self, job: FakeJob, step: _Step) -> httpx.Response:
         if step.kind == "raw":
@@ -950,6 +961,21 @@ def _error(status: int, code: str, message: str, details: Any = None) -> httpx.R
     if details is not None:
         error["details"] = details
     return httpx.Response(status, json={"error": error})
+
+
+def _requested_wait(request: httpx.Request) -> str | None:
+    """The N of ``?wait=N`` or ``Prefer: wait=N`` (RFC 7240), when the request asks to be held."""
+    value = request.url.params.get("wait")
+    if value is None:
+        for preference in request.headers.get("prefer", "").split(","):
+            name, _, raw = preference.strip().partition("=")
+            if name.strip().lower() == "wait" and raw.strip():
+                value = raw.strip()
+                break
+    try:
+        return None if value is None or float(value) < 0 else value
+    except ValueError:
+        return None
 
 
 def _bare_key(value: str) -> str:

@@ -421,3 +421,19 @@ def test_failures_without_a_retry(build: Any) -> None:
     with httpx.Client(transport=api.transport()) as http:
         assert "retryUrl" not in http.get(job.status_url).json()
         assert http.post(job.retry_url).status_code == 409
+
+
+def test_long_poll_requests_are_marked_as_held() -> None:
+    api = FakeAsyncAPI()
+    held = api.job("/held", long_poll=True).pending().completed({})
+    plain = api.job("/plain").pending().completed({})
+    with httpx.Client(transport=api.transport(), base_url=api.base_url) as http:
+        http.post("/held", json={})
+        http.post("/plain", json={})
+        by_query = http.get(held.job.status_url, params={"wait": "20"})
+        assert by_query.headers["Preference-Applied"] == "wait=20"
+        by_header = http.get(held.job.status_url, headers={"Prefer": "respond-async, wait=5"})
+        assert by_header.headers["Preference-Applied"] == "wait=5"
+        assert "Preference-Applied" not in http.get(held.job.status_url).headers
+        ignored = http.get(plain.job.status_url, params={"wait": "20"})
+        assert "Preference-Applied" not in ignored.headers

@@ -248,3 +248,16 @@ async def test_retry_of_a_failed_job_async() -> None:
             await op.result()
         again = await op.retry()
         assert await again.result() == {"attempt": 2}
+
+
+@pytest.mark.parametrize("long_poll", [True, False], ids=["held", "ignored"])
+def test_long_polling_mode(long_poll: bool) -> None:
+    api = FakeAsyncAPI()
+    script = api.job(long_poll=long_poll).pending(retry_after=3).progress(0.5, retry_after=3)
+    script.completed({"x": 1})
+    with api, Client(api.base_url, clock=api.clock) as client:
+        assert client.run("/jobs", json={}, mode="long-poll") == {"x": 1}
+    assert all(r.url.params.get("wait") for r in script.job.polls)
+    # A server that holds requests is asked again at once; one that ignores ``wait`` is
+    # polled at the pace of its Retry-After hints.
+    assert (api.clock.slept < 3) if long_poll else (api.clock.slept >= 6)
