@@ -869,7 +869,12 @@ def main(
     """Run the command line and return its exit status.
 
     Example:
-        >>> main(["--version"])  # doctest: +SKIP
+        >>> import io
+        >>> err = io.StringIO()
+        >>> main(["status", "relative/url"], stderr=err)
+        2
+        >>> print(err.getvalue(), end="")
+        asyncreply: error: bad URL 'relative/url': expected an absolute http(s) URL
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     out = stdout if stdout is not None else sys.stdout
