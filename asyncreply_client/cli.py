@@ -502,9 +502,8 @@ def cmd_submit(ctx: Context) -> int:
     args = ctx.args
     payload, content = load_body(args, ctx.stdin)
     headers: dict[str, str] = {}
-    if content is not None and not any(
-        h.lower().startswith("content-type:") for h in args.header or []
-    ):
+    configured = {name.lower() for name in request_headers(args, ctx.environ)}
+    if content is not None and "content-type" not in configured:
         headers["Content-Type"] = "application/json"
     with _client(ctx, args.url) as client:
         kwargs: dict[str, Any] = {"method": args.method, "headers": headers or None}
@@ -519,6 +518,8 @@ def cmd_submit(ctx: Context) -> int:
             ctx.term.info(f"submitted: {op.status_url}")
             return _follow(ctx, op)
         summary: dict[str, Any] = {"id": op.id, "statusUrl": op.status_url}
+        if op.events_url is not None:
+            summary["eventsUrl"] = op.events_url
         if op.status is not None:
             summary["state"] = op.status.state.value
         ctx.term.emit_json(summary)

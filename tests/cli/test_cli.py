@@ -52,6 +52,7 @@ def test_submit_then_status_then_wait(cli: Cli, reference_server: RunningReferen
     assert submitted.code == 0, submitted.stderr
     summary = submitted.json()
     assert summary["statusUrl"].startswith(reference_server.base_url)
+    assert summary["eventsUrl"] == summary["statusUrl"] + "/events"
     assert summary["id"]
     waited = cli("wait", summary["statusUrl"])
     assert waited.code == 0, waited.stderr
