@@ -28,7 +28,7 @@ from ._clock import Clock, SystemClock
 from ._commands import Command
 from ._dialects import AutoDialect, Dialect
 from ._drivers import DriverConfig, Outcome, drive, drive_async
-from ._flow import FlowConfig, OperationState
+from ._flow import FlowConfig, OperationState, StreamBudget
 from ._models import JobStatus
 from ._operation import AsyncOperation, Operation
 from ._policies import Adaptive, LongPolling, PollingPolicy
@@ -55,6 +55,9 @@ class _Default(enum.Enum):
 
 AUTO = _Default.AUTO
 _DEFAULT_TIMEOUT = 30.0
+#: A waiting client comes back to the same hosts again and again: keep every pooled
+#: connection alive (httpx keeps 20 of 100 by default, and reconnects dominate then).
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 class _ClientBase:
@@ -78,6 +81,7 @@ class _ClientBase:
         events_url_template: str | None,
         max_redirects: int,
         sse: SSEOptions | None,
+        max_streams: int,
     ) -> None:
         if timeout is AUTO:
             resolved = http_timeout or httpx.Timeout(_DEFAULT_TIMEOUT)
@@ -103,6 +107,7 @@ class _ClientBase:
             max_redirects=max_redirects,
             events_url_template=events_url_template,
             sse=sse or SSEOptions(),
+            streams=StreamBudget(max_streams),
         )
         self._driver_cfg = DriverConfig(
             requests=self._requests,
@@ -207,6 +212,8 @@ class Client(_ClientBase):
             the job id (e.g. ``"/jobs/{id}/events"``).
         max_redirects: non-303 redirects followed per request.
         sse: options of the SSE wait mode.
+        max_streams: event streams open at once; beyond it ``"auto"`` waits poll instead,
+            so streams never take the whole connection pool.
 
     Security: the credentials (``auth``, ``headers``, and the ``http_client``'s) reach only
     the base URL's origin and ``trusted_origins``; a status, result, events or redirect URL
@@ -235,6 +242,7 @@ class Client(_ClientBase):
         events_url_template: str | None = None,
         max_redirects: int = 10,
         sse: SSEOptions | None = None,
+        max_streams: int = 50,
     ) -> None:
         super().__init__(
             base_url,
@@ -252,9 +260,10 @@ class Client(_ClientBase):
             events_url_template=events_url_template,
             max_redirects=max_redirects,
             sse=sse,
+            max_streams=max_streams,
         )
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.Client()
+        self._http = http_client if http_client is not None else httpx.Client(limits=_LIMITS)
 
     def _iterate(self, flow: Generator[Command, Any, Any]) -> Generator[JobStatus, None, None]:
         out: Outcome[Any] = Outcome()
@@ -449,6 +458,7 @@ class AsyncClient(_ClientBase):
         events_url_template: str | None = None,
         max_redirects: int = 10,
         sse: SSEOptions | None = None,
+        max_streams: int = 50,
     ) -> None:
         super().__init__(
             base_url,
@@ -466,9 +476,10 @@ class AsyncClient(_ClientBase):
             events_url_template=events_url_template,
             max_redirects=max_redirects,
             sse=sse,
+            max_streams=max_streams,
         )
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        self._http = http_client if http_client is not None else httpx.AsyncClient(limits=_LIMITS)
 
     async def _iterate(self, flow: Generator[Command, Any, Any]) -> AsyncGenerator[JobStatus, None]:
         out: Outcome[Any] = Outcome()

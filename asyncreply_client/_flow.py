@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import math
+import threading
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -41,6 +42,7 @@ __all__ = [
     "Flow",
     "FlowConfig",
     "OperationState",
+    "StreamBudget",
     "WaitMode",
     "WaitOptions",
     "cancel",
@@ -63,6 +65,40 @@ _REDIRECTS = frozenset({301, 302, 307, 308})
 _LONG_POLL_MARGIN = 5.0
 #: Long polls shorter than this are not worth asking for.
 _MIN_HOLD = 0.01
+#: Default budget of open event streams per client (half of httpx's default pool of 100).
+_DEFAULT_STREAMS = 50
+
+
+class StreamBudget:
+    """How many event streams one client keeps open at once.
+
+    Each open stream holds a pooled connection for as long as the job runs; without a bound,
+    many concurrent waits in ``"auto"`` mode would take every connection of the pool and
+    starve their own status requests. Beyond the budget, ``"auto"`` waits poll instead
+    (an explicit ``mode="sse"`` always streams). Thread-safe: a sync client may be shared.
+    """
+
+    __slots__ = ("_lock", "limit", "open")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError("max_streams must not be negative")
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self, *, force: bool = False) -> bool:
+        """Count one more open stream if the budget allows it (always with ``force``)."""
+        with self._lock:
+            if not force and self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def release(self) -> None:
+        """Count one stream fewer."""
+        with self._lock:
+            self.open = max(self.open - 1, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +115,7 @@ class FlowConfig:
         events_url_template: a template (``{id}`` placeholder, relative to the base URL) for
             the events URL of servers that do not announce one.
         sse: options of the SSE channel.
+        streams: the client's budget of concurrently open event streams.
     """
 
     requests: RequestFactory
@@ -89,6 +126,7 @@ class FlowConfig:
     max_redirects: int = 10
     events_url_template: str | None = None
     sse: SSEOptions = field(default_factory=SSEOptions)
+    streams: StreamBudget = field(default_factory=lambda: StreamBudget(_DEFAULT_STREAMS))
 
 
 @dataclass(slots=True)
@@ -410,16 +448,23 @@ def wait(
             "Link rel=events) and the client has no events_url_template"
         )
     use_sse = options.mode == "sse" or (options.mode == "auto" and not state.sse_unusable)
-    if use_sse and state.events_url is not None:
-        outcome = yield from follow_events(
-            state.events_url,
-            dialect=cfg.dialect,
-            build_request=cfg.requests.build,
-            tracker=tracker,
-            deadline=deadline,
-            now=cfg.now,
-            options=cfg.sse,
-        )
+    if (
+        use_sse
+        and state.events_url is not None
+        and cfg.streams.try_acquire(force=options.mode == "sse")
+    ):
+        try:
+            outcome = yield from follow_events(
+                state.events_url,
+                dialect=cfg.dialect,
+                build_request=cfg.requests.build,
+                tracker=tracker,
+                deadline=deadline,
+                now=cfg.now,
+                options=cfg.sse,
+            )
+        finally:
+            cfg.streams.release()
         if outcome.status is not None:
             state.learn(outcome.status)
         if outcome.end is SSEEnd.TERMINAL and outcome.status is not None:

@@ -30,7 +30,7 @@ from asyncreply_client._errors import (
     ProtocolError,
     TransportError,
 )
-from asyncreply_client._flow import FlowConfig
+from asyncreply_client._flow import FlowConfig, StreamBudget
 from asyncreply_client._headers import parse_retry_after
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobError, JobState, JobStatus, Progress
@@ -158,6 +158,7 @@ def config(
     trusted: tuple[str, ...] = (),
     template: str | None = None,
     max_redirects: int = 10,
+    streams: int = 50,
 ) -> FlowConfig:
     clock = clock or Clock()
     return FlowConfig(
@@ -171,6 +172,7 @@ def config(
         max_redirects=max_redirects,
         events_url_template=template,
         sse=SSEOptions(max_reconnects=0, retry_delay=0.0),
+        streams=StreamBudget(streams),
     )
 
 

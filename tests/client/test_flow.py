@@ -477,3 +477,27 @@ def test_after_a_refused_stream_later_auto_waits_poll_straight_away() -> None:
         clock=clock,
     )
     assert str(third.sends[0].url) == BASE + "/jobs/1/events"
+
+
+def test_the_stream_budget_sends_auto_waits_to_polling_and_is_given_back() -> None:
+    cfg = config(streams=1)
+    holder = state_at("processing")
+    holder.events_url = BASE + "/jobs/1/events"
+    stream_ok = response(200, headers={"content-type": "text/event-stream"})
+    # A first wait holds the only stream (the generator is paused inside the stream).
+    first = _flow.wait(cfg, holder, WaitOptions(), Tracker(holder.last))
+    assert isinstance(next(first), Send)
+    first.send(stream_ok)  # now reading
+    assert cfg.streams.open == 1
+    other = state_at("processing")
+    other.events_url = BASE + "/jobs/2/events"
+    run = drive(_flow.wait(cfg, other, WaitOptions(), Tracker()), [status("completed")])
+    assert [str(r.url) for r in run.sends] == [BASE + "/jobs/1"]  # polled, no stream
+    other.last = JobStatus(id="1", state=JobState.PROCESSING)
+    forced = _flow.wait(cfg, other, WaitOptions(mode="sse"), Tracker(other.last))
+    command = next(forced)
+    assert isinstance(command, Send) and command.request.url.path == "/jobs/2/events"
+    assert cfg.streams.open == 2
+    forced.close()
+    first.close()  # an abandoned wait gives its stream back
+    assert cfg.streams.open == 0
