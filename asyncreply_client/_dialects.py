@@ -903,6 +903,7 @@ class ArmDialect(_Dialect):
 
 _GOOGLE_KEYS = frozenset({"name", "metadata", "done", "response", "error"})
 _GOOGLE_NAME = re.compile(r"(?:^|/)operations/[^/]+$")
+_API_VERSION = re.compile(r"v\d+(?:(?:alpha|beta|p)\d*)*")
 #: google.rpc.Code.CANCELLED
 _RPC_CANCELLED = 1
 
@@ -924,13 +925,17 @@ class GoogleDialect(_Dialect):
 
     The body is an Operation ``{name, metadata, done, response | error}``. ``done`` false (or
     absent, as proto3 JSON omits it) means not finished, even on a 200 submit. The status URL
-    is built from ``name`` with ``operation_url_template`` (placeholders ``{origin}``, the
-    request's scheme://host[:port], and ``{name}``). ``metadata.progressPercent`` and similar
-    become progress; an ``error`` with code 1 (CANCELLED) is a cancelled job.
+    is built from ``name`` with ``operation_url_template``, whose placeholders are
+    ``{origin}`` (the request's ``scheme://host[:port]``), ``{version}`` (the request path's
+    first version segment such as ``v1`` or ``v1beta1``; ``v1`` when there is none) and
+    ``{name}``. ``metadata.progressPercent`` and similar become progress; an ``error`` with
+    code 1 (CANCELLED) is a cancelled job.
 
     Example:
-        >>> GoogleDialect("{origin}/v1beta/{name}").template
-        '{origin}/v1beta/{name}'
+        >>> GoogleDialect().operation_url("operations/42", "https://g.test/v2beta/x:run")
+        'https://g.test/v2beta/operations/42'
+        >>> GoogleDialect("{origin}/v1/operations/{name}").operation_url("42", "https://g.test/")
+        'https://g.test/v1/operations/42'
     """
 
     name = "google"
@@ -939,7 +944,7 @@ class GoogleDialect(_Dialect):
 
     def __init__(
         self,
-        operation_url_template: str = "{origin}/v1/{name}",
+        operation_url_template: str = "{origin}/{version}/{name}",
         *,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -965,8 +970,13 @@ class GoogleDialect(_Dialect):
             origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
         except (httpx.InvalidURL, ValueError, TypeError):
             return None
+        version = next((seg for seg in parsed.path.split("/") if _API_VERSION.fullmatch(seg)), "v1")
         safe_name = quote(name.lstrip("/"), safe="/:@-._~!$&'()*+,;=")
-        url = self.template.replace("{origin}", origin).replace("{name}", safe_name)
+        url = (
+            self.template.replace("{origin}", origin)
+            .replace("{version}", version)
+            .replace("{name}", safe_name)
+        )
         return resolve_url(request_url, url)
 
     def _operation(self, answer: _Answer, doc: Doc) -> JobStatus:
@@ -1055,7 +1065,7 @@ class AutoDialect(_Dialect):
     def __init__(
         self,
         *,
-        google_operation_url_template: str = "{origin}/v1/{name}",
+        google_operation_url_template: str = "{origin}/{version}/{name}",
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """Create the dialect.

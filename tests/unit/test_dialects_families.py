@@ -492,3 +492,17 @@ def test_arm_put_with_location_only_keeps_the_original_uri() -> None:
     )
     assert sub.status_url == location
     assert sub.final_url == SA
+
+
+@pytest.mark.parametrize(
+    ("request_url", "expected"),
+    [
+        ("https://g.test/v1/projects/p:run", "https://g.test/v1/operations/7"),
+        ("https://g.test/v1beta1/projects/p:run", "https://g.test/v1beta1/operations/7"),
+        ("https://g.test/api/v2alpha/x", "https://g.test/v2alpha/operations/7"),
+        ("https://g.test/things:run", "https://g.test/v1/operations/7"),
+    ],
+)
+def test_google_status_url_follows_the_request_api_version(request_url: str, expected: str) -> None:
+    sub = auto().interpret_submit(resp(200, {"name": "operations/7"}, url=request_url))
+    assert sub.status_url == expected
