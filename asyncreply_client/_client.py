@@ -357,6 +357,26 @@ class Client(_ClientBase):
         )
         return Operation(self, self._run(flow), result_type)
 
+    @overload
+    def operation(
+        self,
+        status_url: str,
+        *,
+        events_url: str | None = None,
+        cancel_url: str | None = None,
+        result_type: type[R],
+    ) -> Operation[R]: ...
+
+    @overload
+    def operation(
+        self,
+        status_url: str,
+        *,
+        events_url: str | None = None,
+        cancel_url: str | None = None,
+        result_type: None = None,
+    ) -> Operation[Any]: ...
+
     def operation(
         self,
         status_url: str,
@@ -368,6 +388,12 @@ class Client(_ClientBase):
         """Attach to an existing operation by its status URL (no request is sent)."""
         state = self._attach_state(status_url, events_url=events_url, cancel_url=cancel_url)
         return Operation(self, state, result_type)
+
+    @overload
+    def resume(self, token: str, *, result_type: type[R]) -> Operation[R]: ...
+
+    @overload
+    def resume(self, token: str, *, result_type: None = None) -> Operation[Any]: ...
 
     def resume(self, token: str, *, result_type: type[Any] | None = None) -> Operation[Any]:
         """Continue following an operation from ``op.to_token()``.
@@ -552,6 +578,26 @@ class AsyncClient(_ClientBase):
         )
         return AsyncOperation(self, await self._run(flow), result_type)
 
+    @overload
+    def operation(
+        self,
+        status_url: str,
+        *,
+        events_url: str | None = None,
+        cancel_url: str | None = None,
+        result_type: type[R],
+    ) -> AsyncOperation[R]: ...
+
+    @overload
+    def operation(
+        self,
+        status_url: str,
+        *,
+        events_url: str | None = None,
+        cancel_url: str | None = None,
+        result_type: None = None,
+    ) -> AsyncOperation[Any]: ...
+
     def operation(
         self,
         status_url: str,
@@ -563,6 +609,12 @@ class AsyncClient(_ClientBase):
         """Attach to an existing operation by its status URL (no request is sent)."""
         state = self._attach_state(status_url, events_url=events_url, cancel_url=cancel_url)
         return AsyncOperation(self, state, result_type)
+
+    @overload
+    def resume(self, token: str, *, result_type: type[R]) -> AsyncOperation[R]: ...
+
+    @overload
+    def resume(self, token: str, *, result_type: None = None) -> AsyncOperation[Any]: ...
 
     def resume(self, token: str, *, result_type: type[Any] | None = None) -> AsyncOperation[Any]:
         """Continue following an operation from ``op.to_token()``; see :meth:`Client.resume`."""
