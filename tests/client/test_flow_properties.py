@@ -78,12 +78,15 @@ def _polls_possible(
 ) -> int:
     """How many polls the flow makes before finishing or timing out (a model of the rule
     "sleep at most until the deadline, poll, give up once the deadline has passed")."""
-    t, polls = 0.0, 0
+    t = Clock().t  # the same float arithmetic as the flow: deadline = start + timeout
+    deadline, polls = t + timeout, 0
     while polls < answers:
         decision = decisions[min(polls, len(decisions) - 1)]
         delay = first_delay if polls == 0 and first_delay is not None else decision.delay
-        t += min(max(delay, 0.0), max(timeout - t, 0.0))
+        delay = min(max(delay, 0.0), max(deadline - t, 0.0))
+        if delay > 0:
+            t += delay
         polls += 1
-        if t >= timeout:
+        if t >= deadline:
             break
     return polls
