@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pydantic
 import pytest
@@ -359,3 +360,16 @@ async def test_long_polling_is_held_by_the_server(flavor: str, reference_server:
     assert any(status.held for status in seen)  # Preference-Applied: wait came back
     # Held requests answer on each change: a handful of requests, not a polling storm.
     assert reference_server.admin.status_requests(op.id) <= 8
+
+
+@SERVER
+@pytest.mark.parametrize("mode", ["long-poll", "sse", "poll"])
+async def test_an_async_wait_is_cancelled_promptly_and_the_client_stays_usable(
+    mode: str, reference_server: Any
+) -> None:
+    async with open_client("async", reference_server.base_url) as (client, _):
+        op = await client.submit("/jobs", json={"type": "sleep", "input": {"seconds": 30}})
+        with anyio.move_on_after(0.3) as scope:
+            await op.wait(mode=mode)
+        assert scope.cancelled_caught
+        assert (await op.cancel()).state is JobState.CANCELLED
