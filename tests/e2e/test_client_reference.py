@@ -180,11 +180,14 @@ async def test_cancel(flavor: str, reference_server: Any) -> None:
 
 @BOTH
 @SERVER
-async def test_wait_timeout_carries_the_operation(flavor: str, reference_server: Any) -> None:
+@pytest.mark.parametrize("mode", ["poll", "long-poll", "sse"])
+async def test_wait_timeout_carries_the_operation(
+    flavor: str, mode: str, reference_server: Any
+) -> None:
     async with open_client(flavor, reference_server.base_url) as (client, call):
         op = await call(client.submit, "/jobs", json={"type": "sleep", "input": {"seconds": 30}})
         with pytest.raises(WaitTimeoutError) as info:
-            await call(op.wait, timeout=0.2, mode="poll")
+            await call(op.wait, timeout=0.2, mode=mode)
         assert info.value.operation is op
         assert (await call(op.cancel)).state is JobState.CANCELLED
 
