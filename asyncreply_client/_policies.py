@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ._headers import MAX_RETRY_AFTER
 from ._models import JobState, JobStatus
 
 __all__ = [
@@ -96,9 +97,9 @@ def _hint(status: JobStatus | None) -> float | None:
     if status is None or status.retry_after is None:
         return None
     value = status.retry_after
-    if not math.isfinite(value):
-        return None if math.isnan(value) else _DEFAULT_CEILING * 1e6
-    return max(value, 0.0)
+    if math.isnan(value):
+        return None
+    return min(max(value, 0.0), MAX_RETRY_AFTER)  # +inf: absurd, clamped like any huge hint
 
 
 def _unit(random: RandomFn) -> float:
