@@ -17,6 +17,7 @@ import respx
 from asyncreply_client import (
     FixedInterval,
     InvalidTokenError,
+    JobFailedError,
     JobState,
     JobStatus,
     ProtocolError,
@@ -437,3 +438,17 @@ async def test_a_result_on_another_origin_is_fetched_without_credentials(
     assert router.calls[1].request.headers["Authorization"] == SECRET
     for call_ in router.calls[2:]:
         assert "Authorization" not in call_.request.headers
+
+
+async def test_a_failed_download_leaves_no_file_behind(
+    flavor: str, router: respx.MockRouter, tmp_path: Any
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    failed = ref_doc("failed", error={"code": "boom", "message": "no"})
+    router.get(f"{API}/jobs/1").mock(return_value=httpx.Response(200, json=failed))
+    target = tmp_path / "out.bin"
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(JobFailedError):
+            await call(op.download, target)
+    assert list(tmp_path.iterdir()) == []
