@@ -25,7 +25,7 @@ import math
 import time
 import typing
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -820,10 +820,6 @@ class JobManager:
                 self.sweep()
             except Exception:
                 log.exception("expiry sweep failed")
-
-    def iter_runtime_ids(self) -> Iterable[str]:
-        """Ids of jobs with in-process state."""
-        return list(self._rt)
 
 
 async def _invoke(run: Handler, ctx: JobContext, value: Any) -> Any:

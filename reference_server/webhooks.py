@@ -50,7 +50,6 @@ class WebhookSender:
         self._lanes: dict[str, list[DeliveryRecord]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._idle = asyncio.Event()
 
     async def start(self) -> None:
         """Open the HTTP client session."""
