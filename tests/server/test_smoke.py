@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 from typing import Any
 
@@ -23,6 +24,8 @@ from reference_server import (
     serve,
 )
 from reference_server.__main__ import config_from_args
+from reference_server.documents import retry_headers, retry_hint
+from reference_server.records import JobRecord, Progress
 
 
 @pytest.mark.anyio
@@ -189,3 +192,53 @@ async def test_shutdown_ends_open_streams_and_long_polls() -> None:
     await client.aclose()
     assert answer.status_code == 200 and answer.json()["status"] == "processing"
     assert "event: status" in lines and "event: complete" not in lines
+
+
+def _record(**fields: Any) -> JobRecord:
+    base: dict[str, Any] = {
+        "id": "j1",
+        "seq": 1,
+        "owner": "anonymous",
+        "type": "sleep",
+        "input": {},
+        "callback": None,
+        "state": JobState.PROCESSING,
+        "created_at": 1000.0,
+        "updated_at": 1000.0,
+        "started_at": 1000.0,
+    }
+    base.update(fields)
+    return JobRecord(**base)
+
+
+@pytest.mark.parametrize(
+    ("fields", "now", "hint"),
+    [
+        # 2 of 10 steps took 2 s: 8 s left.
+        ({"progress": Progress(2, 10, None), "progress_at": 1002.0}, 1002.0, 8.0),
+        # Same rate, later: the hint shrinks towards the end...
+        ({"progress": Progress(9, 10, None), "progress_at": 1009.0}, 1009.5, 0.5),
+        # ...and an overdue job is polled at the minimum, never a negative hint.
+        ({"progress": Progress(9, 10, None), "progress_at": 1009.0}, 1020.0, 0.05),
+        # A declared estimate without progress.
+        ({"estimate": 3.0}, 1001.0, 2.0),
+        # No estimate: back off with the job's age; clamped to [min, max].
+        ({}, 1000.0, 0.05),
+        ({}, 1004.0, 4.0),
+        ({}, 2000.0, 30.0),
+        # Pending until notBefore.
+        ({"state": JobState.PENDING, "started_at": None, "run_at": 1005.0}, 1001.0, 4.0),
+        # Final jobs get no hint.
+        ({"state": JobState.COMPLETED}, 1001.0, None),
+    ],
+)
+def test_retry_hint_table(fields: dict[str, Any], now: float, hint: float | None) -> None:
+    config = ServerConfig()
+    job = _record(**fields)
+    assert retry_hint(job, now, config) == (None if hint is None else pytest.approx(hint))
+    headers = retry_headers(retry_hint(job, now, config))
+    if hint is None:
+        assert headers == {}
+    else:
+        assert int(headers["Retry-After"]) == math.ceil(hint - 1e-9)
+        assert int(headers["Retry-After-Ms"]) == pytest.approx(hint * 1000, abs=1)
