@@ -50,6 +50,8 @@ log = logging.getLogger("reference_server")
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MAX_KEY_LEN = 255
 # A bearer token is visible ASCII (RFC 6750 §2.1 allows less; we only insist on this much).
+# ASCII digits only (str.isdigit() also accepts "²", which int() refuses), bounded length.
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _MAX_NOT_BEFORE = 366 * 86400.0
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
@@ -529,7 +531,7 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
     limit = 20
     if "limit" in q:
         raw = q["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 100:
             return _error(400, "invalid_limit", "limit must be an integer from 1 to 100")
         limit = int(raw)
     before = _decode_cursor(q["cursor"]) if "cursor" in q else None
@@ -557,7 +559,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     job = _lookup(request, job_id)
     last_id: int | None = None
     raw_last = request.headers.get("Last-Event-ID", request.query.get("lastEventId"))
-    if raw_last is not None and raw_last.strip().isdigit() and len(raw_last.strip()) < 19:
+    if raw_last is not None and _DIGITS.fullmatch(raw_last.strip()):
         last_id = int(raw_last.strip())
     # Replay only what the log still holds; otherwise start afresh with the current state.
     if last_id is not None and (

@@ -242,3 +242,35 @@ def test_retry_hint_table(fields: dict[str, Any], now: float, hint: float | None
     else:
         assert int(headers["Retry-After"]) == math.ceil(hint - 1e-9)
         assert int(headers["Retry-After-Ms"]) == pytest.approx(hint * 1000, abs=1)
+
+
+@pytest.mark.anyio
+async def test_odd_inputs_found_while_fuzzing_get_4xx_not_500() -> None:
+    async with (
+        serve(ServerConfig(tokens={"t1": "alice"})) as server,
+        httpx.AsyncClient(
+            base_url=server.base_url, headers={"Authorization": "Bearer t1"}
+        ) as client,
+    ):
+        json_headers = {"Content-Type": "application/json"}
+        # A lone surrogate escape is not Unicode text.
+        surrogate = b'{"type": "echo", "input": {"k": "\\udcff"}}'
+        r = await client.post("/jobs", content=surrogate, headers=json_headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_json")
+        # Non-ASCII bytes in a bearer token.
+        r = await client.get("/jobs", headers={"Authorization": "Bearer t\xff".encode("latin-1")})
+        assert r.status_code == 401
+        # Unicode digits that str.isdigit() accepts but int() does not.
+        r = await client.get("/jobs", params={"limit": "²"})
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_limit")
+        r = await client.post(
+            "/jobs", json={"type": "echo", "input": {}}, headers={"Prefer": "wait=10"}
+        )
+        events = await client.get(
+            f"{r.json()['statusUrl']}/events", headers={"Last-Event-ID": "²".encode()}
+        )
+        assert events.status_code == 200 and "event: complete" in events.text
+        # A report column count that is not a count.
+        r = await client.post("/jobs", json={"type": "report", "input": {"columns": 0}})
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_input")
+        assert (await client.get("/health")).status_code == 200
