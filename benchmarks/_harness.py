@@ -264,19 +264,28 @@ class BoundedTransport(httpx.AsyncBaseTransport):
         limits = httpx.Limits(max_connections=limit, max_keepalive_connections=keep)
         self._inner = httpx.AsyncHTTPTransport(limits=limits, **options)
         self._slots = asyncio.Semaphore(limit)
+        #: Requests (response bodies included) in flight now, and the most ever at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        self._slots.release()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._slots.acquire()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException:
-            self._slots.release()
+            self._release()
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_ReleasingStream(response.stream, self._slots.release),
+            stream=_ReleasingStream(response.stream, self._release),
             extensions=response.extensions,
         )
 

@@ -11,6 +11,12 @@ server (in its own process) and records:
 - the status requests per job (GETs of ``/jobs/{id}`` and ``/jobs/{id}/events``, counted by
   an httpx event hook on a client the benchmark supplies).
 
+The SDK always honours the submission's ``Retry-After`` before its first poll (a ``sleep``
+job's is its whole estimated duration), whatever the policy; ``honour_retry_after=False``
+changes the later polls only. The server clamps its hint to ``retry_after_min`` (50 ms), so
+a client obeying it exactly notices a completion up to ~50 ms late: that is the floor of
+every hint-following policy here.
+
 All variants run in the same process, interleaved round by round (the machine is noisy).
 Within a round each variant runs one job of every duration at once, in threads, so the
 completions are spread out. Targets (reported, not asserted): Adaptive at most 1.5x the
@@ -247,7 +253,7 @@ def variants(base_url: str) -> list[Variant]:
         _sdk(
             base_url,
             "FixedInterval(0.25, no hint)",
-            "honour_retry_after=False",
+            "honour_retry_after=False (the 202's Retry-After still sets the first poll)",
             mode="poll",
             polling=FixedInterval(NAIVE_INTERVAL, honour_retry_after=False),
         ),
@@ -261,7 +267,7 @@ def variants(base_url: str) -> list[Variant]:
         _sdk(
             base_url,
             "ExponentialBackoff(no hint)",
-            "0.5 s x2, full jitter, honour_retry_after=False",
+            "0.5 s x2, full jitter, honour_retry_after=False (first poll as above)",
             mode="poll",
             polling=ExponentialBackoff(honour_retry_after=False),
         ),
@@ -365,6 +371,9 @@ def run(
     )
     headers = ["client", "jobs", "p50 ms", "p90 ms", "p99 ms", "req/job", "x sched"]
     table = print_table(title, headers, rows)
+    legend = "\n".join(f"  {v.name}: {v.note}" for v in tested)
+    print("notes:\n" + legend)
+    table += "\nnotes:\n" + legend
     print("targets: " + ", ".join(f"{k}={'met' if ok else 'MISSED'}" for k, ok in targets.items()))
     data = {
         "config": {"rounds": rounds, "durations": list(durations), "steps": STEPS},

@@ -73,8 +73,9 @@ async def run_async(
 ) -> dict[str, Any]:
     """One fan-out of ``operations`` on the server at ``base_url``; the figures of it."""
     counter = PathCounter()
+    transport = BoundedTransport(connections, keepalive=connections)
     http = httpx.AsyncClient(
-        transport=BoundedTransport(connections, keepalive=connections),
+        transport=transport,
         timeout=httpx.Timeout(60.0, pool=None),
         event_hooks={"request": [counter.async_hook]},
     )
@@ -112,6 +113,7 @@ async def run_async(
         "ops_per_s": operations / wall,
         "cpu_s": cpu,
         "cpu_ms_per_op": cpu / operations * 1000.0,
+        "max_requests_in_flight": transport.max_in_flight,
         "requests_per_op": counter.total() / operations,
         "requests_by_kind_per_op": {k: n / operations for k, n in kinds.items()},
         **figures,

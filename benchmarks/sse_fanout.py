@@ -53,8 +53,9 @@ async def run_async(
 ) -> dict[str, Any]:
     """One SSE fan-out of ``operations`` on the server at ``base_url``; its figures."""
     counter = PathCounter()
+    transport = BoundedTransport(operations + 16)
     http = httpx.AsyncClient(
-        transport=BoundedTransport(operations + 16),
+        transport=transport,
         timeout=httpx.Timeout(60.0, pool=None),
         event_hooks={"request": [counter.async_hook]},
     )
@@ -92,6 +93,7 @@ async def run_async(
         "wall_s": end - wall0,
         "cpu_s": cpu,
         "cpu_ms_per_op": cpu / operations * 1000.0,
+        "max_requests_in_flight": transport.max_in_flight,
         "requests_per_op": counter.total() / operations,
         "requests_by_kind_per_op": {k: n / operations for k, n in kinds.items()},
         **figures,
@@ -130,6 +132,7 @@ def run(
         ["SSE wait phase wall (s)", plain["wait_wall_s"]],
         ["requests per operation", plain["requests_per_op"]],
         ["event streams per operation", events],
+        ["most requests/streams open at once", plain["max_requests_in_flight"]],
         ["client CPU per operation (ms)", plain["cpu_ms_per_op"]],
         ["peak traced memory per op, wait (KB)", traced_run["peak_bytes_per_op"] / 1024],
         ["traced run: completed", traced_run["completed"]],
