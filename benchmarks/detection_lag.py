@@ -40,10 +40,11 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from asyncreply_client import Client, JobState
-from asyncreply_client._policies import (
+from asyncreply_client import (
+    Client,
     ExponentialBackoff,
     FixedInterval,
+    JobState,
     LongPolling,
     PollingPolicy,
 )
@@ -217,9 +218,11 @@ def _azure(base_url: str) -> Variant:
 
     def run_job(seconds: float) -> str:
         request = HttpRequest("POST", base_url + "/jobs", json=_body(seconds))
-        initial = client.send_request(request, _return_pipeline_response=True)  # type: ignore[call-arg]
+        initial: Any = client.send_request(request, _return_pipeline_response=True)
         job_id: str = initial.http_response.json()["jobId"]
-        polling = LROBasePolling(lro_algorithms=[ReferenceStatusPolling()])
+        polling: LROBasePolling[Any, Any, Any] = LROBasePolling(
+            lro_algorithms=[ReferenceStatusPolling()]
+        )
         poller: LROPoller[Any] = LROPoller(client, initial, lambda r: r, polling)
         poller.result(timeout=_timeout(seconds))
         if poller.status() != "Succeeded":
@@ -324,12 +327,12 @@ def run(
                 variant.close()
 
     reference = statistics.fmean(tested[0].requests)
-    rows = []
-    out_variants = []
+    rows: list[list[Any]] = []
+    out_variants: list[dict[str, Any]] = []
     for v in tested:
         lags_ms = [lag * 1000.0 for lag in v.lags]
         mean_requests = statistics.fmean(v.requests)
-        summary = {
+        summary: dict[str, Any] = {
             "name": v.name,
             "note": v.note,
             "jobs": len(v.lags),

@@ -147,7 +147,7 @@ def run(
         )
     rss = max_rss_kib()
     all_ok = plain["completed"] == operations and traced["completed"] == operations
-    rows = [
+    rows: list[list[Any]] = [
         ["operations", operations],
         ["completed / errors", f"{plain['completed']} / {sum(plain['errors'].values())}"],
         ["wall time (s)", plain["wall_s"]],

@@ -94,7 +94,7 @@ def run(
 
     sdk_s, raw_s = summary("sdk"), summary("raw")
     ratio = statistics.median(ratios)
-    rows = [
+    rows: list[list[Any]] = [
         [
             "raw httpx get + json",
             raw_s["cpu_us_median"],

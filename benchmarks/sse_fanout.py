@@ -125,7 +125,7 @@ def run(
     rss = max_rss_kib()
     all_ok = plain["completed"] == operations and traced_run["completed"] == operations
     events = plain["requests_by_kind_per_op"].get("events", 0.0)
-    rows = [
+    rows: list[list[Any]] = [
         ["operations", operations],
         ["completed / errors", f"{plain['completed']} / {sum(plain['errors'].values())}"],
         ["submit phase wall (s)", plain["submit_wall_s"]],
