@@ -68,7 +68,7 @@ async def serve(
     await runner.setup()
     try:
         host, port = _bind(config)
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=1024)
         await site.start()
         bound = runner.addresses[0]
         url_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
