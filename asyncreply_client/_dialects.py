@@ -18,7 +18,8 @@ status code and the body's shape mean.
 |                      | ``provisioningState``, else the result |                              |
 | ``AutoDialect``      | recognised per answer (above); a       | the body's state is failed   |
 |                      | completed document that names no       |                              |
-|                      | result is itself the result            |                              |
+|                      | result is itself the result; an HTML   |                              |
+|                      | page is a ``ProtocolError``            |                              |
 
 Any other 500 is a transient fault for the retry layer: :func:`is_job_failure_response` tells
 them apart (equivalently, ``interpret_status`` raises ``ProtocolError`` for it).
@@ -535,12 +536,21 @@ def _final_url(answer: _Answer, monitor: str | None) -> str | None:
     return None
 
 
+#: Media types of web pages (HTML, XHTML): never a status document.
+_PAGE_MEDIA_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def _media_type(answer: _Answer) -> str:
+    """The answer's media type, lower case without parameters (``""`` when unlabelled)."""
+    return (answer.header("content-type") or "").split(";", 1)[0].strip().lower()
+
+
 def _result_of(answer: _Answer) -> tuple[Any, bool]:
     """The body of a "here is the result" answer: JSON, or a :class:`ResultFile`."""
     if answer.status_code == 204 or not answer.content.strip():
         return None, True
     content_type = answer.header("content-type")
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    media = _media_type(answer)
     is_json = media == "application/json" or media.endswith("+json")
     if is_json or content_type is None:
         if answer.json_ok:
@@ -1049,9 +1059,10 @@ class AutoDialect(_Dialect):
     which cover the reference server, Microsoft operations (``Operation-Location``,
     ``status``, ``resourceLocation``, ``percentComplete``) and ARM (``Azure-AsyncOperation``,
     ``provisioningState``, final URLs). A 200/201 status answer whose body states a state is a
-    status document, else the result itself (the status-code dialect); a 500 is a failed job
-    only when its body states a failed state. Use :class:`StatusCodeDialect` explicitly when
-    results may themselves carry a ``status`` field.
+    status document, else the result itself (the status-code dialect), except a web page
+    (``text/html``: a proxy's or a login page), which is a ``ProtocolError``; a 500 is a
+    failed job only when its body states a failed state. Use :class:`StatusCodeDialect`
+    explicitly when results may themselves carry a ``status`` field.
 
     Example:
         >>> AutoDialect().name
@@ -1085,6 +1096,11 @@ class AutoDialect(_Dialect):
     def _ok(self, answer: _Answer, final_url: str | None) -> JobStatus:
         if answer.doc is not None and _looks_google(answer.doc):
             return self.google._operation(answer, answer.doc)
+        if _media_type(answer) in _PAGE_MEDIA_TYPES:
+            # A web page where a status monitor should answer is a proxy's, a login's or an
+            # error page, not a job's result; only StatusCodeDialect, told that results may
+            # be anything, reads it as one.
+            raise answer.protocol_error("auto dialect: the status monitor answered a web page")
         return super()._ok(answer, final_url)
 
     def _finished(self, answer: _Answer) -> Submission:

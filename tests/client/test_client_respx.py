@@ -168,6 +168,25 @@ async def test_garbage_status_bodies_are_protocol_errors(
     assert info.value.url == f"{API}/jobs/1"
 
 
+@pytest.mark.parametrize("content_type", ["text/html", "text/html; charset=utf-8"])
+async def test_an_html_status_answer_is_a_protocol_error_in_the_auto_dialect(
+    flavor: str, router: respx.MockRouter, content_type: str
+) -> None:
+    # A proxy's or a login page answering the status poll is not the job's result.
+    page = "<html><body>Please sign in</body></html>"
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(200, text=page, headers={"Content-Type": content_type})
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(ProtocolError) as info:
+            await call(op.wait, timeout=10)
+    assert info.value.url == f"{API}/jobs/1"
+    assert info.value.status_code == 200
+    assert "Please sign in" in info.value.body_excerpt
+
+
 async def test_a_submit_without_a_monitor_is_a_protocol_error(
     flavor: str, router: respx.MockRouter
 ) -> None:

@@ -449,6 +449,34 @@ def test_reference_status_errors(code: int, body: Any, error: type[Exception]) -
         assert info.value.url == f"{BASE}/jobs/j1"
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/html", "Text/HTML; charset=utf-8", "application/xhtml+xml"]
+)
+def test_auto_dialect_reads_a_web_page_status_answer_as_a_protocol_error(
+    content_type: str,
+) -> None:
+    page = b"<html><body>Proxy login</body></html>"
+    with pytest.raises(ProtocolError) as info:
+        auto().interpret_status(resp(200, page, {"Content-Type": content_type}))
+    assert info.value.status_code == 200
+    assert info.value.url == f"{BASE}/jobs/j1"
+    assert "Proxy login" in info.value.body_excerpt
+
+
+def test_status_code_dialect_keeps_a_web_page_status_answer_as_a_result_file() -> None:
+    page = b"<html><body>report</body></html>"
+    status = sc().interpret_status(resp(200, page, {"Content-Type": "text/html"}))
+    assert status.state is JobState.COMPLETED
+    assert isinstance(status.result, ResultFile)
+    assert status.result.content == page
+
+
+def test_auto_dialect_still_reads_other_non_json_status_answers_as_results() -> None:
+    status = auto().interpret_status(resp(200, b"a,b\n1,2\n", {"Content-Type": "text/csv"}))
+    assert status.state is JobState.COMPLETED
+    assert isinstance(status.result, ResultFile)
+
+
 def test_protocol_error_carries_a_body_excerpt() -> None:
     with pytest.raises(ProtocolError) as info:
         ref().interpret_status(resp(200, b"<html>" + b"x" * 1000))
