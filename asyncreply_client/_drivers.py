@@ -1,8 +1,9 @@
 """The two drivers: the only code of the client written twice, once sync and once async.
 
-A driver runs a flow (``_flow``): it sends each request (retrying transient faults through
-tenacity, sleeping on the client's clock), reads the open stream, sleeps, and hands each
-``Emit`` to its caller by yielding it. The flow's return value lands in an ``Outcome``.
+A driver runs a flow (``_flow``): it sends each request (a first try directly; retrying a
+transient fault through tenacity, sleeping on the client's clock), reads the open stream,
+sleeps, and hands each ``Emit`` to its caller by yielding it. The flow's return value lands
+in an ``Outcome``.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def _keep_open(command: Send, response: httpx.Response) -> bool:
 
 
 class _SyncIO:
+    __slots__ = ("cfg", "chunks", "http", "stream")
+
     def __init__(self, http: httpx.Client, cfg: DriverConfig) -> None:
         self.http, self.cfg = http, cfg
         self.stream: httpx.Response | None = None
@@ -99,30 +102,43 @@ class _SyncIO:
 
     def send(self, command: Send) -> HttpResponse:
         self.close()
-        attempts = 0
+        try:
+            return self.attempt(command)
+        except _FAULTS as exc:
+            first: BaseException | None = exc
+        # The first try runs outside tenacity, so that the common case (it succeeds) builds
+        # no Retrying object. When it fails, tenacity starts with an attempt that re-raises
+        # its fault: tenacity then decides whether to retry and how long to wait exactly as
+        # if it had made the first try itself (same attempt numbers, Retry-After and clock).
+        attempts = 1
         try:
             retrying = tenacity.Retrying(
                 sleep=self.cfg.clock.sleep, **retrying_kwargs(self.cfg.retry, retry=command.retry)
             )
             for attempt in retrying:
                 with attempt:
+                    if first is not None:  # tenacity's attempt 1: the first try's fault
+                        fault, first = first, None
+                        raise fault
                     attempts += 1
-                    request = command.request
-                    auth = self.cfg.requests.auth_for(request.url)
-                    response = self.http.send(
-                        request, stream=True, auth=auth, follow_redirects=False
-                    )
-                    if _keep_open(command, response):
-                        self.stream = response
-                        return HttpResponse.from_httpx(response, read=False)
-                    try:
-                        response.read()
-                    finally:
-                        response.close()
-                    return _settle(response, self.cfg)
+                    return self.attempt(command)
         except _FAULTS as exc:
             raise exhausted(exc, command.request, attempts) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def attempt(self, command: Send) -> HttpResponse:
+        """One attempt at ``command``; raises ``TransientAnswer`` for a transient answer."""
+        request = command.request
+        auth = self.cfg.requests.auth_for(request.url)
+        response = self.http.send(request, stream=True, auth=auth, follow_redirects=False)
+        if _keep_open(command, response):
+            self.stream = response
+            return HttpResponse.from_httpx(response, read=False)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return _settle(response, self.cfg)
 
     def close(self) -> None:
         stream, self.stream, self.chunks = self.stream, None, None
@@ -164,6 +180,8 @@ def drive(
 
 
 class _AsyncIO:
+    __slots__ = ("cfg", "chunks", "http", "stream")
+
     def __init__(self, http: httpx.AsyncClient, cfg: DriverConfig) -> None:
         self.http, self.cfg = http, cfg
         self.stream: httpx.Response | None = None
@@ -188,30 +206,43 @@ class _AsyncIO:
 
     async def send(self, command: Send) -> HttpResponse:
         await self.close()
-        attempts = 0
+        try:
+            return await self.attempt(command)
+        except _FAULTS as exc:
+            first: BaseException | None = exc
+        # The first try runs outside tenacity, so that the common case (it succeeds) builds
+        # no Retrying object. When it fails, tenacity starts with an attempt that re-raises
+        # its fault: tenacity then decides whether to retry and how long to wait exactly as
+        # if it had made the first try itself (same attempt numbers, Retry-After and clock).
+        attempts = 1
         try:
             retrying = tenacity.AsyncRetrying(
                 sleep=self.cfg.clock.asleep, **retrying_kwargs(self.cfg.retry, retry=command.retry)
             )
             async for attempt in retrying:
                 with attempt:
+                    if first is not None:  # tenacity's attempt 1: the first try's fault
+                        fault, first = first, None
+                        raise fault
                     attempts += 1
-                    request = command.request
-                    auth = self.cfg.requests.auth_for(request.url)
-                    response = await self.http.send(
-                        request, stream=True, auth=auth, follow_redirects=False
-                    )
-                    if _keep_open(command, response):
-                        self.stream = response
-                        return HttpResponse.from_httpx(response, read=False)
-                    try:
-                        await response.aread()
-                    finally:
-                        await response.aclose()
-                    return _settle(response, self.cfg)
+                    return await self.attempt(command)
         except _FAULTS as exc:
             raise exhausted(exc, command.request, attempts) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def attempt(self, command: Send) -> HttpResponse:
+        """One attempt at ``command``; raises ``TransientAnswer`` for a transient answer."""
+        request = command.request
+        auth = self.cfg.requests.auth_for(request.url)
+        response = await self.http.send(request, stream=True, auth=auth, follow_redirects=False)
+        if _keep_open(command, response):
+            self.stream = response
+            return HttpResponse.from_httpx(response, read=False)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return _settle(response, self.cfg)
 
     async def close(self) -> None:
         stream, self.stream, self.chunks = self.stream, None, None

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import tenacity
 
 from asyncreply_client import ReferenceDialect, RetryPolicy, TransportError
 from asyncreply_client._commands import (
@@ -200,3 +201,70 @@ async def test_an_untrusted_origin_gets_no_auth(flavor: str) -> None:
     await run(flavor, flow(), handler, auth=("u", "p"))
     assert seen[0] is not None and seen[0].startswith("Basic ")
     assert seen[1] is None
+
+
+@pytest.fixture
+def retrying_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each tenacity ``Retrying``/``AsyncRetrying`` the drivers build."""
+    built: list[str] = []
+    for name in ("Retrying", "AsyncRetrying"):
+        real = getattr(tenacity, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            built.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(tenacity, name, spy)
+    return built
+
+
+async def test_a_first_try_that_succeeds_builds_no_tenacity_machinery(
+    flavor: str, retrying_built: list[str]
+) -> None:
+    def flow() -> Generator[Command, Any, int]:
+        first = yield Send(get("/a"))
+        second = yield Send(get("/b"), stream=True)
+        return int(first.status_code + second.status_code)
+
+    value, _ = await run(flavor, flow(), lambda r: httpx.Response(200, json={}))
+    assert value == 400
+    assert retrying_built == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected_sleeps", "expected_tries"),
+    [
+        ([503, 200], [4.0], 2),
+        ([503, 503, 200], [4.0, 4.0], 3),
+        ([503, 503, 503], [4.0, 4.0], 3),  # attempts=3 in all: the last fault is final
+        ([501, 200], [], 1),  # not transient: no retry
+    ],
+)
+async def test_after_a_failed_first_try_tenacity_retries_with_the_same_rules(
+    flavor: str,
+    retrying_built: list[str],
+    answers: list[int],
+    expected_sleeps: list[float],
+    expected_tries: int,
+) -> None:
+    queue = iter(answers)
+    tries: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        code = next(queue)
+        tries.append(code)
+        return httpx.Response(code, headers={"Retry-After": "4"}, json={})
+
+    def flow() -> Generator[Command, Any, Any]:
+        try:
+            response = yield Send(get())
+        except TransportError as exc:
+            return f"gave up after {exc.attempts}"
+        return response.status_code
+
+    clock = FakeClock()
+    value, _ = await run(flavor, flow(), handler, clock=clock, retry=RetryPolicy(attempts=3))
+    assert len(tries) == expected_tries
+    assert clock.sleeps == expected_sleeps
+    assert value == (f"gave up after {expected_tries}" if tries[-1] == 503 else tries[-1])
+    assert len(retrying_built) == (1 if tries[0] == 503 else 0)
