@@ -27,6 +27,7 @@ __all__ = [
     "backoff",
     "exhausted",
     "is_transient_exception",
+    "is_testing",
     "is_transient_response",
     "may_be_transient",
     "retrying_kwargs",
@@ -41,9 +42,15 @@ _testing = False
 
 def set_testing(enabled: bool) -> None:
     """Turn backoff off (``True``) or back on, for test suites: retries still happen, with no
-    sleeping, so fault-injection tests run fast. Mirrors ``stamina.set_testing``."""
+    sleeping, so fault-injection tests run fast. Mirrors ``stamina.set_testing``; the public
+    switch is :func:`asyncreply_client.testing.set_testing`."""
     global _testing
     _testing = enabled
+
+
+def is_testing() -> bool:
+    """Whether testing mode (no backoff) is on."""
+    return _testing
 
 
 @dataclass(frozen=True, slots=True)
