@@ -1,11 +1,13 @@
 """``Client`` and ``AsyncClient``: thin shells that configure the flows and drive them.
 
-Everything both share lives in ``_ClientBase`` (configuration, request factory, flows); the
-two classes add only what differs: the httpx client they hold and the driver they run.
+``_ClientBase`` owns everything both share: the constructor, the configuration and the
+construction of every flow with its arguments. The two classes add only what differs: the
+driver that runs a flow on their httpx client, and ``await``.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import enum
 import inspect
@@ -19,9 +21,10 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, Generic
 
 import httpx
+from typing_extensions import TypeVar
 
 from . import _flow
 from ._clock import Clock, SystemClock
@@ -40,7 +43,11 @@ from ._token import load_token
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
 
 T = TypeVar("T")
-R = TypeVar("R")
+#: An operation's ``result_type``. Its PEP 696 default types an omitted one as ``Any``
+#: (``submit(...)`` is an ``Operation[Any]``, ``submit(..., result_type=M)`` an
+#: ``Operation[M]``), where two ``@overload`` stubs per method would be needed otherwise.
+R = TypeVar("R", default=Any)
+HttpClientT = TypeVar("HttpClientT", bound=httpx.Client | httpx.AsyncClient)
 
 #: A progress callback: called with each new snapshot (an async client awaits a coroutine).
 ProgressCallback = Callable[[JobStatus], object]
@@ -60,34 +67,37 @@ _DEFAULT_TIMEOUT = 30.0
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
-class _ClientBase:
-    """Configuration and flow construction shared by ``Client`` and ``AsyncClient``."""
+class _ClientBase(abc.ABC, Generic[HttpClientT]):
+    """The constructor (documented on :class:`Client`), configuration and flow construction
+    shared by ``Client`` and ``AsyncClient``; each drives the flows on its ``HttpClientT``."""
 
     def __init__(
         self,
         base_url: str,
         *,
-        headers: Mapping[str, str] | None,
-        auth: Any,
-        timeout: float | httpx.Timeout | _Default | None,
-        http_headers: httpx.Headers | None,
-        http_timeout: httpx.Timeout | None,
-        polling: PollingPolicy | None,
-        retry: RetryPolicy | None,
-        dialect: Dialect | None,
-        on_progress: ProgressCallback | Sequence[ProgressCallback] | None,
-        trusted_origins: Iterable[str],
-        clock: Clock | None,
-        events_url_template: str | None,
-        max_redirects: int,
-        sse: SSEOptions | None,
-        max_streams: int,
+        headers: Mapping[str, str] | None = None,
+        auth: Any = None,
+        timeout: float | httpx.Timeout | _Default | None = AUTO,
+        http_client: HttpClientT | None = None,
+        polling: PollingPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        dialect: Dialect | None = None,
+        on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
+        trusted_origins: Iterable[str] = (),
+        clock: Clock | None = None,
+        events_url_template: str | None = None,
+        max_redirects: int = 10,
+        sse: SSEOptions | None = None,
+        max_streams: int = 50,
     ) -> None:
-        if timeout is AUTO:
-            resolved = http_timeout or httpx.Timeout(_DEFAULT_TIMEOUT)
-        else:
+        if timeout is not AUTO:
             resolved = httpx.Timeout(timeout)
-        configured = httpx.Headers(http_headers or {})
+        elif http_client is not None:
+            resolved = http_client.timeout
+        else:
+            resolved = httpx.Timeout(_DEFAULT_TIMEOUT)
+        # The user's httpx client's headers count as configured ones (trusted origins only).
+        configured = httpx.Headers(None if http_client is None else http_client.headers)
         configured.update(headers or {})
         self._requests = RequestFactory.create(
             base_url,
@@ -121,6 +131,12 @@ class _ClientBase:
             self._callbacks = (on_progress,)
         else:
             self._callbacks = tuple(on_progress)
+        self._owns_http = http_client is None
+        self._http: HttpClientT = self._new_http() if http_client is None else http_client
+
+    @abc.abstractmethod
+    def _new_http(self) -> HttpClientT:
+        """The httpx client made when none is given (closed with this client)."""
 
     @property
     def base_url(self) -> str:
@@ -139,16 +155,15 @@ class _ClientBase:
     def _submit_flow(
         self,
         url: str,
-        *,
-        method: str,
         json: Any,
         content: bytes | str | None,
+        method: str,
         headers: Mapping[str, str] | None,
         idempotency_key: str | _Default | None,
         callback: str | Mapping[str, Any] | None,
+        /,
     ) -> Generator[Command, Any, OperationState]:
-        key = str(uuid.uuid4()) if idempotency_key is AUTO else idempotency_key
-        assert not isinstance(key, _Default)
+        """The submission flow; the arguments are ``submit``'s, in its order."""
         return _flow.submit(
             self._flow_cfg,
             url,
@@ -156,12 +171,12 @@ class _ClientBase:
             json=json,
             content=content,
             headers=headers,
-            idempotency_key=key,
+            idempotency_key=None if idempotency_key is None else self._key(idempotency_key),
             callback=callback,
         )
 
     def _attach_state(
-        self, status_url: str, *, events_url: str | None, cancel_url: str | None
+        self, status_url: str, events_url: str | None, cancel_url: str | None
     ) -> OperationState:
         resolve = self._requests.resolve
         return OperationState(
@@ -185,7 +200,7 @@ class _ClientBase:
         return self._callbacks if extra is None else (*self._callbacks, extra)
 
 
-class Client(_ClientBase):
+class Client(_ClientBase[httpx.Client]):
     """A synchronous client for async request-reply APIs.
 
     Args:
@@ -225,51 +240,21 @@ class Client(_ClientBase):
         ...     print(op.result(timeout=30))
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        auth: Any = None,
-        timeout: float | httpx.Timeout | _Default | None = AUTO,
-        http_client: httpx.Client | None = None,
-        polling: PollingPolicy | None = None,
-        retry: RetryPolicy | None = None,
-        dialect: Dialect | None = None,
-        on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
-        trusted_origins: Iterable[str] = (),
-        clock: Clock | None = None,
-        events_url_template: str | None = None,
-        max_redirects: int = 10,
-        sse: SSEOptions | None = None,
-        max_streams: int = 50,
-    ) -> None:
-        super().__init__(
-            base_url,
-            headers=headers,
-            auth=auth,
-            timeout=timeout,
-            http_headers=None if http_client is None else http_client.headers,
-            http_timeout=None if http_client is None else http_client.timeout,
-            polling=polling,
-            retry=retry,
-            dialect=dialect,
-            on_progress=on_progress,
-            trusted_origins=trusted_origins,
-            clock=clock,
-            events_url_template=events_url_template,
-            max_redirects=max_redirects,
-            sse=sse,
-            max_streams=max_streams,
-        )
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.Client(limits=_LIMITS)
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(limits=_LIMITS)
 
-    def _iterate(self, flow: Generator[Command, Any, Any]) -> Generator[JobStatus, None, None]:
-        out: Outcome[Any] = Outcome()
-        with contextlib.closing(drive(flow, self._http, self._driver_cfg, out)) as statuses:
+    def _iterate(
+        self,
+        flow: Generator[Command, Any, T],
+        out: Outcome[T] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generator[JobStatus, None, None]:
+        """Drive ``flow``: give each status to the progress callbacks, then yield it."""
+        sink: Outcome[T] = Outcome() if out is None else out
+        emitters = self._emitters(on_progress)
+        with contextlib.closing(drive(flow, self._http, self._driver_cfg, sink)) as statuses:
             for status in statuses:
-                for callback in self._callbacks:
+                for callback in emitters:
                     callback(status)
                 yield status
 
@@ -277,14 +262,10 @@ class Client(_ClientBase):
         self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
     ) -> T:
         out: Outcome[T] = Outcome()
-        emitters = self._emitters(on_progress)
-        with contextlib.closing(drive(flow, self._http, self._driver_cfg, out)) as statuses:
-            for status in statuses:
-                for callback in emitters:
-                    callback(status)
+        for _ in self._iterate(flow, out, on_progress):
+            pass
         return out.value
 
-    @overload
     def submit(
         self,
         url: str,
@@ -295,35 +276,8 @@ class Client(_ClientBase):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
-        result_type: type[R],
-    ) -> Operation[R]: ...
-
-    @overload
-    def submit(
-        self,
-        url: str,
-        *,
-        json: Any = None,
-        content: bytes | str | None = None,
-        method: str = "POST",
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | _Default | None = AUTO,
-        callback: str | Mapping[str, Any] | None = None,
-        result_type: None = None,
-    ) -> Operation[Any]: ...
-
-    def submit(
-        self,
-        url: str,
-        *,
-        json: Any = None,
-        content: bytes | str | None = None,
-        method: str = "POST",
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | _Default | None = AUTO,
-        callback: str | Mapping[str, Any] | None = None,
-        result_type: type[Any] | None = None,
-    ) -> Operation[Any]:
+        result_type: type[R] | None = None,
+    ) -> Operation[R]:
         """Submit an operation and return it (without waiting).
 
         Args:
@@ -346,56 +300,22 @@ class Client(_ClientBase):
         Example:
             >>> op = client.submit("/jobs", json={"type": "echo", "input": {}})  # doctest: +SKIP
         """
-        flow = self._submit_flow(
-            url,
-            method=method,
-            json=json,
-            content=content,
-            headers=headers,
-            idempotency_key=idempotency_key,
-            callback=callback,
-        )
+        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
         return Operation(self, self._run(flow), result_type)
 
-    @overload
     def operation(
         self,
         status_url: str,
         *,
         events_url: str | None = None,
         cancel_url: str | None = None,
-        result_type: type[R],
-    ) -> Operation[R]: ...
-
-    @overload
-    def operation(
-        self,
-        status_url: str,
-        *,
-        events_url: str | None = None,
-        cancel_url: str | None = None,
-        result_type: None = None,
-    ) -> Operation[Any]: ...
-
-    def operation(
-        self,
-        status_url: str,
-        *,
-        events_url: str | None = None,
-        cancel_url: str | None = None,
-        result_type: type[Any] | None = None,
-    ) -> Operation[Any]:
+        result_type: type[R] | None = None,
+    ) -> Operation[R]:
         """Attach to an existing operation by its status URL (no request is sent)."""
-        state = self._attach_state(status_url, events_url=events_url, cancel_url=cancel_url)
+        state = self._attach_state(status_url, events_url, cancel_url)
         return Operation(self, state, result_type)
 
-    @overload
-    def resume(self, token: str, *, result_type: type[R]) -> Operation[R]: ...
-
-    @overload
-    def resume(self, token: str, *, result_type: None = None) -> Operation[Any]: ...
-
-    def resume(self, token: str, *, result_type: type[Any] | None = None) -> Operation[Any]:
+    def resume(self, token: str, *, result_type: type[R] | None = None) -> Operation[R]:
         """Continue following an operation from ``op.to_token()``.
 
         Raises:
@@ -421,16 +341,8 @@ class Client(_ClientBase):
     ) -> Any:
         """Submit and wait: return the result (see :meth:`submit` and
         :meth:`Operation.result`)."""
-        flow = self._submit_flow(
-            url,
-            method=method,
-            json=json,
-            content=content,
-            headers=headers,
-            idempotency_key=idempotency_key,
-            callback=callback,
-        )
-        op: Operation[Any] = Operation(self, self._run(flow), result_type)
+        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        op = Operation(self, self._run(flow), result_type)
         return op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 
     def close(self) -> None:
@@ -456,10 +368,11 @@ async def _call(callback: ProgressCallback, status: JobStatus) -> None:
         await outcome
 
 
-class AsyncClient(_ClientBase):
+class AsyncClient(_ClientBase[httpx.AsyncClient]):
     """An asynchronous client: :class:`Client`'s constructor and methods, awaited.
 
-    ``on_progress`` callbacks may be plain functions or coroutine functions.
+    ``http_client`` is an ``httpx.AsyncClient``; ``on_progress`` callbacks may be plain
+    functions or coroutine functions.
 
     Example:
         >>> async with AsyncClient("http://127.0.0.1:8080") as client:  # doctest: +SKIP
@@ -467,51 +380,21 @@ class AsyncClient(_ClientBase):
         ...     print(await op.result(timeout=30))
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        auth: Any = None,
-        timeout: float | httpx.Timeout | _Default | None = AUTO,
-        http_client: httpx.AsyncClient | None = None,
-        polling: PollingPolicy | None = None,
-        retry: RetryPolicy | None = None,
-        dialect: Dialect | None = None,
-        on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
-        trusted_origins: Iterable[str] = (),
-        clock: Clock | None = None,
-        events_url_template: str | None = None,
-        max_redirects: int = 10,
-        sse: SSEOptions | None = None,
-        max_streams: int = 50,
-    ) -> None:
-        super().__init__(
-            base_url,
-            headers=headers,
-            auth=auth,
-            timeout=timeout,
-            http_headers=None if http_client is None else http_client.headers,
-            http_timeout=None if http_client is None else http_client.timeout,
-            polling=polling,
-            retry=retry,
-            dialect=dialect,
-            on_progress=on_progress,
-            trusted_origins=trusted_origins,
-            clock=clock,
-            events_url_template=events_url_template,
-            max_redirects=max_redirects,
-            sse=sse,
-            max_streams=max_streams,
-        )
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient(limits=_LIMITS)
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(limits=_LIMITS)
 
-    async def _iterate(self, flow: Generator[Command, Any, Any]) -> AsyncGenerator[JobStatus, None]:
-        out: Outcome[Any] = Outcome()
-        async with contextlib.aclosing(drive_async(flow, self._http, self._driver_cfg, out)) as it:
+    async def _iterate(
+        self,
+        flow: Generator[Command, Any, T],
+        out: Outcome[T] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncGenerator[JobStatus, None]:
+        """Drive ``flow``: give each status to the progress callbacks, then yield it."""
+        sink: Outcome[T] = Outcome() if out is None else out
+        emitters = self._emitters(on_progress)
+        async with contextlib.aclosing(drive_async(flow, self._http, self._driver_cfg, sink)) as it:
             async for status in it:
-                for callback in self._callbacks:
+                for callback in emitters:
                     await _call(callback, status)
                 yield status
 
@@ -519,14 +402,11 @@ class AsyncClient(_ClientBase):
         self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
     ) -> T:
         out: Outcome[T] = Outcome()
-        emitters = self._emitters(on_progress)
-        async with contextlib.aclosing(drive_async(flow, self._http, self._driver_cfg, out)) as it:
-            async for status in it:
-                for callback in emitters:
-                    await _call(callback, status)
+        async with contextlib.aclosing(self._iterate(flow, out, on_progress)) as statuses:
+            async for _ in statuses:
+                pass
         return out.value
 
-    @overload
     async def submit(
         self,
         url: str,
@@ -537,86 +417,25 @@ class AsyncClient(_ClientBase):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
-        result_type: type[R],
-    ) -> AsyncOperation[R]: ...
-
-    @overload
-    async def submit(
-        self,
-        url: str,
-        *,
-        json: Any = None,
-        content: bytes | str | None = None,
-        method: str = "POST",
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | _Default | None = AUTO,
-        callback: str | Mapping[str, Any] | None = None,
-        result_type: None = None,
-    ) -> AsyncOperation[Any]: ...
-
-    async def submit(
-        self,
-        url: str,
-        *,
-        json: Any = None,
-        content: bytes | str | None = None,
-        method: str = "POST",
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | _Default | None = AUTO,
-        callback: str | Mapping[str, Any] | None = None,
-        result_type: type[Any] | None = None,
-    ) -> AsyncOperation[Any]:
+        result_type: type[R] | None = None,
+    ) -> AsyncOperation[R]:
         """Submit an operation and return it (without waiting); see :meth:`Client.submit`."""
-        flow = self._submit_flow(
-            url,
-            method=method,
-            json=json,
-            content=content,
-            headers=headers,
-            idempotency_key=idempotency_key,
-            callback=callback,
-        )
+        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
         return AsyncOperation(self, await self._run(flow), result_type)
 
-    @overload
     def operation(
         self,
         status_url: str,
         *,
         events_url: str | None = None,
         cancel_url: str | None = None,
-        result_type: type[R],
-    ) -> AsyncOperation[R]: ...
-
-    @overload
-    def operation(
-        self,
-        status_url: str,
-        *,
-        events_url: str | None = None,
-        cancel_url: str | None = None,
-        result_type: None = None,
-    ) -> AsyncOperation[Any]: ...
-
-    def operation(
-        self,
-        status_url: str,
-        *,
-        events_url: str | None = None,
-        cancel_url: str | None = None,
-        result_type: type[Any] | None = None,
-    ) -> AsyncOperation[Any]:
-        """Attach to an existing operation by its status URL (no request is sent)."""
-        state = self._attach_state(status_url, events_url=events_url, cancel_url=cancel_url)
+        result_type: type[R] | None = None,
+    ) -> AsyncOperation[R]:
+        """Attach to an existing operation by its status URL; see :meth:`Client.operation`."""
+        state = self._attach_state(status_url, events_url, cancel_url)
         return AsyncOperation(self, state, result_type)
 
-    @overload
-    def resume(self, token: str, *, result_type: type[R]) -> AsyncOperation[R]: ...
-
-    @overload
-    def resume(self, token: str, *, result_type: None = None) -> AsyncOperation[Any]: ...
-
-    def resume(self, token: str, *, result_type: type[Any] | None = None) -> AsyncOperation[Any]:
+    def resume(self, token: str, *, result_type: type[R] | None = None) -> AsyncOperation[R]:
         """Continue following an operation from ``op.to_token()``; see :meth:`Client.resume`."""
         return AsyncOperation(self, self._resumed_state(token), result_type)
 
@@ -637,16 +456,8 @@ class AsyncClient(_ClientBase):
         on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Submit and wait: return the result; see :meth:`Client.run`."""
-        flow = self._submit_flow(
-            url,
-            method=method,
-            json=json,
-            content=content,
-            headers=headers,
-            idempotency_key=idempotency_key,
-            callback=callback,
-        )
-        op: AsyncOperation[Any] = AsyncOperation(self, await self._run(flow), result_type)
+        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        op = AsyncOperation(self, await self._run(flow), result_type)
         return await op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 
     async def aclose(self) -> None:

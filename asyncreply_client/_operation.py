@@ -1,19 +1,20 @@
 """``Operation`` and ``AsyncOperation``: thin shells over the flows, one per submitted job.
 
-Both expose the same names with the same semantics; each method builds a flow (``_flow``) and
-hands it to its client's driver. Nothing here decides anything about the protocol.
+``_OperationBase`` builds every flow (``_flow``) with its arguments; the two shells only hand
+it to their client's driver, so each method is one line. Nothing here decides anything about
+the protocol.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Generic, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _flow
-from ._commands import Tracker
+from ._commands import Command, Tracker
 from ._errors import InvalidTokenError, WaitTimeoutError
 from ._flow import OperationState, WaitOptions
 from ._models import JobStatus
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncOperation", "Operation"]
 
 ResultT = TypeVar("ResultT")
+T = TypeVar("T")
 Destination = str | os.PathLike[str] | IO[bytes]
 
 
@@ -35,7 +37,7 @@ class _OperationBase(Generic[ResultT]):
     __slots__ = ("_base", "_result_type", "_state")
 
     def __init__(
-        self, base: _ClientBase, state: OperationState, result_type: type[ResultT] | None
+        self, base: _ClientBase[Any], state: OperationState, result_type: type[ResultT] | None
     ) -> None:
         self._base = base
         self._state = state
@@ -89,19 +91,61 @@ class _OperationBase(Generic[ResultT]):
             )
         )
 
-    def _options(
+    # The flows of the public methods, built here once for both shells. Building one checks
+    # its options and takes the tracker, before anything is sent.
+
+    def _refresh_flow(self) -> Generator[Command, Any, JobStatus]:
+        return _flow.refresh(self._base._flow_cfg, self._state)
+
+    def _wait_flow(
         self, timeout: float | None, polling: PollingPolicy | None, mode: str
-    ) -> WaitOptions:
-        return WaitOptions(timeout=timeout, polling=polling, mode=mode)
+    ) -> Generator[Command, Any, JobStatus]:
+        options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
+        return self._attached(
+            _flow.wait(self._base._flow_cfg, self._state, options, self._tracker())
+        )
+
+    def _result_flow(
+        self, timeout: float | None, polling: PollingPolicy | None, mode: str
+    ) -> Generator[Command, Any, ResultT]:
+        options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
+        cfg, tracker = self._base._flow_cfg, self._tracker()
+        return self._attached(_flow.result(cfg, self._state, options, tracker, self._result_type))
+
+    def _cancel_flow(self) -> Generator[Command, Any, JobStatus]:
+        return _flow.cancel(self._base._flow_cfg, self._state)
+
+    def _retry_flow(self, idempotency_key: str | None) -> Generator[Command, Any, OperationState]:
+        key = self._base._key(idempotency_key)
+        return _flow.retry(self._base._flow_cfg, self._state, idempotency_key=key)
+
+    def _download_flow(
+        self,
+        destination: Destination,
+        timeout: float | None,
+        polling: PollingPolicy | None,
+        mode: str,
+    ) -> Generator[Command, Any, int]:
+        options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
+        return self._attached(self._download_into(destination, options, self._tracker()))
+
+    def _download_into(
+        self, destination: Destination, options: WaitOptions, tracker: Tracker
+    ) -> Generator[Command, Any, int]:
+        """The download flow, writing into ``destination`` while it runs (drivers always
+        close their flow, so a ``.part`` file never outlives a failure)."""
+        with contextlib.ExitStack() as stack:
+            write = _writer(destination, stack)
+            flow = _flow.download(self._base._flow_cfg, self._state, options, tracker, write)
+            return (yield from flow)
 
     def _tracker(self) -> Tracker:
         return Tracker(self._state.last)
 
-    @contextlib.contextmanager
-    def _attach(self) -> Iterator[None]:
-        """Give a ``WaitTimeoutError`` this operation, so the caller can wait again."""
+    def _attached(self, flow: Generator[Command, Any, T]) -> Generator[Command, Any, T]:
+        """``flow``, giving a ``WaitTimeoutError`` this operation so the caller can wait again."""
         try:
-            yield
+            return (yield from flow)
         except WaitTimeoutError as exc:
             exc.operation = self
             raise
@@ -146,7 +190,7 @@ class Operation(_OperationBase[ResultT]):
 
     def refresh(self) -> JobStatus:
         """Send one status request and return the snapshot (also stored in ``status``)."""
-        return self._base._run(_flow.refresh(self._base._flow_cfg, self._state))
+        return self._base._run(self._refresh_flow())
 
     def wait(
         self,
@@ -169,14 +213,7 @@ class Operation(_OperationBase[ResultT]):
         Raises:
             WaitTimeoutError: the timeout passed; the job goes on (``error.operation``).
         """
-        flow = _flow.wait(
-            self._base._flow_cfg,
-            self._state,
-            self._options(timeout, polling, mode),
-            self._tracker(),
-        )
-        with self._attach():
-            return self._base._run(flow, on_progress)
+        return self._base._run(self._wait_flow(timeout, polling, mode), on_progress)
 
     def result(
         self,
@@ -195,16 +232,7 @@ class Operation(_OperationBase[ResultT]):
             JobExpiredError: the job or its result is gone.
             WaitTimeoutError: the timeout passed; the job goes on.
         """
-        flow = _flow.result(
-            self._base._flow_cfg,
-            self._state,
-            self._options(timeout, polling, mode),
-            self._tracker(),
-            self._result_type,
-        )
-        with self._attach():
-            value: ResultT = self._base._run(flow, on_progress)
-            return value
+        return self._base._run(self._result_flow(timeout, polling, mode), on_progress)
 
     def watch(
         self,
@@ -218,14 +246,7 @@ class Operation(_OperationBase[ResultT]):
         Raises:
             WaitTimeoutError: the timeout passed; the job goes on.
         """
-        flow = _flow.wait(
-            self._base._flow_cfg,
-            self._state,
-            self._options(timeout, polling, mode),
-            self._tracker(),
-        )
-        with self._attach():
-            yield from self._base._iterate(flow)
+        yield from self._base._iterate(self._wait_flow(timeout, polling, mode))
 
     def cancel(self) -> JobStatus:
         """Ask the server to cancel the job; return the status after the request.
@@ -233,7 +254,7 @@ class Operation(_OperationBase[ResultT]):
         A job that had already finished is not an error: its terminal status is returned
         (check ``status.state``).
         """
-        return self._base._run(_flow.cancel(self._base._flow_cfg, self._state))
+        return self._base._run(self._cancel_flow())
 
     def retry(self, *, idempotency_key: str | None = None) -> Operation[ResultT]:
         """Ask the server to run a failed, retryable job again; return the new operation.
@@ -242,8 +263,7 @@ class Operation(_OperationBase[ResultT]):
             JobOutcomeError: the job offers no retry URL.
             SubmissionRejectedError: the server refused (not retryable).
         """
-        key = self._base._key(idempotency_key)
-        state = self._base._run(_flow.retry(self._base._flow_cfg, self._state, idempotency_key=key))
+        state = self._base._run(self._retry_flow(idempotency_key))
         return Operation(self._base, state, self._result_type)
 
     def download(
@@ -257,13 +277,7 @@ class Operation(_OperationBase[ResultT]):
         """Wait, then stream the result's bytes to a path or a binary file object; return
         the number of bytes written. A path is written through a ``.part`` file renamed
         at the end, so it never holds a partial result."""
-        options = self._options(timeout, polling, mode)
-        with contextlib.ExitStack() as stack, self._attach():
-            write = _writer(destination, stack)
-            flow = _flow.download(
-                self._base._flow_cfg, self._state, options, self._tracker(), write
-            )
-            return self._base._run(flow)
+        return self._base._run(self._download_flow(destination, timeout, polling, mode))
 
 
 class AsyncOperation(_OperationBase[ResultT]):
@@ -278,8 +292,8 @@ class AsyncOperation(_OperationBase[ResultT]):
     _base: AsyncClient
 
     async def refresh(self) -> JobStatus:
-        """Send one status request and return the snapshot (also stored in ``status``)."""
-        return await self._base._run(_flow.refresh(self._base._flow_cfg, self._state))
+        """Send one status request and return the snapshot; see :meth:`Operation.refresh`."""
+        return await self._base._run(self._refresh_flow())
 
     async def wait(
         self,
@@ -290,14 +304,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         on_progress: ProgressCallback | None = None,
     ) -> JobStatus:
         """Wait until the job is terminal; see :meth:`Operation.wait`."""
-        flow = _flow.wait(
-            self._base._flow_cfg,
-            self._state,
-            self._options(timeout, polling, mode),
-            self._tracker(),
-        )
-        with self._attach():
-            return await self._base._run(flow, on_progress)
+        return await self._base._run(self._wait_flow(timeout, polling, mode), on_progress)
 
     async def result(
         self,
@@ -308,16 +315,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         on_progress: ProgressCallback | None = None,
     ) -> ResultT:
         """Wait, then return the result; see :meth:`Operation.result`."""
-        flow = _flow.result(
-            self._base._flow_cfg,
-            self._state,
-            self._options(timeout, polling, mode),
-            self._tracker(),
-            self._result_type,
-        )
-        with self._attach():
-            value: ResultT = await self._base._run(flow, on_progress)
-            return value
+        return await self._base._run(self._result_flow(timeout, polling, mode), on_progress)
 
     async def watch(
         self,
@@ -328,26 +326,18 @@ class AsyncOperation(_OperationBase[ResultT]):
     ) -> AsyncGenerator[JobStatus, None]:
         """Iterate over each new snapshot until the job is terminal; see
         :meth:`Operation.watch`."""
-        flow = _flow.wait(
-            self._base._flow_cfg,
-            self._state,
-            self._options(timeout, polling, mode),
-            self._tracker(),
-        )
-        with self._attach():
-            async with contextlib.aclosing(self._base._iterate(flow)) as statuses:
-                async for status in statuses:
-                    yield status
+        flow = self._wait_flow(timeout, polling, mode)
+        async with contextlib.aclosing(self._base._iterate(flow)) as statuses:
+            async for status in statuses:
+                yield status
 
     async def cancel(self) -> JobStatus:
         """Ask the server to cancel the job; see :meth:`Operation.cancel`."""
-        return await self._base._run(_flow.cancel(self._base._flow_cfg, self._state))
+        return await self._base._run(self._cancel_flow())
 
     async def retry(self, *, idempotency_key: str | None = None) -> AsyncOperation[ResultT]:
         """Run a failed, retryable job again; see :meth:`Operation.retry`."""
-        key = self._base._key(idempotency_key)
-        flow = _flow.retry(self._base._flow_cfg, self._state, idempotency_key=key)
-        state = await self._base._run(flow)
+        state = await self._base._run(self._retry_flow(idempotency_key))
         return AsyncOperation(self._base, state, self._result_type)
 
     async def download(
@@ -360,10 +350,4 @@ class AsyncOperation(_OperationBase[ResultT]):
     ) -> int:
         """Stream the result to a path or binary file; see :meth:`Operation.download`.
         (File writes are plain blocking writes of each received chunk.)"""
-        options = self._options(timeout, polling, mode)
-        with contextlib.ExitStack() as stack, self._attach():
-            write = _writer(destination, stack)
-            flow = _flow.download(
-                self._base._flow_cfg, self._state, options, self._tracker(), write
-            )
-            return await self._base._run(flow)
+        return await self._base._run(self._download_flow(destination, timeout, polling, mode))
