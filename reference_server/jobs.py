@@ -467,8 +467,13 @@ class JobManager:
         return rt.events[0].id if rt is not None and rt.events else 0
 
     def version(self, job_id: str) -> int:
-        """A counter that increases with every change of the job."""
-        return self._runtime(job_id).version
+        """A counter that increases with every change of the job; ``-1`` once it is gone.
+
+        Asking about an expired (or cleared) job keeps no state for it: a stream woken by the
+        expiry must not bring the job's runtime back to life (it would never be freed).
+        """
+        rt = self._rt.get(job_id)
+        return rt.version if rt is not None else -1
 
     async def wait_change(self, job_id: str, version: int, timeout: float) -> None:
         """Wait until the job changes after ``version`` or ``timeout`` seconds pass."""
@@ -595,7 +600,11 @@ class JobManager:
                 rt.kill_timer = self._loop.call_later(grace, task.cancel)
 
     def expire(self, job_id: str) -> bool:
-        """Expire a job now: it answers 410 from then on. ``False`` if unknown."""
+        """Expire a job now: it answers 410 from then on. ``False`` if unknown.
+
+        Its waiters wake at once: open event streams end (they see the job gone) and held
+        long polls answer 410.
+        """
         job = self._jobs.pop(job_id, None)
         if job is None:
             return False
