@@ -874,3 +874,13 @@ def test_state_vocabulary_has_no_word_twice() -> None:
     assert len(words) == len(set(words)) == len(_STATE_WORDS)
     for word, state in _STATE_WORDS.items():
         assert parse_state(word.upper()) is state
+
+
+def test_a_snapshot_sets_only_the_fields_the_answer_gave() -> None:
+    # Pydantic keeps one set of field names per model: a snapshot lists only what it holds
+    # (every operation keeps a few snapshots, so the twenty names would cost ~2 KB each).
+    body = {"jobId": "j1", "status": "processing"}
+    status = ref().interpret_status(resp(200, body))
+    assert status.model_fields_set == {"id", "state", "http_status", "raw"}
+    assert status.has_result is False and status.held is False and status.result is None
+    assert status == JobStatus(id="j1", state=JobState.PROCESSING, http_status=200, raw=body)
