@@ -1406,6 +1406,27 @@ def _dialect(dialect: Dialect | str | None) -> Dialect:
     return dialect
 
 
+_OPTION_NAMES = (
+    "json",
+    "content",
+    "method",
+    "headers",
+    "timeout",
+    "request_timeout",
+    "min_poll_interval",
+    "max_poll_interval",
+    "max_retry_after",
+    "idempotency",
+    "alternate_content",
+)
+
+
+def _option_args(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`_options`, picked from ``check``'s or ``acheck``'s
+    own arguments (their signatures are the same apart from ``http_client``)."""
+    return {name: arguments[name] for name in _OPTION_NAMES}
+
+
 def _options(
     url: str,
     *,
@@ -1528,20 +1549,7 @@ def check(
         >>> [c.name for c in report.failures]  # doctest: +SKIP
         []
     """
-    opts = _options(
-        url,
-        json=json,
-        content=content,
-        method=method,
-        headers=headers,
-        timeout=timeout,
-        request_timeout=request_timeout,
-        min_poll_interval=min_poll_interval,
-        max_poll_interval=max_poll_interval,
-        max_retry_after=max_retry_after,
-        idempotency=idempotency,
-        alternate_content=alternate_content,
-    )
+    opts = _options(url, **_option_args(locals()))
     flow = _Checker(opts, _dialect(dialect), time.monotonic).run()
     if http_client is not None:
         return _drive(flow, http_client, opts.url)
@@ -1572,20 +1580,7 @@ async def acheck(
     Example:
         >>> report = await acheck(url, json={"type": "echo", "input": {}})  # doctest: +SKIP
     """
-    opts = _options(
-        url,
-        json=json,
-        content=content,
-        method=method,
-        headers=headers,
-        timeout=timeout,
-        request_timeout=request_timeout,
-        min_poll_interval=min_poll_interval,
-        max_poll_interval=max_poll_interval,
-        max_retry_after=max_retry_after,
-        idempotency=idempotency,
-        alternate_content=alternate_content,
-    )
+    opts = _options(url, **_option_args(locals()))
     flow = _Checker(opts, _dialect(dialect), time.monotonic).run()
     if http_client is not None:
         return await _adrive(flow, http_client, opts.url)
