@@ -124,7 +124,9 @@ class Dialect(Protocol):
         Returns a ``JobStatus`` (a 303 is COMPLETED with ``result_url`` set to the resolved
         Location). Raises ``JobNotFoundError`` (404), ``JobExpiredError`` (410) or
         ``ProtocolError`` (anything it cannot interpret). Transient statuses (429/502/503/504)
-        never reach a dialect: the retry layer handles them.
+        never reach a dialect: the retry layer handles them. ``submission`` is the
+        operation's submission when this client made it (its URLs; its ``status`` is the
+        latest snapshot the operation has seen, as only that one is kept).
         """
         ...
 

@@ -12,7 +12,7 @@ import json as jsonlib
 import math
 import threading
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pydantic
@@ -139,7 +139,8 @@ class OperationState:
         events_url: absolute URL of the SSE stream, when known.
         cancel_url: absolute URL to DELETE to cancel, when known.
         final_url: where the final result lives when the status does not say (ARM).
-        submission: the interpreted submission, when this client made it.
+        submission: the interpreted submission, when this client made it. Its ``status``
+            follows ``last``: only the latest snapshot is kept alive, not the first one too.
         last: the latest snapshot.
         seen: whether the server ever acknowledged the job (then a 404 means it vanished).
         first_delay: the submission's ``Retry-After``, honoured before the first poll.
@@ -161,6 +162,9 @@ class OperationState:
     def learn(self, status: JobStatus) -> None:
         """Record a snapshot, keeping URLs it reveals that were not known yet."""
         self.last = status
+        submission = self.submission
+        if submission is not None and submission.status is not status:
+            self.submission = replace(submission, status=status)
         self.seen = True
         self.id = self.id or status.id
         self.events_url = self.events_url or status.events_url

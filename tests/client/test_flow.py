@@ -72,6 +72,19 @@ def test_submit_builds_the_request_and_reads_the_202() -> None:
     assert state.last.state is JobState.PENDING
 
 
+def test_a_later_snapshot_releases_the_submission_one() -> None:
+    _, state = submitted()
+    assert state.submission is not None
+    first = state.submission.status
+    assert state.last is first and first.state is JobState.PENDING
+    later = JobStatus(id="1", state=JobState.PROCESSING)
+    state.learn(later)
+    # Only the latest snapshot is kept: the submission's URLs stay, its first snapshot goes.
+    assert state.last is later and state.submission.status is later
+    assert state.submission.status_url == BASE + "/jobs/1"
+    assert state.submission.retry_after == 0.25
+
+
 def test_submit_without_idempotency_key_is_never_retried() -> None:
     run = drive(_flow.submit(config(), "/jobs", json={}, idempotency_key=None), [ACCEPTED])
     command = run.commands[0]
