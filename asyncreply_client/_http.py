@@ -11,6 +11,30 @@ import httpx
 __all__ = ["HttpResponse"]
 
 _NO_JSON = object()
+#: The object keys seen in JSON bodies, shared by every document decoded afterwards: a client
+#: following many operations holds one document per snapshot (``JobStatus.raw``), and the
+#: same keys ("jobId", "status", "statusUrl"...) would otherwise be copied into each one.
+#: Bounded, so that a server inventing keys cannot grow it.
+_KEYS: dict[str, str] = {}
+_MAX_KEYS = 1024
+_MAX_KEY_LENGTH = 64
+
+
+def _share_keys(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with its keys replaced by the equal ones already seen (a json object hook)."""
+    keys = _KEYS
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        shared = keys.get(key)
+        if shared is None:
+            shared = key
+            if len(keys) < _MAX_KEYS and len(key) <= _MAX_KEY_LENGTH:
+                keys[key] = key
+        out[shared] = value
+    return out
+
+
+_DECODER = json.JSONDecoder(object_hook=_share_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +86,8 @@ class HttpResponse:
         value: Any = None
         if self.content.strip():
             try:
-                value = json.loads(self.content)
+                text = self.content.decode(json.detect_encoding(self.content), "surrogatepass")
+                value = _DECODER.decode(text)
             except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
                 value = None
         object.__setattr__(self, "_json", value)

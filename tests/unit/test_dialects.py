@@ -884,3 +884,17 @@ def test_a_snapshot_sets_only_the_fields_the_answer_gave() -> None:
     assert status.model_fields_set == {"id", "state", "http_status", "raw"}
     assert status.has_result is False and status.held is False and status.result is None
     assert status == JobStatus(id="j1", state=JobState.PROCESSING, http_status=200, raw=body)
+
+
+def test_decoded_documents_share_their_keys() -> None:
+    def body(text: str) -> Any:
+        return HttpResponse(200, httpx.Headers(), text.encode(), "http://x/jobs/1").json()
+
+    one = body('{"jobId": "1", "progress": {"current": 1}}')
+    two = body('{"jobId": "2", "progress": {"current": 2}}')
+    assert one == {"jobId": "1", "progress": {"current": 1}}
+    keys_one, keys_two = list(one) + list(one["progress"]), list(two) + list(two["progress"])
+    assert all(a is b for a, b in zip(keys_one, keys_two, strict=True))
+    assert body('{"a": 1') is None and body("\ufeff") is None
+    utf16 = HttpResponse(200, httpx.Headers(), '{"k": "v"}'.encode("utf-16"), "http://x")
+    assert utf16.json() == {"k": "v"}
