@@ -37,6 +37,7 @@ __all__ = [
     "ServerProcess",
     "add_common_args",
     "environment",
+    "fanout_figures",
     "free_port",
     "max_rss_kib",
     "parse_time",
@@ -391,3 +392,25 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"where the JSON goes (default: {RESULTS_DIR})",
     )
+
+
+def fanout_figures(
+    outcomes: Sequence[object],
+    *,
+    operations: int,
+    cpu: float,
+    transport: BoundedTransport,
+    counter: PathCounter,
+) -> dict[str, Any]:
+    """The figures both fan-out benchmarks report: errors by type, the first error, client
+    CPU per operation and requests per operation (in all and by kind)."""
+    errors = Counter(type(o).__name__ for o in outcomes if isinstance(o, BaseException))
+    return {
+        "errors": dict(errors),
+        "first_error": next((repr(o) for o in outcomes if isinstance(o, BaseException)), None),
+        "cpu_s": cpu,
+        "cpu_ms_per_op": cpu / operations * 1000.0,
+        "max_requests_in_flight": transport.max_in_flight,
+        "requests_per_op": counter.total() / operations,
+        "requests_by_kind_per_op": {k: n / operations for k, n in counter.by_kind().items()},
+    }

@@ -27,7 +27,6 @@ import asyncio
 import gc
 import time
 import tracemalloc
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from ._harness import (
     BoundedTransport,
     PathCounter,
     add_common_args,
+    fanout_figures,
     max_rss_kib,
     print_table,
     raise_fd_limit,
@@ -101,21 +101,14 @@ async def run_async(
                 "retained_bytes_per_finished_op": (retained - baseline) / operations,
                 "traced_end_bytes_per_op": (current - baseline) / operations,
             }
-    errors = Counter(type(o).__name__ for o in outcomes if isinstance(o, BaseException))
-    ok = sum(1 for o in outcomes if isinstance(o, AsyncOperation))
-    kinds = counter.by_kind()
     return {
         "operations": operations,
-        "completed": ok,
-        "errors": dict(errors),
-        "first_error": next((repr(o) for o in outcomes if isinstance(o, BaseException)), None),
+        "completed": sum(1 for o in outcomes if isinstance(o, AsyncOperation)),
         "wall_s": wall,
         "ops_per_s": operations / wall,
-        "cpu_s": cpu,
-        "cpu_ms_per_op": cpu / operations * 1000.0,
-        "max_requests_in_flight": transport.max_in_flight,
-        "requests_per_op": counter.total() / operations,
-        "requests_by_kind_per_op": {k: n / operations for k, n in kinds.items()},
+        **fanout_figures(
+            outcomes, operations=operations, cpu=cpu, transport=transport, counter=counter
+        ),
         **figures,
     }
 

@@ -19,7 +19,6 @@ import asyncio
 import gc
 import time
 import tracemalloc
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from ._harness import (
     BoundedTransport,
     PathCounter,
     add_common_args,
+    fanout_figures,
     max_rss_kib,
     print_table,
     raise_fd_limit,
@@ -78,24 +78,18 @@ async def run_async(
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             figures = {"peak_bytes_per_op": (peak - baseline) / operations}
-    errors = Counter(type(o).__name__ for o in outcomes if isinstance(o, BaseException))
     completed = sum(
         1 for o in outcomes if isinstance(o, JobStatus) and o.state is JobState.COMPLETED
     )
-    kinds = counter.by_kind()
     return {
         "operations": operations,
         "completed": completed,
-        "errors": dict(errors),
-        "first_error": next((repr(o) for o in outcomes if isinstance(o, BaseException)), None),
         "submit_wall_s": submitted - wall0,
         "wait_wall_s": end - submitted,
         "wall_s": end - wall0,
-        "cpu_s": cpu,
-        "cpu_ms_per_op": cpu / operations * 1000.0,
-        "max_requests_in_flight": transport.max_in_flight,
-        "requests_per_op": counter.total() / operations,
-        "requests_by_kind_per_op": {k: n / operations for k, n in kinds.items()},
+        **fanout_figures(
+            outcomes, operations=operations, cpu=cpu, transport=transport, counter=counter
+        ),
         **figures,
     }
 
