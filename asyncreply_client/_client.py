@@ -27,6 +27,7 @@ import httpx
 from typing_extensions import TypeVar
 
 from . import _flow
+from ._admission import DEFAULT_MAX_IN_FLIGHT, Admission, pool_limits
 from ._clock import Clock, SystemClock
 from ._commands import Command
 from ._dialects import AutoDialect, Dialect
@@ -62,9 +63,6 @@ class _Default(enum.Enum):
 
 AUTO = _Default.AUTO
 _DEFAULT_TIMEOUT = 30.0
-#: A waiting client comes back to the same hosts again and again: keep every pooled
-#: connection alive (httpx keeps 20 of 100 by default, and reconnects dominate then).
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 class _ClientBase(abc.ABC, Generic[HttpClientT]):
@@ -89,7 +87,9 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         max_redirects: int = 10,
         sse: SSEOptions | None = None,
         max_streams: int = 50,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        self._admission = Admission(max_in_flight, max_streams)
         if timeout is not AUTO:
             resolved = httpx.Timeout(timeout)
         elif http_client is not None:
@@ -124,6 +124,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             dialect=chosen_dialect,
             retry=retry or RetryPolicy(),
             clock=self._clock,
+            admission=self._admission,
         )
         if on_progress is None:
             self._callbacks: tuple[ProgressCallback, ...] = ()
@@ -228,7 +229,12 @@ class Client(_ClientBase[httpx.Client]):
         max_redirects: non-303 redirects followed per request.
         sse: options of the SSE wait mode.
         max_streams: event streams open at once; beyond it ``"auto"`` waits poll instead,
-            so streams never take the whole connection pool.
+            so streams never take the whole connection pool. Long polls and result
+            downloads share this bound (they wait for a free slot, first come first served).
+        max_in_flight: short requests (submissions, status checks, results) in flight at
+            once, default 100; more wait their turn in this client, first come first
+            served, so any number of concurrent waits costs each the same CPU. The client's
+            own httpx pool gets a connection for every slot of both bounds.
 
     Security: the credentials (``auth``, ``headers``, and the ``http_client``'s) reach only
     the base URL's origin and ``trusted_origins``; a status, result, events or redirect URL
@@ -241,7 +247,9 @@ class Client(_ClientBase[httpx.Client]):
     """
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client(limits=_LIMITS)
+        return httpx.Client(
+            limits=pool_limits(self._admission.max_in_flight, self._admission.max_streams)
+        )
 
     def _iterate(
         self,
@@ -381,7 +389,9 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     """
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(limits=_LIMITS)
+        return httpx.AsyncClient(
+            limits=pool_limits(self._admission.max_in_flight, self._admission.max_streams)
+        )
 
     async def _iterate(
         self,

@@ -9,12 +9,13 @@ in an ``Outcome``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import httpx
 import tenacity
 
+from ._admission import Admission, Slot
 from ._clock import Clock
 from ._commands import CloseStream, Command, Emit, ReadBytes, ReadChunk, Send, Sleep
 from ._dialects import Dialect
@@ -40,12 +41,13 @@ _FAULTS = (httpx.TransportError, TransientAnswer)
 @dataclass(frozen=True, slots=True)
 class DriverConfig:
     """What a driver needs: the request factory (auth by origin), the dialect (is a 500 a
-    job's state?), the retry policy and the clock."""
+    job's state?), the retry policy, the clock and the client's admission gates."""
 
     requests: RequestFactory
     dialect: Dialect
     retry: RetryPolicy
     clock: Clock
+    admission: Admission = field(default_factory=Admission)
 
 
 class Outcome(Generic[T]):
@@ -76,12 +78,13 @@ def _keep_open(command: Send, response: httpx.Response) -> bool:
 
 
 class _SyncIO:
-    __slots__ = ("cfg", "chunks", "http", "stream")
+    __slots__ = ("cfg", "chunks", "http", "slot", "stream")
 
     def __init__(self, http: httpx.Client, cfg: DriverConfig) -> None:
         self.http, self.cfg = http, cfg
         self.stream: httpx.Response | None = None
         self.chunks: Iterator[Any] | None = None
+        self.slot: Slot | None = None
 
     def execute(self, command: Command) -> Any:
         if isinstance(command, Send):
@@ -130,20 +133,30 @@ class _SyncIO:
         """One attempt at ``command``; raises ``TransientAnswer`` for a transient answer."""
         request = command.request
         auth = self.cfg.requests.auth_for(request.url)
-        response = self.http.send(request, stream=True, auth=auth, follow_redirects=False)
-        if _keep_open(command, response):
-            self.stream = response
-            return HttpResponse.from_httpx(response, read=False)
+        slot: Slot | None = self.cfg.admission.enter(request, stream=command.stream)
         try:
-            response.read()
+            response = self.http.send(request, stream=True, auth=auth, follow_redirects=False)
+            if _keep_open(command, response):
+                self.stream, self.slot, slot = response, slot, None  # released by close()
+                return HttpResponse.from_httpx(response, read=False)
+            try:
+                response.read()
+            finally:
+                response.close()
         finally:
-            response.close()
+            if slot is not None:
+                slot.release()
         return _settle(response, self.cfg)
 
     def close(self) -> None:
         stream, self.stream, self.chunks = self.stream, None, None
-        if stream is not None:
-            stream.close()
+        slot, self.slot = self.slot, None
+        try:
+            if stream is not None:
+                stream.close()
+        finally:
+            if slot is not None:
+                slot.release()
 
 
 def drive(
@@ -180,12 +193,13 @@ def drive(
 
 
 class _AsyncIO:
-    __slots__ = ("cfg", "chunks", "http", "stream")
+    __slots__ = ("cfg", "chunks", "http", "slot", "stream")
 
     def __init__(self, http: httpx.AsyncClient, cfg: DriverConfig) -> None:
         self.http, self.cfg = http, cfg
         self.stream: httpx.Response | None = None
         self.chunks: AsyncIterator[Any] | None = None
+        self.slot: Slot | None = None
 
     async def execute(self, command: Command) -> Any:
         if isinstance(command, Send):
@@ -234,20 +248,30 @@ class _AsyncIO:
         """One attempt at ``command``; raises ``TransientAnswer`` for a transient answer."""
         request = command.request
         auth = self.cfg.requests.auth_for(request.url)
-        response = await self.http.send(request, stream=True, auth=auth, follow_redirects=False)
-        if _keep_open(command, response):
-            self.stream = response
-            return HttpResponse.from_httpx(response, read=False)
+        slot: Slot | None = await self.cfg.admission.aenter(request, stream=command.stream)
         try:
-            await response.aread()
+            response = await self.http.send(request, stream=True, auth=auth, follow_redirects=False)
+            if _keep_open(command, response):
+                self.stream, self.slot, slot = response, slot, None  # released by close()
+                return HttpResponse.from_httpx(response, read=False)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         finally:
-            await response.aclose()
+            if slot is not None:
+                slot.release()
         return _settle(response, self.cfg)
 
     async def close(self) -> None:
         stream, self.stream, self.chunks = self.stream, None, None
-        if stream is not None:
-            await stream.aclose()
+        slot, self.slot = self.slot, None
+        try:
+            if stream is not None:
+                await stream.aclose()
+        finally:
+            if slot is not None:
+                slot.release()
 
 
 async def drive_async(

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from ._admission import HELD_EXTENSION
 from ._urls import Origin, origin_of, resolve_url
 
 __all__ = ["RequestFactory"]
@@ -140,13 +141,17 @@ class RequestFactory:
         if headers:
             merged.update(headers)
         timeout = self.timeout
+        extensions: dict[str, Any] = {}
         if read_timeout is not None:
+            # A request the server may hold (a long poll): its own admission lane.
+            extensions[HELD_EXTENSION] = True
             timeout = httpx.Timeout(
                 connect=timeout.connect,
                 read=None if timeout.read is None else max(timeout.read, read_timeout),
                 write=timeout.write,
                 pool=timeout.pool,
             )
+        extensions["timeout"] = timeout.as_dict()
         if params:
             target = target.copy_merge_params(params)
         return httpx.Request(
@@ -155,5 +160,5 @@ class RequestFactory:
             headers=merged,
             json=json,
             content=content,
-            extensions={"timeout": timeout.as_dict()},
+            extensions=extensions,
         )

@@ -1,0 +1,261 @@
+"""Admission control: how many requests one client has in flight, in front of httpx.
+
+Without a bound, ``asyncio.gather`` over thousands of ``run()`` calls hands every request to
+httpcore's connection pool at once, and the pool rescans all its connections for every
+queued request each time a request enters or leaves it (httpcore 1.0): the client's CPU
+grows with the square of the fan-out. Each client therefore admits requests through two
+FIFO gates of its own, and only admitted requests reach httpx:
+
+- the *request* lane (``max_in_flight``): submissions, status checks, results, cancels;
+- the *stream* lane (``max_streams``): requests that hold a connection for long, namely
+  event streams, long polls and result downloads, so they can never take every slot and
+  starve the short status checks.
+
+A slot is held from the moment the request is sent until its response is closed (read to
+the end, or the stream closed). Waiting is first come, first served; a task cancelled (or a
+thread interrupted) while it waits gives up its place, and a slot granted to it at that
+very moment passes on to the next in line.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import anyio
+import httpx
+
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "HELD_EXTENSION",
+    "Admission",
+    "AsyncGate",
+    "Slot",
+    "SyncGate",
+    "is_held",
+    "pool_limits",
+]
+
+#: Default bound on the short requests a client has in flight.
+DEFAULT_MAX_IN_FLIGHT = 100
+#: Request extension set on requests a server may hold open (long polls): they take a slot
+#: of the stream lane. (Event streams and downloads are marked by ``Send.stream``.)
+HELD_EXTENSION = "asyncreply.held"
+#: Idle connections the SDK's own pool keeps alive. httpcore 1.0's pool, on every request
+#: it admits or releases, walks every connection once per idle one and probes each idle
+#: socket: a handful of warm connections keep that cheap (measured in benchmarks/scaling).
+_KEEPALIVE = 16
+
+
+def is_held(request: httpx.Request) -> bool:
+    """Whether ``request`` is a long poll (built with a read timeout stretched for a hold)."""
+    return bool(request.extensions.get(HELD_EXTENSION))
+
+
+def pool_limits(max_in_flight: int, max_streams: int) -> httpx.Limits:
+    """The ``httpx.Limits`` of the SDK's own client: a connection for every admitted request
+    (so no request ever waits inside httpcore's pool) and a few kept alive."""
+    total = max_in_flight + max(max_streams, 1)
+    return httpx.Limits(max_connections=total, max_keepalive_connections=min(total, _KEEPALIVE))
+
+
+def _check_limit(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+class _AsyncWaiter:
+    __slots__ = ("cancelled", "event", "granted")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.granted = False
+        self.cancelled = False
+
+
+class AsyncGate:
+    """A FIFO bound on concurrent holders for the tasks of one event loop (asyncio or trio).
+
+    Unlike a plain semaphore, a newcomer never overtakes a task already waiting, and a
+    waiter that is cancelled leaves the queue without losing anyone's slot.
+
+    Example:
+        >>> gate = AsyncGate(2)
+        >>> gate.limit, gate.in_use
+        (2, 0)
+    """
+
+    __slots__ = ("_waiters", "in_use", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = _check_limit("limit", limit)
+        self.in_use = 0
+        self._waiters: deque[_AsyncWaiter] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting for a slot (cancelled ones not yet skipped included)."""
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting behind every earlier caller when none is free."""
+        # Invariant: a non-empty queue means every slot is taken (release hands a slot
+        # straight to the next waiter), so a free slot is never taken past a waiter.
+        if self.in_use < self.limit:
+            self.in_use += 1
+            return
+        waiter = _AsyncWaiter()
+        self._waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.granted:  # granted as we were cancelled: pass it on
+                self.release()
+            else:
+                waiter.cancelled = True  # skipped when its turn comes
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first waiter still waiting, else to the pool."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.cancelled:
+                waiter.granted = True
+                waiter.event.set()
+                return
+        self.in_use -= 1
+
+
+class _SyncWaiter:
+    __slots__ = ("cancelled", "granted", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.granted = False
+        self.cancelled = False
+
+
+class SyncGate:
+    """:class:`AsyncGate` for threads: FIFO, and an interrupted waiter gives up its place.
+
+    Example:
+        >>> gate = SyncGate(1)
+        >>> gate.acquire(); gate.in_use
+        1
+        >>> gate.release(); gate.in_use
+        0
+    """
+
+    __slots__ = ("_lock", "_waiters", "in_use", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = _check_limit("limit", limit)
+        self.in_use = 0
+        self._lock = threading.Lock()
+        self._waiters: deque[_SyncWaiter] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Threads waiting for a slot (interrupted ones not yet skipped included)."""
+        with self._lock:
+            return len(self._waiters)
+
+    def acquire(self) -> None:
+        """Take a slot, blocking behind every earlier caller when none is free."""
+        with self._lock:
+            if self.in_use < self.limit:
+                self.in_use += 1
+                return
+            waiter = _SyncWaiter()
+            self._waiters.append(waiter)
+        try:
+            waiter.lock.acquire()  # released by release() when the slot is ours
+        except BaseException:  # KeyboardInterrupt or another signal handler's exception
+            with self._lock:
+                granted = waiter.granted
+                waiter.cancelled = not granted
+            if granted:
+                self.release()
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first waiter still waiting, else to the pool."""
+        with self._lock:
+            waiters = self._waiters
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.cancelled:
+                    waiter.granted = True
+                    waiter.lock.release()
+                    return
+            self.in_use -= 1
+
+
+class Slot:
+    """A slot held by one request; :meth:`release` gives it back (once, however often it is
+    called)."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: AsyncGate | SyncGate) -> None:
+        self._gate: AsyncGate | SyncGate | None = gate
+
+    def release(self) -> None:
+        """Give the slot back (no-op after the first call)."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
+
+
+class Admission:
+    """The two lanes of one client, for its sync driver and its async driver.
+
+    Args:
+        max_in_flight: short requests in flight at once.
+        max_streams: event streams, long polls and downloads open at once.
+
+    Raises:
+        TypeError, ValueError: a bound is not a positive int.
+    """
+
+    __slots__ = (
+        "async_requests",
+        "async_streams",
+        "max_in_flight",
+        "max_streams",
+        "requests",
+        "streams",
+    )
+
+    def __init__(self, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, max_streams: int = 50) -> None:
+        self.max_in_flight = _check_limit("max_in_flight", max_in_flight)
+        if isinstance(max_streams, bool) or not isinstance(max_streams, int):
+            raise TypeError(f"max_streams must be an int, got {type(max_streams).__name__}")
+        if max_streams < 0:
+            raise ValueError(f"max_streams must not be negative, got {max_streams}")
+        self.max_streams = max_streams
+        # max_streams=0 means "auto waits never stream"; an explicit mode="sse" stream or a
+        # long poll still needs a lane to go through, one at a time.
+        lane = max(max_streams, 1)
+        self.requests = SyncGate(max_in_flight)
+        self.streams = SyncGate(lane)
+        self.async_requests = AsyncGate(max_in_flight)
+        self.async_streams = AsyncGate(lane)
+
+    def enter(self, request: httpx.Request, *, stream: bool = False) -> Slot:
+        """Wait (blocking) for a slot of the lane of ``request``; ``stream``: its body stays
+        open after the headers (an event stream or a download)."""
+        gate = self.streams if stream or is_held(request) else self.requests
+        gate.acquire()
+        return Slot(gate)
+
+    async def aenter(self, request: httpx.Request, *, stream: bool = False) -> Slot:
+        """:meth:`enter` for the async driver."""
+        gate = self.async_streams if stream or is_held(request) else self.async_requests
+        await gate.acquire()
+        return Slot(gate)

@@ -1,0 +1,239 @@
+"""Scaling: ``asyncio.gather`` over ``client.run(...)`` exactly as a user writes it.
+
+One ``AsyncClient`` with the SDK's defaults (its own httpx client, no ``http_client``, no
+semaphore of the user's), ``N`` tasks started together, each ``await client.run("/jobs",
+json=<sleep 0.2 s>)`` (wait mode ``"auto"``: event streams up to ``max_streams``, polling
+beyond). The SDK's admission control alone bounds the requests in flight.
+
+Each size runs in a fresh child process (so its peak RSS is its own), twice: once for wall
+time, client CPU (``time.process_time()``) and errors, then under ``tracemalloc`` for the
+peak traced memory per operation. The reference server runs in its own process.
+
+Targets (issue 11, reported, never asserted): client CPU per operation flat within 1.5x
+from the smallest to the largest size, no errors, at most 20 KB per operation, and 10,000
+operations at 150 operations per second or more.
+
+Run: ``python -m benchmarks.scaling [--quick] [--sizes 100,1000,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from asyncreply_client import AsyncClient
+
+from ._harness import (
+    PathCounter,
+    add_common_args,
+    max_rss_kib,
+    print_table,
+    raise_fd_limit,
+    server_url,
+    write_result,
+)
+
+__all__ = ["main", "measure", "run"]
+
+NAME = "scaling"
+JOB_SECONDS = 0.2
+DEFAULT_SIZES = (100, 1_000, 3_000, 10_000, 30_000)
+QUICK_SIZES = (50, 200)
+TARGET_CPU_SPREAD = 1.5
+TARGET_KB_PER_OP = 20.0
+TARGET_OPS_PER_S = 150.0
+TARGET_OPS_AT = 10_000
+_REPO = Path(__file__).resolve().parent.parent
+
+
+async def _gather(
+    base_url: str, operations: int, job_seconds: float, traced: bool
+) -> dict[str, Any]:
+    counter = PathCounter()
+    async with AsyncClient(base_url) as client:
+        # Counting only: the SDK's own httpx client, observed through its event hooks.
+        client._http.event_hooks["request"].append(counter.async_hook)
+        job = {"type": "sleep", "input": {"seconds": job_seconds}}
+        gc.collect()
+        if traced:
+            tracemalloc.start()
+        baseline = tracemalloc.get_traced_memory()[0] if traced else 0
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(client.run("/jobs", json=job, timeout=600) for _ in range(operations)),
+            return_exceptions=True,
+        )
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        peak = 0.0
+        if traced:
+            peak = (tracemalloc.get_traced_memory()[1] - baseline) / operations
+            tracemalloc.stop()
+    expected = {"slept": job_seconds}
+    errors = Counter(
+        type(o).__name__ if isinstance(o, BaseException) else "WrongResult"
+        for o in outcomes
+        if o != expected
+    )
+    first = next((repr(o) for o in outcomes if o != expected), None)
+    return {
+        "wall_s": wall,
+        "ops_per_s": operations / wall,
+        "cpu_ms_per_op": cpu / operations * 1000.0,
+        "errors": dict(errors),
+        "first_error": first,
+        "peak_traced_kb_per_op": peak / 1024,
+        "requests_per_op": counter.total() / operations,
+        "requests_by_kind_per_op": {k: n / operations for k, n in counter.by_kind().items()},
+    }
+
+
+def measure(base_url: str, operations: int, job_seconds: float, *, traced: bool) -> dict[str, Any]:
+    """One gather of ``operations`` runs in this process; its figures (and peak RSS)."""
+    raise_fd_limit(4096)
+    figures = asyncio.run(_gather(base_url, operations, job_seconds, traced))
+    figures["peak_rss_mib"] = max_rss_kib() / 1024
+    return figures
+
+
+def _child(base_url: str, operations: int, job_seconds: float, traced: bool) -> dict[str, Any]:
+    """Run :func:`measure` in a fresh interpreter and return its figures."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.scaling",
+        "--child",
+        str(operations),
+        "--server-url",
+        base_url,
+        "--job-seconds",
+        str(job_seconds),
+    ]
+    if traced:
+        cmd.append("--traced")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=_REPO, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"child for N={operations} failed: {done.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def run(
+    *,
+    sizes: Sequence[int],
+    job_seconds: float = JOB_SECONDS,
+    traced_up_to: int = TARGET_OPS_AT,
+    results_dir: Path | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """Run every size; print the table, write the JSON and return it."""
+    load = os.getloadavg()
+    results: list[dict[str, Any]] = []
+    with server_url(url, "--workers", "1024") as base_url:
+        for n in sizes:
+            plain = _child(base_url, n, job_seconds, traced=False)
+            traced = _child(base_url, n, job_seconds, traced=True) if n <= traced_up_to else None
+            results.append({"operations": n, "run": plain, "traced_run": traced})
+            print(
+                f"N={n}: {plain['wall_s']:.2f} s, {plain['ops_per_s']:.0f} ops/s, "
+                f"{plain['cpu_ms_per_op']:.2f} ms CPU/op, errors {plain['errors']}",
+                flush=True,
+            )
+    rows: list[list[Any]] = []
+    for item in results:
+        plain, traced = item["run"], item["traced_run"]
+        rows.append(
+            [
+                item["operations"],
+                plain["wall_s"],
+                plain["ops_per_s"],
+                plain["cpu_ms_per_op"],
+                plain["peak_rss_mib"],
+                float("nan") if traced is None else traced["peak_traced_kb_per_op"],
+                sum(plain["errors"].values())
+                + (0 if traced is None else sum(traced["errors"].values())),
+            ]
+        )
+    title = (
+        f"scaling: one AsyncClient (SDK defaults), gather over run() of {job_seconds} s jobs, "
+        f"no user semaphore (load average at start {load[0]:.1f})"
+    )
+    headers = ["N", "wall s", "ops/s", "CPU ms/op", "peak RSS MiB", "peak KB/op", "errors"]
+    table = print_table(title, headers, rows)
+    cpu = [item["run"]["cpu_ms_per_op"] for item in results]
+    spread = max(cpu) / min(cpu) if cpu and min(cpu) > 0 else float("nan")
+    errors = sum(row[-1] for row in rows)
+    kb = [r[5] for r in rows if r[5] == r[5]]
+    at_target = next((i["run"] for i in results if i["operations"] == TARGET_OPS_AT), None)
+    verdicts = {
+        "cpu_per_op_spread": spread,
+        "cpu_flat": spread <= TARGET_CPU_SPREAD,
+        "no_errors": errors == 0,
+        "memory_met": bool(kb) and max(kb) <= TARGET_KB_PER_OP,
+        "ops_per_s_at_10000": None if at_target is None else at_target["ops_per_s"],
+        "throughput_met": None if at_target is None else at_target["ops_per_s"] >= TARGET_OPS_PER_S,
+    }
+    print(
+        f"CPU/op spread {spread:.2f}x (target <= {TARGET_CPU_SPREAD}), errors {errors}, "
+        f"max {max(kb, default=float('nan')):.1f} KB/op (target <= {TARGET_KB_PER_OP}), "
+        f"ops/s at {TARGET_OPS_AT}: {verdicts['ops_per_s_at_10000']} (target >= {TARGET_OPS_PER_S})"
+    )
+    data = {
+        "config": {"sizes": list(sizes), "job_seconds": job_seconds, "mode": "auto"},
+        "load_average_at_start": list(load),
+        "sizes": results,
+        "verdicts": verdicts,
+        "table": table,
+    }
+    write_result(NAME, data, results_dir)
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command line entry point; returns the results written (a child prints its figures)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help=f"comma-separated N (default {','.join(map(str, DEFAULT_SIZES))}; quick "
+        f"{','.join(map(str, QUICK_SIZES))})",
+    )
+    parser.add_argument("--job-seconds", type=float, default=JOB_SECONDS, help="job duration")
+    parser.add_argument(
+        "--traced-up-to", type=int, default=TARGET_OPS_AT, help="largest N also run traced"
+    )
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        figures = measure(args.server_url, args.child, args.job_seconds, traced=args.traced)
+        print(json.dumps(figures), flush=True)
+        return figures
+    if args.sizes:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    else:
+        sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES
+    return run(
+        sizes=sizes,
+        job_seconds=args.job_seconds,
+        traced_up_to=args.traced_up_to,
+        results_dir=args.results_dir,
+        url=args.server_url,
+    )
+
+
+if __name__ == "__main__":
+    main()
