@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import enum
 import inspect
 import uuid
@@ -106,6 +107,10 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             trusted_origins=trusted_origins,
             timeout=resolved,
         )
+        # Made once every argument is checked, so that a refused one leaves nothing open.
+        self._owns_http = http_client is None
+        self._http: HttpClientT = self._new_http() if http_client is None else http_client
+        self._requests = dataclasses.replace(self._requests, cookies=self._http)
         self._clock: Clock = clock or SystemClock()
         chosen_dialect: Dialect = dialect if dialect is not None else AutoDialect()
         self._flow_cfg = FlowConfig(
@@ -132,8 +137,6 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             self._callbacks = (on_progress,)
         else:
             self._callbacks = tuple(on_progress)
-        self._owns_http = http_client is None
-        self._http: HttpClientT = self._new_http() if http_client is None else http_client
 
     @abc.abstractmethod
     def _new_http(self) -> HttpClientT:
@@ -213,10 +216,10 @@ class Client(_ClientBase[httpx.Client]):
         timeout: per-request timeout (default 30 s, or ``http_client``'s).
         http_client: your own ``httpx.Client`` (proxies, TLS, transports, respx). Its
             headers and auth are treated as configured ones: sent to trusted origins only.
-            Requests are built by this client (never with ``build_request``), so the httpx
-            client's cookies are not sent; its transport, event hooks and proxies do apply
-            to every request, which is the user's responsibility. It is not closed by this
-            client.
+            Its cookie jar (filled by httpx from every response, affinity cookies
+            included) is sent with every request to a trusted origin, never elsewhere; its
+            transport, event hooks and proxies apply to every request, which is the user's
+            responsibility. It is not closed by this client.
         polling: the default polling policy (default :class:`Adaptive`).
         retry: the transient-fault policy (default :class:`RetryPolicy`).
         dialect: how responses are interpreted (default :class:`AutoDialect`).

@@ -1,11 +1,16 @@
 """Building requests so that credentials only reach the origins they were given for.
 
-The client's credentials (``auth``, ``Authorization`` and every configured header) belong to
-the base URL's origin (RFC 6454) and to the origins the user lists in ``trusted_origins``. A
-status, result or events URL on any other origin is requested without them. Requests are
-built here, never with ``httpx.Client.build_request``, so that a client's default headers are
-not merged in behind our back; the drivers pass ``auth=None`` for untrusted origins, which
-disables the httpx client's own auth.
+The client's credentials (``auth``, ``Authorization``, every configured header and the
+httpx client's cookies) belong to the base URL's origin (RFC 6454) and to the origins the
+user lists in ``trusted_origins``. A status, result or events URL on any other origin is
+requested without them. Requests are built here, never with ``httpx.Client.build_request``,
+so that a client's default headers are not merged in behind our back; the drivers pass
+``auth=None`` for untrusted origins, which disables the httpx client's own auth.
+
+Relative URLs given by the user join the base URL as httpx joins its ``base_url``: the
+base's path is a prefix (``/api/v1`` + ``/jobs`` is ``/api/v1/jobs``), with or without a
+trailing slash. (URLs a server hands out resolve against the request instead, RFC 3986 §5:
+see ``_urls.resolve_url``.)
 """
 
 from __future__ import annotations
@@ -13,27 +18,69 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from ._admission import HELD_EXTENSION
-from ._urls import Origin, origin_of, resolve_url
+from ._urls import Origin, is_http_url, is_plain_url, origin_of
 
-__all__ = ["RequestFactory"]
+__all__ = ["CookieSource", "RequestFactory"]
 
 _USER_AGENT = "asyncreply-client/0.1"
+_MAX_URL_LENGTH = 8192
+Resolved = tuple[str, httpx.URL, Origin | None]
 
 
-# A wait requests the same few URLs over and over; parsing a URL is most of the client's
-# own CPU per poll, so resolutions and origins are memoised (strings in, immutable out).
-@functools.lru_cache(maxsize=4096)
-def _resolved(base: str, url: str) -> tuple[str, httpx.URL, Origin | None] | None:
-    resolved = resolve_url(base, url)
-    if resolved is None:
+class CookieSource(Protocol):
+    """What holds the cookie jar: an ``httpx.Client`` or ``httpx.AsyncClient``."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The jar httpx fills from every response it receives."""
+        ...
+
+
+@functools.lru_cache(maxsize=64)
+def _base_with_slash(base: str) -> httpx.URL | None:
+    """The base URL as httpx keeps its ``base_url``: a path ending with ``/``."""
+    try:
+        url = httpx.URL(base)
+    except (httpx.InvalidURL, ValueError, TypeError):
         return None
-    parsed = httpx.URL(resolved)
-    return resolved, parsed, origin_of(parsed)
+    if url.raw_path.endswith(b"/"):
+        return url
+    return url.copy_with(raw_path=url.raw_path + b"/")
+
+
+def _resolve(base: str, url: str) -> Resolved | None:
+    """``url`` joined to ``base`` as httpx's ``Client(base_url=base)`` joins it, parsed."""
+    if not isinstance(url, str) or len(url) > _MAX_URL_LENGTH:
+        return None
+    if is_plain_url(url):  # nearly every request: an absolute URL handed out earlier
+        parsed = httpx.URL(url)
+        return url, parsed, origin_of(parsed)
+    return _resolve_slow(base, url)
+
+
+# User-given URLs ("/jobs", a template's expansion) come back again and again: memoised.
+@functools.lru_cache(maxsize=1024)
+def _resolve_slow(base: str, url: str) -> Resolved | None:
+    try:
+        parsed = httpx.URL(url)
+        if parsed.is_relative_url:
+            # httpx's Client._merge_url: append to the base's path (RFC 3986 would
+            # replace its last segment, which loses a "/api/v1" prefix).
+            prefix = _base_with_slash(base)
+            if prefix is None:
+                return None
+            parsed = prefix.copy_with(raw_path=prefix.raw_path + parsed.raw_path.lstrip(b"/"))
+    except (httpx.InvalidURL, ValueError, TypeError):
+        # ValueError covers UnicodeError from IDNA encoding of odd host names.
+        return None
+    if not is_http_url(parsed):
+        return None
+    return str(parsed), parsed, origin_of(parsed)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -51,6 +98,9 @@ class RequestFactory:
         auth: the client's auth (``None``: the httpx client's own, if any), trusted only.
         trusted_origins: origins besides the base URL's that may receive credentials.
         timeout: the default timeout of each request.
+        cookies: the httpx client whose cookie jar is sent to trusted origins (``None``:
+            no cookies). httpx fills that jar from every response, so a cookie a server
+            sets during an operation (load-balancer affinity) goes with its next request.
     """
 
     base_url: str
@@ -58,6 +108,7 @@ class RequestFactory:
     auth: Any = None
     trusted_origins: frozenset[Origin] = frozenset()
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(30.0))
+    cookies: CookieSource | None = None
 
     @classmethod
     def create(
@@ -68,6 +119,7 @@ class RequestFactory:
         auth: Any = None,
         trusted_origins: Iterable[str] = (),
         timeout: httpx.Timeout,
+        cookies: CookieSource | None = None,
     ) -> RequestFactory:
         """Validate the inputs and build a factory.
 
@@ -89,18 +141,22 @@ class RequestFactory:
             auth=auth,
             trusted_origins=frozenset(origins),
             timeout=timeout,
+            cookies=cookies,
         )
 
     def resolve(self, url: str) -> str:
-        """Resolve ``url`` against the base URL (RFC 3986 §5).
+        """Join ``url`` to the base URL as httpx joins a ``base_url`` (its path is kept as a
+        prefix); an absolute URL stays as it is.
 
         Raises:
             ValueError: the result is not an absolute http(s) URL.
         """
+        if isinstance(url, str) and is_plain_url(url):
+            return url  # no need to parse it twice: build() will
         return self._parse(url)[0]
 
-    def _parse(self, url: str) -> tuple[str, httpx.URL, Origin | None]:
-        parsed = _resolved(self.base_url, url) if isinstance(url, str) else None
+    def _parse(self, url: str) -> Resolved:
+        parsed = _resolve(self.base_url, url)
         if parsed is None:
             raise ValueError(f"not a usable http(s) URL: {url!r}")
         return parsed
@@ -154,7 +210,7 @@ class RequestFactory:
         extensions["timeout"] = timeout.as_dict()
         if params:
             target = target.copy_merge_params(params)
-        return httpx.Request(
+        request = httpx.Request(
             method,
             target,
             headers=merged,
@@ -162,3 +218,8 @@ class RequestFactory:
             content=content,
             extensions=extensions,
         )
+        if origin in self.trusted_origins and self.cookies is not None:
+            jar = self.cookies.cookies
+            if jar.jar:  # the jar's own rules (domain, path, Secure, expiry) apply too
+                jar.set_cookie_header(request)
+        return request

@@ -8,10 +8,11 @@ function here is total: malformed input gives ``None``/``False``, never an excep
 from __future__ import annotations
 
 import functools
+import re
 
 import httpx
 
-__all__ = ["Origin", "is_http_url", "origin_of", "resolve_url", "same_origin"]
+__all__ = ["Origin", "is_http_url", "is_plain_url", "origin_of", "resolve_url", "same_origin"]
 
 Origin = tuple[str, str, int]
 """An origin: lower-cased scheme, lower-cased host, effective port."""
@@ -20,6 +21,47 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _HTTP_SCHEMES = frozenset({"http", "https"})
 # Longer "URLs" are not URLs a status document could sensibly carry; refuse them early.
 _MAX_URL_LENGTH = 8192
+
+
+# Plain URLs, the shape servers hand out nearly always, resolve by string operations with
+# the result httpx would give (a property test holds both ways equal): a lower-case http(s)
+# origin that httpx leaves as it is, then a path and query of unreserved characters
+# (RFC 3986 §2.3) with no dot segments, which httpx neither encodes nor normalises. Parsing
+# was most of the client's own CPU per request, and caches miss on every new job URL.
+_PLAIN_ORIGIN = re.compile(r"https?://(?:[a-z0-9._-]+|\[[0-9a-f:.]+\])(?::[0-9]+)?")
+_PLAIN_REST = re.compile(r"(?:/[A-Za-z0-9._~-]*)+(?:\?[A-Za-z0-9._~=&-]+)?")
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_origin(prefix: str) -> bool:
+    """Whether httpx renders ``prefix + "/"`` unchanged as an http(s) URL with a host."""
+    parsed = _parse(prefix + "/")
+    return parsed is not None and str(parsed) == prefix + "/" and is_http_url(parsed)
+
+
+def _plain_prefix(url: str) -> str | None:
+    """The origin part of a plain absolute URL (see above), ``None`` for any other string."""
+    match = _PLAIN_ORIGIN.match(url)
+    if match is None:
+        return None
+    rest = url[match.end() :]
+    if not rest or "/." in rest or _PLAIN_REST.fullmatch(rest) is None:
+        return None
+    prefix = match.group()
+    return prefix if _plain_origin(prefix) else None
+
+
+def is_plain_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) URL that httpx would render unchanged, of the
+    plain shape servers hand out (``http://h:8080/jobs/abc?x=1``); decided without parsing.
+
+    Example:
+        >>> is_plain_url("http://127.0.0.1:8080/jobs/1")
+        True
+        >>> is_plain_url("HTTP://h/jobs") or is_plain_url("/jobs")
+        False
+    """
+    return isinstance(url, str) and _plain_prefix(url) is not None
 
 
 def _parse(url: str | httpx.URL) -> httpx.URL | None:
@@ -32,6 +74,15 @@ def _parse(url: str | httpx.URL) -> httpx.URL | None:
     except (httpx.InvalidURL, ValueError, TypeError):
         # ValueError covers UnicodeError from IDNA encoding of odd host names.
         return None
+
+
+def _host(parsed: httpx.URL) -> str:
+    """The host, ``""`` when it has none or it does not decode (a bad IDNA ``xn--`` label
+    raises ``UnicodeError`` from ``httpx.URL.host``)."""
+    try:
+        return parsed.host
+    except ValueError:
+        return ""
 
 
 def origin_of(url: str | httpx.URL) -> Origin | None:
@@ -49,7 +100,7 @@ def origin_of(url: str | httpx.URL) -> Origin | None:
     if parsed is None:
         return None
     scheme = parsed.scheme.lower()
-    host = parsed.host.lower()
+    host = _host(parsed).lower()
     if not scheme or not host:
         return None
     port = parsed.port or _DEFAULT_PORTS.get(scheme)
@@ -74,7 +125,7 @@ def same_origin(a: str | httpx.URL, b: str | httpx.URL) -> bool:
 def is_http_url(url: str | httpx.URL) -> bool:
     """Whether ``url`` is an absolute ``http``/``https`` URL with a host."""
     parsed = _parse(url)
-    return parsed is not None and parsed.scheme.lower() in _HTTP_SCHEMES and bool(parsed.host)
+    return parsed is not None and parsed.scheme.lower() in _HTTP_SCHEMES and bool(_host(parsed))
 
 
 def resolve_url(base: str | httpx.URL, url: object) -> str | None:
@@ -97,7 +148,15 @@ def resolve_url(base: str | httpx.URL, url: object) -> str | None:
     ref = url.strip()
     if not ref or len(ref) > _MAX_URL_LENGTH:
         return None
-    if isinstance(base, str):
+    if isinstance(base, str) and len(base) <= _MAX_URL_LENGTH:
+        if ref[0] == "/":
+            # An absolute path against a plain base: the base's origin, then the path.
+            if ref[:2] != "//" and "/." not in ref and _PLAIN_REST.fullmatch(ref):
+                prefix = _plain_prefix(base)
+                if prefix is not None:
+                    return prefix + ref
+        elif _plain_prefix(ref) is not None and _plain_prefix(base) is not None:
+            return ref  # already absolute and plain
         # Pollers resolve the same few URLs against the same base on every answer.
         return _resolve_cached(base, ref)
     return _resolve(base, ref)
