@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import detection_lag, fanout, overhead, sse_fanout
+from benchmarks import detection_lag, fanout, instant, overhead, scaling, sse_fanout
 from benchmarks._harness import running_server
 
 Main = Callable[[Sequence[str] | None], dict[str, Any]]
@@ -21,6 +21,15 @@ CASES: list[tuple[str, Main, list[str]]] = [
     ("overhead", overhead.main, ["--blocks", "2", "--calls", "5"]),
     ("fanout", fanout.main, ["--operations", "20", "--connections", "4", "--job-seconds", "0.02"]),
     ("sse_fanout", sse_fanout.main, ["--operations", "10", "--job-seconds", "0.2"]),
+    (
+        "scaling",
+        scaling.main,
+        ["--sizes", "3,6", "--traced-up-to", "3", "--job-seconds", "0.02"],
+    ),
+]
+#: Benchmarks that start servers of their own (they need several configurations).
+OWN_SERVERS: list[tuple[str, Main, list[str]]] = [
+    ("instant", instant.main, ["--rounds", "2", "--modes", "auto"]),
 ]
 
 
@@ -48,6 +57,24 @@ def test_benchmark_runs_and_writes_json(
         assert written["all_completed"]
         assert written["run"]["errors"] == {}
         assert written["traced_run"]["errors"] == {}
+    if name == "scaling":
+        assert [size["operations"] for size in written["sizes"]] == [3, 6]
+        assert written["verdicts"]["no_errors"]
+        assert written["sizes"][0]["traced_run"]["peak_traced_kb_per_op"] > 0
+        assert written["sizes"][1]["traced_run"] is None
+
+
+@pytest.mark.parametrize(("name", "main", "args"), OWN_SERVERS, ids=[c[0] for c in OWN_SERVERS])
+def test_a_benchmark_with_its_own_servers_runs_and_writes_json(
+    name: str, main: Main, args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    returned = main([*args, "--results-dir", str(tmp_path)])
+    written = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
+    assert written["table"] == returned["table"]
+    assert written["table"] in capsys.readouterr().out
+    cells = {(c["server"], c["client"]) for c in written["cells"]}
+    assert cells == {(s, c) for s in ("inline", "redirect") for c in ("sync", "async")}
+    assert all(c["requests_per_run"] >= 1 for c in written["cells"])
 
 
 def test_a_child_server_is_started_and_stopped_when_no_url_is_given(tmp_path: Path) -> None:

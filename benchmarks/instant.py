@@ -1,0 +1,201 @@
+"""Instant jobs: ``run()`` of a job that is done at once, against one raw httpx POST.
+
+For each server style (``inline``: a finished job's status carries its result;
+``redirect``: it answers 303 to the result) and each client (sync, async), rounds alternate
+one raw ``POST /jobs`` (an ``echo`` job, answer read; what a bare HTTP call costs) and one
+SDK ``run()`` of the same job, on warm keep-alive connections, the order flipped every
+round. Reported per cell: median and p90 wall time of each, the SDK/raw ratio of medians
+(measured side by side in the same rounds) and the requests one ``run()`` made.
+
+Targets (issue 11, reported, never asserted): ``run()`` at most 1.5x a raw POST on the
+inline server and 2.2x on the redirect server.
+
+Run: ``python -m benchmarks.instant [--quick] [--rounds N] [--modes auto,poll]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from asyncreply_client import AsyncClient, Client
+
+from ._harness import (
+    PathCounter,
+    add_common_args,
+    percentile,
+    print_table,
+    running_server,
+    write_result,
+)
+
+__all__ = ["main", "run"]
+
+NAME = "instant"
+TARGETS = {"inline": 1.5, "redirect": 2.2}
+JOB = {"type": "echo", "input": {"message": "hi"}}
+_WARMUP = 5
+
+
+def _cell(raw: list[float], sdk: list[float], requests: int, runs: int) -> dict[str, Any]:
+    raw_p50, sdk_p50 = statistics.median(raw), statistics.median(sdk)
+    return {
+        "raw_ms_p50": raw_p50 * 1000,
+        "raw_ms_p90": percentile(raw, 90) * 1000,
+        "sdk_ms_p50": sdk_p50 * 1000,
+        "sdk_ms_p90": percentile(sdk, 90) * 1000,
+        "ratio_p50": sdk_p50 / raw_p50,
+        "requests_per_run": requests / runs,
+    }
+
+
+def _sync_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
+    counter = PathCounter()
+    with (
+        httpx.Client(base_url=base_url) as raw,
+        httpx.Client(event_hooks={"request": [counter.hook]}) as http,
+        Client(base_url, http_client=http) as client,
+    ):
+
+        def post() -> object:
+            response = raw.post("/jobs", json=JOB)
+            response.raise_for_status()
+            return response.json()
+
+        def sdk() -> object:
+            return client.run("/jobs", json=JOB, mode=mode, timeout=30)
+
+        for _ in range(_WARMUP):
+            post(), sdk()
+        counter.counts.clear()
+        times: dict[str, list[float]] = {"raw": [], "sdk": []}
+        calls: list[tuple[str, Callable[[], object]]] = [("raw", post), ("sdk", sdk)]
+        for r in range(rounds):
+            for name, call in calls if r % 2 == 0 else calls[::-1]:
+                t0 = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - t0)
+        return _cell(times["raw"], times["sdk"], counter.total(), rounds)
+
+
+async def _async_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
+    counter = PathCounter()
+    async with (
+        httpx.AsyncClient(base_url=base_url) as raw,
+        httpx.AsyncClient(event_hooks={"request": [counter.async_hook]}) as http,
+        AsyncClient(base_url, http_client=http) as client,
+    ):
+
+        async def post() -> object:
+            response = await raw.post("/jobs", json=JOB)
+            response.raise_for_status()
+            return response.json()
+
+        async def sdk() -> object:
+            return await client.run("/jobs", json=JOB, mode=mode, timeout=30)
+
+        for _ in range(_WARMUP):
+            await post()
+            await sdk()
+        counter.counts.clear()
+        times: dict[str, list[float]] = {"raw": [], "sdk": []}
+        calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [("raw", post), ("sdk", sdk)]
+        for r in range(rounds):
+            for name, call in calls if r % 2 == 0 else calls[::-1]:
+                t0 = time.perf_counter()
+                await call()
+                times[name].append(time.perf_counter() - t0)
+        return _cell(times["raw"], times["sdk"], counter.total(), rounds)
+
+
+def run(
+    *,
+    rounds: int,
+    modes: Sequence[str] = ("auto",),
+    results_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run every cell; print the table, write the JSON and return it."""
+    load = os.getloadavg()
+    cells: list[dict[str, Any]] = []
+    for style in ("inline", "redirect"):
+        with running_server("--completion-style", style) as server:
+            for mode in modes:
+                for flavor in ("sync", "async"):
+                    if flavor == "sync":
+                        figures = _sync_rounds(server.base_url, rounds, mode)
+                    else:
+                        figures = asyncio.run(_async_rounds(server.base_url, rounds, mode))
+                    cells.append({"server": style, "mode": mode, "client": flavor, **figures})
+    rows = [
+        [
+            c["server"],
+            c["mode"],
+            c["client"],
+            c["raw_ms_p50"],
+            c["sdk_ms_p50"],
+            c["sdk_ms_p90"],
+            c["ratio_p50"],
+            TARGETS[c["server"]],
+            c["requests_per_run"],
+        ]
+        for c in cells
+    ]
+    title = (
+        f"instant: run() of an echo job vs one raw POST, {rounds} interleaved rounds "
+        f"(load average at start {load[0]:.1f})"
+    )
+    headers = [
+        "server",
+        "mode",
+        "client",
+        "raw ms p50",
+        "run() ms p50",
+        "run() ms p90",
+        "ratio",
+        "target",
+        "requests/run",
+    ]
+    table = print_table(title, headers, rows)
+    met = {
+        f"{c['server']}/{c['mode']}/{c['client']}": c["ratio_p50"] <= TARGETS[c["server"]]
+        for c in cells
+    }
+    print(f"targets met: {met}")
+    data = {
+        "config": {"rounds": rounds, "modes": list(modes), "job": JOB},
+        "load_average_at_start": list(load),
+        "cells": cells,
+        "targets": TARGETS,
+        "targets_met": met,
+        "table": table,
+    }
+    write_result(NAME, data, results_dir)
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command line entry point; returns the results written."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.instant", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 300; quick 20)")
+    parser.add_argument(
+        "--modes", default="auto,poll", help="wait modes of run() (default auto,poll)"
+    )
+    args = parser.parse_args(argv)
+    if args.server_url is not None:
+        parser.error("instant starts its own inline and redirect servers; --server-url is unused")
+    rounds = args.rounds or (20 if args.quick else 300)
+    modes = tuple(m for m in args.modes.split(",") if m)
+    return run(rounds=rounds, modes=modes, results_dir=args.results_dir)
+
+
+if __name__ == "__main__":
+    main()
