@@ -677,7 +677,7 @@ class _Checker:
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             return _Fault(method, url, f"unusable URL: {exc}")
         try:
-            reply: HttpResponse = yield Send(request, retry=False, stream=stream)
+            reply: HttpResponse = yield Send(request, stream=stream)
         except TransportError as exc:
             return _Fault(method, url, f"no answer: {exc}")
         return reply
