@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from asyncreply_client.webhooks import sign
+from asyncreply_signing import sign
 
 from .config import ServerConfig
 from .documents import rfc3339
