@@ -61,6 +61,17 @@ SIMPLE_TIMESTAMP = "x-webhook-timestamp"
 STD_ID = "webhook-id"
 STD_TIMESTAMP = "webhook-timestamp"
 STD_SIGNATURE = "webhook-signature"
+_SIGNATURE_HEADERS = frozenset(
+    {
+        SIMPLE_SIGNATURE,
+        SIMPLE_EVENT,
+        SIMPLE_DELIVERY,
+        SIMPLE_TIMESTAMP,
+        STD_ID,
+        STD_TIMESTAMP,
+        STD_SIGNATURE,
+    }
+)
 # Seconds since the epoch as plain ASCII digits; 12 digits reach past the year 9999, which is
 # as far as ``datetime`` goes, so anything longer is malformed rather than merely stale.
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
@@ -69,27 +80,65 @@ _HEX_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _STATE_ALIASES = {"inFlight": JobState.PROCESSING, "deadLetter": JobState.FAILED}
 
 
+def _header_pairs(headers: HeadersInput) -> list[tuple[Any, Any]]:
+    multi_items = getattr(headers, "multi_items", None)  # httpx.Headers: keep repeats apart
+    try:
+        if callable(multi_items):
+            items: Iterable[Any] = multi_items()
+        elif isinstance(headers, Mapping):
+            items = headers.items()
+        else:
+            items = headers
+        pairs = [tuple(item) for item in items]
+    except (TypeError, ValueError):
+        raise MalformedHeaderError("headers", "not a mapping or an iterable of pairs") from None
+    if any(len(pair) != 2 for pair in pairs):
+        raise MalformedHeaderError("headers", "not a mapping or an iterable of pairs")
+    return pairs
+
+
+def _header_value(name: str, raw: Any) -> str:
+    """Return a header value as text: bytes of a signature header must be UTF-8.
+
+    The signer signs the UTF-8 bytes of ``webhook-id`` (Standard Webhooks), so a value that is
+    not UTF-8 (a raw ``0xff`` byte, which aiohttp hands over as the lone surrogate
+    ``"\\udcff"``) cannot have been signed: it is malformed, not merely unverified.
+    """
+    if name in _SIGNATURE_HEADERS:
+        try:
+            if isinstance(raw, bytes):
+                return raw.decode("utf-8")
+            if isinstance(raw, str):
+                raw.encode("utf-8")  # lone surrogates do not encode
+                return raw
+        except UnicodeError:
+            raise MalformedHeaderError(name, "the value is not UTF-8 text") from None
+    elif isinstance(raw, bytes):
+        return raw.decode("latin-1")  # RFC 9110 §5.5: field values are octets, obs-text too
+    elif isinstance(raw, str):
+        return raw
+    raise MalformedHeaderError(name, f"the value is a {type(raw).__name__}, not text")
+
+
 def normalise_headers(headers: HeadersInput) -> dict[str, str]:
     """Return the headers as a dict with lower-case names and trimmed values.
 
-    A header repeated with different values is ambiguous and therefore malformed.
+    A header repeated with different values is ambiguous and therefore malformed; so is a
+    name or value that is neither ``str`` nor ``bytes``, and a signature header that is not
+    UTF-8 text.
+
+    Raises:
+        MalformedHeaderError: any of the above (never a bare ``TypeError`` or
+            ``UnicodeError``).
     """
-    pairs: Iterable[tuple[Any, Any]]
-    multi_items = getattr(headers, "multi_items", None)  # httpx.Headers: keep repeats apart
-    if callable(multi_items):
-        pairs = multi_items()
-    elif isinstance(headers, Mapping):
-        pairs = headers.items()
-    else:
-        pairs = headers
     found: dict[str, str] = {}
-    for raw_name, raw_value in pairs:
-        name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
-        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError("header names and values must be str or bytes")
-        name = name.lower()
-        value = value.strip(" \t")
+    for raw_name, raw_value in _header_pairs(headers):
+        if isinstance(raw_name, bytes):
+            raw_name = raw_name.decode("latin-1")
+        if not isinstance(raw_name, str):
+            raise MalformedHeaderError("headers", "a header name is not text")
+        name = raw_name.lower()
+        value = _header_value(name, raw_value).strip(" \t")
         if name in found and found[name] != value:
             raise MalformedHeaderError(name, "the header is repeated with different values")
         found[name] = value
