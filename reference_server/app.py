@@ -395,6 +395,10 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         return _error(
             400, "invalid_input", "the request body is invalid", details=_validation_details(exc)
         )
+    if sub.callback is not None and (
+        refused := state.webhooks.refuse_callback(str(sub.callback.url))
+    ):
+        return _error(400, "callback_url_refused", refused)
     if sub.type not in state.manager.types:
         return _error(
             400,

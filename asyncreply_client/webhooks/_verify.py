@@ -68,17 +68,19 @@ class WebhookEvent:
     Attributes:
         type: the payload's ``type`` (``"job.completed"``, …), else the ``X-Webhook-Event``
             header (which no signature covers).
-        delivery_id: ``webhook-id`` (signed), or for the simple scheme the unsigned
-            ``X-Webhook-Delivery`` header.
+        delivery_id: ``webhook-id`` (signed); for the simple scheme the payload's
+            ``deliveryId`` (signed) when present, else the unsigned ``X-Webhook-Delivery``
+            header.
         timestamp: the timestamp the replay window was checked against (UTC).
         job_id: the payload's ``jobId`` (or its ``data.jobId``).
         status: the job state from ``data.status`` / ``data.state`` (or ``status``): a
             :class:`~asyncreply_client.JobState` when recognised, else the raw string.
         payload: the parsed JSON body.
         scheme: the scheme that verified the delivery.
-        replay_key: the key recorded in the replay store: the ``webhook-id`` for Standard
-            Webhooks, the body's SHA-256 for the simple scheme (whose delivery header is not
-            signed, so it cannot be trusted to tell deliveries apart).
+        replay_key: the key recorded in the replay store: ``id:<webhook-id>`` for Standard
+            Webhooks; for the simple scheme (whose delivery header is not signed, so it cannot
+            be trusted to tell deliveries apart) ``id:<deliveryId>`` from the signed payload,
+            else the body's SHA-256.
 
     Example:
         >>> import time
@@ -135,7 +137,9 @@ class WebhookVerifier:
     signature covers, and otherwise the ``X-Webhook-Timestamp`` header, which an attacker can
     rewrite: a captured delivery without a payload timestamp can be replayed with a fresh
     header once the replay store has forgotten it. Its delivery id header is not signed
-    either, so replays are recognised by the body's digest. Prefer Standard Webhooks.
+    either, so replays are recognised by the payload's own ``deliveryId`` (the reference
+    server sends one, stable across attempts) or else by the body's digest. Prefer Standard
+    Webhooks.
 
     Example:
         >>> body = b'{"type": "job.completed", "jobId": "j1"}'
@@ -316,11 +320,17 @@ class WebhookVerifier:
         if not matches([signature], self._keys, body):
             raise InvalidSignatureError("X-Webhook-Signature does not match the configured secrets")
         payload = decode_payload(body)
+        when = self._simple_timestamp(found, payload)
+        # The delivery header is not signed: tell deliveries apart by what is. A sender that
+        # re-signs each attempt with a fresh payload timestamp (the reference server does)
+        # puts its stable ``deliveryId`` in the body; otherwise the body itself is the key.
+        signed_id = payload.get("deliveryId") if isinstance(payload, dict) else None
+        if isinstance(signed_id, str) and signed_id:
+            return _Checked(signed_id, when, payload, f"id:{signed_id}")
         return _Checked(
             found.get(SIMPLE_DELIVERY) or None,
-            self._simple_timestamp(found, payload),
+            when,
             payload,
-            # The delivery header is not signed: tell deliveries apart by what is.
             f"body:{hashlib.sha256(body).hexdigest()}",
         )
 
