@@ -256,13 +256,14 @@ class PolicyConnector(aiohttp.TCPConnector):
         return transport, protocol
 
 
-async def local_addresses(config_host: str, *, timeout: float = 2.0) -> frozenset[IPAddress]:
+async def local_addresses(config_host: str, *, timeout: float = 1.0) -> frozenset[IPAddress]:
     """The server's own addresses: its listening host and what its host name resolves to.
 
-    Lookups that fail or take longer than ``timeout`` seconds are skipped (logged).
+    Lookups run off the event loop; one that fails or takes longer than ``timeout`` seconds
+    is skipped (logged at debug level).
     """
     found: set[IPAddress] = set()
-    names: list[str] = [socket.gethostname(), socket.getfqdn()]
+    names: list[str] = [socket.gethostname()]
     try:
         literal = literal_address(config_host)
     except ValueError:
