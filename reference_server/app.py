@@ -41,6 +41,7 @@ from .handlers import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobType
 from .records import JobRecord, JobState
 from .store import MemoryStore, SqliteStore, Store
+from .stream_tokens import StreamTokens
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
 
 __all__ = ["STATE_KEY", "ServerState", "create_app"]
@@ -70,6 +71,7 @@ class ServerState:
     path_counts: collections.Counter[str] = field(default_factory=collections.Counter)
     route_counts: collections.Counter[str] = field(default_factory=collections.Counter)
     loop: asyncio.AbstractEventLoop | None = None
+    stream_tokens: StreamTokens | None = None  # browser event-stream URLs (bearer users only)
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Replace the fault configuration (re-seeding the generator when a seed is given)."""
@@ -240,6 +242,8 @@ def _document(state: ServerState, job: JobRecord) -> dict[str, Any]:
     doc = status_document(job, state.manager.clock(), state.config)
     if state.config.dialect == "status-code":
         doc["state"] = status_code_state(job)
+    if state.stream_tokens is not None:
+        state.stream_tokens.add_to(doc, job.owner, job.id)
     return doc
 
 
@@ -306,6 +310,8 @@ def _accepted_response(
         body["state"] = "pending"
     if job.original_job_id is not None:
         body["originalJobId"] = job.original_job_id
+    if state.stream_tokens is not None:
+        state.stream_tokens.add_to(body, job.owner, job.id)
     headers = {"Location": base, **_links(job), **retry_headers(hint)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -395,6 +401,10 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         return _error(
             400, "invalid_input", "the request body is invalid", details=_validation_details(exc)
         )
+    if sub.callback is not None and (
+        refused := state.webhooks.refuse_callback(str(sub.callback.url))
+    ):
+        return _error(400, "callback_url_refused", refused)
     if sub.type not in state.manager.types:
         return _error(
             400,
@@ -709,6 +719,9 @@ def _resolve_user(request: web.Request) -> str | None:
     tokens = _state(request).config.tokens
     header = request.headers.get("Authorization")
     if header is None:
+        stream_tokens = _state(request).stream_tokens
+        if stream_tokens is not None and (user := stream_tokens.user_from_request(request)):
+            return user  # a browser's EventSource on its job's events URL
         return "anonymous" if tokens is None else None
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
@@ -787,6 +800,7 @@ def create_app(
         webhooks=sender,
         faults=config.faults,
         rng=random.Random(config.faults.seed),
+        stream_tokens=StreamTokens.for_config(config, clock),
     )
     app = web.Application(
         middlewares=[_errors_and_counts, _faults, _auth],

@@ -138,4 +138,16 @@ class ServerConfig(BaseModel):
     webhook_timeout: float = Field(
         default=10.0, gt=0.0, le=600.0, description="Timeout of one webhook delivery attempt (s)."
     )
+    events_token_ttl: float = Field(
+        default=300.0,
+        gt=0.0,
+        le=86400.0,
+        description="Seconds the access_token of a status answer's eventsUrl stays valid "
+        "(bearer users only; for browsers' EventSource).",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Deliver webhooks to loopback, private and link-local addresses and to the "
+        "server's own (local development and tests only; see docs/protocol.md).",
+    )
     faults: FaultConfig = Field(default_factory=FaultConfig, description="Fault injection.")

@@ -20,6 +20,7 @@ from .admin import Admin
 from .app import STATE_KEY, create_app
 from .config import ServerConfig
 from .jobs import Handler, JobType
+from .stream_tokens import RedactingAccessLogger
 
 __all__ = ["RunningServer", "ServerThread", "serve"]
 
@@ -64,7 +65,12 @@ async def serve(
     """
     config = config if config is not None else ServerConfig()
     app = create_app(config, handlers=handlers, clock=clock)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        access_log_class=RedactingAccessLogger,  # if one is enabled: no event-stream tokens
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
     await runner.setup()
     try:
         host, port = _bind(config)

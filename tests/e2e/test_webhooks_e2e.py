@@ -102,6 +102,7 @@ async def reference_server(**overrides: Any) -> AsyncIterator[RunningServer]:
         webhook_backoff=0.001,  # retries within milliseconds
         webhook_max_attempts=5,
         webhook_timeout=5.0,
+        webhook_allow_private=True,  # the receiver listens on loopback
         workers=2,
         **overrides,
     )
