@@ -37,7 +37,7 @@ from .documents import (
     status_code_state,
     status_document,
 )
-from .handlers import BUILTIN_HANDLERS
+from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobType
 from .records import JobRecord, JobState
 from .store import MemoryStore, SqliteStore, Store
@@ -429,7 +429,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     if wait is not None and wait > 0:
         await state.manager.wait_terminal(job.id, wait)
         current = state.manager.get(job.id)
-        if current is not None and current.state.terminal:
+        if current is not None and current.state.is_terminal:
             resp = _status_response(state, current)
             resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
             return resp
@@ -444,7 +444,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     if wait is None:
         wait = _parse_prefer_wait(request, state.config)
     job = _lookup(request, job_id)
-    if wait is not None and wait > 0 and not job.state.terminal:
+    if wait is not None and wait > 0 and not job.state.is_terminal:
         await state.manager.wait_change(job_id, state.manager.version(job_id), wait)
         job = _lookup(request, job_id)
     resp = _status_response(state, job)
@@ -588,7 +588,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         await resp.write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
         if last_id is None:
             doc = manager.document(job)
-            if job.state.terminal:
+            if job.state.is_terminal:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
                     await send(_sse_event(job.event_seq, "complete", doc))
                 return resp
@@ -603,7 +603,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
                     return resp
             current = manager.get(job_id)
-            if current is None or current.state.terminal:
+            if current is None or current.state.is_terminal:
                 return resp
             await manager.wait_change(job_id, version, keepalive)
             if manager.version(job_id) == version and not manager.closing:

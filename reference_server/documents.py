@@ -85,7 +85,7 @@ def retry_hint(job: JobRecord, now: float, config: ServerConfig) -> float | None
     is the time the job has already waited or run (so pollers back off as a job gets older),
     and a job waiting for ``notBefore`` or a retry backoff is told to come back then.
     """
-    if job.state.terminal:
+    if job.state.is_terminal:
         return None
     eta = estimated_completion(job, now)
     if eta is not None:

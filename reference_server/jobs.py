@@ -18,21 +18,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import math
 import time
-import typing
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .config import ServerConfig
 from .documents import status_document
+from .idempotency import IdempotencyKeys
+from .job_api import (
+    FileResult,
+    Handler,
+    JobCancelled,
+    JobContext,
+    JobFailure,
+    JobType,
+    resolve_job_type,
+)
 from .records import (
     EventRecord,
     IdempotencyRecord,
@@ -44,6 +52,7 @@ from .records import (
     Tombstone,
 )
 from .store import EVENT_LOG_LIMIT, Store
+from .transitions import advance
 
 __all__ = [
     "FileResult",
@@ -54,52 +63,12 @@ __all__ = [
     "JobManager",
     "JobNotFound",
     "JobExpired",
+    "JobRejected",
     "JobType",
     "Notifier",
 ]
 
 log = logging.getLogger("reference_server")
-
-Handler = Callable[["JobContext", Any], Awaitable[Any]]
-"""A job handler: ``async def handler(ctx: JobContext, input: Model) -> result``."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileResult:
-    """A file a handler returns instead of JSON.
-
-    Example:
-        >>> FileResult(b"a,b\\n1,2\\n", content_type="text/csv", filename="report.csv").filename
-        'report.csv'
-    """
-
-    content: bytes
-    content_type: str = "application/octet-stream"
-    filename: str = "result.bin"
-
-
-class JobFailure(Exception):
-    """Raised by a handler to fail its job with a code and a message.
-
-    Retryable failures are retried by the server (up to ``max_attempts``, with exponential
-    backoff); after the last attempt the job is failed and marked ``deadLetter``.
-
-    Example:
-        >>> raise JobFailure("upstream_down", "the upstream is down", retryable=True)
-        Traceback (most recent call last):
-        ...
-        reference_server.jobs.JobFailure: upstream_down: the upstream is down
-    """
-
-    def __init__(self, code: str, message: str, retryable: bool = False) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.retryable = retryable
-
-
-class JobCancelled(Exception):
-    """Raised inside a handler by :meth:`JobContext.raise_if_cancelled` once it is cancelled."""
 
 
 class JobNotFound(Exception):
@@ -110,59 +79,8 @@ class JobExpired(Exception):
     """The job existed but has expired."""
 
 
-@dataclass(frozen=True)
-class JobType:
-    """A job type: the handler plus, optionally, its input model and a run-time estimate.
-
-    A bare handler function is turned into a ``JobType`` whose input model is the annotation
-    of the handler's second parameter (``dict`` or ``Any``: no model validation).
-
-    Example:
-        >>> class In(BaseModel):
-        ...     n: int
-        >>> async def double(ctx: JobContext, input: In) -> int:
-        ...     return input.n * 2
-        >>> jt = JobType(run=double, model=In, estimate=lambda i: 0.1)
-    """
-
-    run: Handler
-    model: Any = None
-    estimate: Callable[[Any], float | None] | None = None
-
-
-@dataclass(frozen=True)
-class _Resolved:
-    name: str
-    run: Handler
-    adapter: TypeAdapter[Any]
-    estimate: Callable[[Any], float | None] | None
-
-
-def _input_annotation(run: Handler) -> Any:
-    """Return the annotation of the handler's second parameter (``Any`` if there is none)."""
-    try:
-        params = list(inspect.signature(run).parameters.values())
-    except (TypeError, ValueError):
-        return Any
-    if len(params) < 2:
-        return Any
-    name = params[1].name
-    try:
-        hints = typing.get_type_hints(run)
-    except Exception:
-        hints = {}
-    annotation = hints.get(name, params[1].annotation)
-    if annotation is inspect.Parameter.empty or isinstance(annotation, str):
-        return Any
-    return annotation
-
-
-def resolve_job_type(name: str, spec: Handler | JobType) -> _Resolved:
-    """Turn a handler or a :class:`JobType` into what the manager runs."""
-    if isinstance(spec, JobType):
-        model = spec.model if spec.model is not None else _input_annotation(spec.run)
-        return _Resolved(name, spec.run, TypeAdapter(model), spec.estimate)
-    return _Resolved(name, spec, TypeAdapter(_input_annotation(spec)), None)
+class JobRejected(Exception):
+    """A submission the server cannot represent (checked before anything is stored)."""
 
 
 class Notifier(Protocol):
@@ -170,62 +88,6 @@ class Notifier(Protocol):
 
     def job_event(self, job: JobRecord, event: str, document: dict[str, Any]) -> None:
         """Called with ``event`` in completed/failed/cancelled/progress."""
-
-
-class JobContext:
-    """What a running handler sees: its job, progress reporting and the cancellation signal.
-
-    Example:
-        >>> async def handler(ctx: JobContext, input: dict) -> dict:
-        ...     for i in range(3):
-        ...         await ctx.sleep(0.01)  # returns early and raises if cancelled
-        ...         await ctx.progress(i + 1, 3, f"step {i + 1}/3")
-        ...     return {"attempt": ctx.attempt}
-    """
-
-    def __init__(self, manager: JobManager, job: JobRecord, cancelled: asyncio.Event) -> None:
-        self._manager = manager
-        self._job = job
-        self._attempt = job.attempt
-        #: Set when the job is cancelled (or expires, or is cleared) while running.
-        self.cancelled = cancelled
-
-    @property
-    def job_id(self) -> str:
-        """The job's id."""
-        return self._job.id
-
-    @property
-    def attempt(self) -> int:
-        """The attempt number, from 1."""
-        return self._attempt
-
-    @property
-    def owner(self) -> str:
-        """The user who submitted the job."""
-        return self._job.owner
-
-    async def progress(
-        self, current: float, total: float | None = None, message: str | None = None
-    ) -> None:
-        """Report progress (shown in status documents, SSE ``progress`` events, webhooks)."""
-        self._manager.report_progress(self._job, self._attempt, current, total, message)
-        await asyncio.sleep(0)
-
-    def set_estimate(self, seconds: float) -> None:
-        """Declare the expected run time of this attempt (feeds ``estimatedCompletion``)."""
-        self._manager.set_estimate(self._job, self._attempt, seconds)
-
-    def raise_if_cancelled(self) -> None:
-        """Raise :class:`JobCancelled` if the job has been cancelled."""
-        if self.cancelled.is_set():
-            raise JobCancelled(self._job.id)
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds``, waking at once on cancellation (then raise :class:`JobCancelled`)."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.cancelled.wait(), max(seconds, 0.0))
-        self.raise_if_cancelled()
 
 
 @dataclass
@@ -267,7 +129,7 @@ class JobManager:
         self._jobs: dict[str, JobRecord] = {}
         self._rt: dict[str, _Runtime] = {}
         self._tombstones: dict[str, Tombstone] = {}
-        self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.keys = IdempotencyKeys(store, clock, config.idempotency_ttl)
         self._seq = 0
         self._queue: asyncio.Queue[str] | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -285,16 +147,17 @@ class JobManager:
         now = self.clock()
         for t in loaded.tombstones:
             self._tombstones[t.job_id] = t
-        for rec in loaded.idempotency:
-            self._idempotency[(rec.user, rec.key)] = rec
+        self.keys.load(loaded.idempotency)
         for job in sorted(loaded.jobs, key=lambda j: j.seq):
-            self._jobs[job.id] = job
             self._seq = max(self._seq, job.seq)
+            if not self._renders(job):
+                continue
+            self._jobs[job.id] = job
             rt = self._runtime(job.id)
             rt.events = loaded.events.get(job.id, [])
             if job.state is JobState.PROCESSING:
                 # Interrupted by a restart: run it again (its attempt number increases).
-                job.state = JobState.PENDING
+                advance(job, JobState.PENDING)
                 job.updated_at = now
                 job.run_at = None
                 self._emit(job, "status")
@@ -306,6 +169,21 @@ class JobManager:
         ]
         self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="asyncreply-cleanup")
         self.started = True
+
+    def _renders(self, job: JobRecord) -> bool:
+        """Whether a reloaded job renders; one that does not is quarantined, not served.
+
+        A row written by an older server (or edited by hand) must not make every listing of
+        its owner fail: it is moved aside with the reason and logged.
+        """
+        try:
+            self.document(job)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("job %s does not render (%s): quarantined", job.id, reason)
+            self.store.quarantine_job(job.id, reason)
+            return False
+        return True
 
     def begin_shutdown(self) -> None:
         """Stop accepting long waits: wake every waiter so streams and long polls end."""
@@ -489,7 +367,7 @@ class JobManager:
         deadline = loop.time() + timeout
         while not self.closing:
             job = self._jobs.get(job_id)
-            if job is None or job.state.terminal:
+            if job is None or job.state.is_terminal:
                 return
             left = deadline - loop.time()
             if left <= 0:
@@ -499,24 +377,11 @@ class JobManager:
     # ----------------------------------------------------------------- idempotency
     def idempotency_record(self, user: str, key: str) -> IdempotencyRecord | None:
         """Return the live record of ``key`` for ``user``, if any."""
-        rec = self._idempotency.get((user, key))
-        if rec is not None and rec.expires_at <= self.clock():
-            self._forget_key(rec)
-            return None
-        return rec
+        return self.keys.get(user, key)
 
     def remember_key(self, user: str, key: str, body_hash: str, job_id: str) -> None:
         """Remember that ``key`` created ``job_id`` from a body with ``body_hash``."""
-        now = self.clock()
-        rec = IdempotencyRecord(
-            user, key, body_hash, job_id, now, now + self.config.idempotency_ttl
-        )
-        self._idempotency[(user, key)] = rec
-        self.store.save_idempotency(rec)
-
-    def _forget_key(self, rec: IdempotencyRecord) -> None:
-        self._idempotency.pop((rec.user, rec.key), None)
-        self.store.delete_idempotency(rec.user, rec.key)
+        self.keys.remember(user, key, body_hash, job_id)
 
     # ----------------------------------------------------------------- commands
     def validate_input(self, type_name: str, raw: Any) -> Any:
@@ -538,7 +403,14 @@ class JobManager:
         not_before: float | None = None,
         original_job_id: str | None = None,
     ) -> JobRecord:
-        """Create and schedule a job (the caller validated the input already)."""
+        """Create and schedule a job (the caller validated the input already).
+
+        The job is rendered before it is stored: one that cannot be rendered (a date out of
+        range, say) is refused whole, so no half-created job ever poisons a listing.
+
+        Raises:
+            JobRejected: the job's status document cannot be rendered.
+        """
         resolved = self.types[type_name]
         value = resolved.adapter.validate_python(input)
         estimate: float | None = None
@@ -548,10 +420,9 @@ class JobManager:
             except Exception:
                 log.exception("estimate of job type %s failed", type_name)
         now = self.clock()
-        self._seq += 1
         job = JobRecord(
             id=uuid.uuid4().hex,
-            seq=self._seq,
+            seq=self._seq + 1,
             owner=owner,
             type=type_name,
             input=input,
@@ -564,6 +435,11 @@ class JobManager:
             estimate=estimate if estimate is None or math.isfinite(estimate) else None,
             original_job_id=original_job_id,
         )
+        try:
+            self.document(job)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise JobRejected(f"the job cannot be represented: {exc}") from None
+        self._seq = job.seq
         self._jobs[job.id] = job
         self._emit(job, "status")
         self._schedule(job)
@@ -571,10 +447,10 @@ class JobManager:
 
     def cancel(self, job: JobRecord) -> bool:
         """Cancel a pending or running job; ``False`` if it is already final."""
-        if job.state.terminal:
+        if job.state.is_terminal:
             return False
         now = self.clock()
-        job.state = JobState.CANCELLED
+        advance(job, JobState.CANCELLED)
         job.cancelled_at = job.finished_at = job.updated_at = now
         job.expires_at = now + self.config.job_ttl
         job.error = None
@@ -627,7 +503,7 @@ class JobManager:
         self._jobs.clear()
         self._rt.clear()
         self._tombstones.clear()
-        self._idempotency.clear()
+        self.keys.clear()
         self.store.clear()
 
     def report_progress(
@@ -685,7 +561,7 @@ class JobManager:
     async def _run(self, job: JobRecord) -> None:
         rt = self._runtime(job.id)
         now = self.clock()
-        job.state = JobState.PROCESSING
+        advance(job, JobState.PROCESSING)
         job.attempt += 1
         attempt = job.attempt
         job.started_at = job.updated_at = now
@@ -760,7 +636,7 @@ class JobManager:
             stored = StoredResult("json", data, "application/json")
         now = self.clock()
         self.store.put_result(job.id, stored)
-        job.state = JobState.COMPLETED
+        advance(job, JobState.COMPLETED)
         job.finished_at = job.updated_at = now
         job.expires_at = now + self.config.job_ttl
         job.result_expires_at = now + self.config.result_ttl
@@ -777,7 +653,7 @@ class JobManager:
         if error.retryable and job.attempt < self.config.max_attempts:
             now = self.clock()
             delay = self.config.retry_backoff * (2 ** (job.attempt - 1))
-            job.state = JobState.PENDING
+            advance(job, JobState.PENDING)
             job.error = error
             job.updated_at = now
             job.run_at = now + delay
@@ -788,7 +664,7 @@ class JobManager:
 
     def _finish_failed(self, job: JobRecord, error: JobError, *, dead_letter: bool = False) -> None:
         now = self.clock()
-        job.state = JobState.FAILED
+        advance(job, JobState.FAILED)
         job.error = error
         job.dead_letter = dead_letter
         job.finished_at = job.updated_at = now
@@ -815,8 +691,7 @@ class JobManager:
                 self.expire(job.id)
             else:
                 self._check_result_expiry(job, now)
-        for rec in [r for r in self._idempotency.values() if r.expires_at <= now]:
-            self._forget_key(rec)
+        self.keys.sweep(now)
         keep = max(self.config.job_ttl, 3600.0)
         for tomb in [t for t in self._tombstones.values() if t.expired_at + keep <= now]:
             self._tombstones.pop(tomb.job_id, None)
