@@ -170,6 +170,20 @@ class JobContext:
         self._manager.report_progress(self._job, self._attempt, current, total, message)
         await asyncio.sleep(0)
 
+    @property
+    def max_result_bytes(self) -> int:
+        """The largest result this server keeps (config ``max_result_bytes``).
+
+        A handler that knows early that it will exceed it should raise
+        ``JobFailure("result_too_large", ...)`` instead of building the result.
+        """
+        return self._manager.config.max_result_bytes
+
+    @property
+    def max_result_rows(self) -> int:
+        """The most rows a job may generate (config ``max_result_rows``)."""
+        return self._manager.config.max_result_rows
+
     def set_estimate(self, seconds: float) -> None:
         """Declare the expected run time of this attempt (feeds ``estimatedCompletion``)."""
         self._manager.set_estimate(self._job, self._attempt, seconds)

@@ -634,6 +634,11 @@ class JobManager:
                 )
                 return
             stored = StoredResult("json", data, "application/json")
+        if len(stored.data) > self.config.max_result_bytes:
+            limit = self.config.max_result_bytes
+            message = f"the result ({len(stored.data)} bytes) exceeds the limit of {limit} bytes"
+            self._finish_failed(job, JobError("result_too_large", message))
+            return
         now = self.clock()
         self.store.put_result(job.id, stored)
         advance(job, JobState.COMPLETED)
