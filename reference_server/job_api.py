@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
-from .records import JobRecord
+from .records import JobError, JobRecord, StoredResult
 
 if TYPE_CHECKING:
     from .jobs import JobManager
@@ -30,6 +31,7 @@ __all__ = [
     "JobFailure",
     "JobType",
     "resolve_job_type",
+    "stored_result",
 ]
 
 Handler = Callable[["JobContext", Any], Awaitable[Any]]
@@ -198,3 +200,29 @@ class JobContext:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.cancelled.wait(), max(seconds, 0.0))
         self.raise_if_cancelled()
+
+
+def stored_result(outcome: Any, max_bytes: int) -> StoredResult | JobError:
+    """What a handler returned, as the server stores it, or why it cannot be stored.
+
+    A :class:`FileResult` is kept as a file; anything else must serialise to strict JSON
+    (pydantic models are dumped first). A result over ``max_bytes`` is refused with
+    ``result_too_large``.
+    """
+    if isinstance(outcome, FileResult):
+        stored = StoredResult(
+            "file", bytes(outcome.content), outcome.content_type, outcome.filename
+        )
+    else:
+        value = outcome.model_dump(mode="json") if isinstance(outcome, BaseModel) else outcome
+        try:
+            data = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            return JobError("internal_error", f"the handler returned a non-JSON result: {exc}")
+        stored = StoredResult("json", data, "application/json")
+    if len(stored.data) > max_bytes:
+        size = len(stored.data)
+        return JobError(
+            "result_too_large", f"the result ({size} bytes) exceeds the limit of {max_bytes} bytes"
+        )
+    return stored

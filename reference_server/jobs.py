@@ -3,34 +3,26 @@
 All times come from an injected clock (``time.time`` by default). Every change of a job is
 written through to the store, appended to the job's event log (which SSE streams replay)
 and wakes the requests waiting on that job (long polls, ``Prefer: wait``, SSE): waiting is
-event-driven, never a sleep loop.
-
-States (reference-dialect names)::
-
-    pending ──▶ processing ──▶ completed
-       ▲  │          │   └───▶ failed (deadLetter when retryable attempts ran out)
-       │  │          └──(retryable failure, attempts left: backoff)──▶ pending
-       │  └──────────┴───────▶ cancelled
-    (restart: an interrupted processing job goes back to pending, attempt + 1 on start)
+event-driven, never a sleep loop. The allowed state changes are the table in
+:mod:`reference_server.transitions`; the worker pool is :mod:`reference_server.scheduler`,
+the event logs :mod:`reference_server.event_log`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .config import ServerConfig
 from .documents import status_document
+from .event_log import EventLogs
 from .idempotency import IdempotencyKeys
 from .job_api import (
     FileResult,
@@ -40,6 +32,7 @@ from .job_api import (
     JobFailure,
     JobType,
     resolve_job_type,
+    stored_result,
 )
 from .records import (
     EventRecord,
@@ -51,7 +44,8 @@ from .records import (
     StoredResult,
     Tombstone,
 )
-from .store import EVENT_LOG_LIMIT, Store
+from .scheduler import Scheduler
+from .store import Store
 from .transitions import advance
 
 __all__ = [
@@ -90,25 +84,6 @@ class Notifier(Protocol):
         """Called with ``event`` in completed/failed/cancelled/progress."""
 
 
-@dataclass
-class _Runtime:
-    """Per-job in-process state that is never persisted."""
-
-    events: list[EventRecord] = field(default_factory=list)
-    version: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[Any] | None = None
-    timer: asyncio.TimerHandle | None = None
-    kill_timer: asyncio.TimerHandle | None = None
-
-
-def _json_result(value: Any) -> bytes:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
-
-
 class JobManager:
     """Owns the jobs of one server: the state machine, worker pool, event logs and expiry."""
 
@@ -127,23 +102,19 @@ class JobManager:
         self.notifier = notifier
         self.types = {name: resolve_job_type(name, spec) for name, spec in handlers.items()}
         self._jobs: dict[str, JobRecord] = {}
-        self._rt: dict[str, _Runtime] = {}
         self._tombstones: dict[str, Tombstone] = {}
         self.keys = IdempotencyKeys(store, clock, config.idempotency_ttl)
+        self.logs = EventLogs(store)
+        self.scheduler = Scheduler(clock, self._run_queued)
         self._seq = 0
-        self._queue: asyncio.Queue[str] | None = None
-        self._workers: list[asyncio.Task[None]] = []
         self._cleanup_task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.closing = False
         self.started = False
 
     # ----------------------------------------------------------------- life cycle
     async def start(self) -> None:
         """Open the store, recover its jobs, and start the workers and the cleanup task."""
-        self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
         loaded = self.store.open()
+        self.scheduler.start(self.config.workers)
         now = self.clock()
         for t in loaded.tombstones:
             self._tombstones[t.job_id] = t
@@ -153,8 +124,7 @@ class JobManager:
             if not self._renders(job):
                 continue
             self._jobs[job.id] = job
-            rt = self._runtime(job.id)
-            rt.events = loaded.events.get(job.id, [])
+            self.logs.load(job.id, loaded.events.get(job.id, []))
             if job.state is JobState.PROCESSING:
                 # Interrupted by a restart: run it again (its attempt number increases).
                 advance(job, JobState.PENDING)
@@ -162,11 +132,7 @@ class JobManager:
                 job.run_at = None
                 self._emit(job, "status")
             if job.state is JobState.PENDING:
-                self._schedule(job)
-        self._workers = [
-            asyncio.create_task(self._worker(), name=f"asyncreply-worker-{i}")
-            for i in range(self.config.workers)
-        ]
+                self.scheduler.schedule(job.id, job.run_at)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="asyncreply-cleanup")
         self.started = True
 
@@ -185,11 +151,14 @@ class JobManager:
             return False
         return True
 
+    @property
+    def closing(self) -> bool:
+        """Whether the server is shutting down (waits return at once)."""
+        return self.logs.closing
+
     def begin_shutdown(self) -> None:
         """Stop accepting long waits: wake every waiter so streams and long polls end."""
-        self.closing = True
-        for rt in self._rt.values():
-            self._wake(rt)
+        self.logs.close()
 
     async def stop(self) -> None:
         """Stop workers and timers and close the store.
@@ -198,36 +167,15 @@ class JobManager:
         them again on its next start.
         """
         self.begin_shutdown()
-        tasks: list[asyncio.Task[Any]] = list(self._workers)
         if self._cleanup_task is not None:
-            tasks.append(self._cleanup_task)
-        for rt in self._rt.values():
-            for timer in (rt.timer, rt.kill_timer):
-                if timer is not None:
-                    timer.cancel()
-            if rt.task is not None:
-                tasks.append(rt.task)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._workers = []
-        self._cleanup_task = None
+            self._cleanup_task.cancel()
+            await asyncio.gather(self._cleanup_task, return_exceptions=True)
+            self._cleanup_task = None
+        await self.scheduler.stop()
         self.store.close()
         self.started = False
 
     # ----------------------------------------------------------------- helpers
-    def _runtime(self, job_id: str) -> _Runtime:
-        rt = self._rt.get(job_id)
-        if rt is None:
-            rt = self._rt[job_id] = _Runtime()
-        return rt
-
-    @staticmethod
-    def _wake(rt: _Runtime) -> None:
-        rt.version += 1
-        event, rt.changed = rt.changed, asyncio.Event()
-        event.set()
-
     def _save(self, job: JobRecord) -> None:
         self.store.save_job(job)
 
@@ -239,13 +187,8 @@ class JobManager:
         """Append an event to the job's log, persist the job, wake its waiters."""
         job.event_seq += 1
         rec = EventRecord(job.event_seq, event, self.document(job))
-        rt = self._runtime(job.id)
-        rt.events.append(rec)
-        if len(rt.events) > EVENT_LOG_LIMIT:
-            del rt.events[: len(rt.events) - EVENT_LOG_LIMIT]
-        self.store.append_event(job.id, rec)
         self._save(job)
-        self._wake(rt)
+        self.logs.append(job.id, rec)
 
     def _notify(self, job: JobRecord, event: str) -> None:
         if self.notifier is not None and job.callback is not None:
@@ -253,26 +196,6 @@ class JobManager:
                 self.notifier.job_event(job, event, self.document(job))
             except Exception:
                 log.exception("webhook notifier failed for job %s", job.id)
-
-    def _schedule(self, job: JobRecord) -> None:
-        """Queue a pending job now, or when its ``run_at`` time comes."""
-        assert self._loop is not None and self._queue is not None
-        rt = self._runtime(job.id)
-        if rt.timer is not None:
-            rt.timer.cancel()
-            rt.timer = None
-        delay = (job.run_at - self.clock()) if job.run_at is not None else 0.0
-        if delay > 0:
-            rt.timer = self._loop.call_later(delay, self._enqueue, job.id)
-        else:
-            self._queue.put_nowait(job.id)
-
-    def _enqueue(self, job_id: str) -> None:
-        rt = self._rt.get(job_id)
-        if rt is not None:
-            rt.timer = None
-        if self._queue is not None and not self.closing:
-            self._queue.put_nowait(job_id)
 
     # ----------------------------------------------------------------- queries
     def lookup(self, job_id: str, user: str) -> JobRecord:
@@ -334,32 +257,19 @@ class JobManager:
 
     def events_after(self, job_id: str, after: int) -> list[EventRecord]:
         """Return the logged events of a job with an id greater than ``after``."""
-        rt = self._rt.get(job_id)
-        if rt is None:
-            return []
-        return [e for e in rt.events if e.id > after]
+        return self.logs.after(job_id, after)
 
     def first_logged_event(self, job_id: str) -> int:
         """The id of the oldest event still in the job's log (0 if none)."""
-        rt = self._rt.get(job_id)
-        return rt.events[0].id if rt is not None and rt.events else 0
+        return self.logs.first_id(job_id)
 
     def version(self, job_id: str) -> int:
-        """A counter that increases with every change of the job; ``-1`` once it is gone.
-
-        Asking about an expired (or cleared) job keeps no state for it: a stream woken by the
-        expiry must not bring the job's runtime back to life (it would never be freed).
-        """
-        rt = self._rt.get(job_id)
-        return rt.version if rt is not None else -1
+        """A counter that increases with every change of the job; ``-1`` once it is gone."""
+        return self.logs.version(job_id)
 
     async def wait_change(self, job_id: str, version: int, timeout: float) -> None:
         """Wait until the job changes after ``version`` or ``timeout`` seconds pass."""
-        rt = self._rt.get(job_id)
-        if rt is None or rt.version != version or self.closing or timeout <= 0:
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(rt.changed.wait(), timeout)
+        await self.logs.wait_change(job_id, version, timeout)
 
     async def wait_terminal(self, job_id: str, timeout: float) -> None:
         """Wait until the job is final (or gone) or ``timeout`` seconds pass."""
@@ -442,7 +352,7 @@ class JobManager:
         self._seq = job.seq
         self._jobs[job.id] = job
         self._emit(job, "status")
-        self._schedule(job)
+        self.scheduler.schedule(job.id, job.run_at)
         return job
 
     def cancel(self, job: JobRecord) -> bool:
@@ -454,26 +364,10 @@ class JobManager:
         job.cancelled_at = job.finished_at = job.updated_at = now
         job.expires_at = now + self.config.job_ttl
         job.error = None
-        self._stop_running(job.id, grace=self.config.cancel_grace)
+        self.scheduler.stop_running(job.id, grace=self.config.cancel_grace)
         self._emit(job, "complete")
         self._notify(job, "cancelled")
         return True
-
-    def _stop_running(self, job_id: str, *, grace: float) -> None:
-        """Signal a running handler to stop; cancel its task after ``grace`` seconds."""
-        rt = self._rt.get(job_id)
-        if rt is None:
-            return
-        if rt.timer is not None:
-            rt.timer.cancel()
-            rt.timer = None
-        rt.cancel.set()
-        task = rt.task
-        if task is not None and not task.done():
-            if grace <= 0:
-                task.cancel()
-            elif self._loop is not None and rt.kill_timer is None:
-                rt.kill_timer = self._loop.call_later(grace, task.cancel)
 
     def expire(self, job_id: str) -> bool:
         """Expire a job now: it answers 410 from then on. ``False`` if unknown.
@@ -489,19 +383,15 @@ class JobManager:
         self._tombstones[job_id] = tomb
         self.store.delete_job(job_id)
         self.store.save_tombstone(tomb)
-        self._stop_running(job_id, grace=0)
-        rt = self._rt.pop(job_id, None)
-        if rt is not None:
-            self._wake(rt)
+        self.scheduler.forget(job_id)
+        self.logs.drop(job_id)
         return True
 
     def clear(self) -> None:
         """Forget every job, key and tombstone (running handlers are cancelled)."""
-        for job_id in list(self._rt):
-            self._stop_running(job_id, grace=0)
-            self._wake(self._rt[job_id])
+        self.scheduler.clear()
+        self.logs.clear()
         self._jobs.clear()
-        self._rt.clear()
         self._tombstones.clear()
         self.keys.clear()
         self.store.clear()
@@ -546,20 +436,17 @@ class JobManager:
         )
 
     # ----------------------------------------------------------------- running
-    async def _worker(self) -> None:
-        assert self._queue is not None
-        while True:
-            job_id = await self._queue.get()
-            job = self._jobs.get(job_id)
-            if job is None or job.state is not JobState.PENDING:
-                continue
-            if job.run_at is not None and job.run_at > self.clock():
-                self._schedule(job)
-                continue
-            await self._run(job)
+    async def _run_queued(self, job_id: str) -> None:
+        """Run a job a worker took off the queue (if it is still pending and due)."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state is not JobState.PENDING:
+            return
+        if job.run_at is not None and job.run_at > self.clock():
+            self.scheduler.schedule(job.id, job.run_at)
+            return
+        await self._run(job)
 
     async def _run(self, job: JobRecord) -> None:
-        rt = self._runtime(job.id)
         now = self.clock()
         advance(job, JobState.PROCESSING)
         job.attempt += 1
@@ -568,7 +455,7 @@ class JobManager:
         job.progress = None
         job.progress_at = None
         job.run_at = None
-        rt.cancel = asyncio.Event()
+        cancelled = self.scheduler.begin(job.id)
         self._emit(job, "status")
         resolved = self.types.get(job.type)
         if resolved is None:
@@ -579,11 +466,11 @@ class JobManager:
         except ValidationError as exc:
             self._finish_failed(job, JobError("invalid_input", str(exc)))
             return
-        ctx = JobContext(self, job, rt.cancel)
+        ctx = JobContext(self, job, cancelled)
         task: asyncio.Task[Any] = asyncio.create_task(
             _invoke(resolved.run, ctx, value), name=f"asyncreply-job-{job.id}"
         )
-        rt.task = task
+        self.scheduler.attach(job.id, task)
         try:
             outcome = await task
         except asyncio.CancelledError:
@@ -609,10 +496,7 @@ class JobManager:
                 )
             return
         finally:
-            rt.task = None
-            if rt.kill_timer is not None:
-                rt.kill_timer.cancel()
-                rt.kill_timer = None
+            self.scheduler.detach(job.id)
         if self._is_current(job, attempt):
             self._complete(job, outcome)
 
@@ -620,24 +504,9 @@ class JobManager:
         self.cancel(job)
 
     def _complete(self, job: JobRecord, outcome: Any) -> None:
-        if isinstance(outcome, FileResult):
-            stored = StoredResult(
-                "file", bytes(outcome.content), outcome.content_type, outcome.filename
-            )
-        else:
-            try:
-                data = _json_result(outcome)
-            except (TypeError, ValueError) as exc:
-                self._failure(
-                    job,
-                    JobError("internal_error", f"the handler returned a non-JSON result: {exc}"),
-                )
-                return
-            stored = StoredResult("json", data, "application/json")
-        if len(stored.data) > self.config.max_result_bytes:
-            limit = self.config.max_result_bytes
-            message = f"the result ({len(stored.data)} bytes) exceeds the limit of {limit} bytes"
-            self._finish_failed(job, JobError("result_too_large", message))
+        stored = stored_result(outcome, self.config.max_result_bytes)
+        if isinstance(stored, JobError):
+            self._finish_failed(job, stored)
             return
         now = self.clock()
         self.store.put_result(job.id, stored)
@@ -663,7 +532,7 @@ class JobManager:
             job.updated_at = now
             job.run_at = now + delay
             self._emit(job, "status")
-            self._schedule(job)
+            self.scheduler.schedule(job.id, job.run_at)
             return
         self._finish_failed(job, error, dead_letter=error.retryable)
 

@@ -4,6 +4,14 @@ Every change of :attr:`JobRecord.state` goes through :func:`advance`, which refu
 pair missing from :data:`TRANSITIONS` with :class:`IllegalTransition`. An illegal
 transition is a bug in the server, never a client error (as in h11, whose connection
 states are a table too).
+
+States (reference-dialect names)::
+
+    pending ──▶ processing ──▶ completed
+       ▲  │          │   └───▶ failed (deadLetter when retryable attempts ran out)
+       │  │          └──(retryable failure, attempts left: backoff)──▶ pending
+       │  └──────────┴───────▶ cancelled
+    (restart: an interrupted processing job goes back to pending, attempt + 1 on start)
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ async def _run(ops: list[Op], path: str, seen: list[tuple[str, JobState, JobStat
             await harness.apply(op)
             manager = harness.manager
             assert manager is not None
-            assert all(not worker.done() for worker in manager._workers)
+            assert manager.scheduler.workers_alive()
     finally:
         assert harness.manager is not None
         await harness.manager.stop()
