@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from .config import FaultConfig, ServerConfig
 from .documents import (
@@ -29,24 +29,31 @@ from .documents import (
     format_seconds,
     retry_headers,
     retry_hint,
+    safe_content_type,
+    safe_filename,
     status_code_state,
     status_document,
 )
 from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
+from .middlewares import errors_and_counts, inject_faults
 from .records import JobRecord, JobState
 from .store import MemoryStore, SqliteStore, Store
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
 from .wire import HTTPError as _HTTPError
-from .wire import canonical_hash as _canonical_hash
-from .wire import decode_cursor as _decode_cursor
-from .wire import encode_cursor as _encode_cursor
+from .wire import (
+    canonical_hash,
+    decode_cursor,
+    encode_cursor,
+    idempotency_key,
+    parse_json,
+    parse_not_before,
+    parse_prefer_wait,
+    parse_wait,
+    read_body,
+    validate_submission,
+)
 from .wire import error as _error
-from .wire import idempotency_key as _idempotency_key
-from .wire import parse_json, parse_not_before, read_body
-from .wire import parse_prefer_wait as _parse_prefer_wait
-from .wire import parse_wait as _parse_wait
-from .wire import validation_details as _validation_details
 
 __all__ = ["STATE_KEY", "ServerState", "create_app"]
 
@@ -86,20 +93,6 @@ STATE_KEY = web.AppKey("asyncreply_state", ServerState)
 # --------------------------------------------------------------------------- helpers
 def _state(request: web.Request) -> ServerState:
     return request.app[STATE_KEY]
-
-
-_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;[ -~]*)?")
-
-
-def _safe_content_type(value: str) -> str:
-    """A handler's content type if it is well-formed, else ``application/octet-stream``."""
-    return value if _CONTENT_TYPE.fullmatch(value) else "application/octet-stream"
-
-
-def _safe_filename(name: str | None) -> str:
-    """A filename safe inside ``Content-Disposition: attachment; filename="…"``."""
-    cleaned = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name or "")
-    return cleaned[:200] or "result.bin"
 
 
 def _job_id(request: web.Request) -> str:
@@ -233,35 +226,6 @@ class _Submission(BaseModel):
     notBefore: datetime | None = None
 
 
-def _validate_submission(state: ServerState, body: Any) -> _Submission:
-    """Validate the whole submission (envelope and job input) before anything is created."""
-    try:
-        sub = _Submission.model_validate(body)
-    except ValidationError as exc:
-        raise _HTTPError(
-            400, "invalid_input", "the request body is invalid", details=_validation_details(exc)
-        ) from None
-    if sub.type not in state.manager.types:
-        raise _HTTPError(
-            400,
-            "unknown_type",
-            f"unknown job type {sub.type!r}",
-            details={"known": sorted(state.manager.types)},
-        )
-    try:
-        state.manager.validate_input(sub.type, sub.input)
-    except ValidationError as exc:
-        raise _HTTPError(
-            400, "invalid_input", "the job input is invalid", details=_validation_details(exc)
-        ) from None
-    except (TypeError, ValueError) as exc:
-        # A custom input model whose validator raised something pydantic does not wrap.
-        raise _HTTPError(
-            400, "invalid_input", f"the job input is invalid: {type(exc).__name__}"
-        ) from None
-    return sub
-
-
 # --------------------------------------------------------------------------- routes
 async def submit_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs``."""
@@ -270,14 +234,14 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     user = _user(request)
     if not _JSON_TYPE.match(request.content_type or ""):
         return _error(415, "unsupported_media_type", "the body must be application/json")
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     if key is None and config.require_idempotency_key:
         return _error(400, "idempotency_key_required", "an Idempotency-Key header is required")
     body = parse_json(
         await read_body(request, config.max_body_bytes, config.body_timeout),
         max_depth=config.max_json_depth,
     )
-    body_hash = _canonical_hash(body) if key is not None else ""
+    body_hash = canonical_hash(body) if key is not None else ""
     if key is not None:
         rec = state.manager.idempotency_record(user, key)
         if rec is not None:
@@ -291,7 +255,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
             if job is None:
                 return _error(410, "expired", "the job created with this key has expired")
             return _accepted_response(state, job, replayed=True)
-    sub = _validate_submission(state, body)
+    sub = validate_submission(_Submission, body, state.manager)
     not_before = None
     if sub.notBefore is not None:
         not_before = parse_not_before(sub.notBefore, state.manager.clock())
@@ -308,7 +272,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         return _error(400, "invalid_input", str(exc))
     if key is not None:
         state.manager.remember_key(user, key, body_hash, job.id)
-    wait = _parse_prefer_wait(request, config)
+    wait = parse_prefer_wait(request, config)
     if wait is not None and wait > 0:
         await state.manager.wait_terminal(job.id, wait)
         current = state.manager.get(job.id)
@@ -323,9 +287,9 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     """``GET /jobs/{id}`` (``?wait=N``: long poll)."""
     state = _state(request)
     job_id = _job_id(request)
-    wait = _parse_wait(request.query.get("wait"), state.config)
+    wait = parse_wait(request.query.get("wait"), state.config)
     if wait is None:
-        wait = _parse_prefer_wait(request, state.config)
+        wait = parse_prefer_wait(request, state.config)
     job = _lookup(request, job_id)
     if wait is not None and wait > 0 and not job.state.is_terminal:
         await state.manager.wait_change(job_id, state.manager.version(job_id), wait)
@@ -351,11 +315,11 @@ async def get_result(request: web.Request) -> web.StreamResponse:
     if result is None:
         return _error(410, "expired", "the result has expired")
     if result.kind == "file":
-        filename = _safe_filename(result.filename)
+        filename = safe_filename(result.filename)
         return web.Response(
             body=result.data,
             headers={
-                "Content-Type": _safe_content_type(result.content_type),
+                "Content-Type": safe_content_type(result.content_type),
                 "Content-Disposition": f'attachment; filename="{filename}"',
             },
         )
@@ -417,14 +381,14 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
         if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 100:
             return _error(400, "invalid_limit", "limit must be an integer from 1 to 100")
         limit = int(raw)
-    before = _decode_cursor(q["cursor"]) if "cursor" in q else None
+    before = decode_cursor(q["cursor"]) if "cursor" in q else None
     page, next_seq = state.manager.list_jobs(
         _user(request), state=status, limit=limit, before_seq=before
     )
     return web.json_response(
         {
             "jobs": [_listed_document(state, j) for j in page],
-            "nextCursor": _encode_cursor(next_seq) if next_seq is not None else None,
+            "nextCursor": encode_cursor(next_seq) if next_seq is not None else None,
         }
     )
 
@@ -525,68 +489,6 @@ async def health(request: web.Request) -> web.StreamResponse:
 _HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def _errors_and_counts(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
-    """Count requests; turn every error into the JSON error document; never leak a 500 trace."""
-    state = _state(request)
-    state.total_requests += 1
-    state.path_counts[f"{request.method} {request.path}"] += 1
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else request.path
-    state.route_counts[f"{request.method} {template}"] += 1
-    try:
-        return await handler(request)
-    except _HTTPError as exc:
-        return exc.response
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            return _error(404, "not_found", "no such resource")
-        if exc.status == 405:
-            return _error(
-                405,
-                "method_not_allowed",
-                f"{request.method} is not allowed here",
-                headers={"Allow": exc.headers.get("Allow", "")},
-            )
-        if exc.status == 413:
-            return _error(413, "payload_too_large", "the body is too large")
-        raise
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(500, "internal_error", "the server hit an unexpected error")
-
-
-@web.middleware
-async def _faults(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
-    """Inject the configured faults into the job endpoints (``/jobs`` and below)."""
-    state = _state(request)
-    faults = state.faults
-    if not faults.active or not (request.path == "/jobs" or request.path.startswith("/jobs/")):
-        return await handler(request)
-    if faults.latency:
-        await asyncio.sleep(faults.latency)
-    draw = state.rng.random()
-    if draw < faults.p_drop:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        raise asyncio.CancelledError
-    draw -= faults.p_drop
-    if draw < faults.p_503:
-        return _error(
-            503,
-            "unavailable",
-            "injected fault: service unavailable",
-            headers={"Retry-After": str(faults.retry_after)},
-        )
-    draw -= faults.p_503
-    if draw < faults.p_500:
-        return _error(500, "internal_error", "injected fault: internal error")
-    return await handler(request)
-
-
 def _resolve_user(request: web.Request) -> str | None:
     """Resolve ``Authorization: Bearer <token>`` to a user name (``None``: unauthorized)."""
     tokens = _state(request).config.tokens
@@ -672,7 +574,7 @@ def create_app(
         rng=random.Random(config.faults.seed),
     )
     app = web.Application(
-        middlewares=[_errors_and_counts, _faults, _auth],
+        middlewares=[errors_and_counts(state), inject_faults(state), _auth],
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )
     app[STATE_KEY] = state

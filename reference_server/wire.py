@@ -16,10 +16,10 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .config import ServerConfig
 from .documents import error_body
@@ -38,6 +38,7 @@ __all__ = [
     "parse_prefer_wait",
     "parse_wait",
     "read_body",
+    "validate_submission",
     "validation_details",
 ]
 
@@ -272,3 +273,56 @@ def parse_not_before(value: datetime, now: float) -> float:
             details=[{"loc": ["notBefore"], "msg": "out of range", "type": "value_error"}],
         )
     return seconds
+
+
+class _JobTypes(Protocol):
+    """What :func:`validate_submission` needs of the job manager."""
+
+    @property
+    def types(self) -> Any:
+        """The served job types by name."""
+
+    def validate_input(self, type_name: str, raw: Any) -> Any:
+        """Validate ``raw`` against the input model of ``type_name``."""
+
+
+class _Envelope(Protocol):
+    type: str
+    input: Any
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_submission(model: type[M], body: Any, manager: _JobTypes) -> M:
+    """Validate a whole submission (envelope and job input) before anything is created.
+
+    Raises:
+        HTTPError: 400 ``invalid_input`` or ``unknown_type``.
+    """
+    try:
+        sub = model.model_validate(body)
+    except ValidationError as exc:
+        raise HTTPError(
+            400, "invalid_input", "the request body is invalid", details=validation_details(exc)
+        ) from None
+    envelope: _Envelope = sub  # type: ignore[assignment]
+    if envelope.type not in manager.types:
+        raise HTTPError(
+            400,
+            "unknown_type",
+            f"unknown job type {envelope.type!r}",
+            details={"known": sorted(manager.types)},
+        )
+    try:
+        manager.validate_input(envelope.type, envelope.input)
+    except ValidationError as exc:
+        raise HTTPError(
+            400, "invalid_input", "the job input is invalid", details=validation_details(exc)
+        ) from None
+    except (TypeError, ValueError) as exc:
+        # A custom input model whose validator raised something pydantic does not wrap.
+        raise HTTPError(
+            400, "invalid_input", f"the job input is invalid: {type(exc).__name__}"
+        ) from None
+    return sub
