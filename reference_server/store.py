@@ -208,6 +208,16 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
+def _is_time(value: Any) -> bool:
+    """Whether a stored time is a finite number (SQLite columns are loosely typed)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) < 1e12
+    )
+
+
 class SqliteStore:
     """A SQLite store (stdlib :mod:`sqlite3`): a restart loses no accepted job.
 
@@ -240,12 +250,20 @@ class SqliteStore:
             state.events[job_id] = state.events[job_id][-EVENT_LOG_LIMIT:]
         for job_id, owner, expired_at in self.db.execute(
             "SELECT job_id, owner, expired_at FROM tombstones"
-        ):
-            state.tombstones.append(Tombstone(job_id, owner, expired_at))
+        ).fetchall():
+            if _is_time(expired_at):
+                state.tombstones.append(Tombstone(job_id, owner, expired_at))
+            else:
+                self._quarantine("tombstones", str(job_id), repr(expired_at), "bad expired_at")
+                self.delete_tombstone(job_id)
         for row in self.db.execute(
             "SELECT user, key, body_hash, job_id, created_at, expires_at FROM idempotency"
-        ):
-            state.idempotency.append(IdempotencyRecord(*row))
+        ).fetchall():
+            if _is_time(row[4]) and _is_time(row[5]):
+                state.idempotency.append(IdempotencyRecord(*row))
+            else:
+                self._quarantine("idempotency", f"{row[0]}/{row[1]}", repr(row), "bad times")
+                self.delete_idempotency(row[0], row[1])
         return state
 
     def _load_jobs(self) -> list[JobRecord]:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
@@ -170,7 +171,7 @@ async def test_soak_quick_health_answers_throughout(make_server: ServerFactory) 
     assert answered == 12
 
 
-async def test_half_open_crowd_beyond_the_open_file_limit(tmp_path: object) -> None:
+async def test_half_open_crowd_beyond_the_open_file_limit() -> None:
     """The issue's case, scaled down: a server process limited to 256 open files, 400
     half-open connections, then ``/health`` (without the guard, accept() fails with EMFILE
     and the request is never even accepted)."""
@@ -215,3 +216,43 @@ async def test_half_open_crowd_beyond_the_open_file_limit(tmp_path: object) -> N
         proc.terminate()
         with anyio.fail_after(30):
             await proc.wait()
+
+
+def test_every_limit_is_a_command_line_flag() -> None:
+    from reference_server.__main__ import config_from_args
+
+    config = config_from_args(
+        [
+            "--max-json-depth", "12", "--max-result-bytes", "4096", "--max-result-rows", "7",
+            "--header-timeout", "0.5", "--body-timeout", "2", "--keepalive-timeout", "3",
+            "--max-connections", "99",
+        ]
+    )  # fmt: skip
+    assert (config.max_json_depth, config.max_result_bytes, config.max_result_rows) == (
+        12,
+        4096,
+        7,
+    )
+    assert (config.header_timeout, config.body_timeout, config.keepalive_timeout) == (
+        0.5,
+        2.0,
+        3.0,
+    )
+    assert config.max_connections == 99
+
+
+def test_the_soak_benchmark_runs_in_its_tiniest_form(tmp_path: Path) -> None:
+    """``benchmarks/slow_clients.py`` (the full soak) runs; its latency goal is asserted
+    there, not here: this checks every probe was answered and the reports ended."""
+    from benchmarks import slow_clients
+
+    results = slow_clients.main(
+        ["--connections", "60", "--over", "0.3", "--hold", "0.1", "--report-rows", "2000",
+         "--results-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert (tmp_path / "slow_clients.json").is_file()
+    assert results["connections"] == [60, 0]
+    for phase in ("half-open", "reports"):
+        assert results[phase]["probes"] >= 1
+        assert results[phase]["answered"] == results[phase]["probes"]
+    assert results["report_outcomes"] == ["completed"] * 10

@@ -224,6 +224,11 @@ async def test_sqlite_open_quarantines_rows_that_do_not_load(
         },
         {done: "{broken"},
     )
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("INSERT INTO tombstones VALUES ('gone', 'alice', 'not a time')")
+        db.execute("INSERT INTO idempotency VALUES ('alice', 'k1', 'h', 'x', 'soon', 'later')")
+    db.close()
 
     with caplog.at_level(logging.ERROR):
         second = await make_server(store="sqlite", sqlite_path=path)
@@ -235,7 +240,17 @@ async def test_sqlite_open_quarantines_rows_that_do_not_load(
     quarantined = {
         row[0] for row in sqlite3.connect(path).execute("SELECT row_key FROM quarantine").fetchall()
     }
-    assert quarantined == {"deep", "garbage", "badstate", "unrenderable", f"{done}/999999"}
+    assert quarantined == {
+        "deep",
+        "garbage",
+        "badstate",
+        "unrenderable",
+        f"{done}/999999",
+        "gone",
+        "alice/k1",
+    }
+    # The sweep (which reads every tombstone and key) still runs cleanly.
+    second.admin.sweep()
     logged = " ".join(rec.getMessage() for rec in caplog.records)
     for key in ("deep", "garbage", "badstate", "unrenderable"):
         assert key in logged
