@@ -85,13 +85,13 @@ class _Guarded(asyncio.Protocol):
         if not self.admitted:
             return
         if not self.head_done:
-            window = self._tail + data[:65536]
-            if _HEAD_END in window:
+            # Only the bytes that could complete "\r\n\r\n" across chunks are carried over.
+            if _HEAD_END in self._tail + data:
                 self.head_done = True
                 self._tail = b""
                 self._cancel_timer()
             else:
-                self._tail = window[-3:]
+                self._tail = (self._tail + data)[-3:]
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -141,7 +141,9 @@ class ConnectionGuard:
         #: How many connections were closed, by reason.
         self.counts: dict[str, int] = {"header_timeout": 0, "evicted": 0, "refused": 0}
         self._pending_log: dict[str, int] = {}
-        self._last_log = 0.0
+        self._last_log = -1.0e9
+        self._last_peer: Any = None
+        self._flush_handle: asyncio.TimerHandle | None = None
 
     def __call__(self) -> asyncio.Protocol:
         inner: asyncio.Protocol = self.server()
@@ -164,20 +166,30 @@ class ConnectionGuard:
         self.open.pop(conn, None)
 
     def note(self, reason: str, peer: Any) -> None:
-        """Count a closed connection and log it (at most one line per second)."""
+        """Count a closed connection; log the counts at once, then at most once a second."""
         self.counts[reason] = self.counts.get(reason, 0) + 1
         self._pending_log[reason] = self._pending_log.get(reason, 0) + 1
-        now = time.monotonic()
-        if now - self._last_log < 1.0:
+        self._last_peer = peer
+        if self._flush_handle is not None:
             return
-        self._last_log = now
+        delay = self._last_log + 1.0 - time.monotonic()
+        if delay <= 0:
+            self._flush()
+        else:
+            self._flush_handle = asyncio.get_running_loop().call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if not self._pending_log:
+            return
+        self._last_log = time.monotonic()
         summary = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in self._pending_log.items())
         self._pending_log.clear()
         log.warning(
             "connection guard: closed connections (%s; last from %s); cap %d, %d open, "
             "header timeout %gs",
             summary,
-            peer,
+            self._last_peer,
             self.max_connections,
             len(self.open),
             self.header_timeout,

@@ -17,6 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reference_server import ServerConfig
+from reference_server.job_types import BUILTIN_HANDLERS
+from reference_server.jobs import JobManager, JobRejected
+from reference_server.store import MemoryStore
 from reference_server.wire import exceeds_depth
 
 from .conftest import Server, ServerFactory, assert_healthy, error_code
@@ -185,6 +189,22 @@ async def test_listing_survives_a_job_that_does_not_render(
     assert docs[bad] == {"jobId": bad, "type": "gate", "status": "processing"}
     assert docs[good]["statusUrl"] == f"/jobs/{good}"
     assert any(bad in rec.getMessage() for rec in caplog.records)
+
+
+async def test_a_job_that_does_not_render_is_never_stored() -> None:
+    """Render before commit: the manager refuses a job it could not render, leaving nothing."""
+    manager = JobManager(ServerConfig(), BUILTIN_HANDLERS, MemoryStore())
+    await manager.start()
+    try:
+        with pytest.raises(JobRejected):
+            manager.submit(owner="alice", type_name="echo", input={}, not_before=-1e15)
+        assert manager.all_jobs() == []
+        page, _ = manager.list_jobs("alice", state=None, limit=10, before_seq=None)
+        assert page == []
+        job = manager.submit(owner="alice", type_name="echo", input={})
+        assert job.seq == 1  # the refused job used no sequence number either
+    finally:
+        await manager.stop()
 
 
 # ------------------------------------------------------------------------ damaged rows
