@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_server import ServerConfig
 from reference_server.job_types import BUILTIN_HANDLERS
 from reference_server.jobs import JobManager, JobRejected
 from reference_server.store import MemoryStore
-from reference_server.wire import exceeds_depth
+from reference_server.wire import exceeds_depth, parse_json
 
 from .conftest import Server, ServerFactory, assert_healthy, error_code
 
@@ -124,13 +124,9 @@ async def test_non_finite_numbers_are_refused(make_server: ServerFactory, number
     await assert_no_jobs(srv)
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=50, deadline=None)
 @given(number=st.floats(allow_nan=False, allow_infinity=False))
 def test_finite_numbers_parse_exactly(number: float) -> None:
-    from reference_server.wire import parse_json
-
     text = json.dumps({"type": "echo", "input": {"x": number}})
     assert parse_json(text.encode(), max_depth=64)["input"]["x"] == number
     assert math.isfinite(number)
