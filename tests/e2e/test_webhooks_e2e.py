@@ -25,7 +25,7 @@ from asyncreply_client.webhooks import (
 )
 from reference_server import ServerConfig, serve
 from reference_server.admin import DeliverySnapshot
-from reference_server.testing import RunningServer
+from reference_server.serving import RunningServer
 
 pytestmark = pytest.mark.anyio
 
