@@ -31,6 +31,7 @@ bench: venv
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.fanout
 	$(PY) -m benchmarks.sse_fanout
+	$(PY) -m benchmarks.slow_clients
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

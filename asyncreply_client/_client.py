@@ -32,8 +32,8 @@ from ._admission import DEFAULT_MAX_IN_FLIGHT, Admission, pool_limits
 from ._clock import Clock, SystemClock
 from ._commands import Command
 from ._dialects import AutoDialect, Dialect
-from ._drivers import DriverConfig, Outcome, drive, drive_async
-from ._flow import FlowConfig, OperationState, StreamBudget
+from ._drivers import FlowResult, drive, drive_async
+from ._flow import FlowConfig, OperationState, StreamBudget, WaitMode
 from ._models import JobStatus
 from ._operation import AsyncOperation, Operation
 from ._policies import Adaptive, LongPolling, PollingPolicy
@@ -123,13 +123,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             events_url_template=events_url_template,
             sse=sse or SSEOptions(),
             streams=StreamBudget(max_streams),
-        )
-        self._driver_cfg = DriverConfig(
-            requests=self._requests,
-            dialect=chosen_dialect,
             retry=retry or RetryPolicy(),
-            clock=self._clock,
-            admission=self._admission,
         )
         if on_progress is None:
             self._callbacks: tuple[ProgressCallback, ...] = ()
@@ -257,13 +251,15 @@ class Client(_ClientBase[httpx.Client]):
     def _iterate(
         self,
         flow: Generator[Command, Any, T],
-        out: Outcome[T] | None = None,
+        out: FlowResult[T] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Generator[JobStatus, None, None]:
         """Drive ``flow``: give each status to the progress callbacks, then yield it."""
-        sink: Outcome[T] = Outcome() if out is None else out
+        sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
-        with contextlib.closing(drive(flow, self._http, self._driver_cfg, sink)) as statuses:
+        with contextlib.closing(
+            drive(flow, self._http, self._clock, sink, self._admission)
+        ) as statuses:
             for status in statuses:
                 for callback in emitters:
                     callback(status)
@@ -272,7 +268,7 @@ class Client(_ClientBase[httpx.Client]):
     def _run(
         self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
     ) -> T:
-        out: Outcome[T] = Outcome()
+        out: FlowResult[T] = FlowResult()
         for _ in self._iterate(flow, out, on_progress):
             pass
         return out.value
@@ -347,7 +343,7 @@ class Client(_ClientBase[httpx.Client]):
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Submit and wait: return the result (see :meth:`submit` and
@@ -399,13 +395,15 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     async def _iterate(
         self,
         flow: Generator[Command, Any, T],
-        out: Outcome[T] | None = None,
+        out: FlowResult[T] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> AsyncGenerator[JobStatus, None]:
         """Drive ``flow``: give each status to the progress callbacks, then yield it."""
-        sink: Outcome[T] = Outcome() if out is None else out
+        sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
-        async with contextlib.aclosing(drive_async(flow, self._http, self._driver_cfg, sink)) as it:
+        async with contextlib.aclosing(
+            drive_async(flow, self._http, self._clock, sink, self._admission)
+        ) as it:
             async for status in it:
                 for callback in emitters:
                     await _call(callback, status)
@@ -414,7 +412,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     async def _run(
         self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
     ) -> T:
-        out: Outcome[T] = Outcome()
+        out: FlowResult[T] = FlowResult()
         async with contextlib.aclosing(self._iterate(flow, out, on_progress)) as statuses:
             async for _ in statuses:
                 pass
@@ -465,7 +463,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Submit and wait: return the result; see :meth:`Client.run`."""

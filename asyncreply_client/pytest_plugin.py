@@ -103,6 +103,7 @@ def reference_server(request: pytest.FixtureRequest) -> Iterator[RunningReferenc
     handlers = options.pop("handlers", None)
     options.setdefault("host", "127.0.0.1")
     options.setdefault("port", 0)
+    options.setdefault("webhook_allow_private", True)  # test receivers listen on loopback
     server_config = ServerConfig(**options)
     with ServerThread(server_config, handlers=handlers) as running:
         yield RunningReferenceServer(

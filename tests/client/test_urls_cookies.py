@@ -161,6 +161,26 @@ async def test_an_affinity_cookie_set_by_the_submit_goes_with_every_poll(
 
 
 @BOTH
+async def test_each_retry_carries_the_cookies_set_by_the_failed_attempt(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    # A load balancer answers 503 and moves the job's affinity to another backend: the retry
+    # is built afresh, with the jar as it is now.
+    router.post(f"{API}/jobs").mock(
+        return_value=accepted("/jobs/1", **{"Set-Cookie": "affinity=b1; Path=/"})
+    )
+    status = router.get(f"{API}/jobs/1").mock(
+        side_effect=[
+            httpx.Response(503, headers={"Set-Cookie": "affinity=b2; Path=/", "Retry-After": "0"}),
+            done(),
+        ]
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        await call(client.run, "/jobs", json={}, timeout=10)
+    assert [_cookie(c.request) for c in status.calls] == ["affinity=b1", "affinity=b2"]
+
+
+@BOTH
 async def test_a_cookie_header_of_the_users_own_wins_over_the_jar(
     flavor: str, router: respx.MockRouter
 ) -> None:
