@@ -35,7 +35,7 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
-from ._headers import parse_content_disposition_filename
+from ._headers import parse_content_disposition_filename, preference_applied_wait
 from ._http import HttpResponse
 from ._models import JobState, JobStatus, ResultFile
 from ._policies import PollDecision, PollingPolicy, PollObservation
@@ -71,6 +71,10 @@ _REDIRECTS = frozenset({301, 302, 307, 308})
 _LONG_POLL_MARGIN = 5.0
 #: Long polls shorter than this are not worth asking for.
 _MIN_HOLD = 0.01
+#: A first long poll goes out this much (at most a quarter of the hint) before the hinted
+#: time: the server then holds it across the job's end and its answer, not our timer (late
+#: by the 202's transit and the sleep's wake-up), marks when the end is noticed.
+_LONG_POLL_LEAD = 0.05
 #: Default budget of open event streams per client (half of httpx's default pool of 100).
 _DEFAULT_STREAMS = 50
 
@@ -368,11 +372,16 @@ def submit(
     headers: Mapping[str, str] | None = None,
     idempotency_key: str | None = None,
     callback: str | Mapping[str, Any] | None = None,
+    hold: float | None = None,
 ) -> Generator[Command, Any, OperationState]:
     """Submit an operation and interpret the answer.
 
     Retried on transient faults only with an ``idempotency_key`` (the same key on every
-    attempt, so a retry can never create a second job).
+    attempt, so a retry can never create a second job). With ``hold`` (``run()``), the
+    server is asked to hold the answer until the job ends, up to that many whole seconds
+    (``Prefer: wait``, RFC 7240 §4.3): an instant job's result then comes with the answer.
+    Held submissions count as event streams (``max_streams``): beyond that budget, and when
+    the caller sent a ``Prefer`` header of their own, the submission is not held.
 
     Raises:
         SubmissionRejectedError: a 4xx answer (with the server's error body).
@@ -384,16 +393,37 @@ def submit(
         proto["Content-Type"] = content_type
     if idempotency_key is not None:
         proto["Idempotency-Key"] = idempotency_key
-    answer = yield from send(
-        cfg,
-        method.upper(),
-        url,
-        headers=proto,
-        private_headers=headers,
-        content=body,
-        retry=idempotency_key is not None,
+    held = (
+        hold is not None
+        and hold >= 1
+        and not any(name.lower() == "prefer" for name in headers or {})
+        and cfg.streams.try_acquire()
     )
-    return _operation_from_submit_answer(cfg, answer)
+    read_timeout: float | None = None
+    if held and hold is not None:
+        seconds = math.floor(hold)
+        proto["Prefer"] = f"wait={seconds}"
+        read_timeout = seconds + _LONG_POLL_MARGIN
+    try:
+        answer = yield from send(
+            cfg,
+            method.upper(),
+            url,
+            headers=proto,
+            private_headers=headers,
+            content=body,
+            retry=idempotency_key is not None,
+            read_timeout=read_timeout,
+        )
+    finally:
+        if held:
+            cfg.streams.release()
+    state = _operation_from_submit_answer(cfg, answer)
+    if preference_applied_wait(answer.response.headers) is not None:
+        # The server held the submission already: the wait starts at once, in its mode,
+        # rather than after the answer's Retry-After.
+        state.first_delay = None
+    return state
 
 
 def _encode_body(
@@ -584,6 +614,8 @@ def wait(
         delay = max(decision.delay, 0.0)
         if state.first_delay is not None:
             delay = max(state.first_delay, 0.0)
+            if decision.wait is not None:  # a long poll: be held across the hinted time
+                delay = max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
         if deadline is not None:
             delay = min(delay, max(deadline - cfg.now(), 0.0))
         if delay > 0:

@@ -353,7 +353,8 @@ async def test_requests_in_flight_never_exceed_the_bound(
         results: list[Any] = []
 
         async def one() -> None:
-            results.append(await call(client.run, "/jobs", json=job, mode="poll", timeout=30))
+            op = await call(client.submit, "/jobs", json=job)
+            results.append(await call(op.result, mode="poll", timeout=30))
 
         async with anyio.create_task_group() as tg:
             for _ in range(operations):

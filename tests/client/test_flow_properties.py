@@ -83,6 +83,8 @@ def _polls_possible(
     while polls < answers:
         decision = decisions[min(polls, len(decisions) - 1)]
         delay = first_delay if polls == 0 and first_delay is not None else decision.delay
+        if polls == 0 and first_delay is not None and decision.wait is not None:
+            delay = max(delay - min(_flow._LONG_POLL_LEAD, delay / 4), 0.0)  # a long poll
         delay = min(max(delay, 0.0), max(deadline - t, 0.0))
         if delay > 0:
             t += delay
