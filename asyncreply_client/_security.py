@@ -83,7 +83,9 @@ def _resolve_slow(base: str, url: str) -> Resolved | None:
     return str(parsed), parsed, origin_of(parsed)
 
 
-@functools.lru_cache(maxsize=4096)
+# Status URLs are new with every job, so a cache keyed by URL misses: origin_of finds a
+# plain URL's origin from its prefix instead; only other shapes are parsed (and memoised).
+@functools.lru_cache(maxsize=1024)
 def _origin(url: str) -> Origin | None:
     return origin_of(url)
 
@@ -163,7 +165,10 @@ class RequestFactory:
 
     def is_trusted(self, url: str | httpx.URL) -> bool:
         """Whether the client's credentials may be sent to ``url``."""
-        origin = _origin(url) if isinstance(url, str) else origin_of(url)
+        if isinstance(url, str) and is_plain_url(url):
+            origin = origin_of(url)
+        else:
+            origin = _origin(url) if isinstance(url, str) else origin_of(url)
         return origin in self.trusted_origins
 
     def auth_for(self, url: str | httpx.URL) -> Any:

@@ -96,6 +96,10 @@ def origin_of(url: str | httpx.URL) -> Origin | None:
         >>> origin_of("/jobs/1") is None
         True
     """
+    if isinstance(url, str):
+        prefix = _plain_prefix(url)
+        if prefix is not None:  # a plain URL: its origin is its prefix's (memoised)
+            return _origin_of_prefix(prefix)
     parsed = _parse(url)
     if parsed is None:
         return None
@@ -107,6 +111,11 @@ def origin_of(url: str | httpx.URL) -> Origin | None:
     if port is None:
         return None
     return (scheme, host, port)
+
+
+@functools.lru_cache(maxsize=256)
+def _origin_of_prefix(prefix: str) -> Origin | None:
+    return origin_of(httpx.URL(prefix + "/"))
 
 
 def same_origin(a: str | httpx.URL, b: str | httpx.URL) -> bool:
