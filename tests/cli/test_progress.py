@@ -3,9 +3,12 @@ sync and the async client against the reference server."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +149,29 @@ async def test_usable_as_on_progress_with_both_clients(
     lines = stream.getvalue().splitlines()
     assert lines[-1].startswith("100% "), lines
     assert any("step" in line for line in lines), lines
+
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+def test_make_demo_draws_with_the_progress_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("asyncreply_demo_progress", DEMO)
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    monkeypatch.setattr(demo, "JOB", {"type": "sleep", "input": {"seconds": 0.05, "steps": 2}})
+    shown: list[JobStatus] = []
+    draw = ProgressBar.__call__
+
+    def spy(self: ProgressBar, status: JobStatus) -> None:
+        shown.append(status)
+        draw(self, status)
+
+    monkeypatch.setattr(ProgressBar, "__call__", spy)
+    terminal = TtyStream()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert demo.main() == 0
+    assert shown and shown[-1].state is JobState.COMPLETED
+    text = _plain(terminal.getvalue())
+    assert "100%" in text and "step 2/2" in text
+    assert "result: {'slept': 0.05}" in text
