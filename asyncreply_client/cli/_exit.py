@@ -115,19 +115,35 @@ def _job_error_text(error: JobError | None) -> str:
     return text
 
 
+def _first_text(error: dict[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` holding a non-empty string (a number only when none does:
+    Google's ``code`` repeats the HTTP status, its ``status`` names the error)."""
+    for wanted in (str, int):
+        for key in keys:
+            value = error.get(key)
+            if type(value) is wanted and str(value).strip():
+                return str(value).strip()
+    return None
+
+
 def _rejection_text(exc: SubmissionRejectedError) -> str:
+    """``code: message; details: [...]`` from the server's error object, whichever shape:
+    ``{"error": {code, message, details}}`` (reference, Microsoft, Google AIP-193), or an
+    RFC 9457 problem document (``type``/``title``/``detail``, extension ``errors``)."""
     error = exc.error
-    if isinstance(error, dict):
-        code, message = error.get("code"), error.get("message")
-        parts = [str(part) for part in (code, message) if isinstance(part, (str, int)) and part]
-        text = ": ".join(parts)
-        if error.get("details") is not None:
-            text += ("; " if text else "") + "details: " + _compact(error["details"])
-        if text:
-            return text
-    elif isinstance(error, str) and error.strip():
+    if isinstance(error, str):
         return error.strip()
-    return ""
+    if not isinstance(error, dict):
+        return ""
+    if isinstance(error.get("error"), dict):  # the whole body rather than its error object
+        error = error["error"]
+    code = _first_text(error, "code", "status", "title")
+    message = _first_text(error, "message", "detail")
+    text = ": ".join(part for part in (code, message) if part)
+    details = next((error[k] for k in ("details", "errors") if error.get(k) is not None), None)
+    if details is not None:
+        text += ("; " if text else "") + "details: " + _compact(details)
+    return text
 
 
 def _without_label(label: str, message: str) -> str:
