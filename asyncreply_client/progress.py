@@ -253,6 +253,10 @@ class ProgressBar:
         ValueError: an unknown ``backend``.
         ImportError: ``"rich"`` or ``"tqdm"`` asked for but not installed.
 
+    Attributes:
+        backend: what draws: ``"rich"``, ``"tqdm"``, ``"plain"`` (a bar redrawn in place), or
+            ``"lines"`` (one line per change, chosen by ``"auto"`` off a terminal).
+
     Example:
         >>> import io
         >>> from asyncreply_client import JobStatus, JobState, Progress
@@ -269,7 +273,6 @@ class ProgressBar:
         if backend not in _BACKENDS:
             raise ValueError(f"unknown progress backend {backend!r}; expected one of {_BACKENDS}")
         self._stream = stream
-        self._requested: Backend = backend
         self.backend: str = self._choose(backend)
         self._display: _Display | None = None
 
