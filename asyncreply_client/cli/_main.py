@@ -17,9 +17,12 @@ from ._terminal import Terminal
 __all__ = ["main"]
 
 
-def _resume_hint(term: Terminal) -> str:
-    url = term.job_url or "URL"
-    return f"the job goes on; `{PROG} wait {url}` resumes waiting"
+def _resume_hint(term: Terminal, exc: WaitTimeoutError | None = None) -> str:
+    """``the job goes on[; last state: S]; `asyncreply wait URL` resumes waiting``, from the
+    structured facts rather than the exception's text (which says some of it already)."""
+    last = exc.status if exc is not None else None
+    state = f"; last state: {last.state.value}" if last is not None else ""
+    return f"the job goes on{state}; `{PROG} wait {term.job_url or 'URL'}` resumes waiting"
 
 
 def main(
@@ -59,7 +62,7 @@ def main(
         term.error(str(exc))
         return exc.code
     except WaitTimeoutError as exc:
-        term.error(f"{describe_error(exc)} ({_resume_hint(term)})")
+        term.error(f"wait timed out ({_resume_hint(term, exc)})")
         return ExitCode.TIMEOUT
     except AsyncReplyError as exc:
         term.error(describe_error(exc))

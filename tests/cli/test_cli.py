@@ -170,7 +170,10 @@ def test_wait_timeout_exits_6_and_the_job_goes_on(
     assert result.code == 6
     status_url = _announced(result.stderr)["statusUrl"]
     # The message names the very command that resumes the wait.
-    assert f"`asyncreply wait {status_url}` resumes waiting" in _error_line(result.stderr)
+    line = _error_line(result.stderr)
+    assert line.startswith("asyncreply: error: wait timed out (the job goes on; last state: ")
+    assert line.endswith(f"; `asyncreply wait {status_url}` resumes waiting)")
+    assert line.count("the job goes on") == 1
     (job,) = reference_server.admin.jobs()
     assert job.state.value in ("pending", "processing")
     assert cli("status", status_url).json()["id"] == job.id
