@@ -36,32 +36,50 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(0)).lower()
 
 
-def _imported_top_level_modules() -> set[str]:
+def _imported_top_level_modules(*folders: str) -> set[str]:
     found: set[str] = set()
-    for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text("utf-8"))):
                 if isinstance(node, ast.Import):
                     found.update(alias.name.split(".")[0] for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - set(PACKAGES) - {"__future__"}
+    local = {*PACKAGES, "tests", "benchmarks", "examples", "__future__"}
+    return found - set(sys.stdlib_module_names) - local
 
 
-def test_every_imported_third_party_module_is_declared() -> None:
+def _declared(*, dev: bool) -> set[str]:
     project = PYPROJECT["project"]
     declared = {_name(r) for r in project["dependencies"]}
     for extra in project["optional-dependencies"].values():
         declared |= {_name(r) for r in extra if not r.startswith("asyncreply")}
+    if dev:
+        group = PYPROJECT["dependency-groups"]["dev"]
+        declared |= {_name(r) for r in group if isinstance(r, str)}
+    return declared
+
+
+def _undeclared(modules: set[str], declared: set[str], allowed: set[str]) -> list[str]:
     distributions = importlib.metadata.packages_distributions()
     missing = []
-    for module in sorted(_imported_top_level_modules()):
-        if module in UNDECLARED_ON_PURPOSE:
-            continue
+    for module in sorted(modules - allowed):
         names = {_name(d) for d in distributions.get(module, [module])}
         if not names & declared:
             missing.append(f"{module} (distribution {', '.join(sorted(names))})")
+    return missing
+
+
+def test_every_third_party_module_the_packages_import_is_declared() -> None:
+    modules = _imported_top_level_modules(*PACKAGES)
+    missing = _undeclared(modules, _declared(dev=False), set(UNDECLARED_ON_PURPOSE))
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_every_module_the_tests_benchmarks_and_examples_import_is_installed_by_make() -> None:
+    modules = _imported_top_level_modules("tests", "benchmarks", "examples")
+    missing = _undeclared(modules, _declared(dev=True), set())
+    assert not missing, f"imported but not in an extra or the dev group: {missing}"
 
 
 def test_anyio_is_a_core_dependency() -> None:
