@@ -12,7 +12,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
-from .._dialects import (
+# The public names: the dialects' private home is being reorganised (issue 9).
+from .. import (
     ArmDialect,
     AutoDialect,
     Dialect,

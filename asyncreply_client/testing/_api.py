@@ -20,10 +20,8 @@ from ._script import FakeJob, JobScript, check_delay
 if TYPE_CHECKING:
     import respx
 
-    from .._client import AsyncClient, Client, ProgressCallback
-    from .._dialects import Dialect
-    from .._policies import PollingPolicy
-    from .._retry import RetryPolicy
+    from .. import AsyncClient, Client, Dialect, PollingPolicy, RetryPolicy
+    from .._client import ProgressCallback
 
 __all__ = ["FakeAsyncAPI", "RealClockWarning"]
 
@@ -224,7 +222,7 @@ class FakeAsyncAPI:
             >>> api.clock.slept >= 60
             True
         """
-        from .._client import Client
+        from .. import Client
 
         return Client(
             self.base_url,
@@ -247,7 +245,7 @@ class FakeAsyncAPI:
         on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
     ) -> AsyncClient:
         """An :class:`~asyncreply_client.AsyncClient` wired to this fake (see :meth:`client`)."""
-        from .._client import AsyncClient
+        from .. import AsyncClient
 
         return AsyncClient(
             self.base_url,
