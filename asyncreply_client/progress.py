@@ -179,6 +179,8 @@ class _RichBar:
 
         class ServerEta(TimeRemainingColumn):
             def render(self, task: Task) -> Text:
+                if task.finished:
+                    return Text("done", style="progress.remaining")
                 ends_at = task.fields.get("ends_at")
                 if isinstance(ends_at, float):
                     left = ends_at - time.monotonic()
@@ -206,6 +208,7 @@ class _RichBar:
             total=None if fraction is None else 1.0,
             completed=fraction or 0.0,
             ends_at=None if remaining is None else time.monotonic() + remaining,
+            refresh=True,  # a status is news: draw it now, not at the next periodic refresh
         )
 
     def close(self) -> None:

@@ -60,9 +60,11 @@ def test_rich_backend_shows_the_message_percentage_and_server_eta() -> None:
     stream = TtyStream()
     with ProgressBar(stream=stream, backend="rich") as bar:
         bar(_half())
+        bar(JobStatus(state=JobState.COMPLETED))
     text = _plain(stream.getvalue())
     assert "half way" in text and "50%" in text
     assert re.search(r"ETA 4[12]s", text), text
+    assert text.rstrip().endswith("100% done"), text
 
 
 def test_tqdm_backend_shows_the_message_percentage_and_server_eta() -> None:
