@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -215,25 +216,33 @@ class _RichBar:
         self._progress.stop()
 
 
+_TQDM_FORMAT = "{desc} {percentage:3.0f}%|{bar}| "
+
+
 class _TqdmBar:
-    """tqdm's bar, counting percent; the message is its description, the ETA its postfix."""
+    """tqdm's bar, counting percent; the message is its description, then the ETA."""
 
     def __init__(self, stream: IO[str]) -> None:
         from tqdm import tqdm
 
+        size = shutil.get_terminal_size()
         self._bar: Any = tqdm(
             total=100,
             file=stream,
-            bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}",
+            bar_format=_TQDM_FORMAT,
             leave=True,
-            dynamic_ncols=True,
+            # tqdm hides its bar on a terminal that reports a size of 0 x 0 (some ptys, CI
+            # runners): ask for the size once, with the usual 80 x 24 fallback.
+            ncols=size.columns or 80,
+            nrows=size.lines or 24,
         )
 
     def update(self, status: JobStatus) -> None:
         fraction = _fraction(status)
         self._bar.n = round((fraction or 0.0) * 100, 1)
         self._bar.set_description_str(describe(status), refresh=False)
-        self._bar.set_postfix_str(format_eta(remaining_seconds(status)), refresh=False)
+        # The ETA goes in the format itself: tqdm's postfix would prefix it with ", ".
+        self._bar.bar_format = _TQDM_FORMAT + format_eta(remaining_seconds(status))
         self._bar.refresh()
 
     def close(self) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import re
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -177,3 +179,44 @@ def test_make_demo_draws_with_the_progress_module(monkeypatch: pytest.MonkeyPatc
     text = _plain(terminal.getvalue())
     assert "100%" in text and "step 2/2" in text
     assert "result: {'slept': 0.05}" in text
+
+
+_DRAW_IN_A_PTY = """
+from asyncreply_client import JobState, JobStatus, Progress
+from asyncreply_client.progress import ProgressBar
+with ProgressBar(backend="{backend}") as bar:
+    bar(JobStatus(state=JobState.PROCESSING, progress=Progress(current=1, total=2,
+        message="half way"), estimated_remaining=42.0))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tqdm", "rich", "plain"])
+def test_backends_draw_on_a_pseudo_terminal_that_reports_no_size(backend: str) -> None:
+    if backend == "tqdm":
+        pytest.importorskip("tqdm")
+    leader, follower = os.openpty()  # a new pty reports 0 x 0: tqdm alone would hide its bar
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-c", _DRAW_IN_A_PTY.format(backend=backend)],
+            stderr=follower,
+            timeout=30,
+            check=False,
+            env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")},
+        )
+    finally:
+        os.close(follower)
+    chunks = []
+    os.set_blocking(leader, False)
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except (BlockingIOError, OSError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    drawn = _plain(b"".join(chunks).decode("utf-8", "replace"))
+    assert completed.returncode == 0, drawn
+    assert "half way" in drawn and "50%" in drawn and "ETA 4" in drawn, drawn
+    assert ", ETA" not in drawn
