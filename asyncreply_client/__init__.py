@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._http import HttpResponse
 from ._models import JobError, JobState, JobStatus, Progress, ResultFile
+from ._observe import OperationMetadata
 from ._operation import AsyncOperation, Operation
 from ._policies import (
     Adaptive,
@@ -75,6 +76,7 @@ __all__ = [
     "LongPolling",
     "MicrosoftDialect",
     "Operation",
+    "OperationMetadata",
     "PollDecision",
     "PollObservation",
     "PollSchedule",

@@ -33,6 +33,7 @@ EXPECTED = {
     "LongPolling",
     "MicrosoftDialect",
     "Operation",
+    "OperationMetadata",
     "PollDecision",
     "PollObservation",
     "PollSchedule",

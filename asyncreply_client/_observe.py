@@ -1,0 +1,325 @@
+"""Observation of an operation's flows: logging, tracing and the last answer, without I/O.
+
+An :class:`Observer` belongs to one operation. :meth:`Observer.observe` wraps any of the
+operation's flows in a generator that passes every command and reply through unchanged while
+it watches them: it logs each request and its answer, logs each state change, counts polls,
+remembers the last answer that produced a status (``Operation.metadata``), puts the
+operation's trace context on each request and ends the operation's span at its end.
+
+The flows' own decisions (wait mode, delays and why, SSE fallback, retries) are reported from
+the pure code by :func:`decision`, which reaches the observer of the flow being stepped through
+a context variable, so no flow signature carries it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _log, _otel
+from ._commands import Command, Emit, Send
+from ._errors import JobOutcomeError, SubmissionRejectedError
+from ._flow import OperationState
+from ._http import HttpResponse
+from ._models import JobState, JobStatus
+
+__all__ = ["Observer", "OperationMetadata", "active", "decision"]
+
+T = TypeVar("T")
+Attribute = _otel.Attribute
+
+_CURRENT: contextvars.ContextVar[Observer | None] = contextvars.ContextVar(
+    "asyncreply_observer", default=None
+)
+_NO_HEADERS = httpx.Headers()
+
+
+@dataclass(frozen=True, slots=True)
+class OperationMetadata:
+    """What the last answer about an operation said (``Operation.metadata``).
+
+    Attributes:
+        status: the latest status snapshot (``None`` before the first one).
+        raw: that snapshot's body as received (parsed JSON, or text), ``status.raw``.
+        status_code: the HTTP status of the last answer that gave a status.
+        headers: that answer's response headers (empty before the first answer).
+        url: the URL that answer came from.
+    """
+
+    status: JobStatus | None
+    raw: Any
+    status_code: int | None
+    headers: httpx.Headers
+    url: str | None
+
+
+def active(logger: logging.Logger) -> bool:
+    """Whether a :func:`decision` would be recorded: ``logger`` logs DEBUG, or a flow of a
+    traced operation is running. Test it before computing a decision's details."""
+    if logger.isEnabledFor(logging.DEBUG):
+        return True
+    observer = _CURRENT.get()
+    return observer is not None and observer.tracing
+
+
+def decision(
+    logger: logging.Logger,
+    event: str,
+    attributes: Mapping[str, Attribute | None],
+    message: str,
+    *args: object,
+) -> None:
+    """Report a decision of the flow being stepped: a DEBUG line on ``logger`` (``message``
+    %-formatted with ``args`` only when emitted) and an ``event`` on the operation's span.
+
+    Never pass secrets or bodies: URLs go through :func:`asyncreply_client._log.redact_url`.
+    """
+    observer = _CURRENT.get()
+    if observer is not None:
+        observer.decided(event, attributes)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(message, *args)
+
+
+class Observer:
+    """Logging, tracing and the last answer of one operation (see the module docstring)."""
+
+    __slots__ = ("answer", "on_done", "polls", "seen", "span", "state")
+
+    def __init__(self, state: OperationState | None, *, origin: str, dialect: str) -> None:
+        self.state = state
+        self.answer: HttpResponse | None = None
+        self.polls = 0
+        self.seen: JobStatus | None = None if state is None else state.last
+        #: Called when a flow ends with the operation terminal (the done callbacks).
+        self.on_done: Callable[[], None] | None = None
+        self.span = _otel.start_span(
+            {
+                "asyncreply.origin": origin,
+                "asyncreply.dialect": dialect,
+                **({} if state is None else _state_attributes(state)),
+            }
+        )
+
+    @property
+    def tracing(self) -> bool:
+        """Whether the operation's span records."""
+        span = self.span
+        return span is not None and span.recording
+
+    def metadata(self) -> OperationMetadata:
+        """The latest status and the last answer that gave one."""
+        state, answer = self.state, self.answer
+        last = None if state is None else state.last
+        return OperationMetadata(
+            status=last,
+            raw=None if last is None else last.raw,
+            status_code=None if answer is None else answer.status_code,
+            headers=_NO_HEADERS if answer is None else answer.headers,
+            url=None if answer is None else answer.url,
+        )
+
+    def decided(self, event: str, attributes: Mapping[str, Attribute | None]) -> None:
+        """Record a flow's decision on the span."""
+        span = self.span
+        if span is not None and span.recording:
+            span.event(event, attributes)
+
+    def waiting(self, mode: str) -> None:
+        """A wait starts in ``mode``."""
+        span = self.span
+        if span is not None:
+            span.set({"asyncreply.mode": mode})
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End the operation's span (idempotent)."""
+        span = self.span
+        if span is None:
+            return
+        state = self.state
+        last = None if state is None else state.last
+        span.set({"asyncreply.polls": self.polls})
+        if state is not None:
+            span.set(_state_attributes(state))
+        if error is None and last is not None and last.state is JobState.FAILED:
+            span.set({"error.type": (last.error and last.error.code) or "job_failed"})
+            error_message = (last.error and last.error.message) or "the job failed"
+            span.end(error=_JobFailed(error_message))
+            return
+        span.end(error=error)
+
+    # ----------------------------------------------------------------------------------------
+    # the tap
+
+    def observe(
+        self, flow: Generator[Command, Any, T], *, submitting: bool = False
+    ) -> Generator[Command, Any, T]:
+        """``flow``, unchanged, watched by this observer. ``submitting``: the flow creates
+        the operation (it returns its state), so any error ends the operation's span."""
+        reply: Any = None
+        error: Exception | None = None
+        token: contextvars.Token[Observer | None] | None = None
+        try:
+            while True:
+                before = None if self.state is None else self.state.last
+                token = _CURRENT.set(self)
+                try:
+                    command = flow.send(reply) if error is None else flow.throw(error)
+                except StopIteration as stop:
+                    value: T = stop.value
+                    if self.state is None and isinstance(value, OperationState):
+                        self.state = value
+                        before = None
+                    self._stepped(before, reply)
+                    self._ended(None, fatal=False)
+                    return value
+                except Exception as exc:
+                    self._stepped(before, reply)
+                    fatal = submitting or isinstance(exc, JobOutcomeError | SubmissionRejectedError)
+                    self._ended(exc, fatal=fatal)
+                    raise
+                finally:
+                    _CURRENT.reset(token)
+                    token = None
+                self._stepped(before, reply)
+                reply, error = None, None
+                if isinstance(command, Emit):
+                    self._saw(command.status)
+                if not isinstance(command, Send):
+                    try:
+                        reply = yield command
+                    except Exception as exc:
+                        error = exc
+                    continue
+                request = command.request
+                span = self.span
+                attached: object | None = None
+                if span is not None:
+                    span.inject(request.headers)
+                    # Current while the driver sends: an httpx instrumentation's span for this
+                    # request becomes a child of the operation's.
+                    attached = span.attach()
+                try:
+                    reply = yield command
+                except Exception as exc:
+                    error = exc
+                    if _log.enabled(_log.CLIENT):
+                        _log.CLIENT.debug(
+                            "%s %s failed: %s",
+                            request.method,
+                            _log.redact_url(request.url),
+                            type(exc).__name__,
+                        )
+                finally:
+                    if attached is not None:
+                        _otel.OperationSpan.detach(attached)
+                if error is None:
+                    self._answered(request, reply)
+        finally:
+            if token is not None:
+                _CURRENT.reset(token)
+            flow.close()
+
+    def _answered(self, request: httpx.Request, reply: Any) -> None:
+        if not isinstance(reply, HttpResponse):
+            return
+        state = self.state
+        status_url = None if state is None else state.status_url
+        is_poll = (
+            request.method == "GET"
+            and status_url is not None
+            and reply.url.partition("?")[0] == status_url.partition("?")[0]
+        )
+        if is_poll:
+            self.polls += 1
+            span = self.span
+            if span is not None and span.recording:
+                span.event(
+                    "asyncreply.poll",
+                    {
+                        "http.response.status_code": reply.status_code,
+                        "asyncreply.polls": self.polls,
+                    },
+                )
+        if _log.enabled(_log.CLIENT):
+            _log.CLIENT.debug(
+                "%s %s -> %d", request.method, _log.redact_url(reply.url), reply.status_code
+            )
+
+    def _stepped(self, before: JobStatus | None, reply: Any) -> None:
+        """After the flow processed ``reply``: remember the answer that gave a new status."""
+        state = self.state
+        if state is None:
+            return
+        last = state.last
+        if last is None or last is before:
+            return
+        if isinstance(reply, HttpResponse):
+            self.answer = reply
+        self._saw(last)
+
+    def _saw(self, status: JobStatus) -> None:
+        """A status snapshot was learned (polled, streamed or submitted): trace it, and log
+        a change of state at INFO."""
+        seen = self.seen
+        if status is seen:
+            return
+        self.seen = status
+        span = self.span
+        if span is not None and span.recording:
+            span.event(
+                "asyncreply.status",
+                {
+                    "asyncreply.state": status.state.value,
+                    "http.response.status_code": status.http_status,
+                    "asyncreply.progress": _fraction(status),
+                },
+            )
+        if (seen is None or seen.state is not status.state) and _log.enabled(
+            _log.CLIENT, logging.INFO
+        ):
+            state = self.state
+            name = status.id or ("?" if state is None else state.id or "?")
+            _log.CLIENT.info(
+                "operation %s: %s -> %s",
+                name,
+                "new" if seen is None else seen.state.value,
+                status.state.value,
+            )
+
+    def _ended(self, error: Exception | None, *, fatal: bool) -> None:
+        """A flow ended: end the span when the operation is over, then run ``on_done``."""
+        state = self.state
+        last = None if state is None else state.last
+        terminal = last is not None and last.is_terminal
+        if fatal or terminal:
+            self.end(error if fatal else None)
+        if terminal and self.on_done is not None:
+            self.on_done()
+
+
+class _JobFailed(Exception):
+    """Stands for a failed job's outcome on a span (its message is the job's)."""
+
+
+def _fraction(status: JobStatus) -> float | None:
+    progress = status.progress
+    return None if progress is None else progress.fraction
+
+
+def _state_attributes(state: OperationState) -> dict[str, Attribute | None]:
+    last = state.last
+    return {
+        "asyncreply.operation.id": state.id,
+        "asyncreply.status_url": None
+        if state.status_url is None
+        else _log.redact_url(state.status_url),
+        "asyncreply.final_state": None
+        if last is None or not last.is_terminal
+        else last.state.value,
+    }
