@@ -12,8 +12,8 @@ Loggers (stdlib :mod:`logging`, silent until the application configures logging)
 | ``asyncreply.server``  | the reference server's access log                                |
 
 Nothing that could be a secret reaches a log line: URLs lose their user info and the values of
-query parameters named like credentials (``token``, ``api_key``, ``sig``...), headers named
-like credentials are masked, and bodies are never logged. Callers test ``enabled(logger)``
+query parameters named like credentials (``token``, ``api_key``, ``sig``...), and neither
+headers nor bodies are ever logged. Callers test ``enabled(logger)``
 before building a line, so that logging costs one attribute lookup when it is off.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "WEBHOOKS",
     "enabled",
     "is_secret_name",
-    "redact_headers",
     "redact_url",
 ]
 
@@ -45,7 +43,7 @@ SERVER = logging.getLogger("asyncreply.server")
 
 REDACTED = "REDACTED"
 
-#: Names of query parameters and headers whose values are credentials, in the spellings seen in
+#: Names of query parameters whose values are credentials, in the spellings seen in
 #: the wild: OAuth ``access_token``, ``api_key``/``apikey``/``x-api-key``, Azure SAS ``sig``
 #: and Functions ``code``, AWS/GCS signed URLs (``X-Amz-Signature``, ``X-Amz-Credential``,
 #: ``X-Goog-Signature``), cookies and sessions. Matched as substrings, case-insensitively.
@@ -88,10 +86,3 @@ def redact_url(url: object) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return "<unparsable URL>"
-
-
-def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """A copy of ``headers`` whose credential-looking values (``Authorization``, ``Cookie``,
-    ``X-Api-Key``...) are replaced by ``REDACTED``. Later duplicates win."""
-    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-    return {name: REDACTED if is_secret_name(name) else value for name, value in items}

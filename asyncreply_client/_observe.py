@@ -146,12 +146,16 @@ class Observer:
         span.set({"asyncreply.polls": self.polls})
         if state is not None:
             span.set(_state_attributes(state))
-        if error is None and last is not None and last.state is JobState.FAILED:
-            span.set({"error.type": (last.error and last.error.code) or "job_failed"})
-            error_message = (last.error and last.error.message) or "the job failed"
-            span.end(error=_JobFailed(error_message))
-            return
-        span.end(error=error)
+        if error is not None:
+            span.end(error_type=type(error).__name__, description=str(error))
+        elif last is not None and last.state is JobState.FAILED:
+            job_error = last.error
+            span.end(
+                error_type=(job_error and job_error.code) or "job_failed",
+                description=(job_error and job_error.message) or "the job failed",
+            )
+        else:
+            span.end()
 
     # ----------------------------------------------------------------------------------------
     # the tap
@@ -301,10 +305,6 @@ class Observer:
             self.end(error if fatal else None)
         if terminal and self.on_done is not None:
             self.on_done()
-
-
-class _JobFailed(Exception):
-    """Stands for a failed job's outcome on a span (its message is the job's)."""
 
 
 def _fraction(status: JobStatus) -> float | None:

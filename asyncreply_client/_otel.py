@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess with the imp
 else:
     AVAILABLE = True
 
-__all__ = ["AVAILABLE", "SPAN_NAME", "OperationSpan", "start_span"]
+__all__ = ["AVAILABLE", "SPAN_NAME", "OperationSpan", "start_span", "tracer"]
 
 SPAN_NAME = "asyncreply.operation"
 _TRACER_NAME = "asyncreply"
@@ -75,15 +75,20 @@ class OperationSpan:
         """Undo :meth:`attach`."""
         otel_context.detach(token)  # type: ignore[arg-type]
 
-    def end(self, *, error: BaseException | None = None) -> None:
-        """End the span (once), with an error status when ``error`` is given."""
+    def end(self, *, error_type: str | None = None, description: str | None = None) -> None:
+        """End the span (once); ``error_type`` (OTel's ``error.type``) marks it failed."""
         if self._ended:
             return
-        if error is not None and self._recording:
-            self.span.set_attribute("error.type", type(error).__name__)
-            self.span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, str(error)))
+        if error_type is not None and self._recording:
+            self.span.set_attribute("error.type", error_type)
+            self.span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, description))
         self._ended = True
         self.span.end()
+
+
+def tracer() -> Any:
+    """The tracer of the client's spans, from the global tracer provider (tests replace it)."""
+    return otel_trace.get_tracer(_TRACER_NAME)
 
 
 def start_span(attributes: Mapping[str, Attribute | None]) -> OperationSpan | None:
@@ -91,9 +96,8 @@ def start_span(attributes: Mapping[str, Attribute | None]) -> OperationSpan | No
     ``otel`` extra, or when there is neither an SDK recording it nor a trace to continue)."""
     if not AVAILABLE:
         return None
-    tracer = otel_trace.get_tracer(_TRACER_NAME)
     kept = {key: value for key, value in attributes.items() if value is not None}
-    span = tracer.start_span(SPAN_NAME, attributes=kept)
+    span = tracer().start_span(SPAN_NAME, attributes=kept)
     if not span.is_recording() and not span.get_span_context().is_valid:
         return None  # no SDK and no incoming trace: nothing to record or propagate
     return OperationSpan(span)
