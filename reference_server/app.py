@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .access_log import access_log
 from .config import FaultConfig, ServerConfig
 from .documents import (
     error_body,
@@ -789,7 +790,7 @@ def create_app(
         rng=random.Random(config.faults.seed),
     )
     app = web.Application(
-        middlewares=[_errors_and_counts, _faults, _auth],
+        middlewares=[access_log(_resolve_user), _errors_and_counts, _faults, _auth],
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )
     app[STATE_KEY] = state
