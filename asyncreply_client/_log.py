@@ -19,12 +19,20 @@ before building a line, so that logging costs one attribute lookup when it is of
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
+from collections.abc import Mapping
+from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "CLIENT",
+    "RECORDER",
+    "Attribute",
+    "Recorder",
+    "active",
+    "decision",
     "REDACTED",
     "RETRY",
     "SERVER",
@@ -43,6 +51,29 @@ SERVER = logging.getLogger("asyncreply.server")
 
 REDACTED = "REDACTED"
 
+#: The value of a span attribute.
+Attribute = str | bool | int | float
+
+
+class Recorder(Protocol):
+    """Where the decisions of the flow being stepped go besides the log (its operation's span)."""
+
+    @property
+    def tracing(self) -> bool:
+        """Whether recorded decisions are kept."""
+        ...
+
+    def decided(self, event: str, attributes: Mapping[str, Attribute | None]) -> None:
+        """Record one decision."""
+        ...
+
+
+#: The recorder of the flow being stepped: set by its observer around each step, so the pure
+#: code reports decisions without a recorder in any signature (``_observe``).
+RECORDER: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
+    "asyncreply_recorder", default=None
+)
+
 #: Names of query parameters whose values are credentials, in the spellings seen in
 #: the wild: OAuth ``access_token``, ``api_key``/``apikey``/``x-api-key``, Azure SAS ``sig``
 #: and Functions ``code``, AWS/GCS signed URLs (``X-Amz-Signature``, ``X-Amz-Credential``,
@@ -57,6 +88,34 @@ _SECRET_NAME = re.compile(
 def enabled(logger: logging.Logger, level: int = logging.DEBUG) -> bool:
     """Whether a line at ``level`` would be emitted: test it before building the arguments."""
     return logger.isEnabledFor(level)
+
+
+def active(logger: logging.Logger) -> bool:
+    """Whether a :func:`decision` would be kept: ``logger`` logs DEBUG, or the flow being
+    stepped belongs to a traced operation. Test it before computing a decision's details."""
+    if logger.isEnabledFor(logging.DEBUG):
+        return True
+    recorder = RECORDER.get()
+    return recorder is not None and recorder.tracing
+
+
+def decision(
+    logger: logging.Logger,
+    event: str,
+    attributes: Mapping[str, Attribute | None],
+    message: str,
+    *args: object,
+) -> None:
+    """Report a decision of the flow being stepped: a DEBUG line on ``logger`` (``message``
+    %-formatted with ``args`` only when emitted) and an ``event`` on its operation's span.
+
+    Never pass secrets or bodies: URLs go through :func:`redact_url`.
+    """
+    recorder = RECORDER.get()
+    if recorder is not None:
+        recorder.decided(event, attributes)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(message, *args)
 
 
 def is_secret_name(name: str) -> bool:

@@ -7,8 +7,8 @@ remembers the last answer that produced a status (``Operation.metadata``), puts 
 operation's trace context on each request and ends the operation's span at its end.
 
 The flows' own decisions (wait mode, delays and why, SSE fallback, retries) are reported from
-the pure code by :func:`decision`, which reaches the observer of the flow being stepped through
-a context variable, so no flow signature carries it.
+the pure code by :func:`asyncreply_client._log.decision`, which reaches the observer of the flow
+being stepped through a context variable (``_log.RECORDER``), so no flow signature carries it.
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ from ._flow import OperationState
 from ._http import HttpResponse
 from ._models import JobState, JobStatus
 
-__all__ = ["Observer", "OperationMetadata", "active", "decision"]
+__all__ = ["Observer", "OperationMetadata"]
 
 T = TypeVar("T")
-Attribute = _otel.Attribute
+Attribute = _log.Attribute
 
-_CURRENT: contextvars.ContextVar[Observer | None] = contextvars.ContextVar(
-    "asyncreply_observer", default=None
-)
 _NO_HEADERS = httpx.Headers()
 
 
@@ -56,34 +53,6 @@ class OperationMetadata:
     status_code: int | None
     headers: httpx.Headers
     url: str | None
-
-
-def active(logger: logging.Logger) -> bool:
-    """Whether a :func:`decision` would be recorded: ``logger`` logs DEBUG, or a flow of a
-    traced operation is running. Test it before computing a decision's details."""
-    if logger.isEnabledFor(logging.DEBUG):
-        return True
-    observer = _CURRENT.get()
-    return observer is not None and observer.tracing
-
-
-def decision(
-    logger: logging.Logger,
-    event: str,
-    attributes: Mapping[str, Attribute | None],
-    message: str,
-    *args: object,
-) -> None:
-    """Report a decision of the flow being stepped: a DEBUG line on ``logger`` (``message``
-    %-formatted with ``args`` only when emitted) and an ``event`` on the operation's span.
-
-    Never pass secrets or bodies: URLs go through :func:`asyncreply_client._log.redact_url`.
-    """
-    observer = _CURRENT.get()
-    if observer is not None:
-        observer.decided(event, attributes)
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(message, *args)
 
 
 class Observer:
@@ -167,11 +136,11 @@ class Observer:
         the operation (it returns its state), so any error ends the operation's span."""
         reply: Any = None
         error: Exception | None = None
-        token: contextvars.Token[Observer | None] | None = None
+        token: contextvars.Token[_log.Recorder | None] | None = None
         try:
             while True:
                 before = None if self.state is None else self.state.last
-                token = _CURRENT.set(self)
+                token = _log.RECORDER.set(self)
                 try:
                     command = flow.send(reply) if error is None else flow.throw(error)
                 except StopIteration as stop:
@@ -188,7 +157,7 @@ class Observer:
                     self._ended(exc, fatal=fatal)
                     raise
                 finally:
-                    _CURRENT.reset(token)
+                    _log.RECORDER.reset(token)
                     token = None
                 self._stepped(before, reply)
                 reply, error = None, None
@@ -226,7 +195,7 @@ class Observer:
                     self._answered(request, reply)
         finally:
             if token is not None:
-                _CURRENT.reset(token)
+                _log.RECORDER.reset(token)
             flow.close()
 
     def _answered(self, request: httpx.Request, reply: Any) -> None:

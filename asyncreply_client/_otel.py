@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from ._log import Attribute
+
 try:  # the optional ``otel`` extra
     from opentelemetry import context as otel_context
     from opentelemetry import propagate as otel_propagate
@@ -29,8 +31,6 @@ __all__ = ["AVAILABLE", "SPAN_NAME", "OperationSpan", "start_span", "tracer"]
 
 SPAN_NAME = "asyncreply.operation"
 _TRACER_NAME = "asyncreply"
-
-Attribute = str | bool | int | float
 
 
 class OperationSpan:
