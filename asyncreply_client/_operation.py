@@ -23,7 +23,7 @@ import httpx
 from . import _flow, _log
 from ._commands import Command, Tracker
 from ._errors import InvalidTokenError, JobCancelledError, JobFailedError, WaitTimeoutError
-from ._flow import OperationState, WaitOptions
+from ._flow import OperationState, WaitMode, WaitOptions
 from ._models import JobState, JobStatus
 from ._observe import Observer, OperationMetadata
 from ._policies import PollingPolicy
@@ -181,7 +181,7 @@ class _OperationBase(Generic[ResultT]):
         return self._observer.observe(_flow.refresh(self._base._flow_cfg, self._state))
 
     def _wait_flow(
-        self, timeout: float | None, polling: PollingPolicy | None, mode: str
+        self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
     ) -> Generator[Command, Any, JobStatus]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
         self._observer.waiting(mode)
@@ -190,7 +190,7 @@ class _OperationBase(Generic[ResultT]):
         )
 
     def _result_flow(
-        self, timeout: float | None, polling: PollingPolicy | None, mode: str
+        self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
     ) -> Generator[Command, Any, ResultT]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
         self._observer.waiting(mode)
@@ -214,7 +214,7 @@ class _OperationBase(Generic[ResultT]):
         destination: Destination,
         timeout: float | None,
         polling: PollingPolicy | None,
-        mode: str,
+        mode: WaitMode,
     ) -> Generator[Command, Any, int]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
         self._observer.waiting(mode)
@@ -289,7 +289,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> JobStatus:
         """Wait until the job is terminal and return its final status (failed and cancelled
@@ -312,7 +312,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> ResultT:
         """Wait, then return the result: JSON, a validated ``result_type``, or a
@@ -331,7 +331,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> Iterator[JobStatus]:
         """Iterate over each new snapshot until the job is terminal (the last one yielded).
 
@@ -345,7 +345,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> JobFailedError | JobCancelledError | None:
         """Wait until the job is terminal, then return the error :meth:`result` would raise
         for its outcome (``None`` when it completed), without fetching the result.
@@ -389,7 +389,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> int:
         """Wait, then stream the result's bytes to a path or a binary file object; return
         the number of bytes written. A path is written through a ``.part`` file renamed
@@ -420,7 +420,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> JobStatus:
         """Wait until the job is terminal; see :meth:`Operation.wait`."""
@@ -431,7 +431,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> ResultT:
         """Wait, then return the result; see :meth:`Operation.result`."""
@@ -442,7 +442,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> AsyncGenerator[JobStatus, None]:
         """Iterate over each new snapshot until the job is terminal; see
         :meth:`Operation.watch`."""
@@ -456,7 +456,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> JobFailedError | JobCancelledError | None:
         """Wait, then return the outcome's error (``None`` when completed); see
         :meth:`Operation.exception`."""
@@ -489,7 +489,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> int:
         """Stream the result to a path or binary file; see :meth:`Operation.download`.
         (File writes are plain blocking writes of each received chunk.)"""
