@@ -47,7 +47,7 @@ from ._policies import (
     PollObservation,
     PollSchedule,
 )
-from ._retry import RetryPolicy
+from ._retry import RetryEvent, RetryPolicy
 from ._sse import SSEOptions
 
 __all__ = [
@@ -85,6 +85,7 @@ __all__ = [
     "ProtocolError",
     "ReferenceDialect",
     "ResultFile",
+    "RetryEvent",
     "RetryPolicy",
     "SSEOptions",
     "StatusCodeDialect",

@@ -40,6 +40,7 @@ __all__ = [
     "WEBHOOKS",
     "enabled",
     "is_secret_name",
+    "redact_text",
     "redact_url",
 ]
 
@@ -145,3 +146,17 @@ def redact_url(url: object) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return "<unparsable URL>"
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (an error message, a reason) with every URL in it passed through
+    :func:`redact_url`.
+
+    Example:
+        >>> redact_text("GET https://h/e?token=abc failed")
+        'GET https://h/e?token=REDACTED failed'
+    """
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)

@@ -94,13 +94,16 @@ class Observer:
         )
 
     def decided(self, event: str, attributes: Mapping[str, Attribute | None]) -> None:
-        """Record a flow's decision on the span."""
+        """Record a flow's decision on the span (the wait mode chosen also becomes its
+        ``asyncreply.mode``)."""
         span = self.span
         if span is not None and span.recording:
             span.event(event, attributes)
+            if event == "asyncreply.mode":
+                span.set({"asyncreply.mode": attributes.get("asyncreply.mode")})
 
     def waiting(self, mode: str) -> None:
-        """A wait starts in ``mode``."""
+        """A wait starts in ``mode`` (``"auto"`` is replaced by the mode it chooses)."""
         span = self.span
         if span is not None:
             span.set({"asyncreply.mode": mode})

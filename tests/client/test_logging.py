@@ -11,8 +11,9 @@ import httpx
 import pytest
 import respx
 
-from asyncreply_client import FixedInterval, RetryPolicy, _log
+from asyncreply_client import FixedInterval, RetryPolicy, SSEOptions, _log
 from tests.client.harness import BOTH, open_client
+from tests.client.otelkit import Traces
 
 pytestmark = pytest.mark.anyio
 
@@ -91,13 +92,19 @@ async def test_state_changes_are_logged_once_each(
 
 
 def _leaky_server(router: respx.Router) -> None:
-    """A server whose URLs carry secrets in their query strings, and that sets cookies."""
+    """A server whose URLs carry secrets in their query strings, that sets cookies, answers a
+    transient 503 and refuses its event stream (so SSE falls back with the URL in its reason)."""
     monitor = f"{BASE}/jobs/j1?sig=SECRET-SIG&api_key=SECRET-QUERY&wait=1"
     router.post(f"{BASE}/jobs").respond(
         202,
         json={"id": "j1", "status": "pending"},
-        headers={"Location": monitor, "Set-Cookie": "session=SECRET-COOKIE"},
+        headers={
+            "Location": monitor,
+            "Set-Cookie": "session=SECRET-COOKIE",
+            "Link": '</jobs/j1/events?access_token=SECRET-TOKEN>; rel="events"',
+        },
     )
+    router.get(url__startswith=f"{BASE}/jobs/j1/events").respond(503, json={"error": "SECRET-BODY"})
     router.get(url__startswith=f"{BASE}/jobs/j1").mock(
         side_effect=[
             httpx.Response(503, json={"error": "busy SECRET-BODY"}, headers={"Retry-After": "0"}),
@@ -109,9 +116,19 @@ def _leaky_server(router: respx.Router) -> None:
     )
 
 
+def _span_texts(traces: Traces) -> list[str]:
+    texts = []
+    for span in traces.exporter.get_finished_spans():
+        texts += [str(v) for v in (span.attributes or {}).values()]
+        texts += [str(span.status.description)]
+        for event in span.events:
+            texts += [event.name, *(str(v) for v in (event.attributes or {}).values())]
+    return texts
+
+
 @BOTH
-async def test_no_secret_appears_in_any_log_line(
-    flavor: str, caplog: pytest.LogCaptureFixture
+async def test_no_secret_appears_in_any_log_line_or_span(
+    flavor: str, caplog: pytest.LogCaptureFixture, traces: Traces
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="asyncreply")
     headers = {
@@ -119,19 +136,24 @@ async def test_no_secret_appears_in_any_log_line(
         "Cookie": "session=SECRET-COOKIE",
         "X-Api-Key": "SECRET-KEY",
     }
+    sse = SSEOptions(max_reconnects=0)
     with respx.mock(assert_all_called=True) as router:
         _leaky_server(router)
         async with open_client(
-            flavor, BASE, headers=headers, retry=RetryPolicy(attempts=3, initial=0.0)
+            flavor, BASE, headers=headers, sse=sse, retry=RetryPolicy(attempts=3, initial=0.0)
         ) as (client, call):
             op = await call(client.submit, "/jobs", json={"secret": "SECRET-BODY"})
-            assert await call(op.result, timeout=5, mode="poll") == {"x": "SECRET-RESULT"}
+            assert await call(op.result, timeout=5) == {"x": "SECRET-RESULT"}
     lines = [r.getMessage() for r in _ours(caplog)]
     assert any("sig=REDACTED" in line and "api_key=REDACTED" in line for line in lines)
+    assert any("access_token=REDACTED" in line for line in lines)  # the SSE fallback's reason
+    assert any("retrying GET" in line for line in lines)
     assert any("wait=1" in line for line in lines)  # not a secret: kept
-    for line in lines:
+    texts = _span_texts(traces)
+    assert any("sig=REDACTED" in text for text in texts)
+    for text in lines + texts:
         for secret in SECRETS:
-            assert secret not in line, line
+            assert secret not in text, text
 
 
 @BOTH

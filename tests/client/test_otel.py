@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ import httpx
 import pytest
 import respx
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
 from asyncreply_client import (
@@ -31,41 +28,13 @@ from asyncreply_client import (
     _otel,
 )
 from tests.client.harness import BOTH, open_client
+from tests.client.otelkit import Traces, events
 
 pytestmark = pytest.mark.anyio
 
 FAST: dict[str, Any] = {"workers": 4, "retry_backoff": 0.01, "sse_retry_ms": 20}
 SERVER = pytest.mark.parametrize("reference_server", [FAST], indirect=True, ids=["reference"])
 BASE = "https://api.example.com"
-
-
-class Traces:
-    """A tracer provider of its own (the global one is left alone) and its finished spans."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.tracer = self.provider.get_tracer("tests")
-
-    def operations(self) -> list[ReadableSpan]:
-        return [s for s in self.exporter.get_finished_spans() if s.name == _otel.SPAN_NAME]
-
-    def operation(self) -> ReadableSpan:
-        [span] = self.operations()
-        return span
-
-
-@pytest.fixture
-def traces(monkeypatch: pytest.MonkeyPatch) -> Iterator[Traces]:
-    recorded = Traces()
-    monkeypatch.setattr(_otel, "tracer", lambda: recorded.provider.get_tracer("asyncreply"))
-    yield recorded
-    recorded.provider.shutdown()
-
-
-def _events(span: ReadableSpan, name: str) -> list[dict[str, Any]]:
-    return [dict(e.attributes or {}) for e in span.events if e.name == name]
 
 
 def _traceparent_ids(request: httpx.Request) -> tuple[int, int]:
@@ -91,10 +60,10 @@ async def test_one_span_per_operation_from_submit_to_terminal(
     assert attributes["asyncreply.mode"] == "poll"
     assert attributes["asyncreply.final_state"] == "completed"
     assert attributes["asyncreply.origin"] == "submit"
-    polls = _events(span, "asyncreply.poll")
+    polls = events(span, "asyncreply.poll")
     assert polls and attributes["asyncreply.polls"] == len(polls)
     assert [p["asyncreply.polls"] for p in polls] == list(range(1, len(polls) + 1))
-    states = [e["asyncreply.state"] for e in _events(span, "asyncreply.status")]
+    states = [e["asyncreply.state"] for e in events(span, "asyncreply.status")]
     assert states[0] == "pending" and states[-1] == "completed"
     assert span.status.status_code is StatusCode.UNSET
     assert "error.type" not in attributes

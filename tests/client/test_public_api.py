@@ -42,6 +42,7 @@ EXPECTED = {
     "ProtocolError",
     "ReferenceDialect",
     "ResultFile",
+    "RetryEvent",
     "RetryPolicy",
     "SSEOptions",
     "StatusCodeDialect",
