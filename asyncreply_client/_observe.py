@@ -62,7 +62,8 @@ class Observer:
 
     def __init__(self, state: OperationState | None, *, origin: str, dialect: str) -> None:
         self.state = state
-        self.answer: HttpResponse | None = None
+        #: The last answer that gave a status: (status code, URL, headers packed by _pack).
+        self.answer: tuple[int, str, bytes] | None = None
         self.polls = 0
         self.seen: JobStatus | None = None if state is None else state.last
         #: Called when a flow ends with the operation terminal (the done callbacks).
@@ -85,12 +86,21 @@ class Observer:
         """The latest status and the last answer that gave one."""
         state, answer = self.state, self.answer
         last = None if state is None else state.last
+        if answer is None:
+            return OperationMetadata(
+                status=last,
+                raw=None if last is None else last.raw,
+                status_code=None,
+                headers=_NO_HEADERS,
+                url=None,
+            )
+        code, url, packed = answer
         return OperationMetadata(
             status=last,
             raw=None if last is None else last.raw,
-            status_code=None if answer is None else answer.status_code,
-            headers=_NO_HEADERS if answer is None else answer.headers,
-            url=None if answer is None else answer.url,
+            status_code=code,
+            headers=_unpack(packed),
+            url=url,
         )
 
     def decided(self, event: str, attributes: Mapping[str, Attribute | None]) -> None:
@@ -236,7 +246,7 @@ class Observer:
         if last is None or last is before:
             return
         if isinstance(reply, HttpResponse):
-            self.answer = reply
+            self.answer = (reply.status_code, reply.url, _pack(reply.headers))
         self._saw(last)
 
     def _saw(self, status: JobStatus) -> None:
@@ -277,6 +287,23 @@ class Observer:
             self.end(error if fatal else None)
         if terminal and self.on_done is not None:
             self.on_done()
+
+
+def _pack(headers: httpx.Headers) -> bytes:
+    """Headers as one bytes object: an operation keeps its last answer's headers for
+    ``metadata``, and a ``Headers`` object costs several times more (fan-out memory)."""
+    return b"\n".join(name + b":" + value for name, value in headers.raw)
+
+
+def _unpack(packed: bytes) -> httpx.Headers:
+    """The headers :func:`_pack` packed (HTTP field values never hold a line feed)."""
+    if not packed:
+        return httpx.Headers()
+    pairs: list[tuple[bytes, bytes]] = []
+    for line in packed.split(b"\n"):
+        name, _, value = line.partition(b":")
+        pairs.append((name, value))
+    return httpx.Headers(pairs)
 
 
 def _fraction(status: JobStatus) -> float | None:
