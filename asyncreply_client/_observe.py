@@ -33,8 +33,6 @@ __all__ = ["Observer", "OperationMetadata"]
 T = TypeVar("T")
 Attribute = _log.Attribute
 
-_NO_HEADERS = httpx.Headers()
-
 
 @dataclass(frozen=True, slots=True)
 class OperationMetadata:
@@ -91,7 +89,7 @@ class Observer:
                 status=last,
                 raw=None if last is None else last.raw,
                 status_code=None,
-                headers=_NO_HEADERS,
+                headers=httpx.Headers(),
                 url=None,
             )
         code, url, packed = answer
@@ -129,7 +127,8 @@ class Observer:
         if state is not None:
             span.set(_state_attributes(state))
         if error is not None:
-            span.end(error_type=type(error).__name__, description=str(error))
+            # An error's message may quote a URL: its query secrets never reach the span.
+            span.end(error_type=type(error).__name__, description=_log.redact_text(str(error)))
         elif last is not None and last.state is JobState.FAILED:
             job_error = last.error
             span.end(

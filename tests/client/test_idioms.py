@@ -43,6 +43,8 @@ async def test_done_and_exception_of_a_completed_job(flavor: str, reference_serv
     async with open_client(flavor, reference_server.base_url) as (client, call):
         op = await call(client.submit, "/jobs", json={"type": "echo", "input": {"n": 1}})
         assert not op.done() and not op.cancelled()
+        op.headers["x-mine"] = "changed"  # a copy: the next read is unaffected
+        assert "x-mine" not in op.headers
         assert await call(op.exception, timeout=20) is None
         assert op.done() and not op.cancelled()
         assert op.status is not None and op.status.state is JobState.COMPLETED

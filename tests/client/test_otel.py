@@ -23,7 +23,9 @@ from asyncreply_client import (
     AsyncClient,
     JobFailedError,
     JobState,
+    RetryPolicy,
     SubmissionRejectedError,
+    TransportError,
     WaitTimeoutError,
     _otel,
 )
@@ -236,3 +238,23 @@ def test_without_the_extra_the_client_works_and_sends_no_traceparent(tmp_path: P
         check=False,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
+
+
+@BOTH
+async def test_a_failed_submission_ends_its_span_without_query_secrets(
+    flavor: str, traces: Traces
+) -> None:
+    with respx.mock(assert_all_called=True) as router:
+        router.post(url__startswith=f"{BASE}/jobs").mock(side_effect=httpx.ConnectError("down"))
+        async with open_client(flavor, BASE, retry=RetryPolicy(attempts=2, initial=0.0)) as (
+            client,
+            call,
+        ):
+            with pytest.raises(TransportError, match="SECRET-KEY"):  # the error itself: as sent
+                await call(client.submit, "/jobs?api_key=SECRET-KEY", json={})
+    span = traces.operation()
+    assert dict(span.attributes or {})["error.type"] == "TransportError"
+    assert span.status.status_code is StatusCode.ERROR
+    description = span.status.description or ""
+    assert "api_key=REDACTED" in description and "SECRET" not in description
+    assert [e["asyncreply.cause"] for e in events(span, "asyncreply.retry")] == ["ConnectError"]
