@@ -30,9 +30,14 @@ _JOB_LOCATION = re.compile(r"/jobs/([A-Za-z0-9_-]{1,128})/?$")
 _CLIENT_CLOSED = 499
 
 
-def access_log(user_of: Callable[[web.Request], str | None]) -> _Middleware:
+def access_log(
+    user_of: Callable[[web.Request], str | None], *, hash_users: bool = False
+) -> _Middleware:
     """An aiohttp middleware logging each request; ``user_of`` names a request's user
     (``None``: unauthenticated). Register it first, so it sees the final status.
+
+    With ``hash_users`` (a server without configured ``tokens``, whose user names are the
+    bearer tokens themselves), every user but ``anonymous`` is logged as a short hash.
 
     Example:
         >>> from aiohttp import web
@@ -64,7 +69,7 @@ def access_log(user_of: Callable[[web.Request], str | None]) -> _Middleware:
                 request.method,
                 request.rel_url.raw_path,
                 status,
-                _user_label(request, user_of),
+                _user_label(request, user_of, hash_users),
                 job_id or "-",
                 (time.perf_counter() - started) * 1000,
             )
@@ -80,7 +85,9 @@ def _created_job(response: web.StreamResponse) -> str | None:
     return None if match is None else match.group(1)
 
 
-def _user_label(request: web.Request, user_of: Callable[[web.Request], str | None]) -> str:
+def _user_label(
+    request: web.Request, user_of: Callable[[web.Request], str | None], hash_users: bool
+) -> str:
     try:
         user = user_of(request)
     except Exception:  # the log line must not fail the request
@@ -88,7 +95,7 @@ def _user_label(request: web.Request, user_of: Callable[[web.Request], str | Non
     if user is None:
         return "-"
     token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
-    if token and user == token:
-        # The token is the user name: log a stable, non-reversible label instead.
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:12]
+    if (hash_users and user != "anonymous") or (token and user == token):
+        # The user's name is a credential: log a stable, non-reversible label instead.
+        return "token:" + hashlib.sha256(user.encode()).hexdigest()[:12]
     return user

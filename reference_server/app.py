@@ -790,7 +790,12 @@ def create_app(
         rng=random.Random(config.faults.seed),
     )
     app = web.Application(
-        middlewares=[access_log(_resolve_user), _errors_and_counts, _faults, _auth],
+        middlewares=[
+            access_log(_resolve_user, hash_users=config.tokens is None),
+            _errors_and_counts,
+            _faults,
+            _auth,
+        ],
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )
     app[STATE_KEY] = state

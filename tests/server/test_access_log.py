@@ -8,8 +8,11 @@ import re
 
 import httpx
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from reference_server import ServerConfig, serve
+from reference_server.access_log import access_log
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +85,29 @@ async def test_silent_unless_enabled(caplog: pytest.LogCaptureFixture) -> None:
     async with serve(ServerConfig(workers=1)) as server, httpx.AsyncClient() as http:
         assert (await http.get(f"{server.base_url}/health")).status_code == 200
     assert [r for r in caplog.records if r.name == "asyncreply.server"] == []
+
+
+@pytest.mark.parametrize("hash_users", [True, False])
+async def test_user_names_that_are_credentials_are_hashed(
+    hash_users: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """However the user was found (a stream token in the query, say), a server whose user
+    names are its bearer tokens logs them hashed."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    names = {"/a": "tok-SECRET-9", "/b": "anonymous", "/c": None}
+    app = web.Application(middlewares=[access_log(lambda r: names[r.path], hash_users=hash_users)])
+    for path in names:
+        app.router.add_get(path, ok)
+    caplog.set_level(logging.INFO, logger="asyncreply.server")
+    async with TestServer(app, host="127.0.0.1") as server, httpx.AsyncClient() as http:
+        for path in names:
+            await http.get(str(server.make_url(path)))
+    users = [line["user"] for line in _lines(caplog)]
+    assert users[1:] == ["anonymous", "-"]
+    if hash_users:
+        assert users[0].startswith("token:") and "SECRET" not in users[0]
+    else:
+        assert users[0] == "tok-SECRET-9"
