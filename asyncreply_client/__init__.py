@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._http import HttpResponse
 from ._models import JobError, JobState, JobStatus, Progress, ResultFile
+from ._observe import OperationMetadata
 from ._operation import AsyncOperation, Operation
 from ._policies import (
     Adaptive,
@@ -46,8 +47,9 @@ from ._policies import (
     PollObservation,
     PollSchedule,
 )
-from ._retry import RetryPolicy
+from ._retry import RetryEvent, RetryPolicy
 from ._sse import SSEOptions
+from ._version import __version__ as __version__
 
 __all__ = [
     "Adaptive",
@@ -75,6 +77,7 @@ __all__ = [
     "LongPolling",
     "MicrosoftDialect",
     "Operation",
+    "OperationMetadata",
     "PollDecision",
     "PollObservation",
     "PollSchedule",
@@ -83,6 +86,7 @@ __all__ = [
     "ProtocolError",
     "ReferenceDialect",
     "ResultFile",
+    "RetryEvent",
     "RetryPolicy",
     "SSEOptions",
     "StatusCodeDialect",

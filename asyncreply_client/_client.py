@@ -35,6 +35,7 @@ from ._dialects import AutoDialect, Dialect
 from ._drivers import FlowResult, drive, drive_async
 from ._flow import FlowConfig, OperationState, StreamBudget, WaitMode
 from ._models import JobStatus
+from ._observe import Observer
 from ._operation import AsyncOperation, Operation
 from ._policies import Adaptive, LongPolling, PollingPolicy
 from ._retry import RetryPolicy
@@ -187,6 +188,13 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         """What remains of ``run()``'s ``timeout`` once its submission is answered."""
         return None if timeout is None else max(timeout - (self._clock.now() - started), 0.0)
 
+    def _watch_submission(
+        self, flow: Generator[Command, Any, OperationState]
+    ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
+        """``flow`` watched by the observer (logging, tracing) of the operation it creates."""
+        observer = Observer(None, origin="submit", dialect=self._flow_cfg.dialect.name)
+        return observer, observer.observe(flow, submitting=True)
+
     def _attach_state(
         self, status_url: str, events_url: str | None, cancel_url: str | None
     ) -> OperationState:
@@ -322,7 +330,8 @@ class Client(_ClientBase[httpx.Client]):
             >>> op = client.submit("/jobs", json={"type": "echo", "input": {}})  # doctest: +SKIP
         """
         flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
-        return Operation(self, self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        return Operation(self, self._run(flow), result_type, observer)
 
     def operation(
         self,
@@ -342,7 +351,7 @@ class Client(_ClientBase[httpx.Client]):
         Raises:
             InvalidTokenError: the token is malformed, of another version, or invalid.
         """
-        return Operation(self, self._resumed_state(token), result_type)
+        return Operation(self, self._resumed_state(token), result_type, origin="resume")
 
     def run(
         self,
@@ -354,14 +363,14 @@ class Client(_ClientBase[httpx.Client]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
-        result_type: type[Any] | None = None,
+        result_type: type[R] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
-    ) -> Any:
+    ) -> R:
         """Submit and wait: return the result (see :meth:`submit` and
-        :meth:`Operation.result`).
+        :meth:`Operation.result`), typed ``result_type`` when given.
 
         The submission asks the server to hold its answer until the job ends (``Prefer:
         wait=N``, N the ``timeout`` capped at 10 s): a server that supports it answers an
@@ -372,7 +381,8 @@ class Client(_ClientBase[httpx.Client]):
         flow = self._submit_flow(
             url, json, content, method, headers, idempotency_key, callback, self._run_hold(timeout)
         )
-        op = Operation(self, self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        op = Operation(self, self._run(flow), result_type, observer)
         return op.result(
             timeout=self._left(timeout, started),
             polling=polling,
@@ -460,7 +470,8 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     ) -> AsyncOperation[R]:
         """Submit an operation and return it (without waiting); see :meth:`Client.submit`."""
         flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
-        return AsyncOperation(self, await self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        return AsyncOperation(self, await self._run(flow), result_type, observer)
 
     def operation(
         self,
@@ -476,7 +487,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
 
     def resume(self, token: str, *, result_type: type[R] | None = None) -> AsyncOperation[R]:
         """Continue following an operation from ``op.to_token()``; see :meth:`Client.resume`."""
-        return AsyncOperation(self, self._resumed_state(token), result_type)
+        return AsyncOperation(self, self._resumed_state(token), result_type, origin="resume")
 
     async def run(
         self,
@@ -488,18 +499,19 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
-        result_type: type[Any] | None = None,
+        result_type: type[R] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
-    ) -> Any:
+    ) -> R:
         """Submit and wait: return the result; see :meth:`Client.run`."""
         started = self._clock.now()
         flow = self._submit_flow(
             url, json, content, method, headers, idempotency_key, callback, self._run_hold(timeout)
         )
-        op = AsyncOperation(self, await self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        op = AsyncOperation(self, await self._run(flow), result_type, observer)
         return await op.result(
             timeout=self._left(timeout, started),
             polling=polling,

@@ -28,16 +28,23 @@ CATCH_ALL = "*"
 
 
 class WebhookResponse(NamedTuple):
-    """What to answer the sender: ``status_code`` and a JSON ``body``.
+    """What to answer the sender: ``status_code`` and ``body``, the JSON document as *bytes*
+    (UTF-8), ready to write to the wire; :meth:`json` decodes it.
 
     Example:
         >>> status_code, body = WebhookResponse(200, b'{"status": "processed"}')
-        >>> status_code
-        200
+        >>> status_code, body
+        (200, b'{"status": "processed"}')
+        >>> WebhookResponse(200, body).json()
+        {'status': 'processed'}
     """
 
     status_code: int
     body: bytes
+
+    def json(self) -> Any:
+        """The body decoded from JSON (the receiver always answers a JSON document)."""
+        return json.loads(self.body)
 
     @property
     def headers(self) -> dict[str, str]:
