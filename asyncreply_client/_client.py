@@ -382,7 +382,12 @@ class Client(_ClientBase[httpx.Client]):
             url, json, content, method, headers, idempotency_key, callback, self._run_hold(timeout)
         )
         observer, flow = self._watch_submission(flow)
-        op = Operation(self, self._run(flow), result_type, observer)
+        state = self._run(flow)
+        if state.last is not None and state.last.is_terminal:
+            # Finished within the held submission: its callbacks still see the end.
+            for report in self._emitters(on_progress):
+                report(state.last)
+        op = Operation(self, state, result_type, observer)
         return op.result(
             timeout=self._left(timeout, started),
             polling=polling,
@@ -511,7 +516,12 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
             url, json, content, method, headers, idempotency_key, callback, self._run_hold(timeout)
         )
         observer, flow = self._watch_submission(flow)
-        op = AsyncOperation(self, await self._run(flow), result_type, observer)
+        state = await self._run(flow)
+        if state.last is not None and state.last.is_terminal:
+            # Finished within the held submission: its callbacks still see the end.
+            for report in self._emitters(on_progress):
+                await _call(report, state.last)
+        op = AsyncOperation(self, state, result_type, observer)
         return await op.result(
             timeout=self._left(timeout, started),
             polling=polling,

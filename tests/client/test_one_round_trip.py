@@ -118,6 +118,22 @@ async def test_run_of_an_instant_job_is_one_round_trip(
     assert result == {"message": "hi"}
 
 
+@BOTH
+@pytest.mark.parametrize("reference_server", [{"completion_style": "inline"}], indirect=True)
+async def test_progress_callbacks_see_the_end_of_a_job_finished_within_the_submission(
+    flavor: str, reference_server: RunningReferenceServer
+) -> None:
+    seen: list[JobState] = []
+    client_seen: list[JobState] = []
+    job = {"type": "echo", "input": {"message": "hi"}}
+    options = {"on_progress": lambda status: client_seen.append(status.state)}
+    async with open_client(flavor, reference_server.base_url, **options) as (client, call):
+        await call(
+            client.run, "/jobs", json=job, timeout=20, on_progress=lambda s: seen.append(s.state)
+        )
+    assert seen == client_seen == [JobState.COMPLETED]
+
+
 # --------------------------------------------------------------------------------------------
 # Both clients, respx: a server that applies the preference without finishing
 
