@@ -10,16 +10,6 @@ from __future__ import annotations
 
 from ._client import AsyncClient, Client
 from ._clock import Clock, SystemClock
-from ._dialects import (
-    ArmDialect,
-    AutoDialect,
-    Dialect,
-    GoogleDialect,
-    MicrosoftDialect,
-    ReferenceDialect,
-    StatusCodeDialect,
-    Submission,
-)
 from ._errors import (
     AsyncReplyError,
     InvalidTokenError,
@@ -48,6 +38,16 @@ from ._policies import (
 )
 from ._retry import RetryPolicy
 from ._sse import SSEOptions
+from .dialects import (
+    ArmDialect,
+    AutoDialect,
+    Dialect,
+    GoogleDialect,
+    MicrosoftDialect,
+    ReferenceDialect,
+    StatusCodeDialect,
+    Submission,
+)
 
 __all__ = [
     "Adaptive",

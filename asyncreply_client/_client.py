@@ -29,7 +29,6 @@ from typing_extensions import TypeVar
 from . import _flow
 from ._clock import Clock, SystemClock
 from ._commands import Command
-from ._dialects import AutoDialect, Dialect
 from ._drivers import DriverConfig, Outcome, drive, drive_async
 from ._flow import FlowConfig, OperationState, StreamBudget
 from ._models import JobStatus
@@ -39,6 +38,7 @@ from ._retry import RetryPolicy
 from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._token import load_token
+from .dialects import AutoDialect, Dialect
 
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
 

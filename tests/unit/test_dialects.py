@@ -9,15 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncreply_client._dialects import (
-    AutoDialect,
-    Dialect,
-    ReferenceDialect,
-    StatusCodeDialect,
-    Submission,
-    is_job_failure_response,
-    parse_state,
-)
 from asyncreply_client._errors import (
     JobExpiredError,
     JobNotFoundError,
@@ -26,6 +17,15 @@ from asyncreply_client._errors import (
 )
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobState, JobStatus, Progress, ResultFile
+from asyncreply_client.dialects import (
+    AutoDialect,
+    Dialect,
+    ReferenceDialect,
+    StatusCodeDialect,
+    Submission,
+    is_job_failure_response,
+    parse_state,
+)
 
 BASE = "http://api.test:8080"
 WALL = 1_795_424_400.0  # 2026-11-23T09:00:00Z
@@ -868,7 +868,7 @@ def test_absurdly_nested_json_is_a_protocol_error_not_a_crash(body: bytes) -> No
 
 
 def test_state_vocabulary_has_no_word_twice() -> None:
-    from asyncreply_client._dialects import _STATE_VOCABULARY, _STATE_WORDS
+    from asyncreply_client.dialects._fields import _STATE_VOCABULARY, _STATE_WORDS
 
     words = [w for text in _STATE_VOCABULARY.values() for w in text.split()]
     assert len(words) == len(set(words)) == len(_STATE_WORDS)

@@ -12,7 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asyncreply_client._dialects import (
+from asyncreply_client._errors import (
+    JobExpiredError,
+    JobNotFoundError,
+    ProtocolError,
+    SubmissionRejectedError,
+)
+from asyncreply_client._http import HttpResponse
+from asyncreply_client._models import JobStatus
+from asyncreply_client.dialects import (
     ArmDialect,
     AutoDialect,
     Dialect,
@@ -23,14 +31,6 @@ from asyncreply_client._dialects import (
     Submission,
     is_job_failure_response,
 )
-from asyncreply_client._errors import (
-    JobExpiredError,
-    JobNotFoundError,
-    ProtocolError,
-    SubmissionRejectedError,
-)
-from asyncreply_client._http import HttpResponse
-from asyncreply_client._models import JobStatus
 
 DIALECTS: list[Dialect] = [
     ReferenceDialect(wall_clock=lambda: 1e9),
