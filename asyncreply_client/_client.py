@@ -38,7 +38,7 @@ from ._retry import RetryPolicy
 from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._token import load_token
-from .dialects import AutoDialect, Dialect
+from .dialects import Dialect, dialect_from
 
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
 
@@ -81,7 +81,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         http_client: HttpClientT | None = None,
         polling: PollingPolicy | None = None,
         retry: RetryPolicy | None = None,
-        dialect: Dialect | None = None,
+        dialect: Dialect | str | None = None,
         on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
         trusted_origins: Iterable[str] = (),
         clock: Clock | None = None,
@@ -107,7 +107,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             timeout=resolved,
         )
         self._clock: Clock = clock or SystemClock()
-        chosen_dialect: Dialect = dialect if dialect is not None else AutoDialect()
+        chosen_dialect = dialect_from(dialect)
         self._flow_cfg = FlowConfig(
             requests=self._requests,
             dialect=chosen_dialect,
@@ -218,7 +218,10 @@ class Client(_ClientBase[httpx.Client]):
             client.
         polling: the default polling policy (default :class:`Adaptive`).
         retry: the transient-fault policy (default :class:`RetryPolicy`).
-        dialect: how responses are interpreted (default :class:`AutoDialect`).
+        dialect: how responses are interpreted: a :class:`Dialect`, or one of the names
+            ``"auto"`` (default), ``"reference"``, ``"status-code"``, ``"microsoft"``,
+            ``"google"``, ``"arm"``. Anything else raises ``ValueError`` (an unknown
+            name) or ``TypeError`` (not a name nor a dialect) here, at construction.
         on_progress: callback(s) given each new snapshot during waits.
         trusted_origins: other origins (``"https://files.example.com"``) that may receive
             the credentials.

@@ -1,0 +1,76 @@
+"""Dialect behaviours seen through both clients (respx, no sockets): names accepted at
+construction, vendor shapes end to end, and the errors a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from asyncreply_client import (
+    ArmDialect,
+    AsyncClient,
+    Client,
+    FixedInterval,
+    ReferenceDialect,
+)
+from asyncreply_client.dialects import DIALECT_NAMES
+from asyncreply_client.testing import FakeClock
+
+API = "https://api.test"
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as mock:
+        yield mock
+
+
+def options(**extra: Any) -> dict[str, Any]:
+    return {"clock": FakeClock(), "polling": FixedInterval(1.0), **extra}
+
+
+# --------------------------------------------------------------------------------------------
+# Dialects by name
+
+
+@pytest.mark.parametrize("client_type", [Client, AsyncClient])
+@pytest.mark.parametrize("name", DIALECT_NAMES)
+def test_every_dialect_name_is_accepted_at_construction(client_type: Any, name: str) -> None:
+    client = client_type(API, dialect=name, http_client=_http(client_type))
+    assert client.dialect.name == name
+    assert DIALECT_NAMES == ("auto", "reference", "status-code", "microsoft", "google", "arm")
+
+
+@pytest.mark.parametrize("client_type", [Client, AsyncClient])
+def test_names_ignore_case_and_blanks_and_objects_pass_through(client_type: Any) -> None:
+    assert client_type(API, dialect=" ARM ", http_client=_http(client_type)).dialect.name == "arm"
+    mine = ArmDialect()
+    assert client_type(API, dialect=mine, http_client=_http(client_type)).dialect is mine
+    assert client_type(API, http_client=_http(client_type)).dialect.name == "auto"
+
+
+@pytest.mark.parametrize("client_type", [Client, AsyncClient])
+@pytest.mark.parametrize(
+    ("value", "error", "words"),
+    [
+        ("no-such", ValueError, "unknown dialect 'no-such'"),
+        ("", ValueError, "expected one of auto, reference, status-code, microsoft, google, arm"),
+        (42, TypeError, "got int"),
+        (ReferenceDialect, TypeError, "got type"),
+        (object(), TypeError, "Dialect object"),
+    ],
+)
+def test_a_bad_dialect_fails_at_construction(
+    client_type: Any, value: object, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        client_type(API, dialect=value, http_client=_http(client_type))
+
+
+def _http(client_type: Any) -> Any:
+    # A user-owned httpx client that is never used: constructing ours opens nothing.
+    return httpx.Client() if client_type is Client else httpx.AsyncClient()
