@@ -86,9 +86,28 @@ class HttpResponse:
         value: Any = None
         if self.content.strip():
             try:
-                text = self.content.decode(json.detect_encoding(self.content), "surrogatepass")
-                value = _DECODER.decode(text)
-            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
+                value = self._decode()
+            except (ValueError, RecursionError):  # RecursionError: "[[[[…"
                 value = None
         object.__setattr__(self, "_json", value)
         return value
+
+    def json_error(self) -> ValueError | RecursionError | None:
+        """Why the body is not valid JSON, or ``None`` when it is (or is empty).
+
+        The error is a ``json.JSONDecodeError``, a ``UnicodeDecodeError`` (bytes that are no
+        Unicode text) or a ``RecursionError`` (absurd nesting), for callers to chain as the
+        ``__cause__`` of the error they raise. The body is decoded again only when
+        :meth:`json` found it invalid.
+        """
+        if not self.content.strip() or self.json() is not None:
+            return None
+        try:
+            self._decode()
+        except (ValueError, RecursionError) as exc:
+            return exc
+        return None  # the body is the JSON literal ``null``
+
+    def _decode(self) -> Any:
+        text = self.content.decode(json.detect_encoding(self.content), "surrogatepass")
+        return _DECODER.decode(text)

@@ -76,6 +76,8 @@ class Answer:
     raw: Any
     json_ok: bool
     wall_now: float
+    #: Why a non-empty body is not valid JSON (``None`` when it is, or is empty).
+    decode_error: ValueError | RecursionError | None = None
 
     @classmethod
     def of(cls, response: HttpResponse, wall_now: float) -> Answer:
@@ -88,6 +90,7 @@ class Answer:
             method=response.method,
             value=response.json(),
             wall_now=wall_now,
+            decode_error=response.json_error(),
         )
 
     @classmethod
@@ -101,8 +104,10 @@ class Answer:
         method: str,
         value: Any,
         wall_now: float,
+        decode_error: ValueError | RecursionError | None = None,
     ) -> Answer:
-        """``value``: the body parsed as JSON, ``None`` when empty or not JSON."""
+        """``value``: the body parsed as JSON, ``None`` when empty or not JSON
+        (``decode_error`` then says why, when known)."""
         json_ok = value is not None or content.strip() == b"null"
         raw: Any = value
         if not json_ok and content.strip():
@@ -117,6 +122,7 @@ class Answer:
             raw=raw,
             json_ok=json_ok,
             wall_now=wall_now if math.isfinite(wall_now) else 0.0,
+            decode_error=decode_error,
         )
 
     def header(self, name: str) -> str | None:
@@ -138,6 +144,22 @@ class Answer:
         """A ``ProtocolError`` about this answer (status, URL and a body excerpt)."""
         return ProtocolError(message, status_code=self.status_code, url=self.url, body=self.content)
 
+    def is_labelled_json(self) -> bool:
+        """Whether the Content-Type says JSON (``application/json`` or ``+json``)."""
+        media = media_type(self)
+        return media == "application/json" or media.endswith("+json")
+
+    def invalid_json_error(self, what: str) -> ProtocolError | None:
+        """A ``ProtocolError`` saying ``what`` is not valid JSON, chained to the decoder's
+        error, when the body failed to decode (else ``None``)."""
+        cause = self.decode_error
+        if cause is None:
+            return None
+        error = self.protocol_error(f"{what} is not valid JSON ({_reason(cause)})")
+        error.__cause__ = cause
+        error.__suppress_context__ = True
+        return error
+
     def error_text(self) -> str:
         """``code: message`` of the body's error, or ``""``."""
         if self.doc is not None:
@@ -145,6 +167,11 @@ class Answer:
             if error is not None:
                 return ": ".join(p for p in (error.code, error.message) if p)
         return ""
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 _SKEW = 2.0
@@ -294,13 +321,13 @@ def result_of(answer: Answer) -> tuple[Any, bool]:
     if answer.status_code == 204 or not answer.content.strip():
         return None, True
     content_type = answer.header("content-type")
-    media = media_type(answer)
-    is_json = media == "application/json" or media.endswith("+json")
+    is_json = answer.is_labelled_json()
     if is_json or content_type is None:
         if answer.json_ok:
             return answer.raw, True
         if is_json:
-            raise answer.protocol_error("the result is labelled JSON but does not parse")
+            error = answer.invalid_json_error("the body labelled JSON")
+            raise error or answer.protocol_error("the body labelled JSON does not decode")
     return (
         ResultFile(
             content_type=content_type or "application/octet-stream",

@@ -23,6 +23,7 @@ from ._answer import (
     body_monitor,
     final_url_of,
     header_monitor,
+    media_type,
     raise_not_found_or_gone,
     result_of,
     snapshot,
@@ -267,6 +268,14 @@ class DialectBase:
             if location is None:
                 raise answer.protocol_error("303 See Other without a usable Location")
             return snapshot(answer, JobState.COMPLETED, doc=answer.doc, result_url=location)
+        if code in (200, 201, 202) and (
+            answer.is_labelled_json() or (self._ok_mode == "document" and not media_type(answer))
+        ):
+            # A JSON status answer that does not decode is broken, whatever the dialect
+            # would have made of it (RFC 8259); the decoder's error is the cause.
+            invalid = answer.invalid_json_error("the status answer's body")
+            if invalid is not None:
+                raise invalid
         if code in (200, 201, 204):
             return self._status_of_2xx(answer, final_url)
         if code == 202:

@@ -576,7 +576,7 @@ def test_status_code_results_of_every_kind() -> None:
     assert text.result == "hello"
     empty = d.interpret_status(resp(204))
     assert empty.state is JobState.COMPLETED and empty.has_result and empty.result is None
-    with pytest.raises(ProtocolError, match="does not parse"):
+    with pytest.raises(ProtocolError, match="body is not valid JSON"):
         d.interpret_status(resp(200, b"{not json", {"Content-Type": "application/json"}))
 
 

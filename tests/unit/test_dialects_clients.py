@@ -3,6 +3,7 @@ construction, vendor shapes end to end, and the errors a user can act on."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +16,12 @@ from asyncreply_client import (
     AsyncClient,
     Client,
     FixedInterval,
+    ProtocolError,
     ReferenceDialect,
 )
 from asyncreply_client.dialects import DIALECT_NAMES
 from asyncreply_client.testing import FakeClock
+from tests.client.harness import BOTH, open_client
 
 API = "https://api.test"
 
@@ -74,3 +77,33 @@ def test_a_bad_dialect_fails_at_construction(
 def _http(client_type: Any) -> Any:
     # A user-owned httpx client that is never used: constructing ours opens nothing.
     return httpx.Client() if client_type is Client else httpx.AsyncClient()
+
+
+# --------------------------------------------------------------------------------------------
+# Vendor shapes end to end
+
+
+def accepted(location: str, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        202,
+        headers={"Location": location, "Retry-After": "0", **headers},
+        json={"jobId": "1", "status": "pending"},
+    )
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_status_poll_that_is_not_valid_json_says_so(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(
+            200, content=b'{"status": "runn', headers={"Content-Type": "application/json"}
+        )
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(ProtocolError, match="status answer's body is not valid JSON") as info:
+            await call(op.wait, timeout=10)
+    assert isinstance(info.value.__cause__, json.JSONDecodeError)
