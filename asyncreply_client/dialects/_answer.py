@@ -162,11 +162,8 @@ class Answer:
 
     def error_text(self) -> str:
         """``code: message`` of the body's error, or ``""``."""
-        if self.doc is not None:
-            error = job_error(self.doc)
-            if error is not None:
-                return ": ".join(p for p in (error.code, error.message) if p)
-        return ""
+        error = job_error(self.doc) if self.doc is not None else None
+        return "" if error is None else error.summary
 
 
 def _reason(exc: BaseException) -> str:

@@ -228,20 +228,77 @@ def progress_of(doc: Doc, *, depth: int = 0) -> Progress | None:
     return None
 
 
-def job_error(doc: Doc) -> JobError | None:
-    """The ``error`` the body reports, when it reports one."""
-    raw = doc.get("error")
-    if isinstance(raw, Mapping):
-        message = raw.get("message")
-        return JobError(
-            code=short_text(raw.get("code")) or short_text(raw.get("status")),
-            message=message[:MAX_TEXT] if isinstance(message, str) else None,
-            retryable=raw.get("retryable") is True,
-            details=raw.get("details"),
-        )
-    if isinstance(raw, str) and raw:
-        return JobError(message=raw[:MAX_TEXT])
+#: Where a failure's error object or text lives: ``error`` (Microsoft, Google, ours) and
+#: ``lastError`` (queue-backed status-code servers).
+_ERROR_KEYS = ("error", "lastError", "last_error")
+#: A code the server gave, in an error object or at the top level of the body.
+_CODE_KEYS = ("code", "errorCode", "error_code")
+#: A human-readable reason: ``message``, RFC 9457 ``detail`` then ``title``, and others.
+_MESSAGE_KEYS = (
+    "message",
+    "errorMessage",
+    "error_message",
+    "detail",
+    "title",
+    "failureReason",
+    "failure_reason",
+    "reason",
+)
+#: Structured details: ``details`` (Microsoft, google.rpc.Status), ``errors`` (RFC 9457
+#: extension, JSON:API, GraphQL), ``innererror`` (Microsoft).
+_DETAIL_KEYS = ("details", "errors", "innererror")
+
+
+def _message_of(doc: Doc) -> str | None:
+    for key in _MESSAGE_KEYS:
+        value = doc.get(key)
+        if isinstance(value, str) and value.strip():
+            return value[:MAX_TEXT]
     return None
+
+
+def _error_of_object(doc: Doc, *, top_level: bool = False) -> JobError | None:
+    """An error object: ``{code, message, details}`` and their common spellings; ``None``
+    when it holds none of them. At the body's top level ``status`` is the state word, not
+    an error code (Google's ``error.status`` is one)."""
+    code = short_text(first_value(doc, _CODE_KEYS))
+    if code is None and not top_level:
+        code = short_text(doc.get("status"))
+    message = _message_of(doc)
+    details = first_value(doc, _DETAIL_KEYS)
+    if isinstance(details, list) and details and isinstance(details[0], Mapping):
+        # ``errors: [{code, message}, ...]`` alone says what went wrong.
+        code = code or short_text(first_value(details[0], _CODE_KEYS))
+        message = message or _message_of(details[0])
+    retryable = doc.get("retryable") is True
+    if code is None and message is None and details is None and not retryable:
+        return None
+    return JobError(code=code, message=message, retryable=retryable, details=details)
+
+
+def job_error(doc: Doc) -> JobError | None:
+    """The error the body reports, when it reports one; ``None`` when it says nothing.
+
+    Looked for in order: an ``error`` or ``lastError`` object (``code``, ``message``,
+    ``details``) or string; then the body's own ``code``/``errorCode``, ``message``,
+    RFC 9457 ``detail``/``title``, and ``errors[]``. A code is only ever one the server
+    gave: none is made up from the state or the status code.
+
+    Example:
+        >>> job_error({"state": "failed", "lastError": "queue exploded"}).message
+        'queue exploded'
+        >>> job_error({"title": "Out of credit", "detail": "Balance is 30"}).message
+        'Balance is 30'
+    """
+    for key in _ERROR_KEYS:
+        raw = doc.get(key)
+        if isinstance(raw, Mapping):
+            error = _error_of_object(raw)
+            if error is not None:
+                return error
+        elif isinstance(raw, str) and raw.strip():
+            return JobError(message=raw[:MAX_TEXT], details=first_value(doc, _DETAIL_KEYS))
+    return _error_of_object(doc, top_level=True)
 
 
 def timestamp_of(doc: Doc, keys: tuple[str, ...]) -> datetime | None:

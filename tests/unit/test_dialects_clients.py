@@ -16,6 +16,7 @@ from asyncreply_client import (
     AsyncClient,
     Client,
     FixedInterval,
+    JobFailedError,
     ProtocolError,
     ReferenceDialect,
 )
@@ -107,3 +108,21 @@ async def test_a_status_poll_that_is_not_valid_json_says_so(
         with pytest.raises(ProtocolError, match="status answer's body is not valid JSON") as info:
             await call(op.wait, timeout=10)
     assert isinstance(info.value.__cause__, json.JSONDecodeError)
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_status_code_failure_reason_reaches_the_error(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(500, json={"state": "failed", "lastError": "queue exploded"})
+    )
+    async with open_client(flavor, API, **options(dialect="status-code")) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(JobFailedError) as info:
+            await call(op.result, timeout=10)
+    assert info.value.status is not None and info.value.status.error is not None
+    error = info.value.status.error
+    assert (error.code, error.message) == (None, "queue exploded")

@@ -107,3 +107,92 @@ def test_valid_json_null_and_empty_bodies_are_not_decoding_errors() -> None:
     assert resp(204).json_error() is None
     assert resp(200, {"a": 1}).json_error() is None
     assert isinstance(resp(200, b"{", JSON).json_error(), json.JSONDecodeError)
+
+
+# --------------------------------------------------------------------------------------------
+# The failure reason reaches JobError (status-code servers, RFC 9457, error arrays)
+
+QUEUE_DETAILS = [{"attempt": 3, "at": "2026-11-23T09:00:00Z"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message", "details"),
+    [
+        ({"state": "failed", "lastError": "queue exploded"}, None, "queue exploded", None),
+        (
+            {"state": "deadLetter", "lastError": {"code": "E_QUEUE", "message": "boom"}},
+            "E_QUEUE",
+            "boom",
+            None,
+        ),
+        (
+            {"state": "failed", "lastError": "boom", "details": QUEUE_DETAILS},
+            None,
+            "boom",
+            QUEUE_DETAILS,
+        ),
+        (
+            {"state": "failed", "error": {"code": "quota", "message": "out", "details": [1]}},
+            "quota",
+            "out",
+            [1],
+        ),
+        ({"state": "failed", "error": "disk full"}, None, "disk full", None),
+        ({"state": "failed", "message": "the input was empty"}, None, "the input was empty", None),
+        (
+            {"state": "failed", "errorCode": "E42", "errorMessage": "bad row 7"},
+            "E42",
+            "bad row 7",
+            None,
+        ),
+        (  # RFC 9457 problem details: detail wins over title; type is not a code
+            {
+                "state": "failed",
+                "type": "https://example.com/probs/out-of-credit",
+                "title": "You do not have enough credit.",
+                "detail": "Your current balance is 30, but that costs 50.",
+            },
+            None,
+            "Your current balance is 30, but that costs 50.",
+            None,
+        ),
+        ({"state": "failed", "title": "Out of credit"}, None, "Out of credit", None),
+        (
+            {"state": "failed", "errors": [{"code": "E1", "message": "first"}, {"code": "E2"}]},
+            "E1",
+            "first",
+            [{"code": "E1", "message": "first"}, {"code": "E2"}],
+        ),
+        ({"state": "failed"}, None, None, None),
+        ({"state": "failed", "lastError": ""}, None, None, None),
+    ],
+)
+def test_a_failed_500_carries_every_common_error_field(
+    body: dict[str, Any], code: str | None, message: str | None, details: Any
+) -> None:
+    for dialect in (StatusCodeDialect(), AutoDialect()):
+        status = dialect.interpret_status(resp(500, body))
+        assert status.state.value == "failed"
+        assert status.error is not None
+        assert (status.error.code, status.error.message, status.error.details) == (
+            code,
+            message,
+            details,
+        ), dialect.name
+
+
+def test_no_code_is_invented_from_the_state_or_the_status() -> None:
+    status = StatusCodeDialect().interpret_status(resp(500, {"state": "failed", "status": 500}))
+    assert status.error is not None and status.error.code is None
+    assert status.error.summary == ""
+    named = StatusCodeDialect().interpret_status(
+        resp(500, {"status": "failed", "lastError": "queue exploded"})
+    )
+    assert named.error is not None
+    assert (named.error.code, named.error.summary) == (None, "queue exploded")
+
+
+def test_google_error_status_stays_its_code() -> None:
+    body = {"name": "operations/1", "done": True, "error": {"code": 5, "message": "gone"}}
+    status = GoogleDialect().interpret_status(resp(200, body, url=f"{API}/v1/operations/1"))
+    assert status.error is not None and (status.error.code, status.error.message) == ("5", "gone")
