@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from .._errors import ProtocolError, SubmissionRejectedError
+from .._errors import ProtocolError
 from .._http import HttpResponse
 from .._models import JobState, JobStatus
 from ._answer import (
@@ -29,6 +29,7 @@ from ._answer import (
     snapshot,
 )
 from ._fields import doc_state, has_provisioning_state, has_result_fields
+from ._rejections import rejection_of
 
 __all__ = ["Dialect", "DialectBase", "OkMode", "Submission", "submission_of"]
 
@@ -286,6 +287,8 @@ class DialectBase:
         failure = self._failure_state(answer)
         if failure is not None:
             return snapshot(answer, failure, doc=answer.doc)
+        if code is not None and 400 <= code < 500:
+            raise rejection_of(answer, what="status request")
         raise answer.protocol_error(f"{self.name} dialect: unexpected status answer")
 
     def _read_submit(self, answer: Answer) -> Submission:
@@ -305,13 +308,7 @@ class DialectBase:
             status = snapshot(answer, failure, doc=answer.doc)
             return submission_of(answer, status, status.status_url)
         if code is not None and 400 <= code < 500:
-            detail = answer.error_text()
-            raise SubmissionRejectedError(
-                f"submission rejected with HTTP {code}" + (f": {detail}" if detail else ""),
-                status_code=code,
-                url=answer.url,
-                error=(answer.doc or {}).get("error", answer.raw),
-            )
+            raise rejection_of(answer, submission=True)
         raise answer.protocol_error("unexpected answer to a submission")
 
     def _submission_of_202(self, answer: Answer) -> Submission:

@@ -10,9 +10,12 @@ import httpx
 import pytest
 
 from asyncreply_client._errors import (
+    AuthenticationError,
     JobExpiredError,
     JobNotFoundError,
+    PermissionDeniedError,
     ProtocolError,
+    RequestRejectedError,
     SubmissionRejectedError,
 )
 from asyncreply_client._http import HttpResponse
@@ -436,8 +439,10 @@ def test_reference_cancelled() -> None:
         (303, doc("completed"), ProtocolError),  # no Location
         (500, b"Internal Server Error", ProtocolError),
         (500, {"error": {"code": "internal"}}, ProtocolError),
-        (409, {"error": {"code": "conflict"}}, ProtocolError),
-        (401, {"error": {"code": "unauthorized"}}, ProtocolError),
+        (409, {"error": {"code": "conflict"}}, RequestRejectedError),
+        (401, {"error": {"code": "unauthorized"}}, AuthenticationError),
+        (403, {"error": {"code": "forbidden"}}, PermissionDeniedError),
+        (400, b"bad request", RequestRejectedError),
         (302, None, ProtocolError),
     ],
 )
@@ -603,7 +608,7 @@ def test_status_code_failed_details() -> None:
         (404, {"error": {"code": "not_found"}}, JobNotFoundError),
         (500, b"Internal Server Error", ProtocolError),
         (500, {"state": "inFlight"}, ProtocolError),
-        (409, {"error": {"code": "already_terminal"}}, ProtocolError),
+        (409, {"error": {"code": "already_terminal"}}, RequestRejectedError),
         (303, None, ProtocolError),
     ],
 )

@@ -14,11 +14,14 @@ import respx
 from asyncreply_client import (
     ArmDialect,
     AsyncClient,
+    AuthenticationError,
     Client,
     FixedInterval,
     JobFailedError,
+    PermissionDeniedError,
     ProtocolError,
     ReferenceDialect,
+    RequestRejectedError,
 )
 from asyncreply_client.dialects import DIALECT_NAMES
 from asyncreply_client.testing import FakeClock
@@ -126,3 +129,29 @@ async def test_a_status_code_failure_reason_reaches_the_error(
     assert info.value.status is not None and info.value.status.error is not None
     error = info.value.status.error
     assert (error.code, error.message) == (None, "queue exploded")
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [(401, AuthenticationError), (403, PermissionDeniedError), (400, RequestRejectedError)],
+)
+async def test_a_4xx_on_a_poll_is_an_error_a_user_can_act_on(
+    flavor: str, router: respx.MockRouter, code: int, cls: type[RequestRejectedError]
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(
+            code,
+            headers={"WWW-Authenticate": 'Bearer realm="api"'} if code == 401 else {},
+            json={"error": {"code": "nope", "message": "token expired"}},
+        )
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(cls) as info:
+            await call(op.wait, timeout=10)
+    assert info.value.status_code == code and info.value.url == f"{API}/jobs/1"
+    assert info.value.error == {"code": "nope", "message": "token expired"}
+    assert info.value.www_authenticate == ('Bearer realm="api"' if code == 401 else None)

@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncreply_client._errors import ProtocolError
+from asyncreply_client._errors import (
+    MAX_MESSAGE,
+    AuthenticationError,
+    PermissionDeniedError,
+    ProtocolError,
+    RequestRejectedError,
+    SubmissionRejectedError,
+    excerpt,
+    rejection_class,
+)
 from asyncreply_client._http import HttpResponse
 from asyncreply_client.dialects import (
     ArmDialect,
@@ -21,6 +30,7 @@ from asyncreply_client.dialects import (
     ReferenceDialect,
     StatusCodeDialect,
 )
+from asyncreply_client.dialects._rejections import rejection_error
 
 WALL = 1_795_424_400.0
 API = "https://api.test"
@@ -196,3 +206,109 @@ def test_google_error_status_stays_its_code() -> None:
     body = {"name": "operations/1", "done": True, "error": {"code": 5, "message": "gone"}}
     status = GoogleDialect().interpret_status(resp(200, body, url=f"{API}/v1/operations/1"))
     assert status.error is not None and (status.error.code, status.error.message) == ("5", "gone")
+
+
+# --------------------------------------------------------------------------------------------
+# 4xx answers: errors a user can act on, with bounded messages
+
+CHALLENGE = 'Bearer realm="api", error="invalid_token"'
+
+
+@DIALECTS
+def test_a_401_on_a_poll_is_an_authentication_error(dialect: Dialect) -> None:
+    body = {"error": {"code": "unauthorized", "message": "token expired"}}
+    with pytest.raises(AuthenticationError) as info:
+        dialect.interpret_status(resp(401, body, {"WWW-Authenticate": CHALLENGE}))
+    error = info.value
+    assert not isinstance(error, SubmissionRejectedError)
+    assert (error.status_code, error.url, error.www_authenticate) == (
+        401,
+        f"{API}/jobs/1",
+        CHALLENGE,
+    )
+    assert error.error == {"code": "unauthorized", "message": "token expired"}
+    assert "authentication required" in str(error) and "token expired" in str(error)
+    assert CHALLENGE in str(error)
+
+
+@DIALECTS
+def test_a_403_on_a_poll_is_a_permission_error(dialect: Dialect) -> None:
+    with pytest.raises(PermissionDeniedError) as info:
+        dialect.interpret_status(resp(403, b"Forbidden", {"Content-Type": "text/plain"}))
+    assert info.value.error == "Forbidden" and info.value.www_authenticate is None
+
+
+@DIALECTS
+@pytest.mark.parametrize("code", [400, 405, 409, 422])
+def test_another_4xx_on_a_poll_carries_the_parsed_error(dialect: Dialect, code: int) -> None:
+    problem = {
+        "type": "https://example.com/probs/bad",
+        "title": "Bad request",
+        "detail": "the id is malformed",
+        "status": code,
+    }
+    with pytest.raises(RequestRejectedError) as info:
+        dialect.interpret_status(resp(code, problem, {"Content-Type": "application/problem+json"}))
+    assert type(info.value) is RequestRejectedError
+    assert info.value.error == problem and info.value.status_code == code
+    assert "the id is malformed" in str(info.value)
+
+
+@DIALECTS
+@pytest.mark.parametrize(
+    ("code", "cls"), [(401, AuthenticationError), (403, PermissionDeniedError)]
+)
+def test_a_401_or_403_to_a_submission_is_both_errors(
+    dialect: Dialect, code: int, cls: type[Exception]
+) -> None:
+    answer = resp(code, {"error": {"code": "nope"}}, url=f"{API}/jobs", method="POST")
+    with pytest.raises(cls) as info:
+        dialect.interpret_submit(answer)
+    assert isinstance(info.value, SubmissionRejectedError)
+    assert str(info.value).startswith(f"submission rejected with HTTP {code}")
+
+
+def test_the_pure_classification() -> None:
+    assert rejection_error(resp(200, {"status": "running"})) is None
+    assert rejection_error(resp(503, b"busy")) is None
+    assert type(rejection_error(resp(400, b"x"))) is RequestRejectedError
+    assert type(rejection_error(resp(400, b"x"), submission=True)) is SubmissionRejectedError
+    assert isinstance(rejection_error(resp(401, b"")), AuthenticationError)
+    assert isinstance(rejection_error(resp(403, b"")), PermissionDeniedError)
+    assert rejection_class(404, submission=False) is RequestRejectedError
+    error = rejection_error(resp(400, b"x"), what="result request")
+    assert error is not None and str(error).startswith("result request rejected with HTTP 400")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": {"code": "E", "message": "m" * 5_000_000}},
+        {"error": "m" * 5_000_000},
+        b"<html>" + b"m" * 5_000_000,
+        ["m" * 5_000_000],
+    ],
+    ids=["error-object", "error-string", "text", "json-list"],
+)
+def test_messages_quote_a_bounded_excerpt_of_a_huge_body(body: Any) -> None:
+    for answer, call in (
+        (resp(400, body), StatusCodeDialect().interpret_status),
+        (resp(422, body, url=f"{API}/jobs", method="POST"), StatusCodeDialect().interpret_submit),
+    ):
+        with pytest.raises(RequestRejectedError) as info:
+            call(answer)
+        assert len(str(info.value)) <= MAX_MESSAGE + 1
+    failed = {"state": "failed", "lastError": "m" * 5_000_000}
+    with pytest.raises(ProtocolError) as protocol:
+        ReferenceDialect().interpret_status(resp(200, b"{" + b"m" * 5_000_000, JSON))
+    assert len(str(protocol.value)) <= MAX_MESSAGE + 1
+    status = StatusCodeDialect().interpret_status(resp(500, failed))
+    assert status.error is not None and status.error.message is not None
+    assert len(status.error.message) <= 4096
+
+
+def test_excerpt_decodes_only_what_it_shows() -> None:
+    assert excerpt(b"abc") == "abc"
+    assert excerpt("é" * 300, 10) == "é" * 10 + "…"
+    assert excerpt(b"\xc3\xa9" * 10_000_000, 5) == "é" * 5 + "…"
+    assert excerpt(None) == ""
