@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -53,10 +53,12 @@ from ._fields import (
 __all__ = [
     "PAGE_MEDIA_TYPES",
     "Answer",
+    "MonitorKind",
     "body_monitor",
     "final_url_of",
     "header_monitor",
     "media_type",
+    "monitor_kind",
     "raise_not_found_or_gone",
     "result_of",
     "snapshot",
@@ -285,6 +287,25 @@ def header_monitor(answer: Answer, *, with_location: bool) -> str | None:
         if url is not None:
             return url
     return answer.resolve(find_link(answer.headers, "monitor"))
+
+
+MonitorKind = Literal["operation", "location", "resource", "body"]
+
+
+def monitor_kind(answer: Answer, monitor: str | None) -> MonitorKind | None:
+    """Where the submit answer named ``monitor``: an operation monitor header
+    (``Operation-Location`` / ``Azure-AsyncOperation``, whose answers are status documents),
+    ``Location`` (whose 200/204 may be the result), the resource itself (a PUT/PATCH URL),
+    or the body (a status URL or link, an Operation's name)."""
+    if monitor is None:
+        return None
+    if any(answer.resolve(answer.header(name)) == monitor for name in MONITOR_HEADERS):
+        return "operation"
+    if answer.location() == monitor:
+        return "location"
+    if monitor == answer.url and answer.method in ("PUT", "PATCH"):
+        return "resource"
+    return "body"
 
 
 def final_url_of(answer: Answer, monitor: str | None) -> str | None:

@@ -56,12 +56,15 @@ class AutoDialect(DialectBase):
         super().__init__(wall_clock=wall_clock)
         self.google = GoogleDialect(google_operation_url_template, wall_clock=wall_clock)
 
+    def _states(self, answer: Answer) -> bool:
+        return looks_google(answer.doc) or super()._states(answer)
+
     def _event_status(self, answer: Answer) -> JobStatus | None:
         if answer.doc is not None and looks_google(answer.doc):
             return read_operation(answer, answer.doc, self.google.operation_url)
         return super()._event_status(answer)
 
-    def _status_of_2xx(self, answer: Answer, final_url: str | None) -> JobStatus:
+    def _status_of_2xx(self, answer: Answer, submission: Submission | None) -> JobStatus:
         if answer.doc is not None and looks_google(answer.doc):
             return read_operation(answer, answer.doc, self.google.operation_url)
         if media_type(answer) in PAGE_MEDIA_TYPES:
@@ -69,7 +72,7 @@ class AutoDialect(DialectBase):
             # error page, not a job's result; only StatusCodeDialect, told that results may
             # be anything, reads it as one.
             raise answer.protocol_error("auto dialect: the status monitor answered a web page")
-        return super()._status_of_2xx(answer, final_url)
+        return super()._status_of_2xx(answer, submission)
 
     def _submission_of_2xx(self, answer: Answer) -> Submission:
         if answer.doc is not None and looks_google(answer.doc):

@@ -20,18 +20,20 @@ from .._http import HttpResponse
 from .._models import JobState, JobStatus
 from ._answer import (
     Answer,
+    MonitorKind,
     body_monitor,
     final_url_of,
     header_monitor,
     media_type,
+    monitor_kind,
     raise_not_found_or_gone,
     result_of,
     snapshot,
 )
-from ._fields import doc_state, has_provisioning_state, has_result_fields
+from ._fields import doc_state, has_provisioning_state, has_result_fields, parse_state
 from ._rejections import rejection_of
 
-__all__ = ["Dialect", "DialectBase", "OkMode", "Submission", "submission_of"]
+__all__ = ["Dialect", "DialectBase", "MonitorKind", "OkMode", "Submission", "submission_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,11 @@ class Submission:
         cancel_url: absolute URL to DELETE to cancel, when known.
         final_url: where an already-known final result lives (ARM ``Location`` / original URI).
         retry_after: seconds the server asked to wait before the first poll (``0.0`` = now).
+        monitored_by: where the submit answer named ``status_url``: ``"operation"``
+            (``Operation-Location`` / ``Azure-AsyncOperation``: every 2xx answer there must
+            state a status), ``"location"`` (``Location``: a 200/204 without a status is the
+            result), ``"resource"`` (a PUT/PATCH's own URL), ``"body"``; ``None`` without
+            a monitor.
     """
 
     status: JobStatus
@@ -54,6 +61,7 @@ class Submission:
     cancel_url: str | None = None
     final_url: str | None = None
     retry_after: float | None = None
+    monitored_by: MonitorKind | None = None
 
 
 class Dialect(Protocol):
@@ -105,6 +113,7 @@ def submission_of(answer: Answer, status: JobStatus, monitor: str | None) -> Sub
         cancel_url=status.cancel_url,
         final_url=final_url_of(answer, monitor),
         retry_after=status.retry_after,
+        monitored_by=monitor_kind(answer, monitor),
     )
 
 
@@ -123,6 +132,9 @@ class DialectBase:
     #: Whether a PUT/PATCH answered 200/201 with a running state and no monitor is watched
     #: by polling the resource itself (ARM).
     _poll_resource = False
+    #: Whether a ``Location`` monitor's 200/201/204 without a status is the result, even
+    #: where status answers are documents (Microsoft, as ARM does).
+    _location_gives_result = False
 
     __slots__ = ("_wall_clock",)
 
@@ -169,9 +181,7 @@ class DialectBase:
             JobExpiredError: 410.
             ProtocolError: an answer this dialect cannot read as a job's status.
         """
-        answer = self._answer(response)
-        final_url = submission.final_url if submission is not None else None
-        return self._read_status(answer, final_url)
+        return self._read_status(self._answer(response), submission)
 
     def interpret_event(self, event: str, data: str, *, url: str) -> JobStatus | None:
         """Interpret one SSE event whose ``data`` is a status document.
@@ -236,10 +246,23 @@ class DialectBase:
             return snapshot(answer, state, doc=doc, result=doc.get("result"), has_result=True)
         return snapshot(answer, state, doc=doc, final_url=final_url)
 
-    def _status_of_2xx(self, answer: Answer, final_url: str | None) -> JobStatus:
+    def _states(self, answer: Answer) -> bool:
+        """Whether the body states the operation's state (a Google Operation does too)."""
+        return doc_state(answer.doc) is not None
+
+    def _status_of_2xx(self, answer: Answer, submission: Submission | None) -> JobStatus:
         """A 200/201/204 status answer."""
+        final_url = submission.final_url if submission is not None else None
+        ok_mode = self._ok_mode
+        monitored_by = _monitored_by(submission)
+        if self._location_gives_result and monitored_by == "location":
+            ok_mode = "auto"
+        elif monitored_by == "operation":
+            # An operation monitor's answers are status documents, even for a dialect
+            # whose 200s are results elsewhere.
+            ok_mode = "document"
         state = doc_state(answer.doc)
-        if self._ok_mode == "result" or (self._ok_mode == "auto" and state is None):
+        if ok_mode == "result" or (ok_mode == "auto" and state is None):
             result, has_result = result_of(answer)
             return snapshot(
                 answer, JobState.COMPLETED, doc=None, result=result, has_result=has_result
@@ -251,7 +274,7 @@ class DialectBase:
             return snapshot(answer, state, doc=answer.doc, result=answer.raw, has_result=True)
         status = self._document(answer, state, final_url)
         if (
-            self._ok_mode == "auto"
+            ok_mode == "auto"
             and state is JobState.COMPLETED
             and not status.has_result
             and status.result_url is None
@@ -261,7 +284,7 @@ class DialectBase:
             return status.model_copy(update={"result": answer.raw, "has_result": True})
         return status
 
-    def _read_status(self, answer: Answer, final_url: str | None) -> JobStatus:
+    def _read_status(self, answer: Answer, submission: Submission | None) -> JobStatus:
         code = answer.status_code
         raise_not_found_or_gone(answer)
         if code == 303:
@@ -278,9 +301,17 @@ class DialectBase:
             if invalid is not None:
                 raise invalid
         if code in (200, 201, 204):
-            return self._status_of_2xx(answer, final_url)
+            if _monitored_by(submission) == "operation" and not self._states(answer):
+                # An operation monitor answers with the operation's status document; a 2xx
+                # without one is not "done, result {}" (azure-core: "no status found").
+                raise answer.protocol_error(
+                    f"{self.name} dialect: the operation monitor (Operation-Location / "
+                    f"Azure-AsyncOperation) answered {code} with no status"
+                )
+            return self._status_of_2xx(answer, submission)
+        final_url = submission.final_url if submission is not None else None
         if code == 202:
-            state = doc_state(answer.doc) or JobState.PENDING
+            state = _operation_state(answer) or JobState.PENDING
             if state.is_terminal:
                 return self._document(answer, state, final_url)
             return snapshot(answer, state, doc=answer.doc)
@@ -315,7 +346,7 @@ class DialectBase:
         """A 202: an accepted operation; it must say where to watch it."""
         doc = answer.doc or {}
         monitor = header_monitor(answer, with_location=True) or body_monitor(answer, doc)
-        state = doc_state(answer.doc) or JobState.PENDING
+        state = (_operation_state(answer) if monitor else doc_state(answer.doc)) or JobState.PENDING
         if state.is_terminal:
             status = self._document(answer, state, final_url_of(answer, monitor))
             return submission_of(answer, status, monitor)
@@ -358,3 +389,22 @@ class DialectBase:
             answer, JobState.COMPLETED, doc=answer.doc, result=result, has_result=has_result
         )
         return submission_of(answer, status, monitor)
+
+
+def _monitored_by(submission: Submission | None) -> MonitorKind | None:
+    return submission.monitored_by if submission is not None else None
+
+
+def _operation_state(answer: Answer) -> JobState | None:
+    """The state of a 202 that goes on being watched: a resource's terminal
+    ``provisioningState`` in it describes the resource, not the operation, which is still
+    running (ARM: the monitor says when it ends); any other stated state counts."""
+    state = doc_state(answer.doc)
+    if (
+        state is not None
+        and state.is_terminal
+        and answer.doc is not None
+        and not any(parse_state(answer.doc.get(key)) for key in ("status", "state"))
+    ):
+        return None
+    return state

@@ -155,12 +155,15 @@ class GoogleDialect(DialectBase):
         )
         return resolve_url(request_url, url)
 
+    def _states(self, answer: Answer) -> bool:
+        return looks_google(answer.doc) or super()._states(answer)
+
     def _event_status(self, answer: Answer) -> JobStatus | None:
         if answer.doc is not None and looks_google(answer.doc):
             return read_operation(answer, answer.doc, self.operation_url)
         return super()._event_status(answer)
 
-    def _status_of_2xx(self, answer: Answer, final_url: str | None) -> JobStatus:
+    def _status_of_2xx(self, answer: Answer, submission: Submission | None) -> JobStatus:
         if answer.doc is None or not looks_google(answer.doc):
             raise answer.protocol_error("google dialect: the answer is not an Operation")
         return read_operation(answer, answer.doc, self.operation_url)

@@ -13,9 +13,12 @@ class MicrosoftDialect(DialectBase):
     The monitor is ``Operation-Location``; its document has ``status`` (``NotStarted``,
     ``Running``, ``Succeeded``, ``Failed``, ``Canceled``), ``error {code, message}``,
     ``percentComplete``, and the outcome in ``result`` or at ``resourceLocation`` (else, for
-    PUT/PATCH, at the original URL).
+    PUT/PATCH, at the original URL). A server that answers a submission with ``Location``
+    only (no ``Operation-Location``) is polled there as ARM's ``Location`` is: 202 while
+    running, and a 200/201/204 without a ``status`` is the result itself.
     """
 
     name = "microsoft"
     _ok_mode: OkMode = "document"
+    _location_gives_result = True
     __slots__ = ()

@@ -148,6 +148,7 @@ def test_reference_202_submission(dialect: Dialect) -> None:
         cancel_url=f"{BASE}/jobs/j1",
         final_url=None,
         retry_after=0.25,  # Retry-After-Ms wins over the rounded Retry-After
+        monitored_by="location",
     )
     status = sub.status
     assert status.id == "j1"

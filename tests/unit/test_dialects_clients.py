@@ -155,3 +155,67 @@ async def test_a_4xx_on_a_poll_is_an_error_a_user_can_act_on(
     assert info.value.status_code == code and info.value.url == f"{API}/jobs/1"
     assert info.value.error == {"code": "nope", "message": "token expired"}
     assert info.value.www_authenticate == ('Bearer realm="api"' if code == 401 else None)
+
+
+AAO = f"{API}/operations/o1"
+RESOURCE = f"{API}/items/a"
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize("header", ["Azure-AsyncOperation", "Operation-Location"])
+@pytest.mark.parametrize("empty", [httpx.Response(200, json={}), httpx.Response(204)])
+async def test_an_operation_monitor_without_a_status_is_never_a_result(
+    flavor: str, router: respx.MockRouter, header: str, empty: httpx.Response
+) -> None:
+    router.post(f"{API}/items/a:run").mock(
+        return_value=httpx.Response(202, headers={header: AAO, "Retry-After": "0"})
+    )
+    router.get(AAO).mock(return_value=empty)
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/items/a:run", json={})
+        with pytest.raises(ProtocolError, match="no status"):
+            await call(op.result, timeout=60)
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize("dialect", ["auto", "arm", "microsoft"])
+async def test_a_location_polled_204_stays_the_result(
+    flavor: str, router: respx.MockRouter, dialect: str
+) -> None:
+    router.delete(RESOURCE).mock(
+        return_value=httpx.Response(202, headers={"Location": f"{API}/status/1"})
+    )
+    router.get(f"{API}/status/1").mock(
+        side_effect=[httpx.Response(202), httpx.Response(200, json={"deleted": "a"})]
+    )
+    async with open_client(flavor, API, **options(dialect=dialect)) as (client, call):
+        op = await call(client.submit, RESOURCE, method="DELETE")
+        assert await call(op.result, timeout=60) == {"deleted": "a"}
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize("dialect", ["auto", "arm"])
+async def test_a_202_with_a_provisioned_resource_polls_the_monitor(
+    flavor: str, router: respx.MockRouter, dialect: str
+) -> None:
+    provisioned = {"id": "/a", "properties": {"provisioningState": "Succeeded"}}
+    router.put(RESOURCE).mock(
+        return_value=httpx.Response(
+            202, headers={"Azure-AsyncOperation": AAO, "Retry-After": "0"}, json=provisioned
+        )
+    )
+    monitor = router.get(AAO).mock(
+        side_effect=[
+            httpx.Response(200, json={"status": "InProgress"}),
+            httpx.Response(200, json={"status": "Succeeded"}),
+        ]
+    )
+    final = {"id": "/a", "properties": {"provisioningState": "Succeeded", "size": 3}}
+    router.get(RESOURCE).mock(return_value=httpx.Response(200, json=final))
+    async with open_client(flavor, API, **options(dialect=dialect)) as (client, call):
+        op = await call(client.submit, RESOURCE, method="PUT", json={})
+        assert await call(op.result, timeout=60) == final
+    assert monitor.call_count == 2

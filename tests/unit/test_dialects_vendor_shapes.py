@@ -312,3 +312,118 @@ def test_excerpt_decodes_only_what_it_shows() -> None:
     assert excerpt("é" * 300, 10) == "é" * 10 + "…"
     assert excerpt(b"\xc3\xa9" * 10_000_000, 5) == "é" * 5 + "…"
     assert excerpt(None) == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Operation monitors must state a status; Location-polled 2xx are results
+
+MONITOR = f"{API}/operations/7"
+RESOURCE = f"{API}/items/7"
+
+
+def submit_with(headers: dict[str, str], body: Any = None, method: str = "POST") -> HttpResponse:
+    return resp(202, body, headers, url=f"{API}/items/7:run", method=method)
+
+
+@DIALECTS
+@pytest.mark.parametrize("header", ["Operation-Location", "Azure-AsyncOperation"])
+@pytest.mark.parametrize(
+    "answer",
+    [resp(200, {}, url=MONITOR), resp(200, url=MONITOR), resp(204, url=MONITOR)],
+    ids=["empty-object", "empty-200", "204"],
+)
+def test_an_operation_monitor_2xx_without_a_status_is_a_protocol_error(
+    dialect: Dialect, header: str, answer: HttpResponse
+) -> None:
+    sub = dialect.interpret_submit(submit_with({header: MONITOR, "Location": RESOURCE}))
+    assert (sub.status_url, sub.monitored_by) == (MONITOR, "operation")
+    with pytest.raises(ProtocolError, match="no status") as info:
+        dialect.interpret_status(answer, submission=sub)
+    assert info.value.url == MONITOR
+
+
+@DIALECTS
+@pytest.mark.parametrize("header", ["Operation-Location", "Azure-AsyncOperation"])
+def test_an_operation_monitor_with_a_status_is_read_as_before(
+    dialect: Dialect, header: str
+) -> None:
+    if dialect.name == "google":
+        return  # Google reads Operations, not status documents
+    sub = dialect.interpret_submit(submit_with({header: MONITOR}))
+    running = dialect.interpret_status(
+        resp(200, {"status": "Running"}, url=MONITOR), submission=sub
+    )
+    assert running.state.value == "processing"
+    done = dialect.interpret_status(resp(200, {"status": "Succeeded"}, url=MONITOR), submission=sub)
+    assert done.state.value == "completed"
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [AutoDialect(), ArmDialect(), MicrosoftDialect(), StatusCodeDialect()],
+    ids=lambda d: d.name,
+)
+@pytest.mark.parametrize(
+    ("answer", "result"),
+    [
+        (resp(200, {}, url=RESOURCE), {}),
+        (resp(200, {"id": "7", "name": "seven"}, url=RESOURCE), {"id": "7", "name": "seven"}),
+        (resp(204, url=RESOURCE), None),
+    ],
+    ids=["empty-object", "resource", "204"],
+)
+def test_a_location_polled_2xx_is_the_result(
+    dialect: Dialect, answer: HttpResponse, result: Any
+) -> None:
+    sub = dialect.interpret_submit(submit_with({"Location": RESOURCE}))
+    assert (sub.status_url, sub.monitored_by) == (RESOURCE, "location")
+    running = dialect.interpret_status(resp(202, url=RESOURCE), submission=sub)
+    assert running.state.value == "pending"
+    status = dialect.interpret_status(answer, submission=sub)
+    assert status.state.value == "completed" and status.has_result
+    assert status.result == result
+
+
+def test_microsoft_without_a_location_monitor_still_needs_documents() -> None:
+    # Reached by client.operation(url) (no submission) or an Operation-Location monitor.
+    with pytest.raises(ProtocolError, match="states no job state"):
+        MicrosoftDialect().interpret_status(resp(200, {"id": "7"}, url=RESOURCE))
+
+
+# --------------------------------------------------------------------------------------------
+# A 202 whose body is a resource that provisioned: the operation is still running
+
+ARM_RESOURCE = {"id": "/subscriptions/1/rg/vm1", "properties": {"provisioningState": "Succeeded"}}
+
+
+@pytest.mark.parametrize(
+    "dialect", [AutoDialect(), ArmDialect(), MicrosoftDialect()], ids=lambda d: d.name
+)
+@pytest.mark.parametrize("header", ["Azure-AsyncOperation", "Operation-Location", "Location"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        ARM_RESOURCE,
+        {"provisioningState": "Succeeded"},
+        {"properties": {"provisioningState": "Failed"}},
+    ],
+    ids=["properties", "top-level", "failed-resource"],
+)
+def test_a_202_with_a_monitor_and_a_provisioned_resource_is_still_running(
+    dialect: Dialect, header: str, body: dict[str, Any]
+) -> None:
+    sub = dialect.interpret_submit(submit_with({header: MONITOR}, body, method="PUT"))
+    assert sub.status.state.value == "pending" and not sub.status.is_terminal
+    assert sub.status_url == MONITOR
+    polled = dialect.interpret_status(resp(202, body, url=MONITOR), submission=sub)
+    assert polled.state.value == "pending"
+
+
+@pytest.mark.parametrize("dialect", [AutoDialect(), ArmDialect()], ids=lambda d: d.name)
+def test_a_202_whose_operation_state_is_terminal_stays_terminal(dialect: Dialect) -> None:
+    body = {"status": "Failed", "error": {"code": "Quota"}, **ARM_RESOURCE}
+    sub = dialect.interpret_submit(submit_with({"Azure-AsyncOperation": MONITOR}, body))
+    assert sub.status.state.value == "failed"
+    creating = {"properties": {"provisioningState": "Creating"}}
+    sub = dialect.interpret_submit(submit_with({"Azure-AsyncOperation": MONITOR}, creating))
+    assert sub.status.state.value == "processing"
