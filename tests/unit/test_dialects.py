@@ -478,7 +478,9 @@ def test_status_code_dialect_keeps_a_web_page_status_answer_as_a_result_file() -
 
 
 def test_auto_dialect_still_reads_other_non_json_status_answers_as_results() -> None:
-    status = auto().interpret_status(resp(200, b"a,b\n1,2\n", {"Content-Type": "text/csv"}))
+    # The status-code server says the body represents the result (Content-Location).
+    headers = {"Content-Type": "text/csv", "Content-Location": "/jobs/j1/result"}
+    status = auto().interpret_status(resp(200, b"a,b\n1,2\n", headers))
     assert status.state is JobState.COMPLETED
     assert isinstance(status.result, ResultFile)
 
@@ -629,7 +631,7 @@ def test_status_code_errors(code: int, body: Any, error: type[Exception]) -> Non
         (200, doc("completed", result=1), {}, JobState.COMPLETED, True),
         (303, doc("completed"), {"Location": "/jobs/j1/result"}, JobState.COMPLETED, False),
         (202, _sc_body("inFlight"), {}, JobState.PROCESSING, False),
-        (200, {"key": "sc"}, {}, JobState.COMPLETED, True),
+        (200, {"key": "sc"}, {"Content-Location": "/r"}, JobState.COMPLETED, True),
         (500, _sc_body("failed", error={"code": "boom"}), {}, JobState.FAILED, False),
         (500, _sc_body("deadLetter"), {}, JobState.FAILED, False),
         (409, _sc_body("cancelled"), {}, JobState.CANCELLED, False),

@@ -219,3 +219,33 @@ async def test_a_202_with_a_provisioned_resource_polls_the_monitor(
         op = await call(client.submit, RESOURCE, method="PUT", json={})
         assert await call(op.result, timeout=60) == final
     assert monitor.call_count == 2
+
+
+# --------------------------------------------------------------------------------------------
+# A wrong URL is not a finished job (the real reference server)
+
+FAST: dict[str, Any] = {"workers": 2, "retry_backoff": 0.01}
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    "reference_server",
+    [{**FAST, "dialect": "reference"}, {**FAST, "dialect": "status-code"}],
+    indirect=True,
+    ids=["reference", "status-code"],
+)
+async def test_the_collection_url_is_refused_as_a_status_url(
+    flavor: str, reference_server: Any
+) -> None:
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        op = await call(client.submit, "/jobs", json={"type": "echo", "input": {"a": 1}})
+        assert await call(op.result, timeout=20) == {"a": 1}  # a listing now has a job
+        wrong = client.operation(reference_server.base_url + "/jobs")
+        with pytest.raises(ProtocolError, match="a listing of jobs") as info:
+            await call(wrong.wait, timeout=20)
+        assert info.value.url == reference_server.base_url + "/jobs"
+        # The same client attached to the right URL still gets the result, whichever
+        # way the server gives it (a 303 to /result, or a 200 with Content-Location).
+        again = client.operation(op.status_url)
+        assert await call(again.result, timeout=20) == {"a": 1}

@@ -427,3 +427,76 @@ def test_a_202_whose_operation_state_is_terminal_stays_terminal(dialect: Dialect
     creating = {"properties": {"provisioningState": "Creating"}}
     sub = dialect.interpret_submit(submit_with({"Azure-AsyncOperation": MONITOR}, creating))
     assert sub.status.state.value == "processing"
+
+
+# --------------------------------------------------------------------------------------------
+# Auto: a 200 that is neither a job's status nor a result of a job it saw submitted
+
+JOBS_PAGE = {"jobs": [{"jobId": "1", "status": "completed"}], "nextCursor": None}
+
+
+def seen_submitted() -> Any:
+    return AutoDialect().interpret_submit(resp(202, b"", {"Location": "/jobs/1"}, method="POST"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (resp(200, JOBS_PAGE), "a listing of jobs"),
+        (resp(200, [{"id": "1", "state": "running"}]), "a listing of jobs"),
+        (resp(200, [1, 2, 3]), "a JSON list of 3 entries"),
+        (resp(200, {"hello": "world"}), "a JSON document with keys 'hello'"),
+        (resp(200, {}), "an empty JSON document"),
+        (resp(200, b"plain words", {"Content-Type": "text/plain"}), "a text/plain body"),
+        (resp(200, b"<html>x</html>", {"Content-Type": "text/html"}), "web page"),
+        (resp(200, "a string"), "a JSON str"),
+    ],
+)
+def test_auto_refuses_what_is_no_job_from_a_url_it_was_given(
+    answer: HttpResponse, words: str
+) -> None:
+    with pytest.raises(ProtocolError, match=words) as info:
+        AutoDialect().interpret_status(answer)
+    assert info.value.status_code == 200 and info.value.url == f"{API}/jobs/1"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        resp(200, {"hello": "world"}),
+        resp(200, [1, 2, 3]),
+        resp(200, []),
+        resp(200, {"items": []}),
+        resp(200, b"a,b\n", {"Content-Type": "text/csv"}),
+    ],
+)
+def test_auto_reads_a_stateless_200_as_the_result_of_a_job_it_submitted(
+    answer: HttpResponse,
+) -> None:
+    status = AutoDialect().interpret_status(answer, submission=seen_submitted())
+    assert status.state.value == "completed" and status.has_result
+
+
+def test_a_listing_is_refused_even_for_a_submitted_job() -> None:
+    with pytest.raises(ProtocolError, match="a listing of jobs"):
+        AutoDialect().interpret_status(resp(200, JOBS_PAGE), submission=seen_submitted())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The status-code server's completed answer names the result it represents.
+        resp(200, {"hello": "world"}, {"Content-Location": "/jobs/1/result"}),
+        resp(204),
+        resp(200, {"status": "completed", "data": 1}),
+        resp(303, b"", {"Location": "/jobs/1/result"}),
+    ],
+)
+def test_auto_still_reads_job_answers_from_a_url_it_was_given(answer: HttpResponse) -> None:
+    status = AutoDialect().interpret_status(answer)
+    assert status.state.value == "completed"
+
+
+def test_a_content_location_naming_the_status_url_itself_is_no_evidence() -> None:
+    with pytest.raises(ProtocolError, match="states no job state"):
+        AutoDialect().interpret_status(resp(200, {"a": 1}, {"Content-Location": "/jobs/1"}))
