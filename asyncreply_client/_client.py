@@ -29,8 +29,8 @@ from typing_extensions import TypeVar
 from . import _flow
 from ._clock import Clock, SystemClock
 from ._commands import Command
-from ._drivers import DriverConfig, Outcome, drive, drive_async
-from ._flow import FlowConfig, OperationState, StreamBudget
+from ._drivers import FlowResult, drive, drive_async
+from ._flow import FlowConfig, OperationState, StreamBudget, WaitMode
 from ._models import JobStatus
 from ._operation import AsyncOperation, Operation
 from ._policies import Adaptive, LongPolling, PollingPolicy
@@ -118,12 +118,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             events_url_template=events_url_template,
             sse=sse or SSEOptions(),
             streams=StreamBudget(max_streams),
-        )
-        self._driver_cfg = DriverConfig(
-            requests=self._requests,
-            dialect=chosen_dialect,
             retry=retry or RetryPolicy(),
-            clock=self._clock,
         )
         if on_progress is None:
             self._callbacks: tuple[ProgressCallback, ...] = ()
@@ -249,13 +244,13 @@ class Client(_ClientBase[httpx.Client]):
     def _iterate(
         self,
         flow: Generator[Command, Any, T],
-        out: Outcome[T] | None = None,
+        out: FlowResult[T] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Generator[JobStatus, None, None]:
         """Drive ``flow``: give each status to the progress callbacks, then yield it."""
-        sink: Outcome[T] = Outcome() if out is None else out
+        sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
-        with contextlib.closing(drive(flow, self._http, self._driver_cfg, sink)) as statuses:
+        with contextlib.closing(drive(flow, self._http, self._clock, sink)) as statuses:
             for status in statuses:
                 for callback in emitters:
                     callback(status)
@@ -264,7 +259,7 @@ class Client(_ClientBase[httpx.Client]):
     def _run(
         self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
     ) -> T:
-        out: Outcome[T] = Outcome()
+        out: FlowResult[T] = FlowResult()
         for _ in self._iterate(flow, out, on_progress):
             pass
         return out.value
@@ -339,7 +334,7 @@ class Client(_ClientBase[httpx.Client]):
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Submit and wait: return the result (see :meth:`submit` and
@@ -389,13 +384,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     async def _iterate(
         self,
         flow: Generator[Command, Any, T],
-        out: Outcome[T] | None = None,
+        out: FlowResult[T] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> AsyncGenerator[JobStatus, None]:
         """Drive ``flow``: give each status to the progress callbacks, then yield it."""
-        sink: Outcome[T] = Outcome() if out is None else out
+        sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
-        async with contextlib.aclosing(drive_async(flow, self._http, self._driver_cfg, sink)) as it:
+        async with contextlib.aclosing(drive_async(flow, self._http, self._clock, sink)) as it:
             async for status in it:
                 for callback in emitters:
                     await _call(callback, status)
@@ -404,7 +399,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     async def _run(
         self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
     ) -> T:
-        out: Outcome[T] = Outcome()
+        out: FlowResult[T] = FlowResult()
         async with contextlib.aclosing(self._iterate(flow, out, on_progress)) as statuses:
             async for _ in statuses:
                 pass
@@ -455,7 +450,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Submit and wait: return the result; see :meth:`Client.run`."""

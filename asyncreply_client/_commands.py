@@ -3,19 +3,21 @@
 A flow is a generator: it yields a command, the driver performs it (sync or async) and sends
 back the reply. This is the only contract between the pure core and I/O (STYLE.md §1).
 
-| command       | driver does                                        | reply sent back             |
-| ------------- | -------------------------------------------------- | --------------------------- |
-| ``Send``      | sends ``request`` (retrying transient faults when  | ``HttpResponse`` (body read |
-|               | ``retry``); with ``stream`` the body is left open  | unless ``stream``)          |
-| ``ReadChunk`` | reads the next piece of the open stream's text     | ``str``, or ``None`` at EOF |
-| ``ReadBytes`` | reads the next piece of the open stream's bytes    | ``bytes``, or ``None`` (EOF)|
-| ``CloseStream``| closes the open stream (no-op when none is open)  | ``None``                    |
-| ``Sleep``     | sleeps ``seconds`` through the client's clock      | ``None``                    |
-| ``Emit``      | hands ``status`` to the caller (``watch`` yields   | ``None``                    |
-|               | it; ``wait`` only calls the progress callbacks)    |                             |
+| command         | driver does                                      | reply sent back             |
+| --------------- | ------------------------------------------------ | --------------------------- |
+| ``Send``        | sends ``request`` once with ``auth`` (no retry,  | ``HttpResponse`` (body read |
+|                 | no redirect); with ``stream`` the body stays open| unless ``stream``)          |
+| ``ReadChunk``   | reads the next piece of the open stream's text   | ``str``, or ``None`` at EOF |
+| ``ReadBytes``   | reads the next piece of the open stream's bytes  | ``bytes``, or ``None``      |
+| ``CloseStream`` | closes the open stream (no-op when none is open) | ``None``                    |
+| ``Sleep``       | sleeps ``seconds`` through the client's clock    | ``None``                    |
+| ``Emit``        | hands ``status`` to the caller (``watch`` yields | ``None``                    |
+|                 | it; ``wait`` only calls the progress callbacks)  |                             |
 
-Transport failures (after retries) are thrown into the flow as ``TransportError`` at the
-``yield`` of the command that failed, so the flow can react (fall back, give up).
+A transport failure (``httpx.TransportError``) is thrown into the flow, unchanged, at the
+``yield`` of the command that failed: the flow decides whether to retry (``_retry``), fall
+back or give up. Every decision (retries, redirects, credentials) is the flow's; a command
+carries all the driver needs.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ __all__ = ["CloseStream", "Command", "Emit", "ReadBytes", "ReadChunk", "Send", "
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send ``request``; retry transient faults only when ``retry`` is true."""
+    """Send ``request`` once, with ``auth`` as ``httpx.Client.send``'s ``auth`` argument
+    (``None``: no credentials at all, the flow's decision for an untrusted origin); with
+    ``stream`` the body is left open for ``ReadChunk`` / ``ReadBytes``."""
 
     request: httpx.Request
-    retry: bool = True
+    auth: Any = None
     stream: bool = False
 
 

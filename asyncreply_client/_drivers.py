@@ -1,158 +1,45 @@
 """The two drivers: the only code of the client written twice, once sync and once async.
 
-A driver runs a flow (``_flow``): it sends each request (a first try directly; retrying a
-transient fault through tenacity, sleeping on the client's clock), reads the open stream,
-sleeps, and hands each ``Emit`` to its caller by yielding it. The flow's return value lands
-in an ``Outcome``.
+A driver runs a flow (``_flow``) and executes its commands (``_commands``): it sends one
+attempt of a request with the ``auth`` the command carries, reads or closes the open stream,
+sleeps on the client's clock, and hands each ``Emit`` to its caller by yielding it. It decides
+nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.TransportError`` is
+thrown back into the flow at the ``yield`` of the command that failed. The flow's return value
+lands in a ``FlowResult`` (an async generator cannot return one).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Generator
 from typing import Any, Generic, TypeVar
 
 import httpx
-import tenacity
 
 from ._clock import Clock
-from ._commands import CloseStream, Command, Emit, ReadBytes, ReadChunk, Send, Sleep
-from ._dialects import Dialect
-from ._errors import TransportError
+from ._commands import Command, Emit, ReadBytes, ReadChunk, Send, Sleep
 from ._http import HttpResponse
 from ._models import JobStatus
-from ._retry import (
-    RetryPolicy,
-    TransientAnswer,
-    exhausted,
-    is_transient_response,
-    may_be_transient,
-    retrying_kwargs,
-)
-from ._security import RequestFactory
 
-__all__ = ["DriverConfig", "Outcome", "drive", "drive_async"]
+__all__ = ["FlowResult", "drive", "drive_async"]
 
 T = TypeVar("T")
-_FAULTS = (httpx.TransportError, TransientAnswer)
 
 
-@dataclass(frozen=True, slots=True)
-class DriverConfig:
-    """What a driver needs: the request factory (auth by origin), the dialect (is a 500 a
-    job's state?), the retry policy and the clock."""
-
-    requests: RequestFactory
-    dialect: Dialect
-    retry: RetryPolicy
-    clock: Clock
-
-
-class Outcome(Generic[T]):
-    """Receives a flow's return value (an async generator cannot return one)."""
+class FlowResult(Generic[T]):
+    """Receives a flow's return value once a driver has run it to its end."""
 
     __slots__ = ("value",)
 
     value: T
 
 
-def _settle(response: httpx.Response, cfg: DriverConfig) -> HttpResponse:
-    """The reply for a response whose body has been read.
-
-    Raises ``TransientAnswer`` for a transient fault, so that tenacity retries it.
-    """
-    view = HttpResponse.from_httpx(response)
-    if may_be_transient(response.status_code) and is_transient_response(view, cfg.dialect):
-        raise TransientAnswer(view)
-    return view
-
-
-def _keep_open(command: Send, response: httpx.Response) -> bool:
-    return command.stream and not may_be_transient(response.status_code)
-
-
-# --------------------------------------------------------------------------------------------
-# sync
-
-
-class _SyncIO:
-    __slots__ = ("cfg", "chunks", "http", "stream")
-
-    def __init__(self, http: httpx.Client, cfg: DriverConfig) -> None:
-        self.http, self.cfg = http, cfg
-        self.stream: httpx.Response | None = None
-        self.chunks: Iterator[Any] | None = None
-
-    def execute(self, command: Command) -> Any:
-        if isinstance(command, Send):
-            return self.send(command)
-        if isinstance(command, ReadChunk | ReadBytes):
-            if self.stream is None:
-                return None
-            if self.chunks is None:
-                text = isinstance(command, ReadChunk)
-                self.chunks = self.stream.iter_text() if text else self.stream.iter_bytes()
-            try:
-                return next(self.chunks, None)
-            except httpx.TransportError as exc:
-                raise exhausted(exc, self.stream.request, 1) from exc
-        if isinstance(command, CloseStream):
-            self.close()
-        return None
-
-    def send(self, command: Send) -> HttpResponse:
-        self.close()
-        try:
-            return self.attempt(command)
-        except _FAULTS as exc:
-            first: BaseException | None = exc
-        # The first try runs outside tenacity, so that the common case (it succeeds) builds
-        # no Retrying object. When it fails, tenacity starts with an attempt that re-raises
-        # its fault: tenacity then decides whether to retry and how long to wait exactly as
-        # if it had made the first try itself (same attempt numbers, Retry-After and clock).
-        attempts = 1
-        try:
-            retrying = tenacity.Retrying(
-                sleep=self.cfg.clock.sleep, **retrying_kwargs(self.cfg.retry, retry=command.retry)
-            )
-            for attempt in retrying:
-                with attempt:
-                    if first is not None:  # tenacity's attempt 1: the first try's fault
-                        fault, first = first, None
-                        raise fault
-                    attempts += 1
-                    return self.attempt(command)
-        except _FAULTS as exc:
-            raise exhausted(exc, command.request, attempts) from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
-
-    def attempt(self, command: Send) -> HttpResponse:
-        """One attempt at ``command``; raises ``TransientAnswer`` for a transient answer."""
-        request = command.request
-        auth = self.cfg.requests.auth_for(request.url)
-        response = self.http.send(request, stream=True, auth=auth, follow_redirects=False)
-        if _keep_open(command, response):
-            self.stream = response
-            return HttpResponse.from_httpx(response, read=False)
-        try:
-            response.read()
-        finally:
-            response.close()
-        return _settle(response, self.cfg)
-
-    def close(self) -> None:
-        stream, self.stream, self.chunks = self.stream, None, None
-        if stream is not None:
-            stream.close()
-
-
 def drive(
-    flow: Generator[Command, Any, T], http: httpx.Client, cfg: DriverConfig, out: Outcome[T]
+    flow: Generator[Command, Any, T], http: httpx.Client, clock: Clock, out: FlowResult[T]
 ) -> Generator[JobStatus, None, None]:
     """Run ``flow`` synchronously; yield each emitted status; store the result in ``out``."""
-    io = _SyncIO(http, cfg)
+    stream = _Stream()
     reply: Any = None
-    error: TransportError | None = None
+    error: httpx.TransportError | None = None
     try:
         while True:
             try:
@@ -161,102 +48,36 @@ def drive(
                 out.value = stop.value
                 return
             reply, error = None, None
+            if isinstance(command, Emit):
+                yield command.status
+                continue
             try:
-                if isinstance(command, Emit):
-                    yield command.status
+                if isinstance(command, Send):
+                    stream.close()
+                    response = http.send(
+                        command.request, stream=True, auth=command.auth, follow_redirects=False
+                    )
+                    reply = stream.keep(response) if command.stream else _read(response)
+                elif isinstance(command, ReadChunk | ReadBytes):
+                    reply = stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
-                    cfg.clock.sleep(command.seconds)
+                    clock.sleep(command.seconds)
                 else:
-                    reply = io.execute(command)
-            except TransportError as exc:
+                    stream.close()
+            except httpx.TransportError as exc:
                 error = exc
     finally:
-        io.close()
+        stream.close()
         flow.close()
-
-
-# --------------------------------------------------------------------------------------------
-# async
-
-
-class _AsyncIO:
-    __slots__ = ("cfg", "chunks", "http", "stream")
-
-    def __init__(self, http: httpx.AsyncClient, cfg: DriverConfig) -> None:
-        self.http, self.cfg = http, cfg
-        self.stream: httpx.Response | None = None
-        self.chunks: AsyncIterator[Any] | None = None
-
-    async def execute(self, command: Command) -> Any:
-        if isinstance(command, Send):
-            return await self.send(command)
-        if isinstance(command, ReadChunk | ReadBytes):
-            if self.stream is None:
-                return None
-            if self.chunks is None:
-                text = isinstance(command, ReadChunk)
-                self.chunks = self.stream.aiter_text() if text else self.stream.aiter_bytes()
-            try:
-                return await anext(self.chunks, None)
-            except httpx.TransportError as exc:
-                raise exhausted(exc, self.stream.request, 1) from exc
-        if isinstance(command, CloseStream):
-            await self.close()
-        return None
-
-    async def send(self, command: Send) -> HttpResponse:
-        await self.close()
-        try:
-            return await self.attempt(command)
-        except _FAULTS as exc:
-            first: BaseException | None = exc
-        # The first try runs outside tenacity, so that the common case (it succeeds) builds
-        # no Retrying object. When it fails, tenacity starts with an attempt that re-raises
-        # its fault: tenacity then decides whether to retry and how long to wait exactly as
-        # if it had made the first try itself (same attempt numbers, Retry-After and clock).
-        attempts = 1
-        try:
-            retrying = tenacity.AsyncRetrying(
-                sleep=self.cfg.clock.asleep, **retrying_kwargs(self.cfg.retry, retry=command.retry)
-            )
-            async for attempt in retrying:
-                with attempt:
-                    if first is not None:  # tenacity's attempt 1: the first try's fault
-                        fault, first = first, None
-                        raise fault
-                    attempts += 1
-                    return await self.attempt(command)
-        except _FAULTS as exc:
-            raise exhausted(exc, command.request, attempts) from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
-
-    async def attempt(self, command: Send) -> HttpResponse:
-        """One attempt at ``command``; raises ``TransientAnswer`` for a transient answer."""
-        request = command.request
-        auth = self.cfg.requests.auth_for(request.url)
-        response = await self.http.send(request, stream=True, auth=auth, follow_redirects=False)
-        if _keep_open(command, response):
-            self.stream = response
-            return HttpResponse.from_httpx(response, read=False)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return _settle(response, self.cfg)
-
-    async def close(self) -> None:
-        stream, self.stream, self.chunks = self.stream, None, None
-        if stream is not None:
-            await stream.aclose()
 
 
 async def drive_async(
-    flow: Generator[Command, Any, T], http: httpx.AsyncClient, cfg: DriverConfig, out: Outcome[T]
+    flow: Generator[Command, Any, T], http: httpx.AsyncClient, clock: Clock, out: FlowResult[T]
 ) -> AsyncGenerator[JobStatus, None]:
     """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``."""
-    io = _AsyncIO(http, cfg)
+    stream = _AsyncStream()
     reply: Any = None
-    error: TransportError | None = None
+    error: httpx.TransportError | None = None
     try:
         while True:
             try:
@@ -265,15 +86,90 @@ async def drive_async(
                 out.value = stop.value
                 return
             reply, error = None, None
+            if isinstance(command, Emit):
+                yield command.status
+                continue
             try:
-                if isinstance(command, Emit):
-                    yield command.status
+                if isinstance(command, Send):
+                    await stream.close()
+                    response = await http.send(
+                        command.request, stream=True, auth=command.auth, follow_redirects=False
+                    )
+                    reply = stream.keep(response) if command.stream else await _aread(response)
+                elif isinstance(command, ReadChunk | ReadBytes):
+                    reply = await stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
-                    await cfg.clock.asleep(command.seconds)
+                    await clock.asleep(command.seconds)
                 else:
-                    reply = await io.execute(command)
-            except TransportError as exc:
+                    await stream.close()
+            except httpx.TransportError as exc:
                 error = exc
     finally:
-        await io.close()
+        await stream.close()
         flow.close()
+
+
+def _read(response: httpx.Response) -> HttpResponse:
+    try:
+        response.read()
+    finally:
+        response.close()
+    return HttpResponse.from_httpx(response)
+
+
+async def _aread(response: httpx.Response) -> HttpResponse:
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return HttpResponse.from_httpx(response)
+
+
+class _OpenStream:
+    """The open stream of a driver (one at most) and its iterator of chunks."""
+
+    __slots__ = ("chunks", "response")
+
+    def __init__(self) -> None:
+        self.response: httpx.Response | None = None
+        self.chunks: Any = None
+
+    def keep(self, response: httpx.Response) -> HttpResponse:
+        self.response, self.chunks = response, None
+        return HttpResponse.from_httpx(response, read=False)
+
+
+class _Stream(_OpenStream):
+    """The sync driver's: read as text or as bytes, closed."""
+
+    __slots__ = ()
+
+    def next(self, *, text: bool) -> Any:
+        if self.response is None:
+            return None
+        if self.chunks is None:
+            self.chunks = self.response.iter_text() if text else self.response.iter_bytes()
+        return next(self.chunks, None)
+
+    def close(self) -> None:
+        response, self.response, self.chunks = self.response, None, None
+        if response is not None:
+            response.close()
+
+
+class _AsyncStream(_OpenStream):
+    """The async driver's: read as text or as bytes, closed."""
+
+    __slots__ = ()
+
+    async def next(self, *, text: bool) -> Any:
+        if self.response is None:
+            return None
+        if self.chunks is None:
+            self.chunks = self.response.aiter_text() if text else self.response.aiter_bytes()
+        return await anext(self.chunks, None)
+
+    async def close(self) -> None:
+        response, self.response, self.chunks = self.response, None, None
+        if response is not None:
+            await response.aclose()

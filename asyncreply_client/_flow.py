@@ -8,13 +8,17 @@ the stream, report this snapshot) and is sent the replies; the sync and async dr
 
 from __future__ import annotations
 
+import functools
 import json as jsonlib
 import math
+import random
 import threading
+import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import httpx
 import pydantic
 
 from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
@@ -28,12 +32,14 @@ from ._errors import (
     JobOutcomeError,
     ProtocolError,
     SubmissionRejectedError,
+    TransportError,
     WaitTimeoutError,
 )
 from ._headers import parse_content_disposition_filename
 from ._http import HttpResponse
 from ._models import JobState, JobStatus, ResultFile
 from ._policies import PollDecision, PollingPolicy, PollObservation
+from ._retry import Answer, RetryPolicy, Verdict, attempts, exhausted
 from ._security import RequestFactory
 from ._sse import SSEEnd, SSEOptions, follow_events
 from ._urls import resolve_url, same_origin
@@ -106,9 +112,9 @@ class FlowConfig:
     """Everything a flow needs from its client; pure values and pure functions.
 
     Attributes:
-        requests: builds requests (credentials by origin).
+        requests: builds requests and decides their credentials (by origin).
         dialect: interprets responses.
-        now: the clock's ``now``.
+        now: the clock's ``now`` (monotonic seconds).
         polling: the default polling policy.
         long_polling: the policy of ``mode="long-poll"``.
         max_redirects: how many non-303 redirects one request may follow.
@@ -116,6 +122,10 @@ class FlowConfig:
             the events URL of servers that do not announce one.
         sse: options of the SSE channel.
         streams: the client's budget of concurrently open event streams.
+        retry: how transient faults are retried (the ``_retry`` sub-flow).
+        wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
+            a ``Date`` header.
+        random: uniform random numbers in ``[0, 1)``, the retry backoff's jitter.
     """
 
     requests: RequestFactory
@@ -127,6 +137,9 @@ class FlowConfig:
     events_url_template: str | None = None
     sse: SSEOptions = field(default_factory=SSEOptions)
     streams: StreamBudget = field(default_factory=lambda: StreamBudget(_DEFAULT_STREAMS))
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    wall_now: Callable[[], float] = time.time
+    random: Callable[[], float] = random.random
 
 
 @dataclass(slots=True)
@@ -183,7 +196,7 @@ class WaitOptions:
 
     timeout: float | None = None
     polling: PollingPolicy | None = None
-    mode: str = "auto"
+    mode: WaitMode = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in WAIT_MODES:
@@ -211,11 +224,20 @@ def send(
     accept: str = "application/json",
     retry: bool = True,
     stream: bool = False,
-) -> Generator[Command, Any, HttpResponse]:
-    """Send one request, following non-303 redirects (bounded; a loop is a ``ProtocolError``).
+    deadline: float | None = None,
+) -> Generator[Command, Any, Answer]:
+    """Send one request and return its answer (and the answer's verdict): transient faults
+    retried by the ``_retry`` sub-flow (with ``retry``, within ``deadline``), non-303
+    redirects followed (bounded; a loop is a ``ProtocolError``).
 
-    ``private_headers`` (the caller's per-call headers) go only to the first URL's origin.
-    A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and body.
+    Each attempt's request is built afresh by the request factory, with the credentials of
+    its origin. ``private_headers`` (the caller's per-call headers) go only to the first URL's
+    origin. A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and
+    body.
+
+    Raises:
+        TransportError: the last attempt ended with a transport fault or a transient answer.
+        ProtocolError: a redirect without a usable ``Location``, a loop, or too many.
     """
     first = cfg.requests.resolve(url)
     target = first
@@ -225,7 +247,10 @@ def send(
         merged = dict(headers or {})
         if private_headers and same_origin(first, target):
             merged = {**private_headers, **merged}
-        request = cfg.requests.build(
+
+        make = functools.partial(
+            _command,
+            cfg.requests,
             method,
             target,
             headers=merged,
@@ -233,10 +258,12 @@ def send(
             content=content,
             read_timeout=read_timeout,
             accept=accept,
+            stream=stream,
         )
-        response: HttpResponse = yield Send(request, retry=retry, stream=stream)
+        answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
+        response = answer.response
         if response.status_code not in _REDIRECTS:
-            return response
+            return answer
         if stream:
             yield CloseStream()
         location = response.headers.get("location")
@@ -256,6 +283,50 @@ def send(
     raise ProtocolError(f"more than {cfg.max_redirects} redirects", url=first)
 
 
+def _command(
+    requests: RequestFactory,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None,
+    content: bytes | None,
+    read_timeout: float | None,
+    accept: str,
+    stream: bool,
+) -> Send:
+    """The ``Send`` of one attempt: a fresh request, and the credentials of its origin."""
+    request = requests.build(
+        method,
+        url,
+        headers=headers,
+        params=params,
+        content=content,
+        read_timeout=read_timeout,
+        accept=accept,
+    )
+    return Send(request, auth=requests.auth_for(url), stream=stream)
+
+
+def _open_stream(
+    cfg: FlowConfig, url: str, *, headers: Mapping[str, str], timeout: Mapping[str, float]
+) -> Generator[Command, Any, HttpResponse]:
+    """Open an event stream: one attempt (a transient answer is a ``TransportError``), no
+    redirect followed, the timeouts given (httpx's per-request ``timeout`` extension)."""
+
+    def make() -> Send:
+        request = cfg.requests.build("GET", url)
+        for name, value in headers.items():
+            # Set one by one: httpx encodes a str value set so as UTF-8 (a Last-Event-ID may
+            # be any UTF-8 text), where a Headers mapping would insist on ASCII.
+            request.headers[name] = value
+        request.extensions = {**request.extensions, "timeout": dict(timeout)}
+        return Send(request, auth=cfg.requests.auth_for(url), stream=True)
+
+    answer = yield from attempts(cfg, make, retry=False)
+    return answer.response
+
+
 def _where(response: HttpResponse) -> dict[str, Any]:
     return {"status_code": response.status_code, "url": response.url, "body": response.content}
 
@@ -270,7 +341,8 @@ def _error_body(response: HttpResponse) -> Any:
     return response.content.decode("utf-8", "replace")[:500] or None
 
 
-def _describe(error: Any) -> str:
+def _error_summary(error: Any) -> str:
+    """``code: message`` of a server's error object (its JSON when it has neither)."""
     if isinstance(error, dict):
         code, message = error.get("code"), error.get("message")
         return ": ".join(str(part) for part in (code, message) if part) or jsonlib.dumps(error)
@@ -312,7 +384,7 @@ def submit(
         proto["Content-Type"] = content_type
     if idempotency_key is not None:
         proto["Idempotency-Key"] = idempotency_key
-    response = yield from send(
+    answer = yield from send(
         cfg,
         method.upper(),
         url,
@@ -321,7 +393,7 @@ def submit(
         content=body,
         retry=idempotency_key is not None,
     )
-    return _accepted(cfg, response)
+    return _operation_from_submit_answer(cfg, answer)
 
 
 def _encode_body(
@@ -346,12 +418,21 @@ def _encode_body(
     return content, None
 
 
-def _accepted(cfg: FlowConfig, response: HttpResponse) -> OperationState:
+def _operation_from_submit_answer(cfg: FlowConfig, answer: Answer) -> OperationState:
+    """The operation a submission (or a retry) started, from the server's answer.
+
+    The dialect reads 2xx, 303 and the answers it calls a job's terminal state (a status-code
+    server answers 500 ``{"state": "failed"}`` to the submission of a job that failed at once,
+    409 for a cancelled one); any other 4xx is a rejection, anything else a protocol error.
+    """
+    response = answer.response
     code = response.status_code
+    if answer.verdict is Verdict.JOB_STATE:
+        return _state_of(cfg, cfg.dialect.interpret_submit(response))
     if 400 <= code < 500:
         error = _error_body(response)
         raise SubmissionRejectedError(
-            f"submission rejected with HTTP {code}: {_describe(error)}".rstrip(": "),
+            f"submission rejected with HTTP {code}: {_error_summary(error)}".rstrip(": "),
             status_code=code,
             url=response.url,
             error=error,
@@ -385,9 +466,14 @@ def _state_of(cfg: FlowConfig, submission: Submission) -> OperationState:
 
 
 def refresh(
-    cfg: FlowConfig, state: OperationState, *, hold: float | None = None
+    cfg: FlowConfig,
+    state: OperationState,
+    *,
+    hold: float | None = None,
+    deadline: float | None = None,
 ) -> Generator[Command, Any, JobStatus]:
-    """One status request (a long poll of up to ``hold`` seconds when given).
+    """One status request (a long poll of up to ``hold`` seconds when given); transient
+    faults are retried, never past ``deadline``.
 
     Raises:
         JobNotFoundError: 404 for a job never seen.
@@ -404,10 +490,16 @@ def refresh(
         if hold >= 1:  # RFC 7240 §4.3: wait is delta-seconds, an integer
             headers["Prefer"] = f"wait={math.floor(hold)}"
         read_timeout = hold + _LONG_POLL_MARGIN
-    response = yield from send(
-        cfg, "GET", state.status_url, headers=headers, params=params, read_timeout=read_timeout
+    answer = yield from send(
+        cfg,
+        "GET",
+        state.status_url,
+        headers=headers,
+        params=params,
+        read_timeout=read_timeout,
+        deadline=deadline,
     )
-    return _interpret(cfg, state, response)
+    return _interpret(cfg, state, answer.response)
 
 
 def _interpret(cfg: FlowConfig, state: OperationState, response: HttpResponse) -> JobStatus:
@@ -458,10 +550,10 @@ def wait(
         and cfg.streams.try_acquire(force=options.mode == "sse")
     ):
         try:
-            outcome = yield from follow_events(
+            ending = yield from follow_events(
                 state.events_url,
                 dialect=cfg.dialect,
-                build_request=cfg.requests.build,
+                open_stream=functools.partial(_open_stream, cfg),
                 tracker=tracker,
                 deadline=deadline,
                 now=cfg.now,
@@ -469,11 +561,11 @@ def wait(
             )
         finally:
             cfg.streams.release()
-        if outcome.status is not None:
-            state.learn(outcome.status)
-        if outcome.end is SSEEnd.TERMINAL and outcome.status is not None:
-            return outcome.status
-        if outcome.end is SSEEnd.DEADLINE:
+        if ending.status is not None:
+            state.learn(ending.status)
+        if ending.end is SSEEnd.TERMINAL and ending.status is not None:
+            return ending.status
+        if ending.end is SSEEnd.DEADLINE:
             raise _timeout(options, state)
         # Fallback: poll from the last known state, within the same deadline.
         state.sse_unusable = True
@@ -499,7 +591,7 @@ def wait(
         hold = decision.wait
         if hold is not None and deadline is not None:
             hold = min(hold, max(deadline - cfg.now(), 0.0))
-        status = yield from refresh(cfg, state, hold=hold)
+        status = yield from refresh(cfg, state, hold=hold, deadline=deadline)
         state.first_delay = None
         polls += 1
         if tracker.observe(status):
@@ -543,7 +635,7 @@ def result(
     url = status.result_url or state.final_url
     if url is None:
         return _convert(None, result_type, url=state.status_url)
-    response = yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8")
+    response = (yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8")).response
     _check_result_answer(response, state)
     if response.is_json or not response.headers.get("content-type"):
         value = response.json()
@@ -617,19 +709,27 @@ def download(
         data = jsonlib.dumps(status.result).encode("utf-8")
         write(data)
         return len(data)
-    response = yield from send(cfg, "GET", url, accept="*/*", stream=True)
+    response = (yield from send(cfg, "GET", url, accept="*/*", stream=True)).response
     if response.status_code != 200:
         yield CloseStream()
         _check_result_answer(response, state)
     total = 0
     while True:
-        chunk: bytes | None = yield ReadBytes()
+        try:
+            chunk: bytes | None = yield ReadBytes()
+        except httpx.TransportError as exc:
+            raise _broken_stream(exc, response) from exc
         if chunk is None:
             break
         write(chunk)
         total += len(chunk)
     yield CloseStream()
     return total
+
+
+def _broken_stream(error: httpx.TransportError, response: HttpResponse) -> TransportError:
+    """The error of a body that broke while being read (no retry: bytes were consumed)."""
+    return exhausted(error, httpx.Request(response.method, response.url), 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,7 +746,7 @@ def cancel(cfg: FlowConfig, state: OperationState) -> Generator[Command, Any, Jo
     url = state.cancel_url or state.status_url
     if url is None:
         raise ProtocolError("the operation has no cancel or status URL")
-    response = yield from send(cfg, "DELETE", url)
+    response = (yield from send(cfg, "DELETE", url)).response
     code = response.status_code
     if code in (404, 410):
         _interpret(cfg, state, response)  # raises the typed error
@@ -680,7 +780,7 @@ def retry(
         raise JobOutcomeError(
             f"the job cannot be retried (state {last.state.value}, no retry URL)", status=last
         )
-    response = yield from send(
+    answer = yield from send(
         cfg, "POST", last.retry_url, headers={"Idempotency-Key": idempotency_key}
     )
-    return _accepted(cfg, response)
+    return _operation_from_submit_answer(cfg, answer)

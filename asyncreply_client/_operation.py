@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 from . import _flow
 from ._commands import Command, Tracker
 from ._errors import InvalidTokenError, WaitTimeoutError
-from ._flow import OperationState, WaitOptions
+from ._flow import OperationState, WaitMode, WaitOptions
 from ._models import JobStatus
 from ._policies import PollingPolicy
 from ._token import TokenData, dump_token
@@ -98,7 +98,7 @@ class _OperationBase(Generic[ResultT]):
         return _flow.refresh(self._base._flow_cfg, self._state)
 
     def _wait_flow(
-        self, timeout: float | None, polling: PollingPolicy | None, mode: str
+        self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
     ) -> Generator[Command, Any, JobStatus]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
         return self._attached(
@@ -106,7 +106,7 @@ class _OperationBase(Generic[ResultT]):
         )
 
     def _result_flow(
-        self, timeout: float | None, polling: PollingPolicy | None, mode: str
+        self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
     ) -> Generator[Command, Any, ResultT]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
         cfg, tracker = self._base._flow_cfg, self._tracker()
@@ -124,7 +124,7 @@ class _OperationBase(Generic[ResultT]):
         destination: Destination,
         timeout: float | None,
         polling: PollingPolicy | None,
-        mode: str,
+        mode: WaitMode,
     ) -> Generator[Command, Any, int]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
         return self._attached(self._download_into(destination, options, self._tracker()))
@@ -197,7 +197,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> JobStatus:
         """Wait until the job is terminal and return its final status (failed and cancelled
@@ -220,7 +220,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> ResultT:
         """Wait, then return the result: JSON, a validated ``result_type``, or a
@@ -239,7 +239,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> Iterator[JobStatus]:
         """Iterate over each new snapshot until the job is terminal (the last one yielded).
 
@@ -272,7 +272,7 @@ class Operation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> int:
         """Wait, then stream the result's bytes to a path or a binary file object; return
         the number of bytes written. A path is written through a ``.part`` file renamed
@@ -300,7 +300,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> JobStatus:
         """Wait until the job is terminal; see :meth:`Operation.wait`."""
@@ -311,7 +311,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> ResultT:
         """Wait, then return the result; see :meth:`Operation.result`."""
@@ -322,7 +322,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> AsyncGenerator[JobStatus, None]:
         """Iterate over each new snapshot until the job is terminal; see
         :meth:`Operation.watch`."""
@@ -346,7 +346,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         *,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
-        mode: str = "auto",
+        mode: WaitMode = "auto",
     ) -> int:
         """Stream the result to a path or binary file; see :meth:`Operation.download`.
         (File writes are plain blocking writes of each received chunk.)"""

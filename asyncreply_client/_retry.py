@@ -1,36 +1,40 @@
-"""Transient faults: which answers and errors are worth another attempt, and how long to wait.
+"""Transient faults, retried by a pure sub-flow of the flows: which answers and errors are worth
+another attempt, how long to wait, and the attempt loop itself (:func:`attempts`).
 
-The decision is pure (:func:`is_transient_response`, :func:`is_transient_exception`,
-:func:`backoff`); the drivers feed it to tenacity, imported here privately as stamina does:
-:func:`retrying_kwargs` is the ONE set of arguments given to both ``tenacity.Retrying`` and
-``tenacity.AsyncRetrying``, and sleeps go through the client's clock.
+Each answer is classified once, here (:func:`classify`), the dialect first: a 500 it reads
+as a failed job (or a 409 as a cancelled one) is the server's answer, not a fault. Waits are
+``Sleep`` commands, bounded by the caller's deadline; the time (monotonic and wall) and the
+jitter's random source come from the caller's configuration, never from globals.
 """
 
 from __future__ import annotations
 
+import enum
 import random
-import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-import tenacity
 
+from ._commands import CloseStream, Command, ReadBytes, Send, Sleep
 from ._dialects import Dialect, is_job_failure_response
 from ._errors import TransportError
 from ._headers import parse_retry_after
 from ._http import HttpResponse
 
 __all__ = [
+    "Answer",
+    "RetryContext",
     "RetryPolicy",
-    "TransientAnswer",
+    "Verdict",
+    "attempts",
     "backoff",
+    "classify",
     "exhausted",
-    "is_transient_exception",
     "is_testing",
-    "is_transient_response",
+    "is_transient_exception",
     "may_be_transient",
-    "retrying_kwargs",
     "set_testing",
 ]
 
@@ -80,12 +84,52 @@ class RetryPolicy:
             raise ValueError("factor must be at least 1")
 
 
-class TransientAnswer(Exception):
-    """Raised inside an attempt for a transient answer, so that tenacity retries it."""
+class Verdict(enum.Enum):
+    """What one answer is, decided once by :func:`classify`."""
 
-    def __init__(self, response: HttpResponse) -> None:
-        super().__init__(f"HTTP {response.status_code} from {response.url}")
-        self.response = response
+    ANSWER = "answer"
+    """The server's answer: the caller reads it."""
+    JOB_STATE = "job-state"
+    """A 5xx or 409 that the dialect reads as the job's terminal state (failed, cancelled)."""
+    TRANSIENT = "transient"
+    """A fault worth another attempt (429, 502-504, a 500 that is no job's state)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer an exchange ended with, and its verdict (never ``TRANSIENT``)."""
+
+    response: HttpResponse
+    verdict: Verdict
+
+
+class RetryContext(Protocol):
+    """What the retry sub-flow reads from its flow's configuration (``FlowConfig`` is one)."""
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy."""
+        ...
+
+    @property
+    def dialect(self) -> Dialect:
+        """Reads a 5xx/409 as a job's state, or not."""
+        ...
+
+    @property
+    def now(self) -> Callable[[], float]:
+        """Monotonic seconds: the clock of deadlines."""
+        ...
+
+    @property
+    def wall_now(self) -> Callable[[], float]:
+        """Epoch seconds: measures an HTTP-date ``Retry-After`` sent without a ``Date``."""
+        ...
+
+    @property
+    def random(self) -> Callable[[], float]:
+        """A uniform random number in ``[0, 1)``: the backoff's jitter."""
+        ...
 
 
 def may_be_transient(status_code: int) -> bool:
@@ -93,79 +137,136 @@ def may_be_transient(status_code: int) -> bool:
     return status_code in TRANSIENT_STATUSES or status_code == 500
 
 
-def is_transient_response(response: HttpResponse, dialect: Dialect) -> bool:
-    """Whether an answer is a transient fault worth retrying.
+def classify(response: HttpResponse, dialect: Dialect) -> Verdict:
+    """What ``response`` is: the answer, a job's terminal state, or a transient fault.
 
-    429/502/503/504 always are. A 500 is, unless the dialect reads it as a job's state (the
-    status-code dialect answers 500 for a failed job): then it is the answer, not a fault.
+    429/502/503/504 are always transient. A 409 or another 5xx is a job's state when the
+    dialect reads it so (the status-code dialect answers 500 for a failed job, 409 for a
+    cancelled one); otherwise a 500 is transient and the rest are answers.
     """
-    if response.status_code in TRANSIENT_STATUSES:
-        return True
-    if response.status_code != 500:
-        return False
-    return not is_job_failure_response(response, dialect=dialect)
+    code = response.status_code
+    if code in TRANSIENT_STATUSES:
+        return Verdict.TRANSIENT
+    if code == 409 or code >= 500:
+        if is_job_failure_response(response, dialect=dialect):
+            return Verdict.JOB_STATE
+        return Verdict.TRANSIENT if code == 500 else Verdict.ANSWER
+    return Verdict.ANSWER
 
 
 def is_transient_exception(error: BaseException) -> bool:
     """Whether an exception raised by httpx is a network fault worth retrying."""
-    if isinstance(error, TransientAnswer):
-        return True
     return isinstance(
         error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
     )
 
 
-def backoff(policy: RetryPolicy, attempt: int, retry_after: float | None = None) -> float:
+def backoff(
+    policy: RetryPolicy,
+    attempt: int,
+    retry_after: float | None = None,
+    *,
+    rand: Callable[[], float] = random.random,
+) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based).
 
     The server's ``retry_after`` wins when given (capped); otherwise full jitter over an
-    exponential ceiling. Zero in testing mode.
+    exponential ceiling, drawn from ``rand`` (uniform in ``[0, 1)``). Zero in testing mode.
     """
     if _testing:
         return 0.0
     if retry_after is not None:
         return min(max(retry_after, 0.0), policy.max_retry_after)
     ceiling = min(policy.cap, policy.initial * policy.factor ** max(attempt - 1, 0))
-    return random.uniform(0.0, ceiling) if policy.jitter else ceiling
+    return ceiling * rand() if policy.jitter else ceiling
 
 
-class _Wait(tenacity.wait.wait_base):
-    """tenacity wait strategy delegating to :func:`backoff`."""
+def attempts(
+    ctx: RetryContext,
+    make: Callable[[], Send],
+    *,
+    retry: bool = True,
+    deadline: float | None = None,
+) -> Generator[Command, Any, Answer]:
+    """Send the request ``make`` builds until it gets an answer (a sub-flow).
 
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
+    ``make`` is called for EACH attempt, so per-attempt headers and credentials are fresh.
+    A transient fault is retried (with ``retry``, up to ``ctx.retry.attempts`` tries in all)
+    after :func:`backoff`, or the server's ``Retry-After``; never past ``deadline`` (on
+    ``ctx.now``'s clock): when the next try would come after it, the fault is final. A
+    streamed answer that may be transient is read whole first (its body decides).
 
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        retry_after: float | None = None
-        outcome = retry_state.outcome
-        error = None if outcome is None else outcome.exception()
-        if isinstance(error, TransientAnswer):
-            # An HTTP-date is measured from the response's Date header, else from wall time.
-            response = error.response
-            retry_after = parse_retry_after(response.headers, response.json(), now=time.time())
-        return backoff(self.policy, retry_state.attempt_number, retry_after)
+    Raises:
+        TransportError: the last attempt ended with a fault (or with a non-transient
+            ``httpx.TransportError``, which is never retried).
+    """
+    limit = ctx.retry.attempts if retry else 1
+    attempt = 0
+    while True:
+        attempt += 1
+        command = make()
+        outcome = yield from _one_attempt(command, ctx.dialect)
+        if isinstance(outcome, Answer):
+            return outcome
+        if attempt >= limit or not _worth_retrying(outcome):
+            raise exhausted(outcome, command.request, attempt)
+        retry_after = None
+        if isinstance(outcome, HttpResponse):
+            retry_after = parse_retry_after(outcome.headers, outcome.json(), now=ctx.wall_now())
+        delay = backoff(ctx.retry, attempt, retry_after, rand=ctx.random)
+        if deadline is not None and delay >= deadline - ctx.now() and delay > 0:
+            raise exhausted(outcome, command.request, attempt)
+        if delay > 0:
+            yield Sleep(delay)
 
 
-def retrying_kwargs(policy: RetryPolicy, *, retry: bool) -> dict[str, Any]:
-    """The arguments of ``tenacity.Retrying`` and ``tenacity.AsyncRetrying`` (both), minus
-    ``sleep`` which the driver takes from the clock. ``retry=False`` makes one attempt."""
-    return {
-        "stop": tenacity.stop_after_attempt(policy.attempts if retry else 1),
-        "wait": _Wait(policy),
-        "retry": tenacity.retry_if_exception(is_transient_exception),
-        "reraise": True,
-    }
+def _worth_retrying(fault: HttpResponse | httpx.TransportError) -> bool:
+    return isinstance(fault, HttpResponse) or is_transient_exception(fault)
 
 
-def exhausted(error: BaseException, request: httpx.Request, attempts: int) -> TransportError:
-    """The ``TransportError`` thrown into the flow once ``error`` ended the last attempt."""
-    if isinstance(error, TransientAnswer):
-        what = f"HTTP {error.response.status_code}"
+def _one_attempt(
+    command: Send, dialect: Dialect
+) -> Generator[Command, Any, Answer | HttpResponse | httpx.TransportError]:
+    """One try: its ``Answer``, or the fault (a transient answer, or httpx's exception)."""
+    try:
+        response: HttpResponse = yield command
+        if command.stream and may_be_transient(response.status_code):
+            response = yield from _read_whole(response)
+    except httpx.TransportError as exc:
+        return exc
+    verdict = classify(response, dialect)
+    if verdict is Verdict.TRANSIENT:
+        return response
+    return Answer(response, verdict)
+
+
+def _read_whole(response: HttpResponse) -> Generator[Command, Any, HttpResponse]:
+    """Read and close the open stream of ``response``; return it with its body."""
+    pieces: list[bytes] = []
+    while (piece := (yield ReadBytes())) is not None:
+        pieces.append(piece)
+    # On a read fault the stream stays open: the driver closes it before its next send.
+    yield CloseStream()
+    return HttpResponse(
+        response.status_code, response.headers, b"".join(pieces), response.url, response.method
+    )
+
+
+def exhausted(
+    error: HttpResponse | BaseException, request: httpx.Request, attempts: int
+) -> TransportError:
+    """The ``TransportError`` a flow raises once ``error`` (a transient answer or httpx's
+    exception) ended the last attempt at ``request``."""
+    if isinstance(error, HttpResponse):
+        what = f"HTTP {error.status_code}"
     else:
         what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     plural = "attempt" if attempts == 1 else "attempts"
-    return TransportError(
+    error_out = TransportError(
         f"{request.method} {request.url} failed after {attempts} {plural} ({what})",
         url=str(request.url),
         attempts=attempts,
     )
+    if isinstance(error, BaseException):
+        error_out.__cause__ = error
+    return error_out

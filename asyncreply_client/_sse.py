@@ -21,19 +21,19 @@ from typing import Any, Protocol
 import httpx
 from httpx_sse import ServerSentEvent
 
-from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
+from ._commands import CloseStream, Command, Emit, ReadBytes, Sleep, Tracker
 from ._dialects import Dialect
 from ._errors import ProtocolError, TransportError
 from ._http import HttpResponse
 from ._models import JobStatus
 
 __all__ = [
-    "RequestBuilder",
     "SSEDecoder",
     "SSEEnd",
+    "SSEEnding",
     "SSEOptions",
-    "SSEOutcome",
     "ServerSentEvent",
+    "StreamOpener",
     "follow_events",
 ]
 
@@ -285,7 +285,7 @@ class SSEEnd(str, enum.Enum):
     """Why :func:`follow_events` stopped."""
 
     TERMINAL = "terminal"
-    """A terminal status arrived; ``SSEOutcome.status`` is it."""
+    """A terminal status arrived; ``SSEEnding.status`` is it."""
     FALLBACK = "fallback"
     """The stream is unusable (refused, or dropped too often); continue by polling."""
     DEADLINE = "deadline"
@@ -293,7 +293,7 @@ class SSEEnd(str, enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class SSEOutcome:
+class SSEEnding:
     """How following an event stream ended.
 
     Attributes:
@@ -311,17 +311,24 @@ class SSEOutcome:
     reconnects: int = 0
 
 
-class RequestBuilder(Protocol):
-    """Builds the client's request (base headers, auth, cookies), as
-    ``httpx.Client.build_request`` and ``httpx.AsyncClient.build_request`` do."""
+class StreamOpener(Protocol):
+    """The sub-flow that opens the stream: the wait flow's request factory (credentials by
+    origin) and retry sub-flow, one attempt, no redirect followed."""
 
-    def __call__(self, method: str, url: str, *, headers: Mapping[str, str]) -> httpx.Request:
-        """Return a request for ``method`` and ``url`` carrying ``headers``."""
+    def __call__(
+        self, url: str, *, headers: Mapping[str, str], timeout: Mapping[str, float]
+    ) -> Generator[Command, Any, HttpResponse]:
+        """Send ``GET url`` with ``headers`` and httpx's per-request ``timeout`` extension
+        (``connect``, ``read``, ``write``, ``pool``); return the answer, its body open.
+
+        Raises:
+            TransportError: the request failed, or got a transient answer.
+        """
         ...
 
 
-# A transport failure reaches the flow as our TransportError (from the drivers) or, from a
-# driver that does not wrap them, as httpx's.
+# A transport failure reaches the flow as our TransportError (from the opener) or, while
+# reading, as httpx's (thrown in by the driver).
 _DROPS = (TransportError, httpx.TransportError)
 
 
@@ -376,16 +383,16 @@ def follow_events(
     events_url: str,
     *,
     dialect: Dialect,
-    build_request: RequestBuilder,
+    open_stream: StreamOpener,
     tracker: Tracker,
     deadline: float | None,
     now: Callable[[], float],
     options: SSEOptions | None = None,
-) -> Generator[Command, Any, SSEOutcome]:
+) -> Generator[Command, Any, SSEEnding]:
     """Follow an operation's event stream until it reports a terminal status (I/O-free).
 
     A sub-generator of the wait flow (``outcome = yield from follow_events(...)``): it yields
-    :mod:`commands <asyncreply_client._commands>` and returns an :class:`SSEOutcome`.
+    :mod:`commands <asyncreply_client._commands>` and returns an :class:`SSEEnding`.
 
     It opens the stream (``Accept: text/event-stream``, ``Cache-Control: no-cache``,
     ``Last-Event-ID`` once known; read timeout = the silence window or the time left, whichever
@@ -416,7 +423,7 @@ def follow_events(
     Args:
         events_url: absolute URL of the stream.
         dialect: interprets each event (``interpret_event``).
-        build_request: the client's request builder (``client.build_request``).
+        open_stream: sends the stream request (the wait flow's ``_open_stream``).
         tracker: the wait's record of snapshots already reported (shared with polling, so
             nothing is reported twice).
         deadline: the wait's deadline on ``now``'s clock, or ``None``.
@@ -429,13 +436,13 @@ def follow_events(
     Example:
         In the wait flow::
 
-            outcome = yield from follow_events(
-                url, dialect=dialect, build_request=client.build_request,
+            ending = yield from follow_events(
+                url, dialect=dialect, open_stream=functools.partial(_open_stream, cfg),
                 tracker=tracker, deadline=deadline, now=clock, options=SSEOptions(),
             )
-            if outcome.end is SSEEnd.TERMINAL: ...      # done
-            elif outcome.end is SSEEnd.DEADLINE: ...    # raise WaitTimeoutError
-            else: ...                                    # poll from outcome.status
+            if ending.end is SSEEnd.TERMINAL: ...      # done
+            elif ending.end is SSEEnd.DEADLINE: ...    # raise WaitTimeoutError
+            else: ...                                   # poll from ending.status
     """
     opts = options if options is not None else SSEOptions()
     last_id = ""
@@ -444,8 +451,8 @@ def follow_events(
     reconnects = 0
     replays = _Replays()
 
-    def finish(end: SSEEnd, reason: str) -> SSEOutcome:
-        return SSEOutcome(end, tracker.last, reason, last_id, reconnects)
+    def finish(end: SSEEnd, reason: str) -> SSEEnding:
+        return SSEEnding(end, tracker.last, reason, last_id, reconnects)
 
     def remaining() -> float | None:
         return None if deadline is None else deadline - now()
@@ -457,11 +464,11 @@ def follow_events(
         left = remaining()
         if left is not None and left <= 0:
             return finish(SSEEnd.DEADLINE, "the deadline passed")
-        request = _stream_request(build_request, events_url, last_id, opts, left)
-        read_timeout: float = request.extensions["timeout"]["read"]
+        headers, timeout = _stream_request(last_id, opts, left)
+        read_timeout = timeout["read"]
         tighten = False
         try:
-            response: HttpResponse = yield Send(request, retry=False, stream=True)
+            response = yield from open_stream(events_url, headers=headers, timeout=timeout)
         except _DROPS as exc:
             why = f"could not open the event stream: {exc}"
         else:
@@ -550,24 +557,15 @@ def _needs_tighter_timeout(read_timeout: float, left: float) -> bool:
 
 
 def _stream_request(
-    build_request: RequestBuilder,
-    url: str,
-    last_id: str,
-    options: SSEOptions,
-    left: float | None,
-) -> httpx.Request:
+    last_id: str, options: SSEOptions, left: float | None
+) -> tuple[dict[str, str], dict[str, float]]:
+    """The headers and the timeouts of a stream request."""
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-    request = build_request("GET", url, headers=headers)
     if last_id:
-        # The standard allows any UTF-8 id; httpx encodes str header values set this way
-        # as UTF-8 (the decoder guarantees no CR, LF or NUL in it).
-        request.headers["Last-Event-ID"] = last_id
+        # The standard allows any UTF-8 id (the decoder guarantees no CR, LF or NUL in it).
+        headers["Last-Event-ID"] = last_id
     read = options.silence_timeout if left is None else min(options.silence_timeout, left)
     connect = options.connect_timeout if left is None else min(options.connect_timeout, left)
     # httpx's per-request timeout extension: the read timeout bounds each read, not the
     # stream, so a long-lived stream has no total timeout.
-    request.extensions = {
-        **request.extensions,
-        "timeout": {"connect": connect, "read": read, "write": connect, "pool": connect},
-    }
-    return request
+    return headers, {"connect": connect, "read": read, "write": connect, "pool": connect}

@@ -574,18 +574,19 @@ def _unknown_id(job_id: str) -> str:
         fresh = str(uuid.uuid4())
         return fresh.upper() if job_id.isupper() else fresh
     rng = random.SystemRandom()
-    out: list[str] = []
-    for ch in job_id:
-        if ch.isdigit():
-            out.append(rng.choice(string.digits))
-        elif ch in string.ascii_lowercase:
-            out.append(rng.choice(string.ascii_lowercase))
-        elif ch in string.ascii_uppercase:
-            out.append(rng.choice(string.ascii_uppercase))
-        else:
-            out.append(ch)
-    candidate = "".join(out)
-    return candidate if candidate != job_id else candidate + "0"
+    classes = [
+        next((c for c in _ID_CLASSES if ch in c), None) if ch.isascii() else None for ch in job_id
+    ]
+    if not any(classes):
+        return job_id + "0"
+    while True:  # a short id may be drawn again (1 in 260 for "j1"): same shape, new id
+        drawn = (ch if c is None else rng.choice(c) for ch, c in zip(job_id, classes, strict=True))
+        candidate = "".join(drawn)
+        if candidate != job_id:
+            return candidate
+
+
+_ID_CLASSES = (string.digits, string.ascii_lowercase, string.ascii_uppercase)
 
 
 def _replace_id(url: str, job_id: str) -> str | None:
@@ -677,7 +678,7 @@ class _Checker:
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             return _Fault(method, url, f"unusable URL: {exc}")
         try:
-            reply: HttpResponse = yield Send(request, retry=False, stream=stream)
+            reply: HttpResponse = yield Send(request, stream=stream)
         except TransportError as exc:
             return _Fault(method, url, f"no answer: {exc}")
         return reply

@@ -23,18 +23,18 @@ from asyncreply_client._commands import (
     Send,
     Sleep,
 )
-from asyncreply_client._dialects import Submission
+from asyncreply_client._dialects import Dialect, Submission
 from asyncreply_client._errors import (
     JobExpiredError,
     JobNotFoundError,
     ProtocolError,
-    TransportError,
 )
 from asyncreply_client._flow import FlowConfig, StreamBudget
 from asyncreply_client._headers import parse_retry_after
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobError, JobState, JobStatus, Progress
 from asyncreply_client._policies import PollDecision, PollObservation
+from asyncreply_client._retry import RetryPolicy
 from asyncreply_client._security import RequestFactory
 from asyncreply_client._sse import SSEOptions
 from asyncreply_client._urls import resolve_url
@@ -159,13 +159,17 @@ def config(
     template: str | None = None,
     max_redirects: int = 10,
     streams: int = 50,
+    retry: RetryPolicy | None = None,
+    dialect: Dialect | None = None,
+    wall: float = 1_700_000_000.0,
 ) -> FlowConfig:
+    """A flow configuration; by default one attempt per request (``retry`` sets retries)."""
     clock = clock or Clock()
     return FlowConfig(
         requests=RequestFactory.create(
             BASE, headers=headers, trusted_origins=trusted, timeout=httpx.Timeout(5.0)
         ),
-        dialect=DoubleDialect(),
+        dialect=dialect or DoubleDialect(),
         now=clock.now,
         polling=polling or Fixed(),
         long_polling=Fixed(delay=0.0, hold=30.0),
@@ -173,6 +177,9 @@ def config(
         events_url_template=template,
         sse=SSEOptions(max_reconnects=0, retry_delay=0.0),
         streams=StreamBudget(streams),
+        retry=retry or RetryPolicy(attempts=1),
+        wall_now=lambda: wall,
+        random=lambda: 0.5,
     )
 
 
@@ -237,5 +244,6 @@ def drive(
     return run
 
 
-def transport_error() -> TransportError:
-    return TransportError("connection refused", url=BASE, attempts=3)
+def transport_error() -> httpx.TransportError:
+    """A fault as the drivers throw it into a flow: httpx's own exception."""
+    return httpx.ConnectError("connection refused")

@@ -1,4 +1,5 @@
-"""The two drivers execute the same commands the same way (httpx.MockTransport, FakeClock)."""
+"""The two drivers execute the same commands the same way, and decide nothing: one attempt,
+no redirect, the command's credentials (httpx.MockTransport, FakeClock)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-import tenacity
 
-from asyncreply_client import ReferenceDialect, RetryPolicy, TransportError
 from asyncreply_client._commands import (
     CloseStream,
     Command,
@@ -20,9 +19,8 @@ from asyncreply_client._commands import (
     Send,
     Sleep,
 )
-from asyncreply_client._drivers import DriverConfig, Outcome, drive, drive_async
+from asyncreply_client._drivers import FlowResult, drive, drive_async
 from asyncreply_client._models import JobState, JobStatus
-from asyncreply_client._security import RequestFactory
 from asyncreply_client.testing import FakeClock
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("flavor", ["sync", "async"])]
@@ -51,31 +49,38 @@ class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
         self.closed = True
 
 
+class Broken(Body):
+    """A body whose connection breaks after its pieces."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.pieces
+        raise httpx.ReadError("cut")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+        raise httpx.ReadError("cut")
+
+
 async def run(
     flavor: str,
     flow: Generator[Command, Any, Any],
     handler: Callable[[httpx.Request], httpx.Response],
     *,
     clock: FakeClock | None = None,
-    retry: RetryPolicy | None = None,
     stop_after: int | None = None,
-    auth: Any = None,
+    client_auth: Any = None,
 ) -> tuple[Any, list[JobStatus]]:
     """Drive ``flow`` with the flavour's driver; collect the emitted statuses (stop early
     after ``stop_after`` of them, as an abandoned ``watch`` does)."""
-    cfg = DriverConfig(
-        requests=RequestFactory.create(BASE, auth=auth, timeout=httpx.Timeout(5.0)),
-        dialect=ReferenceDialect(),
-        retry=retry or RetryPolicy(initial=0.0, cap=0.0),
-        clock=clock or FakeClock(),
-    )
-    out: Outcome[Any] = Outcome()
+    clock = clock or FakeClock()
+    out: FlowResult[Any] = FlowResult()
     emitted: list[JobStatus] = []
     transport = httpx.MockTransport(handler)
     if flavor == "async":
         async with (
-            httpx.AsyncClient(transport=transport) as http,
-            contextlib.aclosing(drive_async(flow, http, cfg, out)) as statuses,
+            httpx.AsyncClient(transport=transport, auth=client_auth) as http,
+            contextlib.aclosing(drive_async(flow, http, clock, out)) as statuses,
         ):
             async for status in statuses:
                 emitted.append(status)
@@ -83,8 +88,8 @@ async def run(
                     return None, emitted
     else:
         with (
-            httpx.Client(transport=transport) as sync_http,
-            contextlib.closing(drive(flow, sync_http, cfg, out)) as sync_statuses,
+            httpx.Client(transport=transport, auth=client_auth) as sync_http,
+            contextlib.closing(drive(flow, sync_http, clock, out)) as sync_statuses,
         ):
             for status in sync_statuses:
                 emitted.append(status)
@@ -144,50 +149,70 @@ async def test_an_abandoned_run_closes_its_stream_and_its_flow(flavor: str) -> N
     assert body.closed and closed == [True]
 
 
-async def test_transport_failures_are_thrown_into_the_flow_after_retries(flavor: str) -> None:
+async def test_a_transport_failure_is_thrown_into_the_flow_unchanged_and_not_retried(
+    flavor: str,
+) -> None:
     attempts: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         attempts.append(request.url.path)
-        raise httpx.ConnectError("refused", request=request)
+        if request.url.path == "/a":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, stream=Broken(b"par"))
 
-    def flow() -> Generator[Command, Any, str]:
+    def flow() -> Generator[Command, Any, list[str]]:
+        seen: list[str] = []
         try:
             yield Send(get("/a"))
-        except TransportError as exc:
-            first = exc.attempts
+        except httpx.ConnectError as exc:
+            seen.append(f"send: {exc}")
+        yield Send(get("/b"), stream=True)
         try:
-            yield Send(get("/b"), retry=False)
-        except TransportError as exc:
-            return f"{first}/{exc.attempts}"
-        return "no error"
+            while (yield ReadBytes()) is not None:
+                pass
+        except httpx.TransportError as exc:
+            seen.append(f"read: {exc}")
+        return seen
 
-    value, _ = await run(flavor, flow(), handler, retry=RetryPolicy(attempts=3, initial=0.0))
-    assert value == "3/1"
-    assert attempts == ["/a", "/a", "/a", "/b"]
+    value, _ = await run(flavor, flow(), handler)
+    assert value == ["send: refused", "read: cut"]
+    assert attempts == ["/a", "/b"]
 
 
-async def test_transient_answers_are_retried_after_their_retry_after(flavor: str) -> None:
+async def test_answers_come_back_as_they_are_one_attempt_no_redirect(flavor: str) -> None:
     answers = iter(
         [
             httpx.Response(503, headers={"Retry-After": "4"}),
-            httpx.Response(429, headers={"Retry-After-Ms": "1500"}),
-            httpx.Response(200, json={"ok": True}),
+            httpx.Response(302, headers={"Location": "/elsewhere"}),
+            httpx.Response(500, json={"status": "failed"}),
         ]
     )
     clock = FakeClock()
 
-    def flow() -> Generator[Command, Any, Any]:
-        response = yield Send(get())
+    def flow() -> Generator[Command, Any, list[int]]:
+        codes = []
+        for _ in range(3):
+            response = yield Send(get())
+            codes.append(response.status_code)
         yield Sleep(2.0)
-        return response.json()
+        return codes
 
     value, _ = await run(flavor, flow(), lambda r: next(answers), clock=clock)
-    assert value == {"ok": True}
-    assert clock.sleeps == [4.0, 1.5, 2.0]
+    assert value == [503, 302, 500]
+    assert clock.sleeps == [2.0]  # only the flow's own Sleep
 
 
-async def test_an_untrusted_origin_gets_no_auth(flavor: str) -> None:
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        (("u", "p"), "Basic dTpw"),  # the command's credentials
+        (httpx.USE_CLIENT_DEFAULT, "Basic Yzpk"),  # the httpx client's own
+        (None, None),  # none at all, even though the httpx client has some
+    ],
+)
+async def test_the_driver_sends_the_credentials_the_command_carries(
+    flavor: str, auth: Any, expected: str | None
+) -> None:
     seen: list[str | None] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -195,76 +220,7 @@ async def test_an_untrusted_origin_gets_no_auth(flavor: str) -> None:
         return httpx.Response(200)
 
     def flow() -> Generator[Command, Any, None]:
-        yield Send(get())
-        yield Send(httpx.Request("GET", "https://elsewhere.test/x"))
+        yield Send(get(), auth=auth)
 
-    await run(flavor, flow(), handler, auth=("u", "p"))
-    assert seen[0] is not None and seen[0].startswith("Basic ")
-    assert seen[1] is None
-
-
-@pytest.fixture
-def retrying_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records each tenacity ``Retrying``/``AsyncRetrying`` the drivers build."""
-    built: list[str] = []
-    for name in ("Retrying", "AsyncRetrying"):
-        real = getattr(tenacity, name)
-
-        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
-            built.append(_name)
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(tenacity, name, spy)
-    return built
-
-
-async def test_a_first_try_that_succeeds_builds_no_tenacity_machinery(
-    flavor: str, retrying_built: list[str]
-) -> None:
-    def flow() -> Generator[Command, Any, int]:
-        first = yield Send(get("/a"))
-        second = yield Send(get("/b"), stream=True)
-        return int(first.status_code + second.status_code)
-
-    value, _ = await run(flavor, flow(), lambda r: httpx.Response(200, json={}))
-    assert value == 400
-    assert retrying_built == []
-
-
-@pytest.mark.parametrize(
-    ("answers", "expected_sleeps", "expected_tries"),
-    [
-        ([503, 200], [4.0], 2),
-        ([503, 503, 200], [4.0, 4.0], 3),
-        ([503, 503, 503], [4.0, 4.0], 3),  # attempts=3 in all: the last fault is final
-        ([501, 200], [], 1),  # not transient: no retry
-    ],
-)
-async def test_after_a_failed_first_try_tenacity_retries_with_the_same_rules(
-    flavor: str,
-    retrying_built: list[str],
-    answers: list[int],
-    expected_sleeps: list[float],
-    expected_tries: int,
-) -> None:
-    queue = iter(answers)
-    tries: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        code = next(queue)
-        tries.append(code)
-        return httpx.Response(code, headers={"Retry-After": "4"}, json={})
-
-    def flow() -> Generator[Command, Any, Any]:
-        try:
-            response = yield Send(get())
-        except TransportError as exc:
-            return f"gave up after {exc.attempts}"
-        return response.status_code
-
-    clock = FakeClock()
-    value, _ = await run(flavor, flow(), handler, clock=clock, retry=RetryPolicy(attempts=3))
-    assert len(tries) == expected_tries
-    assert clock.sleeps == expected_sleeps
-    assert value == (f"gave up after {expected_tries}" if tries[-1] == 503 else tries[-1])
-    assert len(retrying_built) == (1 if tries[0] == 503 else 0)
+    await run(flavor, flow(), handler, client_auth=("c", "d"))
+    assert seen == [expected]

@@ -23,6 +23,7 @@ from asyncreply_client._errors import (
 )
 from asyncreply_client._flow import OperationState, WaitOptions
 from asyncreply_client._models import JobState, JobStatus, ResultFile
+from asyncreply_client._retry import RetryPolicy
 
 from .flowkit import BASE, Clock, Fixed, config, doc, drive, response, transport_error
 
@@ -60,7 +61,7 @@ def test_submit_builds_the_request_and_reads_the_202() -> None:
     state = run.value
     [request] = run.sends
     command = run.commands[0]
-    assert isinstance(command, Send) and command.retry is True
+    assert isinstance(command, Send) and not command.stream
     assert request.method == "POST" and str(request.url) == BASE + "/jobs"
     assert request.headers["Idempotency-Key"] == "k1"
     assert request.headers["Content-Type"] == "application/json"
@@ -85,11 +86,18 @@ def test_a_later_snapshot_releases_the_submission_one() -> None:
     assert state.submission.retry_after == 0.25
 
 
-def test_submit_without_idempotency_key_is_never_retried() -> None:
-    run = drive(_flow.submit(config(), "/jobs", json={}, idempotency_key=None), [ACCEPTED])
-    command = run.commands[0]
-    assert isinstance(command, Send) and command.retry is False
-    assert "Idempotency-Key" not in command.request.headers
+@pytest.mark.parametrize(("key", "sends"), [(None, 1), ("k", 2)])
+def test_a_submit_is_retried_only_with_an_idempotency_key(key: str | None, sends: int) -> None:
+    cfg = config(retry=RetryPolicy(attempts=3))
+    busy = response(503, headers={"Retry-After": "1"}, method="POST")
+    replies: list[Any] = [busy, ACCEPTED] if key else [busy]
+    run = drive(_flow.submit(cfg, "/jobs", json={}, idempotency_key=key), replies)
+    assert len(run.sends) == sends
+    assert [r.headers.get("Idempotency-Key") for r in run.sends] == [key] * sends
+    if key is None:
+        assert isinstance(run.error, TransportError) and run.error.attempts == 1
+    else:
+        assert run.sleeps == [1.0] and run.value.status_url == BASE + "/jobs/1"
 
 
 def test_callback_is_merged_into_a_copy_of_the_body() -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from asyncreply_client._commands import CloseStream, ReadChunk, Send, Sleep
 from asyncreply_client._dialects import ReferenceDialect
 from asyncreply_client._http import HttpResponse
-from asyncreply_client.contract import ContractReport, Outcome, _Checker, _options
+from asyncreply_client.contract import ContractReport, Outcome, _Checker, _options, _unknown_id
 
 Answer = Callable[[httpx.Request], HttpResponse]
 
@@ -64,7 +66,7 @@ def drive(serve: Answer, **options: Any) -> tuple[ContractReport, list[float], l
             clock.t += command.seconds
         elif isinstance(command, Send):
             sent.append(command)
-            assert command.retry is False  # the checker observes raw answers
+            # A Send is one attempt: the checker observes raw answers.
             reply = serve(command.request)
             clock.t += 0.001
         else:
@@ -206,3 +208,10 @@ def test_transient_answers_are_waited_out_and_a_job_that_vanishes_fails() -> Non
     # The unknown id was derived from the query string.
     assert report["unknown_id"].outcome is Outcome.PASS
     assert sent[-1].request.url.params["id"] != "j1"
+
+
+def test_an_unknown_id_is_never_the_jobs_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = iter("j1k2")  # the first draw happens to give the job's id back
+    monkeypatch.setattr(random.SystemRandom, "choice", lambda self, seq: next(draws))
+    assert _unknown_id("j1") == "k2"
+    assert _unknown_id("--") == "--0"  # nothing to draw: still another id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from asyncreply_client._commands import (
 from asyncreply_client._errors import ProtocolError, TransportError
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobState, JobStatus, Progress
-from asyncreply_client._sse import SSEEnd, SSEOptions, SSEOutcome, follow_events
+from asyncreply_client._sse import SSEEnd, SSEEnding, SSEOptions, follow_events
 
 URL = "http://api.test/jobs/j1/events"
 
@@ -97,7 +97,7 @@ class Harness:
     def now(self) -> float:
         return self.clock
 
-    def run(self, flow: Generator[Command, Any, SSEOutcome]) -> SSEOutcome:
+    def run(self, flow: Generator[Command, Any, SSEEnding]) -> SSEEnding:
         reply: Any = None
         error: BaseException | None = None
         while True:
@@ -105,12 +105,12 @@ class Harness:
                 command = flow.throw(error) if error is not None else flow.send(reply)
             except StopIteration as stop:
                 assert self.open is None, "the flow returned with the stream still open"
-                outcome: SSEOutcome = stop.value
+                outcome: SSEEnding = stop.value
                 return outcome
             self.commands.append(command)
             reply, error = None, None
             if isinstance(command, Send):
-                assert command.stream and not command.retry
+                assert command.stream
                 assert self.open is None, "opened a stream while another was open"
                 self.requests.append(command.request)
                 conn = self.conns.pop(0)
@@ -147,10 +147,16 @@ class Harness:
                 raise AssertionError(f"unexpected command {command!r}")
 
 
-def build_request(method: str, url: str, *, headers: dict[str, str]) -> httpx.Request:
-    return httpx.Client(headers={"Authorization": "Bearer t"}).build_request(
-        method, url, headers=headers
-    )
+def open_stream(
+    url: str, *, headers: Mapping[str, str], timeout: Mapping[str, float]
+) -> Generator[Command, Any, HttpResponse]:
+    """The simplest opener: one ``Send`` (the client's opener is tested with the flows)."""
+    request = httpx.Request("GET", url, headers={"Authorization": "Bearer t"})
+    for name, value in headers.items():
+        request.headers[name] = value
+    request.extensions = {"timeout": dict(timeout)}
+    response: HttpResponse = yield Send(request, stream=True)
+    return response
 
 
 def follow(
@@ -160,11 +166,11 @@ def follow(
     deadline: float | None = None,
     options: SSEOptions | None = None,
     dialect: JsonDialect | None = None,
-) -> Generator[Command, Any, SSEOutcome]:
+) -> Generator[Command, Any, SSEEnding]:
     return follow_events(
         URL,
         dialect=dialect or JsonDialect(),
-        build_request=build_request,
+        open_stream=open_stream,
         tracker=tracker or Tracker(),
         deadline=deadline,
         now=harness.now,
