@@ -22,7 +22,6 @@ import httpx
 import pydantic
 
 from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
-from ._dialects import Dialect, Submission
 from ._errors import (
     AsyncReplyError,
     JobCancelledError,
@@ -31,7 +30,6 @@ from ._errors import (
     JobNotFoundError,
     JobOutcomeError,
     ProtocolError,
-    SubmissionRejectedError,
     TransportError,
     WaitTimeoutError,
 )
@@ -43,6 +41,7 @@ from ._retry import Answer, RetryPolicy, Verdict, attempts, exhausted
 from ._security import RequestFactory
 from ._sse import SSEEnd, SSEOptions, follow_events
 from ._urls import resolve_url, same_origin
+from .dialects import Dialect, Submission, rejection_error
 
 __all__ = [
     "Flow",
@@ -331,22 +330,10 @@ def _where(response: HttpResponse) -> dict[str, Any]:
     return {"status_code": response.status_code, "url": response.url, "body": response.content}
 
 
-def _error_body(response: HttpResponse) -> Any:
-    """The server's ``error`` object, the whole JSON body, or a text excerpt."""
-    body = response.json()
-    if isinstance(body, dict) and "error" in body:
-        return body["error"]
-    if body is not None:
-        return body
-    return response.content.decode("utf-8", "replace")[:500] or None
-
-
-def _error_summary(error: Any) -> str:
-    """``code: message`` of a server's error object (its JSON when it has neither)."""
-    if isinstance(error, dict):
-        code, message = error.get("code"), error.get("message")
-        return ": ".join(str(part) for part in (code, message) if part) or jsonlib.dumps(error)
-    return "" if error is None else str(error)
+def _auth_error(response: HttpResponse, what: str) -> AsyncReplyError:
+    """The ``AuthenticationError`` / ``PermissionDeniedError`` of a 401 / 403 answer."""
+    error = rejection_error(response, what=what)
+    return error if error is not None else ProtocolError("no error", **_where(response))
 
 
 def _format_seconds(seconds: float) -> str:
@@ -429,14 +416,9 @@ def _operation_from_submit_answer(cfg: FlowConfig, answer: Answer) -> OperationS
     code = response.status_code
     if answer.verdict is Verdict.JOB_STATE:
         return _state_of(cfg, cfg.dialect.interpret_submit(response))
-    if 400 <= code < 500:
-        error = _error_body(response)
-        raise SubmissionRejectedError(
-            f"submission rejected with HTTP {code}: {_error_summary(error)}".rstrip(": "),
-            status_code=code,
-            url=response.url,
-            error=error,
-        )
+    rejection = rejection_error(response, submission=True)
+    if rejection is not None:
+        raise rejection
     if not (200 <= code < 300 or code == 303):
         raise ProtocolError("unexpected answer to a submission", **_where(response))
     submission = cfg.dialect.interpret_submit(response)
@@ -652,9 +634,11 @@ def result(
 
 def _check_outcome(status: JobStatus) -> None:
     if status.state is JobState.FAILED:
-        error = status.error
-        detail = "" if error is None else f": {error.code or 'error'}: {error.message or ''}"
-        raise JobFailedError(f"the job failed{detail}".rstrip(": "), status=status)
+        # The server's own words only: no code is made up when it gave none.
+        summary = status.error.summary if status.error is not None else ""
+        raise JobFailedError(
+            f"the job failed: {summary}" if summary else "the job failed", status=status
+        )
     if status.state is JobState.CANCELLED:
         raise JobCancelledError("the job was cancelled", status=status)
 
@@ -667,6 +651,8 @@ def _check_result_answer(response: HttpResponse, state: OperationState) -> None:
         )
     if code == 404:
         raise JobNotFoundError(f"no result at {response.url} (HTTP 404)", status=state.last)
+    if code in (401, 403):
+        raise _auth_error(response, "result request")
     if code != 200:
         raise ProtocolError("could not fetch the result", **_where(response))
 
@@ -752,6 +738,8 @@ def cancel(cfg: FlowConfig, state: OperationState) -> Generator[Command, Any, Jo
         _interpret(cfg, state, response)  # raises the typed error
     if code == 409 or code == 204 or (200 <= code < 300 and not response.content.strip()):
         return (yield from refresh(cfg, state))
+    if code in (401, 403):
+        raise _auth_error(response, "cancellation")
     if not 200 <= code < 300:
         raise ProtocolError("the server refused the cancellation", **_where(response))
     try:

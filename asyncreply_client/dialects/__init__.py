@@ -39,6 +39,7 @@ from ._google import GoogleDialect
 from ._microsoft import MicrosoftDialect
 from ._names import DIALECT_NAMES, dialect_from
 from ._reference import ReferenceDialect
+from ._rejections import rejection_error
 from ._status_code import StatusCodeDialect
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "dialect_from",
     "is_job_failure_response",
     "parse_state",
+    "rejection_error",
 ]

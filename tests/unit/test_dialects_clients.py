@@ -22,6 +22,7 @@ from asyncreply_client import (
     ProtocolError,
     ReferenceDialect,
     RequestRejectedError,
+    SubmissionRejectedError,
 )
 from asyncreply_client.dialects import DIALECT_NAMES
 from asyncreply_client.testing import FakeClock
@@ -249,3 +250,91 @@ async def test_the_collection_url_is_refused_as_a_status_url(
         # way the server gives it (a 303 to /result, or a 200 with Content-Location).
         again = client.operation(op.status_url)
         assert await call(again.result, timeout=20) == {"a": 1}
+
+
+# --------------------------------------------------------------------------------------------
+# Errors a user can act on, through the flows
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    "reference_server", [{**FAST, "tokens": {"t-alice": "alice"}}], indirect=True, ids=["tokens"]
+)
+async def test_401_on_submit_and_on_a_poll_are_authentication_errors(
+    flavor: str, reference_server: Any
+) -> None:
+    base = reference_server.base_url
+    async with open_client(flavor, base) as (client, call):
+        with pytest.raises(AuthenticationError) as info:
+            await call(client.submit, "/jobs", json={"type": "echo", "input": {}})
+    error = info.value
+    assert isinstance(error, SubmissionRejectedError)  # still caught as before
+    assert error.status_code == 401 and error.url == base + "/jobs"
+    assert error.www_authenticate == 'Bearer realm="asyncreply"'
+    assert error.error == {"code": "unauthorized", "message": error.error["message"]}
+    alice = {"Authorization": "Bearer t-alice"}
+    async with open_client(flavor, base, headers=alice) as (client, call):
+        op = await call(client.submit, "/jobs", json={"type": "echo", "input": {}})
+    async with open_client(flavor, base) as (client, call):
+        with pytest.raises(AuthenticationError) as polled:
+            await call(client.operation(op.status_url).refresh)
+    assert not isinstance(polled.value, SubmissionRejectedError)
+    assert polled.value.url == op.status_url
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_403_on_the_result_is_a_permission_error(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(
+            303, headers={"Location": "/files/1"}, json={"jobId": "1", "status": "completed"}
+        )
+    )
+    router.get(f"{API}/files/1").mock(
+        return_value=httpx.Response(403, json={"error": {"code": "forbidden"}})
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(PermissionDeniedError) as info:
+            await call(op.result, timeout=10)
+    assert info.value.url == f"{API}/files/1" and info.value.error == {"code": "forbidden"}
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"state": "failed", "lastError": "queue exploded"}, "the job failed: queue exploded"),
+        ({"state": "failed"}, "the job failed"),
+        ({"state": "failed", "error": {"code": "E1"}}, "the job failed: E1"),
+    ],
+)
+async def test_a_failed_job_message_has_only_the_servers_words(
+    flavor: str, router: respx.MockRouter, body: dict[str, Any], message: str
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(return_value=httpx.Response(500, json=body))
+    async with open_client(flavor, API, **options(dialect="status-code")) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(JobFailedError) as info:
+            await call(op.result, timeout=10)
+    assert str(info.value) == message
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_huge_rejection_body_gives_a_bounded_message(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    huge = {"error": {"code": "too_big", "message": "x" * 2_000_000, "details": ["y"] * 1000}}
+    router.post(f"{API}/jobs").mock(return_value=httpx.Response(422, json=huge))
+    async with open_client(flavor, API, **options()) as (client, call):
+        with pytest.raises(SubmissionRejectedError) as info:
+            await call(client.submit, "/jobs", json={})
+    assert len(str(info.value)) <= 1001
+    assert str(info.value).startswith("submission rejected with HTTP 422: too_big: xxx")
