@@ -154,7 +154,11 @@ class OperationState:
         submission: the interpreted submission, when this client made it. Its ``status``
             follows ``last``: only the latest snapshot is kept alive, not the first one too.
         last: the latest snapshot.
-        seen: whether the server ever acknowledged the job (then a 404 means it vanished).
+        seen: whether the server ever acknowledged the job (its submission or a status).
+        answered: whether the status URL (or the event stream) ever answered with a status;
+            only then is a 404 there a job that vanished (``JobExpiredError``), before it is
+            ``JobNotFoundError``: a 404 makes no claim that the job ever existed (RFC 9110
+            §15.5.5), however the operation was obtained (submitted, resumed, attached).
         first_delay: the submission's ``Retry-After``, honoured before the first poll.
         sse_unusable: the event stream failed once (refused, or dropped too often): later
             waits in ``"auto"`` mode poll straight away.
@@ -168,6 +172,7 @@ class OperationState:
     submission: Submission | None = None
     last: JobStatus | None = None
     seen: bool = False
+    answered: bool = False
     first_delay: float | None = None
     sse_unusable: bool = False
 
@@ -458,8 +463,8 @@ def refresh(
     faults are retried, never past ``deadline``.
 
     Raises:
-        JobNotFoundError: 404 for a job never seen.
-        JobExpiredError: 410, or 404 for a job seen before (it vanished).
+        JobNotFoundError: 404 from a status URL that never answered with a status.
+        JobExpiredError: 410, or 404 after the status URL answered (the job vanished).
         ProtocolError: no status URL, or an answer the dialect cannot interpret.
     """
     if state.status_url is None:
@@ -488,13 +493,14 @@ def _interpret(cfg: FlowConfig, state: OperationState, response: HttpResponse) -
     try:
         status = cfg.dialect.interpret_status(response, submission=state.submission)
     except JobNotFoundError as exc:
-        if state.seen:
+        if state.answered:
             raise JobExpiredError(
                 f"the job vanished: its status URL {response.url} now answers 404",
                 status=state.last,
             ) from exc
         raise
     state.learn(status)
+    state.answered = True
     return status
 
 
@@ -545,6 +551,7 @@ def wait(
             cfg.streams.release()
         if ending.status is not None:
             state.learn(ending.status)
+            state.answered = True
         if ending.end is SSEEnd.TERMINAL and ending.status is not None:
             return ending.status
         if ending.end is SSEEnd.DEADLINE:

@@ -303,6 +303,7 @@ def test_a_transport_error_during_a_wait_propagates() -> None:
 )
 def test_gone_jobs(seen: bool, code: int, error: type[Exception]) -> None:
     state = state_at(seen=seen)
+    state.answered = seen  # a 404 is "vanished" only after the status URL answered
     run = drive(_flow.refresh(config(), state), [response(code, {"error": {"code": "x"}})])
     assert type(run.error) is error
 

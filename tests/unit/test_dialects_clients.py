@@ -17,7 +17,9 @@ from asyncreply_client import (
     AuthenticationError,
     Client,
     FixedInterval,
+    JobExpiredError,
     JobFailedError,
+    JobNotFoundError,
     PermissionDeniedError,
     ProtocolError,
     ReferenceDialect,
@@ -338,3 +340,59 @@ async def test_a_huge_rejection_body_gives_a_bounded_message(
             await call(client.submit, "/jobs", json={})
     assert len(str(info.value)) <= 1001
     assert str(info.value).startswith("submission rejected with HTTP 422: too_big: xxx")
+
+
+# --------------------------------------------------------------------------------------------
+# 404: never "expired" before the status URL has answered
+
+
+def _not_found() -> httpx.Response:
+    return httpx.Response(404, json={"error": {"code": "not_found"}})
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize("obtained", ["submit", "resume", "operation"])
+async def test_a_404_before_any_status_is_not_found_however_obtained(
+    flavor: str, router: respx.MockRouter, obtained: str
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(return_value=_not_found())
+    async with open_client(flavor, API, **options()) as (client, call):
+        if obtained == "submit":
+            op = await call(client.submit, "/jobs", json={})
+        elif obtained == "resume":
+            submitted = await call(client.submit, "/jobs", json={})
+            op = client.resume(submitted.to_token())
+        else:
+            op = client.operation(f"{API}/jobs/1")
+        with pytest.raises(JobNotFoundError) as info:
+            await call(op.wait, timeout=10)
+    assert type(info.value) is JobNotFoundError
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    "gone", [_not_found(), httpx.Response(410, json={"error": {"code": "expired"}})]
+)
+async def test_after_a_status_a_404_or_410_is_expired(
+    flavor: str, router: respx.MockRouter, gone: httpx.Response
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        side_effect=[httpx.Response(200, json={"jobId": "1", "status": "running"}), gone]
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(JobExpiredError):
+            await call(op.wait, timeout=10)
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_410_first_is_expired(flavor: str, router: respx.MockRouter) -> None:
+    router.get(f"{API}/jobs/1").mock(return_value=httpx.Response(410))
+    async with open_client(flavor, API, **options()) as (client, call):
+        with pytest.raises(JobExpiredError):
+            await call(client.operation(f"{API}/jobs/1").wait, timeout=10)
