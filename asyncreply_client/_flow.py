@@ -526,6 +526,14 @@ def wait(
     if state.last is not None and state.last.is_terminal:
         return state.last
 
+    if options.mode == "sse" and state.events_url is None and state.status_url is not None:
+        # An operation attached by URL or resumed knows no events URL yet: any status
+        # answer may announce it (eventsUrl, Link rel=events).
+        first = yield from refresh(cfg, state, deadline=deadline)
+        if tracker.observe(first):
+            yield Emit(first)
+        if first.is_terminal:
+            return first
     if options.mode == "sse" and state.events_url is None:
         raise ProtocolError(
             "mode='sse' needs an events URL: the server announced none (eventsUrl, "

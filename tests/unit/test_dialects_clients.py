@@ -396,3 +396,27 @@ async def test_a_410_first_is_expired(flavor: str, router: respx.MockRouter) -> 
     async with open_client(flavor, API, **options()) as (client, call):
         with pytest.raises(JobExpiredError):
             await call(client.operation(f"{API}/jobs/1").wait, timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
+# mode="sse" on an attached or resumed operation learns the events URL from a status
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize("reference_server", [FAST], indirect=True, ids=["reference"])
+@pytest.mark.parametrize("obtained", ["operation", "resume"])
+async def test_sse_mode_learns_the_events_url_from_a_status_answer(
+    flavor: str, reference_server: Any, obtained: str
+) -> None:
+    base = reference_server.base_url
+    job = {"type": "sleep", "input": {"seconds": 0.3, "steps": 3}}
+    async with open_client(flavor, base) as (client, call):
+        submitted = await call(client.submit, "/jobs", json=job)
+        op = client.operation(submitted.status_url)
+        assert op.events_url is None
+        if obtained == "resume":  # a token of an attached operation names no events URL
+            op = client.resume(op.to_token())
+        status = await call(op.wait, timeout=20, mode="sse")
+    assert status.state.value == "completed"
+    assert op.events_url == f"{base}/jobs/{submitted.id}/events"
