@@ -41,7 +41,7 @@ from ._retry import Answer, RetryPolicy, Verdict, attempts, exhausted
 from ._security import RequestFactory
 from ._sse import SSEEnd, SSEOptions, follow_events
 from ._urls import resolve_url, same_origin
-from .dialects import Dialect, Submission, rejection_error
+from .dialects import Dialect, Submission, monitor_move, rejection_error
 
 __all__ = [
     "Flow",
@@ -501,7 +501,22 @@ def _interpret(cfg: FlowConfig, state: OperationState, response: HttpResponse) -
         raise
     state.learn(status)
     state.answered = True
+    if not status.is_terminal:
+        _follow_monitor(state, response)
     return status
+
+
+def _follow_monitor(state: OperationState, response: HttpResponse) -> None:
+    """Move the status URL where a 202 poll answer points (a new monitor)."""
+    submission = state.submission
+    move = monitor_move(response, submission.monitored_by if submission is not None else None)
+    if move is None:
+        return
+    url, kind = move
+    state.status_url = url
+    state.answered = False  # the new monitor has not answered yet
+    if submission is not None:
+        state.submission = replace(submission, status_url=url, monitored_by=kind)
 
 
 # --------------------------------------------------------------------------------------------

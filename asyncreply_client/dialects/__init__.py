@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from ._arm import ArmDialect
 from ._auto import AutoDialect, is_job_failure_response
-from ._base import Dialect, DialectBase, Submission
+from ._base import Dialect, DialectBase, MonitorKind, Submission, monitor_move
 from ._fields import parse_state
 from ._google import GoogleDialect
 from ._microsoft import MicrosoftDialect
@@ -50,11 +50,13 @@ __all__ = [
     "DialectBase",
     "GoogleDialect",
     "MicrosoftDialect",
+    "MonitorKind",
     "ReferenceDialect",
     "StatusCodeDialect",
     "Submission",
     "dialect_from",
     "is_job_failure_response",
+    "monitor_move",
     "parse_state",
     "rejection_error",
 ]

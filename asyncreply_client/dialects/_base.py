@@ -30,10 +30,24 @@ from ._answer import (
     result_of,
     snapshot,
 )
-from ._fields import doc_state, has_provisioning_state, has_result_fields, parse_state
+from ._fields import (
+    MONITOR_HEADERS,
+    doc_state,
+    has_provisioning_state,
+    has_result_fields,
+    parse_state,
+)
 from ._rejections import rejection_of
 
-__all__ = ["Dialect", "DialectBase", "MonitorKind", "OkMode", "Submission", "submission_of"]
+__all__ = [
+    "Dialect",
+    "DialectBase",
+    "MonitorKind",
+    "OkMode",
+    "Submission",
+    "monitor_move",
+    "submission_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,37 @@ def submission_of(answer: Answer, status: JobStatus, monitor: str | None) -> Sub
         retry_after=status.retry_after,
         monitored_by=monitor_kind(answer, monitor),
     )
+
+
+def monitor_move(
+    response: HttpResponse, monitored_by: MonitorKind | None
+) -> tuple[str, MonitorKind] | None:
+    """Where a non-terminal 202 poll answer moves the status monitor, and its new kind.
+
+    An ``Operation-Location`` / ``Azure-AsyncOperation`` header moves it (an operation
+    monitor wins over ``Location``); a ``Location`` header moves it too, except for an
+    operation watched through its operation monitor, which keeps it (a ``Location`` there
+    names the final resource, not a new monitor). ``None``: stay.
+
+    Example:
+        >>> import httpx
+        >>> r = HttpResponse(202, httpx.Headers({"Location": "/q/2"}), b"", "https://h/q/1")
+        >>> monitor_move(r, "location"), monitor_move(r, "operation")
+        (('https://h/q/2', 'location'), None)
+    """
+    if response.status_code != 202:
+        return None
+    answer = Answer.of(response, 0.0)
+    for name in MONITOR_HEADERS:
+        url = answer.resolve(answer.header(name))
+        if url is not None:
+            return None if url == response.url else (url, "operation")
+    if monitored_by == "operation":
+        return None
+    location = answer.location()
+    if location is None or location == response.url:
+        return None
+    return location, "location"
 
 
 OkMode = Literal["document", "result", "auto"]

@@ -309,7 +309,9 @@ def test_gone_jobs(seen: bool, code: int, error: type[Exception]) -> None:
 
 
 def test_sse_mode_without_an_events_url_is_a_clear_error() -> None:
-    run = drive(_flow.wait(config(), state_at(), WaitOptions(mode="sse"), Tracker()), [])
+    # One status request first (it could announce the events URL); this one does not.
+    replies = [status("processing")]
+    run = drive(_flow.wait(config(), state_at(), WaitOptions(mode="sse"), Tracker()), replies)
     assert isinstance(run.error, ProtocolError) and "events URL" in str(run.error)
 
 

@@ -420,3 +420,58 @@ async def test_sse_mode_learns_the_events_url_from_a_status_answer(
         status = await call(op.wait, timeout=20, mode="sse")
     assert status.state.value == "completed"
     assert op.events_url == f"{base}/jobs/{submitted.id}/events"
+
+
+# --------------------------------------------------------------------------------------------
+# A 202 poll answer moves the monitor
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_location_on_a_202_poll_moves_the_status_url(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/jobs").mock(
+        return_value=httpx.Response(202, headers={"Location": "/queue/1", "Retry-After": "0"})
+    )
+    router.get(f"{API}/queue/1").mock(
+        return_value=httpx.Response(202, headers={"Location": "/jobs/1/status"})
+    )
+    router.get(f"{API}/jobs/1/status").mock(
+        side_effect=[httpx.Response(202), httpx.Response(200, json={"made": 1})]
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        assert await call(op.result, timeout=60) == {"made": 1}
+        assert op.status_url == f"{API}/jobs/1/status"
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_an_operation_monitor_wins_and_keeps_its_monitor(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    first, second = f"{API}/operations/1", f"{API}/operations/2"
+    router.post(f"{API}/items/a:run").mock(
+        return_value=httpx.Response(202, headers={"Azure-AsyncOperation": first})
+    )
+    router.get(first).mock(
+        return_value=httpx.Response(
+            202,
+            headers={"Operation-Location": second, "Location": f"{API}/elsewhere"},
+            json={"status": "Running"},
+        )
+    )
+    moved = router.get(second).mock(
+        side_effect=[
+            httpx.Response(
+                202, headers={"Location": f"{API}/elsewhere"}, json={"status": "Running"}
+            ),
+            httpx.Response(200, json={"status": "Succeeded", "result": {"ok": True}}),
+        ]
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, "/items/a:run", json={})
+        assert await call(op.result, timeout=60) == {"ok": True}
+        assert op.status_url == second
+    assert moved.call_count == 2

@@ -29,6 +29,7 @@ from asyncreply_client.dialects import (
     MicrosoftDialect,
     ReferenceDialect,
     StatusCodeDialect,
+    monitor_move,
 )
 from asyncreply_client.dialects._rejections import rejection_error
 
@@ -500,3 +501,32 @@ def test_auto_still_reads_job_answers_from_a_url_it_was_given(answer: HttpRespon
 def test_a_content_location_naming_the_status_url_itself_is_no_evidence() -> None:
     with pytest.raises(ProtocolError, match="states no job state"):
         AutoDialect().interpret_status(resp(200, {"a": 1}, {"Content-Location": "/jobs/1"}))
+
+
+# --------------------------------------------------------------------------------------------
+# A 202 poll answer that names a new monitor
+
+
+@pytest.mark.parametrize(
+    ("headers", "monitored_by", "move"),
+    [
+        ({"Location": "/q/2"}, "location", (f"{API}/q/2", "location")),
+        ({"Location": "/q/2"}, None, (f"{API}/q/2", "location")),
+        ({"Location": "/q/2"}, "operation", None),  # an operation keeps its monitor
+        ({"Operation-Location": "/op/2"}, "operation", (f"{API}/op/2", "operation")),
+        (
+            {"Azure-AsyncOperation": "/op/2", "Location": "/q/2"},
+            "location",
+            (f"{API}/op/2", "operation"),
+        ),
+        ({"Location": "/jobs/1"}, "location", None),  # the same URL
+        ({}, "location", None),
+    ],
+)
+def test_monitor_move(headers: dict[str, str], monitored_by: Any, move: Any) -> None:
+    assert monitor_move(resp(202, b"", headers), monitored_by) == move
+
+
+def test_only_a_202_moves_the_monitor() -> None:
+    assert monitor_move(resp(200, {"status": "running"}, {"Location": "/q/2"}), "location") is None
+    assert monitor_move(resp(303, b"", {"Location": "/q/2"}), "location") is None
