@@ -36,7 +36,7 @@ from ._errors import (
 from ._headers import parse_content_disposition_filename
 from ._http import HttpResponse
 from ._models import JobState, JobStatus, ResultFile
-from ._policies import PollDecision, PollingPolicy, PollObservation
+from ._policies import PollDecision, PollingPolicy, PollObservation, hint_ceiling
 from ._retry import Answer, RetryPolicy, Verdict, attempts, exhausted
 from ._security import RequestFactory
 from ._sse import SSEEnd, SSEOptions, follow_events
@@ -595,7 +595,9 @@ def wait(
         )
         delay = max(decision.delay, 0.0)
         if state.first_delay is not None:
-            delay = max(state.first_delay, 0.0)
+            # The submission's Retry-After, clamped like every hint (a 202 saying
+            # "Retry-After: 999999999" must not sleep for 31 years).
+            delay = min(max(state.first_delay, 0.0), hint_ceiling(policy))
         if deadline is not None:
             delay = min(delay, max(deadline - cfg.now(), 0.0))
         if delay > 0:

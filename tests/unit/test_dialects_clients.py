@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from asyncreply_client import (
+    Adaptive,
     ArmDialect,
     AsyncClient,
     AuthenticationError,
@@ -20,7 +21,11 @@ from asyncreply_client import (
     JobExpiredError,
     JobFailedError,
     JobNotFoundError,
+    JobState,
+    JobStatus,
+    LongPolling,
     PermissionDeniedError,
+    PollObservation,
     ProtocolError,
     ReferenceDialect,
     RequestRejectedError,
@@ -475,3 +480,58 @@ async def test_an_operation_monitor_wins_and_keeps_its_monitor(
         assert await call(op.result, timeout=60) == {"ok": True}
         assert op.status_url == second
     assert moved.call_count == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Server hints: the 202's Retry-After is clamped; "Retry-After: 0" forever is bounded
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    ("policy", "ceiling"),
+    [(Adaptive(), 60.0), (FixedInterval(1.0), 300.0), (LongPolling(5.0), 60.0)],
+    ids=["adaptive", "fixed", "long-poll"],
+)
+async def test_the_202_retry_after_is_clamped_by_the_policy(
+    flavor: str, router: respx.MockRouter, policy: Any, ceiling: float
+) -> None:
+    router.post(f"{API}/jobs").mock(
+        return_value=httpx.Response(
+            202, headers={"Location": "/jobs/1", "Retry-After": "999999999"}
+        )
+    )
+    router.get(f"{API}/jobs/1").mock(return_value=httpx.Response(200, json={"done": 1}))
+    clock = FakeClock()
+    async with open_client(flavor, API, clock=clock, polling=policy) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        assert await call(op.result) == {"done": 1}  # no timeout: only the clamp bounds it
+    assert clock.sleeps[0] == ceiling
+
+
+def test_adaptive_under_retry_after_zero_forever_backs_off_to_its_ceiling() -> None:
+    policy = Adaptive(random=lambda: 0.0)
+    schedule = policy.schedule()
+    zero = JobStatus(state=JobState.PROCESSING, retry_after=0.0)
+    delays = [
+        schedule.next(PollObservation(status=zero, now=float(n), started=0.0, polls=n)).delay
+        for n in range(60)
+    ]
+    assert delays[: policy.max_immediate] == [0.0] * policy.max_immediate
+    tail = delays[policy.max_immediate :]
+    assert tail == sorted(tail)  # growing: a zero hint does not reset the backoff
+    assert tail[-1] == policy.max_delay
+    assert sum(delays) > 20 * policy.max_delay  # ~1 poll a minute, not ~10 a second
+
+
+def test_a_positive_hint_still_restarts_the_backoff() -> None:
+    schedule = Adaptive(random=lambda: 0.0).schedule()
+    zero = JobStatus(state=JobState.PROCESSING, retry_after=0.0)
+    obs = [PollObservation(status=zero, now=0.0, started=0.0, polls=n) for n in range(10)]
+    grown = [schedule.next(o).delay for o in obs][-1]
+    hinted = JobStatus(state=JobState.PROCESSING, retry_after=2.0)
+    assert (
+        schedule.next(PollObservation(status=hinted, now=0.0, started=0.0, polls=11)).delay == 2.0
+    )
+    after = schedule.next(PollObservation(status=zero, now=0.0, started=0.0, polls=12)).delay
+    assert after == 0.0 and grown > 0.1
