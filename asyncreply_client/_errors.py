@@ -78,7 +78,16 @@ def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
 
 
 class AsyncReplyError(Exception):
-    """Base class of every error raised by asyncreply_client."""
+    """Base class of every error raised by asyncreply_client.
+
+    Attributes:
+        operation: the operation the error happened to, when the job already existed
+            (raised by ``wait()``, ``result()``, ``run()`` after the submission...): wait
+            for it again or resume it (``exc.operation.to_token()``) rather than submitting
+            a second job. ``None`` when no job is known to exist (a rejected submission).
+    """
+
+    operation: Any = None
 
 
 class RequestRejectedError(AsyncReplyError):

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _flow
 from ._commands import Command, Tracker
-from ._errors import InvalidTokenError, WaitTimeoutError
+from ._errors import AsyncReplyError, InvalidTokenError
 from ._flow import OperationState, WaitMode, WaitOptions
 from ._models import JobStatus
 from ._policies import PollingPolicy
@@ -95,7 +95,7 @@ class _OperationBase(Generic[ResultT]):
     # its options and takes the tracker, before anything is sent.
 
     def _refresh_flow(self) -> Generator[Command, Any, JobStatus]:
-        return _flow.refresh(self._base._flow_cfg, self._state)
+        return self._attached(_flow.refresh(self._base._flow_cfg, self._state))
 
     def _wait_flow(
         self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
@@ -113,7 +113,7 @@ class _OperationBase(Generic[ResultT]):
         return self._attached(_flow.result(cfg, self._state, options, tracker, self._result_type))
 
     def _cancel_flow(self) -> Generator[Command, Any, JobStatus]:
-        return _flow.cancel(self._base._flow_cfg, self._state)
+        return self._attached(_flow.cancel(self._base._flow_cfg, self._state))
 
     def _retry_flow(self, idempotency_key: str | None) -> Generator[Command, Any, OperationState]:
         key = self._base._key(idempotency_key)
@@ -143,11 +143,13 @@ class _OperationBase(Generic[ResultT]):
         return Tracker(self._state.last)
 
     def _attached(self, flow: Generator[Command, Any, T]) -> Generator[Command, Any, T]:
-        """``flow``, giving a ``WaitTimeoutError`` this operation so the caller can wait again."""
+        """``flow``, giving its errors this operation (``exc.operation``): the job exists, so
+        the caller waits again or resumes it instead of submitting a second one."""
         try:
             return (yield from flow)
-        except WaitTimeoutError as exc:
-            exc.operation = self
+        except AsyncReplyError as exc:
+            if exc.operation is None:
+                exc.operation = self
             raise
 
     def __repr__(self) -> str:

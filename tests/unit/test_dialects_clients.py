@@ -29,7 +29,9 @@ from asyncreply_client import (
     ProtocolError,
     ReferenceDialect,
     RequestRejectedError,
+    RetryPolicy,
     SubmissionRejectedError,
+    TransportError,
 )
 from asyncreply_client.dialects import DIALECT_NAMES
 from asyncreply_client.testing import FakeClock
@@ -535,3 +537,51 @@ def test_a_positive_hint_still_restarts_the_backoff() -> None:
     )
     after = schedule.next(PollObservation(status=zero, now=0.0, started=0.0, polls=12)).delay
     assert after == 0.0 and grown > 0.1
+
+
+# --------------------------------------------------------------------------------------------
+# Errors after the job exists carry the operation: retry without a second job
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_run_errors_after_the_submission_carry_the_operation(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    submit = router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        side_effect=[httpx.Response(503)] * 2 + [httpx.Response(200, json={"made": 1})]
+    )
+    retry = RetryPolicy(attempts=2, initial=0.0, cap=0.0)
+    async with open_client(flavor, API, **options(retry=retry)) as (client, call):
+        with pytest.raises(TransportError) as info:
+            await call(client.run, "/jobs", json={}, timeout=60)
+        op = info.value.operation
+        assert op is not None and op.status_url == f"{API}/jobs/1"
+        # Retrying safely: wait for the same job again, no second submission.
+        assert await call(op.result, timeout=60) == {"made": 1}
+    assert submit.call_count == 1
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_outcome_errors_carry_the_operation_and_rejections_do_not(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.post(f"{API}/bad").mock(return_value=httpx.Response(400, json={"error": "no"}))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(200, json={"jobId": "1", "status": "failed"})
+    )
+    async with open_client(flavor, API, **options()) as (client, call):
+        with pytest.raises(JobFailedError) as failed:
+            await call(client.run, "/jobs", json={}, timeout=60)
+        with pytest.raises(SubmissionRejectedError) as rejected:
+            await call(client.run, "/bad", json={}, timeout=60)
+        op = client.operation(f"{API}/jobs/1")
+        with pytest.raises(ProtocolError) as refreshed:
+            router.get(f"{API}/jobs/1").mock(return_value=httpx.Response(200, json=[1]))
+            await call(op.refresh)
+    assert failed.value.operation is not None and failed.value.operation.id == "1"
+    assert rejected.value.operation is None
+    assert refreshed.value.operation is op
