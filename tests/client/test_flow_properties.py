@@ -12,7 +12,7 @@ from asyncreply_client._commands import Sleep, Tracker
 from asyncreply_client._errors import WaitTimeoutError
 from asyncreply_client._flow import WaitOptions
 from asyncreply_client._models import JobState
-from asyncreply_client._policies import PollDecision, PollObservation
+from asyncreply_client._policies import PollDecision, PollObservation, hint_ceiling
 
 from .flowkit import Clock, config, doc, drive, response
 from .test_flow import state_at
@@ -82,7 +82,9 @@ def _polls_possible(
     deadline, polls = t + timeout, 0
     while polls < answers:
         decision = decisions[min(polls, len(decisions) - 1)]
-        delay = first_delay if polls == 0 and first_delay is not None else decision.delay
+        delay = decision.delay
+        if polls == 0 and first_delay is not None:  # clamped like every hint
+            delay = min(first_delay, hint_ceiling(Scripted(decisions)))
         delay = min(max(delay, 0.0), max(deadline - t, 0.0))
         if delay > 0:
             t += delay
