@@ -38,7 +38,7 @@ from ._retry import RetryPolicy
 from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._token import load_token
-from .dialects import Dialect, dialect_from
+from .dialects import Dialect, FinalStateVia, dialect_from
 
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
 
@@ -156,6 +156,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         headers: Mapping[str, str] | None,
         idempotency_key: str | _Default | None,
         callback: str | Mapping[str, Any] | None,
+        final_state_via: FinalStateVia | None,
         /,
     ) -> Generator[Command, Any, OperationState]:
         """The submission flow; the arguments are ``submit``'s, in its order."""
@@ -168,6 +169,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             headers=headers,
             idempotency_key=None if idempotency_key is None else self._key(idempotency_key),
             callback=callback,
+            final_state_via=final_state_via,
         )
 
     def _attach_state(
@@ -274,6 +276,7 @@ class Client(_ClientBase[httpx.Client]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
     ) -> Operation[R]:
         """Submit an operation and return it (without waiting).
@@ -288,6 +291,11 @@ class Client(_ClientBase[httpx.Client]):
                 case the submission is never retried.
             callback: a webhook URL, or ``{"url": ..., "events": [...]}``, added to the JSON
                 body as ``callback`` for servers that take one.
+            final_state_via: where the final result is, for APIs that say so (Azure's
+                ``final-state-via``): ``"location"`` (GET the answer's ``Location``),
+                ``"original-uri"`` (GET ``url``), ``"azure-async-operation"`` /
+                ``"operation-location"`` (that monitor's last answer is the result).
+                ``None`` (default): the dialect decides (see the guide's dialect table).
             result_type: a type (e.g. a pydantic model) that ``result()`` validates into.
 
         Raises:
@@ -298,7 +306,9 @@ class Client(_ClientBase[httpx.Client]):
         Example:
             >>> op = client.submit("/jobs", json={"type": "echo", "input": {}})  # doctest: +SKIP
         """
-        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        flow = self._submit_flow(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via
+        )
         return Operation(self, self._run(flow), result_type)
 
     def operation(
@@ -331,6 +341,7 @@ class Client(_ClientBase[httpx.Client]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
@@ -339,7 +350,9 @@ class Client(_ClientBase[httpx.Client]):
     ) -> Any:
         """Submit and wait: return the result (see :meth:`submit` and
         :meth:`Operation.result`)."""
-        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        flow = self._submit_flow(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via
+        )
         op = Operation(self, self._run(flow), result_type)
         return op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 
@@ -415,10 +428,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
     ) -> AsyncOperation[R]:
         """Submit an operation and return it (without waiting); see :meth:`Client.submit`."""
-        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        flow = self._submit_flow(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via
+        )
         return AsyncOperation(self, await self._run(flow), result_type)
 
     def operation(
@@ -447,6 +463,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[Any] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
@@ -454,7 +471,9 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         on_progress: ProgressCallback | None = None,
     ) -> Any:
         """Submit and wait: return the result; see :meth:`Client.run`."""
-        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        flow = self._submit_flow(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via
+        )
         op = AsyncOperation(self, await self._run(flow), result_type)
         return await op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 

@@ -41,7 +41,15 @@ from ._retry import Answer, RetryPolicy, Verdict, attempts, exhausted
 from ._security import RequestFactory
 from ._sse import SSEEnd, SSEOptions, follow_events
 from ._urls import resolve_url, same_origin
-from .dialects import Dialect, Submission, monitor_move, rejection_error
+from .dialects import (
+    FINAL_STATE_VIA,
+    Dialect,
+    FinalStateVia,
+    Submission,
+    monitor_move,
+    rejection_error,
+    with_final_state_via,
+)
 
 __all__ = [
     "Flow",
@@ -360,16 +368,24 @@ def submit(
     headers: Mapping[str, str] | None = None,
     idempotency_key: str | None = None,
     callback: str | Mapping[str, Any] | None = None,
+    final_state_via: FinalStateVia | None = None,
 ) -> Generator[Command, Any, OperationState]:
     """Submit an operation and interpret the answer.
 
     Retried on transient faults only with an ``idempotency_key`` (the same key on every
-    attempt, so a retry can never create a second job).
+    attempt, so a retry can never create a second job). ``final_state_via`` says where the
+    final result is (see :func:`~asyncreply_client.dialects.with_final_state_via`;
+    ``None``: the dialect's automatic rule).
 
     Raises:
         SubmissionRejectedError: a 4xx answer (with the server's error body).
         ProtocolError: a redirect loop, or an answer the dialect cannot interpret.
     """
+    if final_state_via is not None and final_state_via not in FINAL_STATE_VIA:
+        raise ValueError(
+            f"final_state_via must be one of {', '.join(FINAL_STATE_VIA)} or None; "
+            f"got {final_state_via!r}"
+        )
     body, content_type = _encode_body(json, content, callback)
     proto: dict[str, str] = {}
     if content_type is not None:
@@ -385,7 +401,14 @@ def submit(
         content=body,
         retry=idempotency_key is not None,
     )
-    return _operation_from_submit_answer(cfg, answer)
+    if final_state_via is None:
+        return _operation_from_submit_answer(cfg, answer)
+    original = cfg.requests.resolve(url)
+    return _operation_from_submit_answer(
+        cfg,
+        answer,
+        lambda sub: with_final_state_via(sub, answer.response, final_state_via, original),
+    )
 
 
 def _encode_body(
@@ -410,7 +433,11 @@ def _encode_body(
     return content, None
 
 
-def _operation_from_submit_answer(cfg: FlowConfig, answer: Answer) -> OperationState:
+def _operation_from_submit_answer(
+    cfg: FlowConfig,
+    answer: Answer,
+    adjust: Callable[[Submission], Submission] | None = None,
+) -> OperationState:
     """The operation a submission (or a retry) started, from the server's answer.
 
     The dialect reads 2xx, 303 and the answers it calls a job's terminal state (a status-code
@@ -427,6 +454,8 @@ def _operation_from_submit_answer(cfg: FlowConfig, answer: Answer) -> OperationS
     if not (200 <= code < 300 or code == 303):
         raise ProtocolError("unexpected answer to a submission", **_where(response))
     submission = cfg.dialect.interpret_submit(response)
+    if adjust is not None and not submission.status.is_terminal:
+        submission = adjust(submission)
     return _state_of(cfg, submission)
 
 

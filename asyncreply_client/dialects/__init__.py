@@ -33,7 +33,16 @@ from __future__ import annotations
 
 from ._arm import ArmDialect
 from ._auto import AutoDialect, is_job_failure_response
-from ._base import Dialect, DialectBase, MonitorKind, Submission, monitor_move
+from ._base import (
+    FINAL_STATE_VIA,
+    Dialect,
+    DialectBase,
+    FinalStateVia,
+    MonitorKind,
+    Submission,
+    monitor_move,
+    with_final_state_via,
+)
 from ._fields import parse_state
 from ._google import GoogleDialect
 from ._microsoft import MicrosoftDialect
@@ -44,10 +53,12 @@ from ._status_code import StatusCodeDialect
 
 __all__ = [
     "DIALECT_NAMES",
+    "FINAL_STATE_VIA",
     "ArmDialect",
     "AutoDialect",
     "Dialect",
     "DialectBase",
+    "FinalStateVia",
     "GoogleDialect",
     "MicrosoftDialect",
     "MonitorKind",
@@ -59,4 +70,5 @@ __all__ = [
     "monitor_move",
     "parse_state",
     "rejection_error",
+    "with_final_state_via",
 ]

@@ -312,11 +312,14 @@ def final_url_of(answer: Answer, monitor: str | None) -> str | None:
     """Where the final result lives when the monitor will not say (azure-core's rules).
 
     A PUT or PATCH operates on the resource at the request URL: that is the final result.
-    Another method's result is at ``Location`` when the server gave one besides an
-    ``Operation-Location``/``Azure-AsyncOperation`` monitor.
+    A POST's result is at ``Location`` when the server gave one besides an
+    ``Operation-Location``/``Azure-AsyncOperation`` monitor. A DELETE (or another method)
+    has no final resource to fetch: the monitor's last answer is all there is.
     """
     if answer.method in ("PUT", "PATCH"):
         return answer.url
+    if answer.method != "POST":
+        return None
     explicit = any(answer.header(name) for name in MONITOR_HEADERS)
     if explicit:
         location = answer.location()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -40,13 +40,16 @@ from ._fields import (
 from ._rejections import rejection_of
 
 __all__ = [
+    "FINAL_STATE_VIA",
     "Dialect",
     "DialectBase",
+    "FinalStateVia",
     "MonitorKind",
     "OkMode",
     "Submission",
     "monitor_move",
     "submission_of",
+    "with_final_state_via",
 ]
 
 
@@ -67,6 +70,8 @@ class Submission:
             state a status), ``"location"`` (``Location``: a 200/204 without a status is the
             result), ``"resource"`` (a PUT/PATCH's own URL), ``"body"``; ``None`` without
             a monitor.
+        final_from_monitor: the monitor's last answer is the final result (the caller
+            chose ``final_state_via="operation-location"`` / ``"azure-async-operation"``).
     """
 
     status: JobStatus
@@ -76,6 +81,7 @@ class Submission:
     final_url: str | None = None
     retry_after: float | None = None
     monitored_by: MonitorKind | None = None
+    final_from_monitor: bool = False
 
 
 class Dialect(Protocol):
@@ -131,6 +137,57 @@ def submission_of(answer: Answer, status: JobStatus, monitor: str | None) -> Sub
     )
 
 
+FinalStateVia = Literal["location", "azure-async-operation", "operation-location", "original-uri"]
+#: The values of ``submit(..., final_state_via=...)`` (Azure's ``x-ms-long-running-operation-
+#: options.final-state-via``).
+FINAL_STATE_VIA: tuple[str, ...] = (
+    "location",
+    "azure-async-operation",
+    "operation-location",
+    "original-uri",
+)
+
+
+def with_final_state_via(
+    submission: Submission, response: HttpResponse, via: FinalStateVia, original_url: str
+) -> Submission:
+    """``submission`` with its final result where ``via`` says (Azure's final-state-via).
+
+    ``"location"``: a GET on the submit answer's ``Location``; ``"original-uri"``: a GET on
+    ``original_url`` (the submission's URL); ``"azure-async-operation"`` /
+    ``"operation-location"``: the last answer of that monitor is itself the result. When the
+    answer lacks the header named, the automatic rule stays.
+
+    Raises:
+        ValueError: ``via`` is none of :data:`FINAL_STATE_VIA`.
+
+    Example:
+        >>> import httpx
+        >>> from asyncreply_client._models import JobState, JobStatus
+        >>> r = HttpResponse(202, httpx.Headers({"Location": "/r/1"}), b"", "https://h/x", "POST")
+        >>> s = Submission(JobStatus(state=JobState.PENDING), "https://h/op/1")
+        >>> with_final_state_via(s, r, "location", "https://h/x").final_url
+        'https://h/r/1'
+    """
+    if via not in FINAL_STATE_VIA:
+        raise ValueError(
+            f"final_state_via must be one of {', '.join(FINAL_STATE_VIA)}; got {via!r}"
+        )
+    answer = Answer.of(response, 0.0)
+    if via == "original-uri":
+        return replace(submission, final_url=original_url, final_from_monitor=False)
+    if via == "location":
+        location = answer.location()
+        if location is None:
+            return submission
+        return replace(submission, final_url=location, final_from_monitor=False)
+    header = "azure-asyncoperation" if via == "azure-async-operation" else "operation-location"
+    monitor = answer.resolve(answer.header(header))
+    if monitor is None:
+        return submission
+    return replace(submission, status_url=monitor, final_url=None, final_from_monitor=True)
+
+
 def monitor_move(
     response: HttpResponse, monitored_by: MonitorKind | None
 ) -> tuple[str, MonitorKind] | None:
@@ -177,6 +234,9 @@ class DialectBase:
     #: Whether a PUT/PATCH answered 200/201 with a running state and no monitor is watched
     #: by polling the resource itself (ARM).
     _poll_resource = False
+    #: Whether a completed status document that names no result (no ``result``, no
+    #: result URL, no final URL) is itself the result, rather than "no result".
+    _completed_document_is_result = False
     #: Whether a ``Location`` monitor's 200/201/204 without a status is the result, even
     #: where status answers are documents (Microsoft, as ARM does).
     _location_gives_result = False
@@ -319,7 +379,7 @@ class DialectBase:
             return snapshot(answer, state, doc=answer.doc, result=answer.raw, has_result=True)
         status = self._document(answer, state, final_url)
         if (
-            ok_mode == "auto"
+            (ok_mode == "auto" or self._completed_document_is_result)
             and state is JobState.COMPLETED
             and not status.has_result
             and status.result_url is None
@@ -330,6 +390,20 @@ class DialectBase:
         return status
 
     def _read_status(self, answer: Answer, submission: Submission | None) -> JobStatus:
+        status = self._read_status_answer(answer, submission)
+        if (
+            submission is not None
+            and submission.final_from_monitor
+            and status.state is JobState.COMPLETED
+            and answer.status_code != 303
+        ):
+            # final_state_via names the monitor: its last answer is the result.
+            return status.model_copy(
+                update={"result": answer.raw, "has_result": True, "result_url": None}
+            )
+        return status
+
+    def _read_status_answer(self, answer: Answer, submission: Submission | None) -> JobStatus:
         code = answer.status_code
         raise_not_found_or_gone(answer)
         if code == 303:

@@ -585,3 +585,85 @@ async def test_outcome_errors_carry_the_operation_and_rejections_do_not(
     assert failed.value.operation is not None and failed.value.operation.id == "1"
     assert rejected.value.operation is None
     assert refreshed.value.operation is op
+
+
+# --------------------------------------------------------------------------------------------
+# Where the final result is: DELETE, final_state_via, Microsoft's final document
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize("dialect", ["auto", "arm"])
+async def test_a_delete_gets_no_final_get_on_location(
+    flavor: str, router: respx.MockRouter, dialect: str
+) -> None:
+    router.delete(RESOURCE).mock(
+        return_value=httpx.Response(
+            202, headers={"Azure-AsyncOperation": AAO, "Location": f"{API}/final/a"}
+        )
+    )
+    router.get(AAO).mock(return_value=httpx.Response(200, json={"status": "Succeeded"}))
+    final = router.get(f"{API}/final/a").mock(return_value=httpx.Response(200, json={"x": 1}))
+    async with open_client(flavor, API, **options(dialect=dialect)) as (client, call):
+        op = await call(client.submit, RESOURCE, method="DELETE")
+        status = await call(op.wait, timeout=60)
+    assert status.state is JobState.COMPLETED
+    assert final.call_count == 0
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    ("via", "expected", "gets"),
+    [
+        (None, {"final": "location"}, ("location",)),
+        ("location", {"final": "location"}, ("location",)),
+        ("original-uri", {"final": "original"}, ("original",)),
+        ("azure-async-operation", {"status": "Succeeded", "id": "o1"}, ()),
+    ],
+)
+async def test_final_state_via(
+    flavor: str, router: respx.MockRouter, via: Any, expected: Any, gets: tuple[str, ...]
+) -> None:
+    action = f"{API}/items/a:run"
+    router.post(action).mock(
+        return_value=httpx.Response(
+            202, headers={"Azure-AsyncOperation": AAO, "Location": f"{API}/final/a"}
+        )
+    )
+    router.get(AAO).mock(return_value=httpx.Response(200, json={"status": "Succeeded", "id": "o1"}))
+    fetched = {
+        "location": router.get(f"{API}/final/a").mock(
+            return_value=httpx.Response(200, json={"final": "location"})
+        ),
+        "original": router.get(action).mock(
+            return_value=httpx.Response(200, json={"final": "original"})
+        ),
+    }
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = await call(client.submit, action, json={}, final_state_via=via)
+        assert await call(op.result, timeout=60) == expected
+    assert tuple(name for name, route in fetched.items() if route.called) == gets
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_an_unknown_final_state_via_is_refused(flavor: str) -> None:
+    async with open_client(flavor, API, **options()) as (client, call):
+        with pytest.raises(ValueError, match="final_state_via must be one of"):
+            await call(client.submit, "/jobs", json={}, final_state_via="nowhere")
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_microsoft_the_final_operation_document_is_the_result(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/documents:analyze").mock(
+        return_value=httpx.Response(202, headers={"Operation-Location": AAO})
+    )
+    done = {"id": "o1", "status": "succeeded", "analyzeResult": {"pages": 2}}
+    router.get(AAO).mock(return_value=httpx.Response(200, json=done))
+    async with open_client(flavor, API, **options(dialect="microsoft")) as (client, call):
+        op = await call(client.submit, "/documents:analyze", json={})
+        assert await call(op.result, timeout=60) == done

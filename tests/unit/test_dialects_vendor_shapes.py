@@ -30,6 +30,7 @@ from asyncreply_client.dialects import (
     ReferenceDialect,
     StatusCodeDialect,
     monitor_move,
+    with_final_state_via,
 )
 from asyncreply_client.dialects._rejections import rejection_error
 
@@ -530,3 +531,75 @@ def test_monitor_move(headers: dict[str, str], monitored_by: Any, move: Any) -> 
 def test_only_a_202_moves_the_monitor() -> None:
     assert monitor_move(resp(200, {"status": "running"}, {"Location": "/q/2"}), "location") is None
     assert monitor_move(resp(303, b"", {"Location": "/q/2"}), "location") is None
+
+
+# --------------------------------------------------------------------------------------------
+# Where the final result is: per method, and final_state_via
+
+
+@pytest.mark.parametrize(
+    ("method", "final"),
+    [
+        ("POST", f"{API}/things/1"),
+        ("PUT", f"{API}/items/7:run"),
+        ("DELETE", None),
+        ("PATCH", f"{API}/items/7:run"),
+    ],
+)
+def test_the_final_url_by_method(method: str, final: str | None) -> None:
+    headers = {"Azure-AsyncOperation": MONITOR, "Location": "/things/1"}
+    sub = ArmDialect().interpret_submit(submit_with(headers, method=method))
+    assert sub.final_url == final
+
+
+@pytest.mark.parametrize(
+    ("via", "status_url", "final_url", "from_monitor"),
+    [
+        # Operation-Location is the monitor when both operation headers are given.
+        ("location", f"{API}/operations/ol", f"{API}/things/1", False),
+        ("original-uri", f"{API}/operations/ol", f"{API}/orig", False),
+        ("azure-async-operation", MONITOR, None, True),
+        ("operation-location", f"{API}/operations/ol", None, True),
+    ],
+)
+def test_with_final_state_via(
+    via: Any, status_url: str, final_url: str | None, from_monitor: bool
+) -> None:
+    headers = {"Azure-AsyncOperation": MONITOR, "Location": "/things/1"}
+    response = submit_with({**headers, "Operation-Location": "/operations/ol"})
+    sub = ArmDialect().interpret_submit(response)
+    moved = with_final_state_via(sub, response, via, f"{API}/orig")
+    assert (moved.status_url, moved.final_url, moved.final_from_monitor) == (
+        status_url,
+        final_url,
+        from_monitor,
+    )
+
+
+def test_final_state_via_without_its_header_keeps_the_automatic_rule() -> None:
+    response = submit_with({"Operation-Location": MONITOR})
+    sub = MicrosoftDialect().interpret_submit(response)
+    assert with_final_state_via(sub, response, "location", API) == sub
+    assert with_final_state_via(sub, response, "azure-async-operation", API) == sub
+    with pytest.raises(ValueError, match="final_state_via must be one of"):
+        with_final_state_via(sub, response, "nowhere", API)  # type: ignore[arg-type]
+
+
+def test_the_monitors_last_answer_is_the_result_when_chosen() -> None:
+    response = submit_with({"Operation-Location": MONITOR, "Location": "/things/1"})
+    sub = with_final_state_via(
+        MicrosoftDialect().interpret_submit(response), response, "operation-location", API
+    )
+    done = {"status": "Succeeded", "resourceLocation": "/things/1", "id": "7"}
+    status = MicrosoftDialect().interpret_status(resp(200, done, url=MONITOR), submission=sub)
+    assert status.has_result and status.result == done and status.result_url is None
+
+
+def test_microsoft_a_succeeded_document_naming_no_result_is_the_result() -> None:
+    sub = MicrosoftDialect().interpret_submit(submit_with({"Operation-Location": MONITOR}))
+    done = {"id": "7", "status": "Succeeded", "summary": {"pages": 3}}
+    status = MicrosoftDialect().interpret_status(resp(200, done, url=MONITOR), submission=sub)
+    assert status.has_result and status.result == done
+    pointed = {"id": "7", "status": "Succeeded", "resourceLocation": "/things/1"}
+    status = MicrosoftDialect().interpret_status(resp(200, pointed, url=MONITOR), submission=sub)
+    assert not status.has_result and status.result_url == f"{API}/things/1"
