@@ -30,7 +30,7 @@ from . import _flow
 from ._clock import Clock, SystemClock
 from ._commands import Command
 from ._drivers import FlowResult, drive, drive_async
-from ._flow import FlowConfig, OperationState, StreamBudget, WaitMode
+from ._flow import DEFAULT_MAX_BODY, FlowConfig, OperationState, StreamBudget, WaitMode
 from ._models import JobStatus
 from ._operation import AsyncOperation, Operation
 from ._policies import Adaptive, LongPolling, PollingPolicy
@@ -89,7 +89,10 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         max_redirects: int = 10,
         sse: SSEOptions | None = None,
         max_streams: int = 50,
+        max_body_size: int | None = DEFAULT_MAX_BODY,
     ) -> None:
+        if max_body_size is not None and not (isinstance(max_body_size, int) and max_body_size > 0):
+            raise ValueError(f"max_body_size must be a positive int or None; got {max_body_size!r}")
         if timeout is not AUTO:
             resolved = httpx.Timeout(timeout)
         elif http_client is not None:
@@ -118,6 +121,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             events_url_template=events_url_template,
             sse=sse or SSEOptions(),
             streams=StreamBudget(max_streams),
+            max_body=max_body_size,
             retry=retry or RetryPolicy(),
         )
         if on_progress is None:
@@ -229,6 +233,11 @@ class Client(_ClientBase[httpx.Client]):
         sse: options of the SSE wait mode.
         max_streams: event streams open at once; beyond it ``"auto"`` waits poll instead,
             so streams never take the whole connection pool.
+        max_body_size: the most bytes of a status, submission or error answer read into
+            memory (default 1 MiB; ``None``: no bound). A longer successful answer is a
+            ``ProtocolError``; a longer error answer is read up to the bound (its message
+            quotes an excerpt). Results fetched by ``result()`` are not bounded;
+            ``download()`` streams them.
 
     Security: the credentials (``auth``, ``headers``, and the ``http_client``'s) reach only
     the base URL's origin and ``trusted_origins``; a status, result, events or redirect URL

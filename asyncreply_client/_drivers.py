@@ -57,7 +57,7 @@ def drive(
                     response = http.send(
                         command.request, stream=True, auth=command.auth, follow_redirects=False
                     )
-                    reply = stream.keep(response) if command.stream else _read(response)
+                    reply = stream.keep(response) if command.stream else _read(response, command)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
@@ -95,7 +95,9 @@ async def drive_async(
                     response = await http.send(
                         command.request, stream=True, auth=command.auth, follow_redirects=False
                     )
-                    reply = stream.keep(response) if command.stream else await _aread(response)
+                    reply = (
+                        stream.keep(response) if command.stream else await _aread(response, command)
+                    )
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = await stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
@@ -109,20 +111,41 @@ async def drive_async(
         flow.close()
 
 
-def _read(response: httpx.Response) -> HttpResponse:
+def _limit(response: httpx.Response, command: Send) -> int | None:
+    """How many bytes of this answer's body ``command`` lets the driver read."""
+    return command.max_body if response.status_code < 400 else command.max_error_body
+
+
+def _read(response: httpx.Response, command: Send) -> HttpResponse:
+    limit = _limit(response, command)
     try:
-        response.read()
+        if limit is None:
+            response.read()
+            return HttpResponse.from_httpx(response)
+        body = bytearray()
+        for chunk in response.iter_bytes():  # decoded: the bound holds for gzip bombs too
+            body += chunk
+            if len(body) > limit:
+                break
     finally:
         response.close()
-    return HttpResponse.from_httpx(response)
+    return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
 
-async def _aread(response: httpx.Response) -> HttpResponse:
+async def _aread(response: httpx.Response, command: Send) -> HttpResponse:
+    limit = _limit(response, command)
     try:
-        await response.aread()
+        if limit is None:
+            await response.aread()
+            return HttpResponse.from_httpx(response)
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                break
     finally:
         await response.aclose()
-    return HttpResponse.from_httpx(response)
+    return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
 
 class _OpenStream:

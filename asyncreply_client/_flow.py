@@ -52,6 +52,7 @@ from .dialects import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_BODY",
     "Flow",
     "FlowConfig",
     "OperationState",
@@ -80,6 +81,11 @@ _LONG_POLL_MARGIN = 5.0
 _MIN_HOLD = 0.01
 #: Default budget of open event streams per client (half of httpx's default pool of 100).
 _DEFAULT_STREAMS = 50
+#: Default bound of the bodies read into memory (status documents, errors): a status
+#: document is a few hundred bytes; 1 MiB leaves room for big ones and stops a 50 MiB
+#: error page from costing a gigabyte. Results fetched by ``result()`` are not bounded,
+#: and ``download()`` streams.
+DEFAULT_MAX_BODY = 1 << 20
 
 
 class StreamBudget:
@@ -133,6 +139,8 @@ class FlowConfig:
         wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
             a ``Date`` header.
         random: uniform random numbers in ``[0, 1)``, the retry backoff's jitter.
+        max_body: the most bytes of a body read into memory (status, submission, error
+            answers); ``None``: no bound. A successful result's body is not bounded.
     """
 
     requests: RequestFactory
@@ -147,6 +155,7 @@ class FlowConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     wall_now: Callable[[], float] = time.time
     random: Callable[[], float] = random.random
+    max_body: int | None = DEFAULT_MAX_BODY
 
 
 @dataclass(slots=True)
@@ -237,6 +246,7 @@ def send(
     retry: bool = True,
     stream: bool = False,
     deadline: float | None = None,
+    bound: bool = True,
 ) -> Generator[Command, Any, Answer]:
     """Send one request and return its answer (and the answer's verdict): transient faults
     retried by the ``_retry`` sub-flow (with ``retry``, within ``deadline``), non-303
@@ -245,11 +255,13 @@ def send(
     Each attempt's request is built afresh by the request factory, with the credentials of
     its origin. ``private_headers`` (the caller's per-call headers) go only to the first URL's
     origin. A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and
-    body.
+    body. At most ``cfg.max_body`` bytes of a body are read (of an error answer's always,
+    of a successful one's with ``bound``).
 
     Raises:
         TransportError: the last attempt ended with a transport fault or a transient answer.
-        ProtocolError: a redirect without a usable ``Location``, a loop, or too many.
+        ProtocolError: a redirect without a usable ``Location``, a loop, or too many; a
+            successful answer's body longer than ``cfg.max_body``.
     """
     first = cfg.requests.resolve(url)
     target = first
@@ -271,9 +283,17 @@ def send(
             read_timeout=read_timeout,
             accept=accept,
             stream=stream,
+            max_body=cfg.max_body if bound else None,
+            max_error_body=cfg.max_body,
         )
         answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
         response = answer.response
+        if response.truncated and response.status_code < 400:
+            raise ProtocolError(
+                f"the answer's body is larger than the client reads (max_body_size="
+                f"{cfg.max_body} bytes): not a status document",
+                **_where(response),
+            )
         if response.status_code not in _REDIRECTS:
             return answer
         if stream:
@@ -306,6 +326,8 @@ def _command(
     read_timeout: float | None,
     accept: str,
     stream: bool,
+    max_body: int | None,
+    max_error_body: int | None,
 ) -> Send:
     """The ``Send`` of one attempt: a fresh request, and the credentials of its origin."""
     request = requests.build(
@@ -317,7 +339,13 @@ def _command(
         read_timeout=read_timeout,
         accept=accept,
     )
-    return Send(request, auth=requests.auth_for(url), stream=stream)
+    return Send(
+        request,
+        auth=requests.auth_for(url),
+        stream=stream,
+        max_body=max_body,
+        max_error_body=max_error_body,
+    )
 
 
 def _open_stream(
@@ -678,7 +706,8 @@ def result(
     url = status.result_url or state.final_url
     if url is None:
         return _convert(None, result_type, url=state.status_url)
-    response = (yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8")).response
+    fetched = yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8", bound=False)
+    response = fetched.response
     _check_result_answer(response, state)
     if response.is_json or not response.headers.get("content-type"):
         value = response.json()

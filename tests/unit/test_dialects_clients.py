@@ -340,7 +340,7 @@ async def test_a_failed_job_message_has_only_the_servers_words(
 async def test_a_huge_rejection_body_gives_a_bounded_message(
     flavor: str, router: respx.MockRouter
 ) -> None:
-    huge = {"error": {"code": "too_big", "message": "x" * 2_000_000, "details": ["y"] * 1000}}
+    huge = {"error": {"code": "too_big", "message": "x" * 500_000, "details": ["y"] * 1000}}
     router.post(f"{API}/jobs").mock(return_value=httpx.Response(422, json=huge))
     async with open_client(flavor, API, **options()) as (client, call):
         with pytest.raises(SubmissionRejectedError) as info:
@@ -667,3 +667,86 @@ async def test_microsoft_the_final_operation_document_is_the_result(
     async with open_client(flavor, API, **options(dialect="microsoft")) as (client, call):
         op = await call(client.submit, "/documents:analyze", json={})
         assert await call(op.result, timeout=60) == done
+
+
+# --------------------------------------------------------------------------------------------
+# Bodies are read with a bound
+
+
+def _streamed(code: int, chunks: list[bytes], consumed: list[int], **kw: Any) -> Any:
+    """A handler answering ``code`` with a body streamed chunk by chunk, counting the
+    chunks the client pulled."""
+
+    def body() -> Iterator[bytes]:
+        for chunk in chunks:
+            consumed.append(len(chunk))
+            yield chunk
+
+    async def abody() -> Any:
+        for chunk in body():
+            yield chunk
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(code, content=body(), **kw)
+
+    async def ahandler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(code, content=abody(), **kw)
+
+    return handler, ahandler
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_huge_error_body_is_read_only_up_to_the_bound(flavor: str) -> None:
+    consumed: list[int] = []
+    chunks = [b'{"error": {"message": "' + b"x" * 65_536] + [b"x" * 65_536] * 800  # ~50 MiB
+    handler, ahandler = _streamed(422, chunks, consumed)
+    transport = httpx.MockTransport(ahandler) if flavor == "async" else httpx.MockTransport(handler)
+    async with open_client(flavor, API, transport=transport, **options()) as (client, call):
+        with pytest.raises(SubmissionRejectedError) as info:
+            await call(client.submit, "/jobs", json={})
+    assert sum(consumed) <= (1 << 20) + 65_536 + 64  # the default bound, one chunk past
+    assert len(str(info.value)) <= 1001
+    assert isinstance(info.value.error, str) and len(info.value.error) <= 501
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_status_answer_over_the_bound_is_a_protocol_error(
+    flavor: str, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    big = {"jobId": "1", "status": "running", "pad": "x" * 4096}
+    router.get(f"{API}/jobs/1").mock(return_value=httpx.Response(200, json=big))
+    async with open_client(flavor, API, **options(max_body_size=1024)) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        with pytest.raises(
+            ProtocolError, match=r"larger than the client reads \(max_body_size=1024"
+        ):
+            await call(op.refresh)
+    async with open_client(flavor, API, **options(max_body_size=None)) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        assert (await call(op.refresh)).state is JobState.PROCESSING
+
+
+@pytest.mark.anyio
+@BOTH
+async def test_a_result_is_not_bounded(flavor: str, router: respx.MockRouter) -> None:
+    router.post(f"{API}/jobs").mock(return_value=accepted("/jobs/1"))
+    router.get(f"{API}/jobs/1").mock(
+        return_value=httpx.Response(
+            303, headers={"Location": "/jobs/1/result"}, json={"jobId": "1", "status": "completed"}
+        )
+    )
+    result = {"rows": ["y" * 100] * 100}  # ~10 KB, over the 1 KB bound
+    router.get(f"{API}/jobs/1/result").mock(return_value=httpx.Response(200, json=result))
+    async with open_client(flavor, API, **options(max_body_size=1024)) as (client, call):
+        op = await call(client.submit, "/jobs", json={})
+        assert await call(op.result, timeout=60) == result
+
+
+@pytest.mark.parametrize("client_type", [Client, AsyncClient])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "1"])
+def test_a_bad_max_body_size_fails_at_construction(client_type: Any, bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_body_size"):
+        client_type(API, max_body_size=bad, http_client=_http(client_type))
