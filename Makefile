@@ -9,8 +9,8 @@ PY := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --upgrade 'pip>=25.1'
+	$(PY) -m pip install --quiet -e '.[server,cli,testing]' --group dev
 	touch $@
 
 venv: $(VENV)/.installed
@@ -31,6 +31,7 @@ bench: venv
 	$(PY) -m benchmarks.overhead
 	$(PY) -m benchmarks.fanout
 	$(PY) -m benchmarks.sse_fanout
+	$(PY) -m benchmarks.slow_clients
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

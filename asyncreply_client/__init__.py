@@ -41,6 +41,7 @@ from ._policies import (
 )
 from ._retry import RetryPolicy
 from ._sse import SSEOptions
+from ._version import __version__ as __version__
 from .dialects import (
     ArmDialect,
     AutoDialect,

@@ -12,6 +12,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._errors import InvalidTokenError
 from ._urls import is_http_url
@@ -22,6 +23,21 @@ TOKEN_VERSION = 1
 _MAX_TOKEN = 16 * 1024
 _URL_FIELDS = ("status_url", "events_url", "cancel_url", "result_url")
 _FIELDS = frozenset({"v", "id", "dialect", *_URL_FIELDS})
+# RFC 6750 §2.3: a bearer token carried in the query (the reference server's browser
+# event-stream URLs do this). A resume token must not carry it along.
+_CREDENTIAL_PARAMETERS = frozenset({"access_token"})
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    kept = [
+        item
+        for item in parts.query.split("&")
+        if unquote(item.partition("=")[0]) not in _CREDENTIAL_PARAMETERS
+    ]
+    return urlunsplit(parts._replace(query="&".join(kept)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +59,12 @@ def dump_token(data: TokenData) -> str:
         >>> load_token(dump_token(TokenData("https://api.example/jobs/1"))).status_url
         'https://api.example/jobs/1'
     """
-    payload: dict[str, Any] = {"v": TOKEN_VERSION, "status_url": data.status_url}
+    status_url = _without_credentials(data.status_url)
+    payload: dict[str, Any] = {"v": TOKEN_VERSION, "status_url": status_url}
     for name in ("id", "events_url", "cancel_url", "result_url", "dialect"):
         value = getattr(data, name)
         if value is not None:
-            payload[name] = value
+            payload[name] = _without_credentials(value) if name in _URL_FIELDS else value
     raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 

@@ -50,7 +50,8 @@ async def main() -> int:
     host, port = runner.addresses[0][:2]
     hook_url = f"http://{host}:{port}/hooks"
     try:
-        config = ServerConfig(workers=2, webhook_secret=SECRET)
+        # The receiver listens on loopback, which the server refuses unless told otherwise.
+        config = ServerConfig(workers=2, webhook_secret=SECRET, webhook_allow_private=True)
         async with serve(config) as srv, AsyncClient(srv.base_url) as client:
             op = await client.submit(
                 "/jobs",

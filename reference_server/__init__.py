@@ -18,7 +18,7 @@ from .app import STATE_KEY, create_app
 from .config import DEV_WEBHOOK_SECRET, FaultConfig, ServerConfig
 from .jobs import FileResult, Handler, JobCancelled, JobContext, JobFailure, JobType
 from .records import JobState
-from .testing import RunningServer, ServerThread, serve
+from .serving import RunningServer, ServerThread, serve
 
 __all__ = [
     "DEV_WEBHOOK_SECRET",

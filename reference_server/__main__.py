@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from .config import FaultConfig, ServerConfig
-from .testing import serve
+from .serving import serve
 
 __all__ = ["build_parser", "config_from_args", "main"]
 

@@ -8,52 +8,63 @@ sender into an :class:`aiohttp.web.Application`. Everything on the wire follows
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
-import hashlib
 import hmac
 import json
 import logging
-import math
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from .config import FaultConfig, ServerConfig
 from .documents import (
-    error_body,
     estimated_completion,
     format_seconds,
     retry_headers,
     retry_hint,
+    safe_content_type,
+    safe_filename,
     status_code_state,
     status_document,
 )
-from .handlers import BUILTIN_HANDLERS
-from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobType
+from .job_types import BUILTIN_HANDLERS
+from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
+from .middlewares import errors_and_counts, inject_faults
 from .records import JobRecord, JobState
 from .store import MemoryStore, SqliteStore, Store
+from .stream_tokens import StreamTokens
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
+from .wire import HTTPError as _HTTPError
+from .wire import (
+    canonical_hash,
+    decode_cursor,
+    encode_cursor,
+    idempotency_key,
+    parse_json,
+    parse_not_before,
+    parse_prefer_wait,
+    parse_wait,
+    read_body,
+    validate_submission,
+)
+from .wire import error as _error
 
 __all__ = ["STATE_KEY", "ServerState", "create_app"]
 
 log = logging.getLogger("reference_server")
 
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_MAX_KEY_LEN = 255
 # A bearer token is visible ASCII (RFC 6750 §2.1 allows less; we only insist on this much).
 # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), bounded length.
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
-_MAX_NOT_BEFORE = 366 * 86400.0
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 
 
@@ -70,6 +81,7 @@ class ServerState:
     path_counts: collections.Counter[str] = field(default_factory=collections.Counter)
     route_counts: collections.Counter[str] = field(default_factory=collections.Counter)
     loop: asyncio.AbstractEventLoop | None = None
+    stream_tokens: StreamTokens | None = None  # browser event-stream URLs (bearer users only)
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Replace the fault configuration (re-seeding the generator when a seed is given)."""
@@ -81,138 +93,8 @@ STATE_KEY = web.AppKey("asyncreply_state", ServerState)
 
 
 # --------------------------------------------------------------------------- helpers
-def _error(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    details: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> web.Response:
-    return web.json_response(
-        error_body(code, message, details), status=status, headers=dict(headers or {})
-    )
-
-
-class _HTTPError(Exception):
-    """Raised inside route code to answer with an error document."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        details: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.response = _error(status, code, message, details=details, headers=headers)
-
-
 def _state(request: web.Request) -> ServerState:
     return request.app[STATE_KEY]
-
-
-def _validation_details(exc: ValidationError) -> Any:
-    try:
-        return json.loads(exc.json(include_url=False))
-    except ValueError:
-        return [
-            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-
-
-_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;[ -~]*)?")
-
-
-def _safe_content_type(value: str) -> str:
-    """A handler's content type if it is well-formed, else ``application/octet-stream``."""
-    return value if _CONTENT_TYPE.fullmatch(value) else "application/octet-stream"
-
-
-def _safe_filename(name: str | None) -> str:
-    """A filename safe inside ``Content-Disposition: attachment; filename="…"``."""
-    cleaned = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name or "")
-    return cleaned[:200] or "result.bin"
-
-
-def _canonical_hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _parse_wait(raw: str | None, config: ServerConfig) -> float | None:
-    """Parse ``?wait=N``: ``None`` when absent; capped at ``max_wait``; 400 when invalid."""
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _HTTPError(400, "invalid_wait", "wait must be a number of seconds") from None
-    if math.isnan(value) or value < 0:
-        raise _HTTPError(400, "invalid_wait", "wait must be a non-negative number of seconds")
-    return min(value, config.max_wait)
-
-
-def _parse_prefer_wait(request: web.Request, config: ServerConfig) -> float | None:
-    """Return the ``Prefer: wait=N`` value (RFC 7240 §4.3), capped; ignore it if malformed."""
-    for header in request.headers.getall("Prefer", []):
-        for pref in header.split(","):
-            token, _, value = pref.split(";", 1)[0].strip().partition("=")
-            if token.strip().lower() != "wait":
-                continue
-            try:
-                seconds = float(value.strip().strip('"'))
-            except ValueError:
-                return None
-            if not math.isfinite(seconds) and seconds != math.inf:
-                return None
-            if seconds < 0:
-                return None
-            return min(seconds, config.max_wait)
-    return None
-
-
-def _idempotency_key(request: web.Request) -> str | None:
-    raw = request.headers.get("Idempotency-Key")
-    if raw is None:
-        return None
-    key = raw.strip()
-    # Both the bare form and the quoted form (an RFC 8941 sf-string) are accepted.
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]
-    if not key or len(key) > _MAX_KEY_LEN or not key.isprintable():
-        raise _HTTPError(
-            400,
-            "invalid_idempotency_key",
-            f"Idempotency-Key must be 1..{_MAX_KEY_LEN} printable characters",
-        )
-    return key
-
-
-def _encode_cursor(seq: int) -> str:
-    raw = json.dumps({"v": 1, "before": seq}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        if len(cursor) > 200:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        if not isinstance(data, dict) or data.get("v") != 1:
-            raise ValueError("bad version")
-        seq = data["before"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise ValueError("bad position")
-        return seq
-    except (ValueError, KeyError, binascii.Error, UnicodeDecodeError):
-        raise _HTTPError(
-            400, "invalid_cursor", "cursor is not a cursor this server issued"
-        ) from None
 
 
 def _job_id(request: web.Request) -> str:
@@ -240,7 +122,18 @@ def _document(state: ServerState, job: JobRecord) -> dict[str, Any]:
     doc = status_document(job, state.manager.clock(), state.config)
     if state.config.dialect == "status-code":
         doc["state"] = status_code_state(job)
+    if state.stream_tokens is not None:
+        state.stream_tokens.add_to(doc, job.owner, job.id)
     return doc
+
+
+def _listed_document(state: ServerState, job: JobRecord) -> dict[str, Any]:
+    """A job's document in a listing; one job that cannot render never fails the page."""
+    try:
+        return _document(state, job)
+    except Exception:
+        log.exception("job %s does not render; listed in its minimal form", job.id)
+        return {"jobId": job.id, "type": job.type, "status": job.state.value}
 
 
 def _status_response(state: ServerState, job: JobRecord) -> web.Response:
@@ -306,36 +199,12 @@ def _accepted_response(
         body["state"] = "pending"
     if job.original_job_id is not None:
         body["originalJobId"] = job.original_job_id
+    if state.stream_tokens is not None:
+        state.stream_tokens.add_to(body, job.owner, job.id)
     headers = {"Location": base, **_links(job), **retry_headers(hint)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return web.json_response(body, status=202, headers=headers)
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise _HTTPError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-    buf = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        buf += chunk
-        if len(buf) > limit:
-            raise _HTTPError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-    return bytes(buf)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-        # JSON escapes can smuggle in lone surrogates ("\udcff"), which are not Unicode
-        # text (RFC 8259 §8.2) and would break every later encoding step: refuse them here.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeError, RecursionError):
-        raise _HTTPError(400, "invalid_json", "the body is not valid JSON") from None
-    return value
 
 
 class _Callback(BaseModel):
@@ -371,11 +240,14 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     user = _user(request)
     if not _JSON_TYPE.match(request.content_type or ""):
         return _error(415, "unsupported_media_type", "the body must be application/json")
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     if key is None and config.require_idempotency_key:
         return _error(400, "idempotency_key_required", "an Idempotency-Key header is required")
-    body = _parse_json(await _read_body(request, config.max_body_bytes))
-    body_hash = _canonical_hash(body) if key is not None else ""
+    body = parse_json(
+        await read_body(request, config.max_body_bytes, config.body_timeout),
+        max_depth=config.max_json_depth,
+    )
+    body_hash = canonical_hash(body) if key is not None else ""
     if key is not None:
         rec = state.manager.idempotency_record(user, key)
         if rec is not None:
@@ -389,47 +261,32 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
             if job is None:
                 return _error(410, "expired", "the job created with this key has expired")
             return _accepted_response(state, job, replayed=True)
-    try:
-        sub = _Submission.model_validate(body)
-    except ValidationError as exc:
-        return _error(
-            400, "invalid_input", "the request body is invalid", details=_validation_details(exc)
-        )
-    if sub.type not in state.manager.types:
-        return _error(
-            400,
-            "unknown_type",
-            f"unknown job type {sub.type!r}",
-            details={"known": sorted(state.manager.types)},
-        )
-    try:
-        state.manager.validate_input(sub.type, sub.input)
-    except ValidationError as exc:
-        return _error(
-            400, "invalid_input", "the job input is invalid", details=_validation_details(exc)
-        )
-    except (TypeError, ValueError) as exc:
-        # A custom input model whose validator raised something pydantic does not wrap.
-        return _error(400, "invalid_input", f"the job input is invalid: {type(exc).__name__}")
-    not_before: float | None = None
+    sub = validate_submission(_Submission, body, state.manager)
+    if sub.callback is not None and (
+        refused := state.webhooks.refuse_callback(str(sub.callback.url))
+    ):
+        return _error(400, "callback_url_refused", refused)
+    not_before = None
     if sub.notBefore is not None:
-        nb = sub.notBefore
-        if nb.tzinfo is None:
-            nb = nb.replace(tzinfo=timezone.utc)
-        not_before = nb.timestamp()
-        if not_before > state.manager.clock() + _MAX_NOT_BEFORE:
-            return _error(400, "invalid_input", "notBefore is too far in the future")
+        not_before = parse_not_before(sub.notBefore, state.manager.clock())
     callback = sub.callback.model_dump(mode="json") if sub.callback is not None else None
-    job = state.manager.submit(
-        owner=user, type_name=sub.type, input=sub.input, callback=callback, not_before=not_before
-    )
+    try:
+        job = state.manager.submit(
+            owner=user,
+            type_name=sub.type,
+            input=sub.input,
+            callback=callback,
+            not_before=not_before,
+        )
+    except JobRejected as exc:
+        return _error(400, "invalid_input", str(exc))
     if key is not None:
         state.manager.remember_key(user, key, body_hash, job.id)
-    wait = _parse_prefer_wait(request, config)
+    wait = parse_prefer_wait(request, config)
     if wait is not None and wait > 0:
         await state.manager.wait_terminal(job.id, wait)
         current = state.manager.get(job.id)
-        if current is not None and current.state.terminal:
+        if current is not None and current.state.is_terminal:
             resp = _status_response(state, current)
             resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
             return resp
@@ -440,11 +297,11 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     """``GET /jobs/{id}`` (``?wait=N``: long poll)."""
     state = _state(request)
     job_id = _job_id(request)
-    wait = _parse_wait(request.query.get("wait"), state.config)
+    wait = parse_wait(request.query.get("wait"), state.config)
     if wait is None:
-        wait = _parse_prefer_wait(request, state.config)
+        wait = parse_prefer_wait(request, state.config)
     job = _lookup(request, job_id)
-    if wait is not None and wait > 0 and not job.state.terminal:
+    if wait is not None and wait > 0 and not job.state.is_terminal:
         await state.manager.wait_change(job_id, state.manager.version(job_id), wait)
         job = _lookup(request, job_id)
     resp = _status_response(state, job)
@@ -468,11 +325,11 @@ async def get_result(request: web.Request) -> web.StreamResponse:
     if result is None:
         return _error(410, "expired", "the result has expired")
     if result.kind == "file":
-        filename = _safe_filename(result.filename)
+        filename = safe_filename(result.filename)
         return web.Response(
             body=result.data,
             headers={
-                "Content-Type": _safe_content_type(result.content_type),
+                "Content-Type": safe_content_type(result.content_type),
                 "Content-Disposition": f'attachment; filename="{filename}"',
             },
         )
@@ -534,14 +391,14 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
         if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 100:
             return _error(400, "invalid_limit", "limit must be an integer from 1 to 100")
         limit = int(raw)
-    before = _decode_cursor(q["cursor"]) if "cursor" in q else None
+    before = decode_cursor(q["cursor"]) if "cursor" in q else None
     page, next_seq = state.manager.list_jobs(
         _user(request), state=status, limit=limit, before_seq=before
     )
     return web.json_response(
         {
-            "jobs": [_document(state, j) for j in page],
-            "nextCursor": _encode_cursor(next_seq) if next_seq is not None else None,
+            "jobs": [_listed_document(state, j) for j in page],
+            "nextCursor": encode_cursor(next_seq) if next_seq is not None else None,
         }
     )
 
@@ -588,7 +445,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         await resp.write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
         if last_id is None:
             doc = manager.document(job)
-            if job.state.terminal:
+            if job.state.is_terminal:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
                     await send(_sse_event(job.event_seq, "complete", doc))
                 return resp
@@ -603,7 +460,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
                     return resp
             current = manager.get(job_id)
-            if current is None or current.state.terminal:
+            if current is None or current.state.is_terminal:
                 return resp
             await manager.wait_change(job_id, version, keepalive)
             if manager.version(job_id) == version and not manager.closing:
@@ -642,73 +499,14 @@ async def health(request: web.Request) -> web.StreamResponse:
 _HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def _errors_and_counts(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
-    """Count requests; turn every error into the JSON error document; never leak a 500 trace."""
-    state = _state(request)
-    state.total_requests += 1
-    state.path_counts[f"{request.method} {request.path}"] += 1
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else request.path
-    state.route_counts[f"{request.method} {template}"] += 1
-    try:
-        return await handler(request)
-    except _HTTPError as exc:
-        return exc.response
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            return _error(404, "not_found", "no such resource")
-        if exc.status == 405:
-            return _error(
-                405,
-                "method_not_allowed",
-                f"{request.method} is not allowed here",
-                headers={"Allow": exc.headers.get("Allow", "")},
-            )
-        if exc.status == 413:
-            return _error(413, "payload_too_large", "the body is too large")
-        raise
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(500, "internal_error", "the server hit an unexpected error")
-
-
-@web.middleware
-async def _faults(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
-    """Inject the configured faults into the job endpoints (``/jobs`` and below)."""
-    state = _state(request)
-    faults = state.faults
-    if not faults.active or not (request.path == "/jobs" or request.path.startswith("/jobs/")):
-        return await handler(request)
-    if faults.latency:
-        await asyncio.sleep(faults.latency)
-    draw = state.rng.random()
-    if draw < faults.p_drop:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        raise asyncio.CancelledError
-    draw -= faults.p_drop
-    if draw < faults.p_503:
-        return _error(
-            503,
-            "unavailable",
-            "injected fault: service unavailable",
-            headers={"Retry-After": str(faults.retry_after)},
-        )
-    draw -= faults.p_503
-    if draw < faults.p_500:
-        return _error(500, "internal_error", "injected fault: internal error")
-    return await handler(request)
-
-
 def _resolve_user(request: web.Request) -> str | None:
     """Resolve ``Authorization: Bearer <token>`` to a user name (``None``: unauthorized)."""
     tokens = _state(request).config.tokens
     header = request.headers.get("Authorization")
     if header is None:
+        stream_tokens = _state(request).stream_tokens
+        if stream_tokens is not None and (user := stream_tokens.user_from_request(request)):
+            return user  # a browser's EventSource on its job's events URL
         return "anonymous" if tokens is None else None
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
@@ -787,9 +585,10 @@ def create_app(
         webhooks=sender,
         faults=config.faults,
         rng=random.Random(config.faults.seed),
+        stream_tokens=StreamTokens.for_config(config, clock),
     )
     app = web.Application(
-        middlewares=[_errors_and_counts, _faults, _auth],
+        middlewares=[errors_and_counts(state), inject_faults(state), _auth],
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )
     app[STATE_KEY] = state

@@ -107,6 +107,42 @@ class ServerConfig(BaseModel):
     max_body_bytes: int = Field(
         default=1_048_576, ge=64, le=1 << 30, description="Largest accepted request body."
     )
+    max_json_depth: int = Field(
+        default=64, ge=2, le=256, description="Deepest nesting of a JSON body (400 beyond)."
+    )
+    max_result_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1 << 31,
+        description="Largest job result; a bigger one fails the job (result_too_large).",
+    )
+    max_result_rows: int = Field(
+        default=100_000,
+        ge=1,
+        le=100_000_000,
+        description="Most rows a job may generate (report); more fails it (result_too_large).",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=3600.0,
+        description="Seconds a new connection has to send its first request head.",
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0.0, le=3600.0, description="Seconds to receive a request body (408)."
+    )
+    keepalive_timeout: float = Field(
+        default=75.0,
+        gt=0.0,
+        le=3600.0,
+        description="Seconds an idle keep-alive connection waits for its next request.",
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Open connections at most (None: the open-file limit minus 128).",
+    )
     max_wait: float = Field(
         default=60.0, ge=0.0, le=3600.0, description="Cap of ?wait=N long polls and Prefer: wait=N."
     )
@@ -137,5 +173,17 @@ class ServerConfig(BaseModel):
     )
     webhook_timeout: float = Field(
         default=10.0, gt=0.0, le=600.0, description="Timeout of one webhook delivery attempt (s)."
+    )
+    events_token_ttl: float = Field(
+        default=300.0,
+        gt=0.0,
+        le=86400.0,
+        description="Seconds the access_token of a status answer's eventsUrl stays valid "
+        "(bearer users only; for browsers' EventSource).",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Deliver webhooks to loopback, private and link-local addresses and to the "
+        "server's own (local development and tests only; see docs/protocol.md).",
     )
     faults: FaultConfig = Field(default_factory=FaultConfig, description="Fault injection.")

@@ -7,6 +7,7 @@ configuration: the HTTP layer, the SSE event log and webhooks all render jobs th
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,6 +21,8 @@ __all__ = [
     "retry_hint",
     "retry_headers",
     "rfc3339",
+    "safe_content_type",
+    "safe_filename",
     "status_code_state",
     "status_document",
 ]
@@ -85,7 +88,7 @@ def retry_hint(job: JobRecord, now: float, config: ServerConfig) -> float | None
     is the time the job has already waited or run (so pollers back off as a job gets older),
     and a job waiting for ``notBefore`` or a retry backoff is told to come back then.
     """
-    if job.state.terminal:
+    if job.state.is_terminal:
         return None
     eta = estimated_completion(job, now)
     if eta is not None:
@@ -161,3 +164,17 @@ def status_document(job: JobRecord, now: float, config: ServerConfig) -> dict[st
     elif job.state is JobState.CANCELLED:
         doc["cancelledAt"] = rfc3339(job.cancelled_at)
     return doc
+
+
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;[ -~]*)?")
+
+
+def safe_content_type(value: str) -> str:
+    """A handler's content type if it is well-formed, else ``application/octet-stream``."""
+    return value if _CONTENT_TYPE.fullmatch(value) else "application/octet-stream"
+
+
+def safe_filename(name: str | None) -> str:
+    """A filename safe inside ``Content-Disposition: attachment; filename="…"``."""
+    cleaned = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in name or "")
+    return cleaned[:200] or "result.bin"

@@ -34,7 +34,7 @@ class JobState(str, enum.Enum):
     CANCELLED = "cancelled"
 
     @property
-    def terminal(self) -> bool:
+    def is_terminal(self) -> bool:
         """Whether the state is final."""
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 

@@ -9,6 +9,7 @@ and tombstones, and hands them back on the next start.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,15 @@ __all__ = ["LoadedState", "MemoryStore", "SqliteStore", "Store", "job_from_json"
 
 #: Most events kept per job (older ones are dropped from the replay log).
 EVENT_LOG_LIMIT = 1000
+
+log = logging.getLogger("reference_server.store")
+
+#: Rows that could not be loaded are moved here (with why), not lost and not served.
+_QUARANTINE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    tbl TEXT NOT NULL, row_key TEXT NOT NULL, data TEXT, reason TEXT NOT NULL,
+    quarantined_at REAL NOT NULL);
+"""
 
 
 @dataclass
@@ -55,6 +65,9 @@ class Store(Protocol):
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events."""
+
+    def quarantine_job(self, job_id: str, reason: str) -> None:
+        """Move a job the server cannot serve aside (kept for inspection, never loaded)."""
 
     def put_result(self, job_id: str, result: StoredResult) -> None:
         """Store a job's result."""
@@ -94,15 +107,26 @@ def job_to_json(job: JobRecord) -> str:
 
 
 def job_from_json(text: str) -> JobRecord:
-    """Load a job record serialised by :func:`job_to_json`."""
-    data: dict[str, Any] = json.loads(text)
-    known = {k: v for k, v in data.items() if k in JobRecord.__dataclass_fields__}
-    known["state"] = JobState(known["state"])
-    if known.get("progress") is not None:
-        known["progress"] = Progress(**known["progress"])
-    if known.get("error") is not None:
-        known["error"] = JobError(**known["error"])
-    return JobRecord(**known)
+    """Load a job record serialised by :func:`job_to_json`.
+
+    Raises:
+        ValueError: the text is not such a record (``RecursionError``, ``KeyError`` and
+            ``TypeError`` from a damaged row are turned into ``ValueError``).
+    """
+    try:
+        data: dict[str, Any] = json.loads(text)
+        known = {k: v for k, v in data.items() if k in JobRecord.__dataclass_fields__}
+        known["state"] = JobState(known["state"])
+        if known.get("progress") is not None:
+            known["progress"] = Progress(**known["progress"])
+        if known.get("error") is not None:
+            known["error"] = JobError(**known["error"])
+        job = JobRecord(**known)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise ValueError(f"not a job record: {type(exc).__name__}: {exc}"[:500]) from None
+    if not isinstance(job.id, str) or not isinstance(job.seq, int) or not job.id:
+        raise ValueError("not a job record: bad id or seq")
+    return job
 
 
 class MemoryStore:
@@ -125,6 +149,10 @@ class MemoryStore:
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events."""
+        self._results.pop(job_id, None)
+
+    def quarantine_job(self, job_id: str, reason: str) -> None:
+        """Move a job the server cannot serve aside (nothing is kept in memory)."""
         self._results.pop(job_id, None)
 
     def put_result(self, job_id: str, result: StoredResult) -> None:
@@ -180,6 +208,16 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
+def _is_time(value: Any) -> bool:
+    """Whether a stored time is a finite number (SQLite columns are loosely typed)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) < 1e12
+    )
+
+
 class SqliteStore:
     """A SQLite store (stdlib :mod:`sqlite3`): a restart loses no accepted job.
 
@@ -204,24 +242,75 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_QUARANTINE_SCHEMA)
         state = LoadedState()
-        for (data,) in self.db.execute("SELECT data FROM jobs ORDER BY seq"):
-            state.jobs.append(job_from_json(data))
-        for job_id, eid, event, data in self.db.execute(
-            "SELECT job_id, id, event, data FROM events ORDER BY job_id, id"
-        ):
-            state.events.setdefault(job_id, []).append(EventRecord(eid, event, json.loads(data)))
+        state.jobs = self._load_jobs()
+        state.events = self._load_events({job.id for job in state.jobs})
         for job_id in state.events:
             state.events[job_id] = state.events[job_id][-EVENT_LOG_LIMIT:]
         for job_id, owner, expired_at in self.db.execute(
             "SELECT job_id, owner, expired_at FROM tombstones"
-        ):
-            state.tombstones.append(Tombstone(job_id, owner, expired_at))
+        ).fetchall():
+            if _is_time(expired_at):
+                state.tombstones.append(Tombstone(job_id, owner, expired_at))
+            else:
+                self._quarantine("tombstones", str(job_id), repr(expired_at), "bad expired_at")
+                self.delete_tombstone(job_id)
         for row in self.db.execute(
             "SELECT user, key, body_hash, job_id, created_at, expires_at FROM idempotency"
-        ):
-            state.idempotency.append(IdempotencyRecord(*row))
+        ).fetchall():
+            if _is_time(row[4]) and _is_time(row[5]):
+                state.idempotency.append(IdempotencyRecord(*row))
+            else:
+                self._quarantine("idempotency", f"{row[0]}/{row[1]}", repr(row), "bad times")
+                self.delete_idempotency(row[0], row[1])
         return state
+
+    def _load_jobs(self) -> list[JobRecord]:
+        """Every loadable job; a row that does not load is quarantined and logged."""
+        jobs: list[JobRecord] = []
+        for job_id, data in self.db.execute("SELECT id, data FROM jobs ORDER BY seq").fetchall():
+            try:
+                jobs.append(job_from_json(data))
+            except ValueError as exc:
+                self._quarantine("jobs", str(job_id), data, str(exc))
+                self.delete_job(str(job_id))
+        return jobs
+
+    def _load_events(self, job_ids: set[str]) -> dict[str, list[EventRecord]]:
+        """The event logs of ``job_ids``; an event row that does not load is quarantined."""
+        events: dict[str, list[EventRecord]] = {}
+        rows = self.db.execute(
+            "SELECT job_id, id, event, data FROM events ORDER BY job_id, id"
+        ).fetchall()
+        for job_id, eid, event, data in rows:
+            if job_id not in job_ids:
+                continue
+            try:
+                doc = json.loads(data)
+                if not isinstance(doc, dict) or not isinstance(eid, int):
+                    raise ValueError("not an event record")
+            except (ValueError, TypeError, RecursionError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                self._quarantine("events", f"{job_id}/{eid}", data, reason)
+                self.db.execute("DELETE FROM events WHERE job_id = ? AND id = ?", (job_id, eid))
+                continue
+            events.setdefault(job_id, []).append(EventRecord(eid, str(event), doc))
+        return events
+
+    def _quarantine(self, table: str, key: str, data: Any, reason: str) -> None:
+        log.error("sqlite store: %s row %s does not load (%s): quarantined", table, key, reason)
+        self.db.execute(
+            "INSERT INTO quarantine (tbl, row_key, data, reason, quarantined_at)"
+            " VALUES (?, ?, ?, ?, strftime('%s', 'now'))",
+            (table, key, data if isinstance(data, str) else repr(data), reason),
+        )
+
+    def quarantine_job(self, job_id: str, reason: str) -> None:
+        """Move a job the server cannot serve aside (kept for inspection, never loaded)."""
+        row = self.db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        self._quarantine("jobs", job_id, row[0] if row is not None else None, reason)
+        self.delete_job(job_id)
 
     def close(self) -> None:
         """Release the store's resources."""

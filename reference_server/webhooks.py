@@ -3,14 +3,23 @@
 Events of one job are delivered in order, one at a time (a per-job lane). An attempt that
 fails with a network error, a timeout or a 5xx is retried with exponential backoff
 (``webhook_backoff * 2**(attempt-1)``) up to ``webhook_max_attempts``; a 3xx or 4xx answer
-fails the delivery at once. Every delivery is kept as a
-:class:`~reference_server.records.DeliveryRecord`.
+fails the delivery at once, and so does a target the callback policy refuses
+(:mod:`reference_server.callbacks_policy`). Every delivery is kept as a
+:class:`~reference_server.records.DeliveryRecord`; with ``--store sqlite`` deliveries and their
+attempts are persisted (:mod:`reference_server.deliveries_store`) and pending ones resume after
+a restart under the same delivery id.
+
+Each attempt is signed afresh: the payload's ``timestamp`` and the ``webhook-timestamp`` /
+``X-Webhook-Timestamp`` headers are the attempt's time, so a retry hours later still passes a
+receiver's tolerance window, while ``deliveryId`` (in the signed body) and ``webhook-id`` stay
+the same on every attempt for de-duplication.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -20,14 +29,28 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
-from asyncreply_client.webhooks import sign
+from asyncreply_signing import sign
 
+from .callbacks_policy import (
+    CallbackAddressRefused,
+    CallbackPolicy,
+    PolicyConnector,
+    PolicyResolver,
+    local_addresses,
+)
 from .config import ServerConfig
+from .deliveries_store import (
+    DeliveryStore,
+    MemoryDeliveryStore,
+    PendingDelivery,
+    SqliteDeliveryStore,
+)
 from .documents import rfc3339
 from .records import DeliveryRecord, JobRecord
 
-__all__ = ["ALWAYS_SENT", "OPTIONAL_EVENTS", "WebhookSender"]
+__all__ = ["ALWAYS_SENT", "OPTIONAL_EVENTS", "WebhookSender", "render_payload"]
 
 log = logging.getLogger("reference_server.webhooks")
 
@@ -39,39 +62,141 @@ OPTIONAL_EVENTS = frozenset({"progress", "cancelled"})
 #: Delivery records kept (the oldest are dropped beyond this).
 MAX_DELIVERIES = 10_000
 
+# What ``lastError`` says about a failed attempt. Fixed words only: the raw connection error
+# (refused, reset, which address, how long) would turn GET /webhooks/deliveries into a port
+# scanner, so it goes to the server log instead.
+_REFUSED = "refused by the callback policy"
+_TIMED_OUT = "timed out"
+_CONNECTION_FAILED = "connection failed"
+_INVALID_URL = "invalid callback URL"
+
+
+def render_payload(delivery_id: str, event: dict[str, Any], at: float) -> bytes:
+    """Return the body of one attempt: the event plus its ``deliveryId`` and ``timestamp``.
+
+    Example:
+        >>> render_payload("msg_1", {"type": "job.completed", "jobId": "j", "data": {}}, 0)
+        b'{"type":"job.completed","deliveryId":"msg_1","jobId":"j","timestamp":"1970-01-01T00:00:00.000Z","data":{}}'
+    """
+    document = {
+        "type": event.get("type"),
+        "deliveryId": delivery_id,
+        "jobId": event.get("jobId"),
+        "timestamp": rfc3339(at),
+        "data": event.get("data"),
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _refusal_in(exc: BaseException) -> CallbackAddressRefused | None:
+    """The policy refusal behind an aiohttp error, if that is what it is."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, CallbackAddressRefused):
+            return current
+        os_error = getattr(current, "os_error", None)
+        if isinstance(os_error, CallbackAddressRefused):
+            return os_error
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _classify_failure(exc: BaseException) -> tuple[str, bool]:
+    """``(lastError, retry?)`` for an attempt that raised ``exc``."""
+    if _refusal_in(exc) is not None:
+        return _REFUSED, False
+    if isinstance(exc, asyncio.TimeoutError):
+        return _TIMED_OUT, True
+    if isinstance(exc, aiohttp.InvalidURL):
+        return _INVALID_URL, False
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return _CONNECTION_FAILED, True
+    return _INVALID_URL, False  # ValueError: the URL cannot be sent at all
+
 
 class WebhookSender:
-    """Delivers job events to callback URLs (implements the job manager's ``Notifier``)."""
+    """Delivers job events to callback URLs (implements the job manager's ``Notifier``).
 
-    def __init__(self, config: ServerConfig, *, clock: Callable[[], float] = time.time) -> None:
+    Args:
+        config: the server configuration.
+        clock: epoch seconds (timestamps, backoff deadlines).
+        resolver: the DNS resolver under the policy filter (default: aiohttp's); tests
+            inject one that maps names to chosen addresses.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.deliveries: dict[str, DeliveryRecord] = {}
-        self._lanes: dict[str, list[DeliveryRecord]] = {}
+        self.policy = CallbackPolicy(allow_private=config.webhook_allow_private)
+        self._resolver = resolver
+        self._lanes: dict[str, list[PendingDelivery]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._store: DeliveryStore = (
+            SqliteDeliveryStore(config.sqlite_path)
+            if config.store == "sqlite"
+            else MemoryDeliveryStore()
+        )
+
+    def refuse_callback(self, url: str) -> str | None:
+        """The client-facing reason a callback URL is refused at submission, or ``None``."""
+        reason = self.policy.url_refusal(url)
+        if reason is None:
+            return None
+        return (
+            f"callback.url is refused ({reason}): callbacks must reach a public address; "
+            "a server for local development allows private ones with --webhook-allow-private"
+        )
 
     async def start(self) -> None:
-        """Open the HTTP client session."""
+        """Learn the server's own addresses, open the HTTP session, resume stored deliveries."""
+        if not self.policy.allow_private:
+            own = await local_addresses(self.config.host)
+            self.policy = dataclasses.replace(self.policy, own_addresses=own)
+        connector = PolicyConnector(
+            self.policy, resolver=PolicyResolver(self.policy, self._resolver)
+        )
         self._session = aiohttp.ClientSession(
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout),
             headers={"User-Agent": "asyncreply-reference-server"},
         )
+        resumed = 0
+        for stored in self._store.open():
+            pending = stored.pending
+            self.deliveries[pending.record.id] = pending.record
+            if pending.record.status == "pending":
+                self._enqueue(pending)
+                resumed += 1
+        if resumed:
+            log.info("resuming %d pending webhook deliveries", resumed)
 
     async def stop(self) -> None:
-        """Cancel pending deliveries and close the session."""
+        """Cancel pending deliveries (a persistent store keeps them), close the session."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._lanes.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._store.close()
 
     def clear(self) -> None:
         """Forget every delivery record (in-flight deliveries go on)."""
         self.deliveries.clear()
+        self._store.clear()
 
     def job_event(self, job: JobRecord, event: str, document: dict[str, Any]) -> None:
         """Queue a delivery of ``event`` for ``job`` if its callback wants it."""
@@ -82,12 +207,7 @@ class WebhookSender:
         if event not in wanted:
             return
         now = self.clock()
-        payload = {
-            "type": f"job.{event}",
-            "jobId": job.id,
-            "timestamp": rfc3339(now),
-            "data": document,
-        }
+        event_document = {"type": f"job.{event}", "jobId": job.id, "data": document}
         rec = DeliveryRecord(
             id=f"msg_{uuid.uuid4().hex}",
             job_id=job.id,
@@ -96,15 +216,23 @@ class WebhookSender:
             url=str(callback["url"]),
             created_at=now,
             updated_at=now,
-            payload=json.dumps(payload, separators=(",", ":")).encode(),
         )
+        rec.payload = render_payload(rec.id, event_document, now)
+        pending = PendingDelivery(rec, event_document, next_attempt_at=now)
         self.deliveries[rec.id] = rec
+        self._store.save(pending)
         while len(self.deliveries) > MAX_DELIVERIES:
-            del self.deliveries[next(iter(self.deliveries))]
-        self._lanes.setdefault(job.id, []).append(rec)
-        if job.id not in self._tasks:
-            self._tasks[job.id] = asyncio.create_task(
-                self._drain(job.id), name=f"asyncreply-webhooks-{job.id}"
+            oldest = next(iter(self.deliveries))
+            del self.deliveries[oldest]
+            self._store.delete(oldest)
+        self._enqueue(pending)
+
+    def _enqueue(self, pending: PendingDelivery) -> None:
+        job_id = pending.record.job_id
+        self._lanes.setdefault(job_id, []).append(pending)
+        if job_id not in self._tasks:
+            self._tasks[job_id] = asyncio.create_task(
+                self._drain(job_id), name=f"asyncreply-webhooks-{job_id}"
             )
 
     async def _drain(self, job_id: str) -> None:
@@ -116,41 +244,75 @@ class WebhookSender:
             self._lanes.pop(job_id, None)
             self._tasks.pop(job_id, None)
 
-    async def _deliver(self, rec: DeliveryRecord) -> None:
+    def _largest_backoff(self) -> float:
+        return self.config.webhook_backoff * 2 ** max(self.config.webhook_max_attempts - 2, 0)
+
+    async def _deliver(self, pending: PendingDelivery) -> None:
+        rec = pending.record
+        while rec.status == "pending":
+            if rec.attempts >= self.config.webhook_max_attempts:
+                self._finish(pending, "failed")
+                return
+            # The deadline survives restarts; the clamp keeps a clock that jumped (or an
+            # injected one) from stalling a delivery beyond the configured backoff.
+            delay = min(pending.next_attempt_at - self.clock(), self._largest_backoff())
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._attempt(pending)
+
+    async def _attempt(self, pending: PendingDelivery) -> None:
+        """Send one attempt and record its outcome (in memory and in the store)."""
         assert self._session is not None
-        for attempt in range(1, self.config.webhook_max_attempts + 1):
-            rec.attempts = attempt
-            timestamp = math.floor(self.clock())
-            headers = sign(
-                rec.payload,
-                self.config.webhook_secret,
-                msg_id=rec.id,
-                timestamp=timestamp,
-                event_type=rec.event,
-                scheme="both",
-            )
-            headers["Content-Type"] = "application/json"
-            retry = True
-            try:
-                async with self._session.post(
-                    rec.url, data=rec.payload, headers=headers, allow_redirects=False
-                ) as resp:
-                    rec.response_status = resp.status
-                    with contextlib.suppress(Exception):
-                        await resp.read()
-                    if 200 <= resp.status < 300:
-                        rec.status = "delivered"
-                        rec.last_error = None
-                        rec.updated_at = self.clock()
-                        return
-                    rec.last_error = f"HTTP {resp.status}"
-                    retry = resp.status >= 500
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-                rec.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            rec.updated_at = self.clock()
-            if not retry or attempt == self.config.webhook_max_attempts:
-                break
-            await asyncio.sleep(self.config.webhook_backoff * (2 ** (attempt - 1)))
-        rec.status = "failed"
+        rec = pending.record
+        attempt = rec.attempts + 1
+        now = self.clock()
+        timestamp = math.floor(now)
+        body = render_payload(rec.id, pending.event, now)
+        headers = sign(
+            body,
+            self.config.webhook_secret,
+            msg_id=rec.id,
+            timestamp=timestamp,
+            event_type=rec.event,
+            scheme="both",
+        )
+        headers["Content-Type"] = "application/json"
+        rec.attempts, rec.payload = attempt, body
+        retry = True
+        try:
+            reason = self.policy.url_refusal(rec.url)  # a restored delivery, a changed policy
+            if reason is not None:
+                raise CallbackAddressRefused(reason)
+            async with self._session.post(
+                rec.url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                rec.response_status = resp.status
+                with contextlib.suppress(Exception):
+                    await resp.read()
+            rec.last_error = None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+            retry = resp.status >= 500
+            outcome = "delivered" if rec.last_error is None else rec.last_error
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            rec.last_error, retry = _classify_failure(exc)
+            rec.response_status = None
+            outcome = rec.last_error
+            log.info("webhook %s attempt %d to %s failed: %r", rec.id, attempt, rec.url, exc)
         rec.updated_at = self.clock()
-        log.info("webhook %s to %s failed: %s", rec.id, rec.url, rec.last_error)
+        self._store.record_attempt(rec.id, attempt, rec.updated_at, outcome, rec.response_status)
+        if rec.last_error is None:
+            self._finish(pending, "delivered")
+        elif not retry or attempt >= self.config.webhook_max_attempts:
+            self._finish(pending, "failed")
+        else:
+            pending.next_attempt_at = rec.updated_at + self.config.webhook_backoff * (
+                2 ** (attempt - 1)
+            )
+            self._store.save(pending)
+
+    def _finish(self, pending: PendingDelivery, status: str) -> None:
+        rec = pending.record
+        rec.status = status
+        rec.updated_at = self.clock()
+        self._store.save(pending)
+        if status == "failed":
+            log.info("webhook %s to %s failed: %s", rec.id, rec.url, rec.last_error)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +27,21 @@ def _no_escapes(text: str) -> bool:
     return "\x1b[" not in text and "\r" not in text
 
 
+def _announced(stderr: str) -> dict[str, Any]:
+    """The JSON line that says the job exists (the first line on stderr, when not a terminal)."""
+    first = json.loads(stderr.splitlines()[0])
+    assert isinstance(first, dict)
+    return first
+
+
+def _error_line(stderr: str) -> str:
+    """The last line on stderr: the one-line error message."""
+    lines = stderr.splitlines()
+    assert lines, "nothing on stderr"
+    assert lines[-1].startswith("asyncreply: error: "), stderr
+    return lines[-1]
+
+
 def test_submit_wait_prints_only_the_result(
     cli: Cli, reference_server: RunningReferenceServer
 ) -> None:
@@ -33,7 +49,14 @@ def test_submit_wait_prints_only_the_result(
     assert result.code == 0, result.stderr
     assert result.json() == {"hello": "world"}
     assert result.stdout.count("\n") == 1  # compact JSON on a pipe
-    assert result.stderr == ""  # quiet when not on a terminal
+    # Not a terminal: no progress; one JSON line says where the job is, as soon as it exists.
+    assert result.stderr.count("\n") == 1
+    announced = _announced(result.stderr)
+    assert announced["event"] == "submitted"
+    assert announced["statusUrl"].startswith(reference_server.url("/jobs/"))
+    assert announced["id"] and announced["statusUrl"].endswith(announced["id"])
+    quiet = cli("submit", reference_server.url("/jobs"), "--json", ECHO, "--wait", "-q")
+    assert quiet.code == 0 and quiet.stderr == ""
 
 
 @pytest.mark.parametrize("mode", ["auto", "sse", "long-poll", "poll"])
@@ -98,9 +121,9 @@ def test_failed_job_exits_3(cli: Cli, reference_server: RunningReferenceServer) 
     result = cli("submit", reference_server.url("/jobs"), "--json", body, "--wait")
     assert result.code == 3
     assert result.stdout == ""
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("asyncreply: error: job failed")
-    assert "out_of_cheese" in result.stderr
+    assert result.stderr.count("\n") == 2  # the announcement, then the error
+    # The server's code and message, once each, without "job failed: the job failed".
+    assert _error_line(result.stderr) == "asyncreply: error: job failed: out_of_cheese: no"
 
 
 def test_cancel_then_wait_exits_4(cli: Cli, reference_server: RunningReferenceServer) -> None:
@@ -110,7 +133,8 @@ def test_cancel_then_wait_exits_4(cli: Cli, reference_server: RunningReferenceSe
     assert cancelled.json()["state"] == "cancelled"
     waited = cli("wait", url)
     assert waited.code == 4
-    assert "cancel" in waited.stderr
+    assert waited.stderr.startswith("asyncreply: error: job cancelled")
+    assert waited.stderr.count("cancelled") == 1, waited.stderr
     again = cli("cancel", url)
     assert again.code == 0  # cancelling a cancelled job: still cancelled
 
@@ -144,9 +168,15 @@ def test_wait_timeout_exits_6_and_the_job_goes_on(
         "submit", reference_server.url("/jobs"), "--json", SLOW, "--wait", "--timeout", "0.3"
     )
     assert result.code == 6
-    assert "asyncreply wait URL" in result.stderr
+    status_url = _announced(result.stderr)["statusUrl"]
+    # The message names the very command that resumes the wait.
+    line = _error_line(result.stderr)
+    assert line.startswith("asyncreply: error: wait timed out (the job goes on; last state: ")
+    assert line.endswith(f"; `asyncreply wait {status_url}` resumes waiting)")
+    assert line.count("the job goes on") == 1
     (job,) = reference_server.admin.jobs()
     assert job.state.value in ("pending", "processing")
+    assert cli("status", status_url).json()["id"] == job.id
 
 
 def test_protocol_error_exits_7(cli: Cli, broken_server: str) -> None:
@@ -170,6 +200,19 @@ def test_rejected_submission_exits_11(cli: Cli, reference_server: RunningReferen
     result = cli("submit", reference_server.url("/jobs"), "--json", body)
     assert result.code == 11
     assert "unknown_type" in result.stderr
+    assert result.stderr.count("rejected") == 1, result.stderr
+
+
+def test_rejection_prints_the_servers_details(
+    cli: Cli, reference_server: RunningReferenceServer
+) -> None:
+    body = json.dumps({"type": "sleep", "input": {"seconds": "soon"}})
+    result = cli("submit", reference_server.url("/jobs"), "--json", body)
+    assert result.code == 11
+    line = _error_line(result.stderr)
+    assert line.startswith("asyncreply: error: submission rejected (HTTP 400): invalid_input: ")
+    details = line.partition("; details: ")[2]
+    assert "seconds" in details, line  # the offending field, from the server's details
 
 
 @pytest.mark.reference_server_config(tokens={"t-alice": "alice"})
@@ -397,4 +440,4 @@ def test_outcomes_in_the_status_code_dialect(
 def test_webhook_verify_rejects_a_bad_secret(cli: Cli) -> None:
     result = cli("webhook", "verify", "--secret", "whsec_***not base64***", input=b"{}")
     assert result.code == 2
-    assert result.stderr.startswith("asyncreply: error: bad --secret")
+    assert result.stderr.startswith("asyncreply: error: bad secret")

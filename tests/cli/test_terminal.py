@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -26,7 +25,7 @@ from asyncreply_client._errors import (
     TransportError,
     WaitTimeoutError,
 )
-from asyncreply_client._models import JobState, JobStatus, Progress
+from asyncreply_client.cli import _commands, _options
 from asyncreply_client.pytest_plugin import RunningReferenceServer
 
 JOB = json.dumps({"type": "sleep", "input": {"seconds": 0.15, "steps": 3}})
@@ -41,16 +40,16 @@ class TtyStream(io.StringIO):
         return True
 
 
-def _run_tty(*args: str, rich: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(cli, "_rich_available", lambda: rich)
+def _run_tty(*args: str, rich: bool) -> tuple[int, str, str]:
     out, err = TtyStream(), TtyStream()
-    code = cli.main(list(args), stdout=out, stderr=err, environ={})
+    environ = {"ASYNCREPLY_PROGRESS": "rich" if rich else "plain"}
+    code = cli.main(list(args), stdout=out, stderr=err, environ=environ)
     return code, _plain(out.getvalue()), _plain(err.getvalue())
 
 
 @pytest.mark.parametrize("rich", [True, False], ids=["rich", "plain"])
 def test_progress_bar_and_pretty_result_on_a_terminal(
-    reference_server: RunningReferenceServer, monkeypatch: pytest.MonkeyPatch, rich: bool
+    reference_server: RunningReferenceServer, rich: bool
 ) -> None:
     code, out, err = _run_tty(
         "submit",
@@ -61,7 +60,6 @@ def test_progress_bar_and_pretty_result_on_a_terminal(
         "--mode",
         "poll",
         rich=rich,
-        monkeypatch=monkeypatch,
     )
     assert code == 0, err
     assert json.loads(out) == {"slept": 0.15}
@@ -72,9 +70,7 @@ def test_progress_bar_and_pretty_result_on_a_terminal(
         assert "[" in err and "%" in err and "\r" in err
 
 
-def test_quiet_flag_silences_the_terminal(
-    reference_server: RunningReferenceServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_quiet_flag_silences_the_terminal(reference_server: RunningReferenceServer) -> None:
     code, out, err = _run_tty(
         "submit",
         reference_server.url("/jobs"),
@@ -83,7 +79,6 @@ def test_quiet_flag_silences_the_terminal(
         "--wait",
         "-q",
         rich=True,
-        monkeypatch=monkeypatch,
     )
     assert code == 0
     assert json.loads(out) == {"slept": 0.15}
@@ -169,67 +164,22 @@ def test_exit_codes_are_distinct() -> None:
     ],
 )
 def test_env_headers(raw: str | None, expected: list[tuple[str, str]]) -> None:
-    assert cli.env_headers(raw) == expected
+    assert _options.env_headers(raw) == expected
 
 
 @pytest.mark.parametrize("raw", ['{"X": 1}', "{not json", "no colon here", '["a"]'])
 def test_env_headers_rejects_garbage(raw: str) -> None:
     with pytest.raises(cli.CliError):
-        cli.env_headers(raw)
-
-
-def test_eta_and_description() -> None:
-    soon = datetime.now(timezone.utc) + timedelta(seconds=75.4)
-    status = JobStatus(
-        state=JobState.PROCESSING,
-        progress=Progress(current=1, total=4, message="step 1/4"),
-        estimated_completion=soon,
-    )
-    assert cli._format_eta(cli._remaining(status)) in ("ETA 1m15s", "ETA 1m14s")
-    assert cli._describe(status) == "step 1/4"
-    # The skew-free estimate measured at the response wins over the local clock.
-    measured = status.model_copy(update={"estimated_remaining": 12.2})
-    assert cli._format_eta(cli._remaining(measured)) == "ETA 12s"
-    past = status.model_copy(update={"estimated_completion": soon - timedelta(hours=1)})
-    assert cli._format_eta(cli._remaining(past)) == "ETA now"
-    assert cli._format_eta(cli._remaining(JobStatus(state=JobState.PENDING))) == ""
-    assert cli._describe(JobStatus(state=JobState.PENDING)) == "pending"
-
-
-def test_rich_progress_shows_the_server_eta() -> None:
-    stream = TtyStream()
-    bar = cli.RichProgress(stream)
-    bar.update(
-        JobStatus(
-            state=JobState.PROCESSING,
-            progress=Progress(current=1, total=2, message="half"),
-            estimated_remaining=42.0,
-        )
-    )
-    bar.close()
-    text = _plain(stream.getvalue())
-    assert "half" in text and "50%" in text
-    assert re.search(r"ETA 4[12]s", text), text
-
-
-def test_plain_progress_draws_a_bar() -> None:
-    stream = TtyStream()
-    bar = cli.PlainProgress(stream)
-    bar.update(JobStatus(state=JobState.PROCESSING, progress=Progress(current=1, total=2)))
-    bar.update(JobStatus(state=JobState.PENDING))
-    bar.close()
-    text = stream.getvalue()
-    assert "[" + "#" * 15 + "-" * 15 + "]" in text and "50%" in text
-    assert "?" in text and text.endswith("\n")
+        _options.env_headers(raw)
 
 
 def test_unexpected_errors_are_one_line_unless_debugging(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def boom(ctx: object) -> int:
+    def boom(ctx: object, url: str) -> object:
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(cli, "cmd_status", boom)
+    monkeypatch.setattr(_commands, "_client", boom)
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["status", "http://x.test/jobs/1"], stdout=out, stderr=err, environ={}) == 1
     assert err.getvalue() == (

@@ -97,3 +97,10 @@ def test_operation_twins_have_the_same_methods_and_parameters() -> None:
     for name in ("refresh", "wait", "result", "cancel", "retry", "download"):
         assert inspect.iscoroutinefunction(getattr(AsyncOperation, name)), name
     assert inspect.isasyncgenfunction(AsyncOperation.watch)
+
+
+def test_version_comes_from_the_installed_metadata() -> None:
+    from importlib.metadata import version
+
+    assert asyncreply_client.__version__ == version("asyncreply")
+    assert "__version__" not in asyncreply_client.__all__  # a dunder, not a public name

@@ -25,7 +25,7 @@ from asyncreply_client.webhooks import (
 )
 from reference_server import ServerConfig, serve
 from reference_server.admin import DeliverySnapshot
-from reference_server.testing import RunningServer
+from reference_server.serving import RunningServer
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +102,7 @@ async def reference_server(**overrides: Any) -> AsyncIterator[RunningServer]:
         webhook_backoff=0.001,  # retries within milliseconds
         webhook_max_attempts=5,
         webhook_timeout=5.0,
+        webhook_allow_private=True,  # the receiver listens on loopback
         workers=2,
         **overrides,
     )

@@ -45,6 +45,7 @@ FAST_DEFAULTS: dict[str, Any] = {
     "webhook_timeout": 2.0,
     "sse_retry_ms": 20,
     "webhook_secret": WEBHOOK_SECRET,
+    "webhook_allow_private": True,  # the test receivers listen on loopback
 }
 
 

@@ -19,7 +19,9 @@ from aiohttp import web
 from .admin import Admin
 from .app import STATE_KEY, create_app
 from .config import ServerConfig
+from .connections import GuardedSite, default_max_connections
 from .jobs import Handler, JobType
+from .stream_tokens import RedactingAccessLogger
 
 __all__ = ["RunningServer", "ServerThread", "serve"]
 
@@ -64,11 +66,24 @@ async def serve(
     """
     config = config if config is not None else ServerConfig()
     app = create_app(config, handlers=handlers, clock=clock)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        access_log_class=RedactingAccessLogger,  # if one is enabled: no event-stream tokens
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=config.keepalive_timeout,
+    )
     await runner.setup()
     try:
         host, port = _bind(config)
-        site = web.TCPSite(runner, host, port, backlog=1024)
+        site = GuardedSite(
+            runner,
+            host,
+            port,
+            max_connections=config.max_connections or default_max_connections(),
+            header_timeout=config.header_timeout,
+            backlog=1024,
+        )
         await site.start()
         bound = runner.addresses[0]
         url_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]

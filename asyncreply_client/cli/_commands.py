@@ -1,0 +1,288 @@
+"""The commands of ``asyncreply``: each takes a :class:`Context` and returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import httpx
+
+# The public names: the dialects' private home is being reorganised (issue 9).
+from .. import (
+    ArmDialect,
+    AutoDialect,
+    Dialect,
+    GoogleDialect,
+    MicrosoftDialect,
+    ReferenceDialect,
+    StatusCodeDialect,
+)
+from .._models import JobState, JobStatus, ResultFile
+from ._exit import PROG, CliError, ExitCode
+from ._options import load_body, origin, parse_header, request_headers, webhook_secrets
+from ._terminal import Terminal
+
+if TYPE_CHECKING:
+    from .._client import Client
+    from .._operation import Operation
+    from ..contract import ContractReport
+
+__all__ = [
+    "DIALECTS",
+    "Context",
+    "cmd_cancel",
+    "cmd_check",
+    "cmd_retry",
+    "cmd_serve",
+    "cmd_status",
+    "cmd_submit",
+    "cmd_wait",
+    "cmd_webhook_verify",
+]
+
+#: ``check --dialect`` names -> the dialect that reads the server's answers.
+DIALECTS: dict[str, Callable[[], Dialect]] = {
+    "auto": AutoDialect,
+    "reference": ReferenceDialect,
+    "status-code": StatusCodeDialect,
+    "microsoft": MicrosoftDialect,
+    "google": GoogleDialect,
+    "arm": ArmDialect,
+}
+
+
+@dataclass
+class Context:
+    """What every command gets."""
+
+    args: argparse.Namespace
+    term: Terminal
+    environ: Mapping[str, str]
+    stdin: IO[str]
+
+
+def _client(ctx: Context, url: str) -> Client:
+    base_url = origin(url)
+    headers = request_headers(ctx.args, ctx.environ)
+    from .._client import Client
+
+    return Client(base_url, headers=headers, timeout=ctx.args.http_timeout)
+
+
+def _status_json(status: JobStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", exclude={"raw"}, exclude_none=True)
+
+
+def _summary(op: Operation[Any]) -> dict[str, Any]:
+    """``{id, statusUrl, eventsUrl?, state?}``: what a script needs to resume the job."""
+    summary: dict[str, Any] = {"id": op.id, "statusUrl": op.status_url}
+    if op.events_url is not None:
+        summary["eventsUrl"] = op.events_url
+    if op.status is not None:
+        summary["state"] = op.status.state.value
+    return summary
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _deliver_result(ctx: Context, value: Any) -> None:
+    """Print the result on stdout, or save it to ``-o FILE``."""
+    output: str | None = getattr(ctx.args, "output", None)
+    if isinstance(value, ResultFile):
+        if output is None:
+            ctx.term.emit_bytes(value.content)
+            return
+        _write(Path(output), value.content)
+        ctx.term.info(f"saved {value.size} bytes ({value.content_type}) to {output}")
+        return
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    if output is None:
+        ctx.term.emit_json(value)
+        return
+    _write(Path(output), json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n")
+    ctx.term.info(f"saved the result to {output}")
+
+
+def _follow(ctx: Context, op: Operation[Any]) -> int:
+    """Wait for ``op`` (showing its progress on a terminal), then deliver its result."""
+    args = ctx.args
+    ctx.term.job_url = op.status_url
+    with ctx.term.progress() as display:
+        value = op.result(timeout=args.timeout, mode=args.mode, on_progress=display)
+    _deliver_result(ctx, value)
+    return ExitCode.OK
+
+
+def _started(ctx: Context, op: Operation[Any], event: str) -> int:
+    """A job now exists: announce it, then follow it (``--wait``) or print its summary."""
+    summary = _summary(op)
+    if ctx.args.wait:
+        ctx.term.announce(event, summary)
+        return _follow(ctx, op)
+    ctx.term.emit_json(summary)
+    return ExitCode.OK
+
+
+def cmd_submit(ctx: Context) -> int:
+    """``asyncreply submit URL``: submit a job; with ``--wait``, follow it to its result."""
+    args = ctx.args
+    payload, content = load_body(args, ctx.stdin)
+    headers: dict[str, str] = {}
+    configured = {name.lower() for name in request_headers(args, ctx.environ)}
+    if content is not None and "content-type" not in configured:
+        headers["Content-Type"] = "application/json"
+    with _client(ctx, args.url) as client:
+        kwargs: dict[str, Any] = {"method": args.method, "headers": headers or None}
+        if args.idempotency_key is not None:
+            kwargs["idempotency_key"] = args.idempotency_key
+        if content is not None:
+            kwargs["content"] = content
+        else:
+            kwargs["json"] = payload if payload is not None else {}
+        return _started(ctx, client.submit(args.url, **kwargs), "submitted")
+
+
+def cmd_retry(ctx: Context) -> int:
+    """``asyncreply retry URL``: run a failed, retryable job again (its retry URL, through
+    ``Operation.retry``); prints the new job, or its result with ``--wait``."""
+    args = ctx.args
+    with _client(ctx, args.url) as client:
+        retried = client.operation(args.url).retry(idempotency_key=args.idempotency_key)
+        return _started(ctx, retried, "retried")
+
+
+def cmd_status(ctx: Context) -> int:
+    """``asyncreply status URL``: one status request; prints the normalised status."""
+    with _client(ctx, ctx.args.url) as client:
+        status = client.operation(ctx.args.url).refresh()
+        ctx.term.emit_json(_status_json(status))
+    return ExitCode.OK
+
+
+def cmd_wait(ctx: Context) -> int:
+    """``asyncreply wait URL``: wait for an existing job and print its result."""
+    with _client(ctx, ctx.args.url) as client:
+        return _follow(ctx, client.operation(ctx.args.url))
+
+
+def cmd_cancel(ctx: Context) -> int:
+    """``asyncreply cancel URL``: cancel a job; prints its status afterwards."""
+    with _client(ctx, ctx.args.url) as client:
+        status = client.operation(ctx.args.url).cancel()
+    ctx.term.emit_json(_status_json(status))
+    if status.is_terminal and status.state is not JobState.CANCELLED:
+        raise CliError(f"cannot cancel: the job is already {status.state.value}")
+    return ExitCode.OK
+
+
+def _unanswered(report: ContractReport) -> str | None:
+    """Why the submission got no answer at all (the server is down), or ``None``."""
+    submit = report.get("submit")
+    if submit is None or submit.evidence is None or submit.outcome.value != "fail":
+        return None
+    evidence = submit.evidence
+    return None if evidence.status_code is not None else (evidence.note or submit.summary)
+
+
+def cmd_check(ctx: Context) -> int:
+    """``asyncreply check URL``: run the contract checker against a server."""
+    from .. import contract
+
+    args = ctx.args
+    origin(args.url)
+    payload, content = load_body(args, ctx.stdin)
+    headers = request_headers(args, ctx.environ)
+    if content is not None and "content-type" not in {name.lower() for name in headers}:
+        headers["Content-Type"] = "application/json"
+    body_json: Any = None
+    if content is None:
+        body_json = payload if payload is not None else {}
+    report = contract.check(
+        args.url,
+        json=body_json,
+        content=content,
+        method=args.method,
+        headers=headers,
+        dialect=DIALECTS[args.dialect](),
+        idempotency=args.idempotency,
+        timeout=args.timeout,
+        request_timeout=args.http_timeout,
+    )
+    if args.junit_xml is not None:
+        _write(Path(args.junit_xml), report.to_junit_xml().encode("utf-8"))
+    ctx.term.emit_text(report.to_json() if args.format == "json" else report.render_table())
+    unanswered = _unanswered(report)
+    if unanswered is not None:
+        # Nothing was checked: the server is down or unreachable, not in breach of the contract.
+        raise CliError(f"transport error: {unanswered}", ExitCode.TRANSPORT)
+    return ExitCode.OK if report.passed else ExitCode.CHECK_FAILED
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return json.loads(json.dumps(dataclasses.asdict(value), default=str))
+    return value
+
+
+def cmd_webhook_verify(ctx: Context) -> int:
+    """``asyncreply webhook verify``: verify a delivery read from stdin."""
+    from ..webhooks import WebhookVerificationError, WebhookVerifier
+
+    args = ctx.args
+    secrets = webhook_secrets(args, ctx.environ)
+    headers: list[tuple[str, str]] = [parse_header(h) for h in args.header or []]
+    buffer = getattr(ctx.stdin, "buffer", None)
+    body: bytes = buffer.read() if buffer is not None else ctx.stdin.read().encode("utf-8")
+    try:
+        verifier = WebhookVerifier(secrets, scheme=args.scheme, tolerance=args.tolerance)
+    except ValueError as exc:  # an empty secret, a whsec_ secret that is not base64
+        raise CliError(f"bad secret: {exc}", ExitCode.USAGE) from None
+    try:
+        event = verifier.verify(httpx.Headers(headers), body)
+    except WebhookVerificationError as exc:
+        raise CliError(
+            f"verification failed ({type(exc).__name__}): {exc}", ExitCode.WEBHOOK_INVALID
+        ) from None
+    ctx.term.emit_json(_jsonable(event))
+    return ExitCode.OK
+
+
+def cmd_serve(argv: Sequence[str]) -> int:
+    """``asyncreply serve ...``: run the reference server (its own flags and ``--help``)."""
+    try:
+        from reference_server import __main__ as server_cli
+    except ImportError as exc:
+        raise CliError(
+            f"the reference server needs `pip install asyncreply[server]`: {exc}"
+        ) from None
+    parser = server_cli.build_parser()
+    parser.prog = f"{PROG} serve"
+    parser.parse_args(list(argv))  # --help and usage errors, under this command's name
+    try:
+        code = server_cli.main(list(argv))
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else ExitCode.ERROR
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        config = server_cli.config_from_args(list(argv))
+        raise CliError(
+            f"port {config.port} is in use on {config.host} (choose another with --port, or "
+            "--port 0 for any free port)"
+        ) from None
+    return code if isinstance(code, int) else ExitCode.OK

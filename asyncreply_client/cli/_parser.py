@@ -1,0 +1,307 @@
+"""The command line's grammar, as data: shared option groups and one entry per command.
+
+:func:`build_parser` turns the tables into argparse parsers; adding a command or an option
+is an edit of :data:`COMMANDS` or :data:`GROUPS`, not of code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._version import __version__
+from ._commands import (
+    DIALECTS,
+    Context,
+    cmd_cancel,
+    cmd_check,
+    cmd_retry,
+    cmd_status,
+    cmd_submit,
+    cmd_wait,
+    cmd_webhook_verify,
+)
+from ._exit import EXIT_CODES, PROG
+from ._options import SECRET_ENV, positive_float
+
+__all__ = ["COMMANDS", "GROUPS", "Arg", "Command", "build_parser"]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One ``add_argument`` call: its flags (or positional name) and keywords."""
+
+    flags: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    """Shorthand for a table entry."""
+    return Arg(flags, options)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Options shared by several commands (``exclusive``: at most one of them)."""
+
+    args: tuple[Arg, ...]
+    exclusive: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    """One (sub)command: its help, its option groups, its own arguments and handler."""
+
+    name: str
+    help: str
+    description: str = ""
+    groups: tuple[str, ...] = ()
+    args: tuple[Arg, ...] = ()
+    handler: Callable[[Context], int] | None = None
+    subcommands: tuple[Command, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    add_help: bool = True
+
+
+_HEADER = arg(
+    "-H",
+    "--header",
+    action="append",
+    metavar="'NAME: VALUE'",
+    help="extra request header (repeatable; also ASYNCREPLY_HEADERS)",
+)
+_URL_SUBMIT = arg("url", metavar="URL", help="the submission URL, e.g. http://host/jobs")
+_URL_STATUS = arg("url", metavar="URL", help="the job's status URL")
+_METHOD = arg("-X", "--method", default="POST", help="submission method (default: POST)")
+_WAIT = arg("--wait", action="store_true", help="wait for the result and print it")
+_KEY = arg("--idempotency-key", metavar="KEY", help="Idempotency-Key (default: random)")
+
+GROUPS: dict[str, Group] = {
+    "http": Group(
+        (
+            _HEADER,
+            arg("--token", help="bearer token (default: $ASYNCREPLY_TOKEN)"),
+            arg(
+                "--http-timeout",
+                type=positive_float,
+                default=30.0,
+                metavar="SECONDS",
+                help="timeout of each HTTP request (default: 30)",
+            ),
+            arg("-q", "--quiet", action="store_true", help="no progress or messages on stderr"),
+        )
+    ),
+    "waiting": Group(
+        (
+            arg(
+                "--mode",
+                choices=["auto", "sse", "long-poll", "poll"],
+                default="auto",
+                help="how to wait: server-sent events, long polling, polling, or auto (default)",
+            ),
+            arg(
+                "--timeout",
+                type=positive_float,
+                default=None,
+                metavar="SECONDS",
+                help="give up waiting after this long (exit 6; the job goes on)",
+            ),
+            arg("-o", "--output", metavar="FILE", help="save the result to FILE, not stdout"),
+        )
+    ),
+    "body": Group(
+        (
+            arg("--json", metavar="JSON", help="the request body, as JSON text"),
+            arg(
+                "--data",
+                metavar="@FILE|-|TEXT",
+                help="the request body: @FILE reads a file, - reads stdin, anything else is "
+                "sent as is",
+            ),
+        ),
+        exclusive=True,
+    ),
+}
+
+_VERIFY = Command(
+    "verify",
+    help="verify a webhook delivery read from stdin",
+    description="Verify the signature of a webhook delivery: the raw body on stdin, the "
+    "headers with --header. Prints the event as JSON, or the exact reason it failed (exit 10). "
+    f"The secret comes from --secret, --secret-file, --secret-env or ${SECRET_ENV}.",
+    args=(
+        arg(
+            "--secret",
+            action="append",
+            help="signing secret (repeat for key rotation; whsec_... is base64); visible in "
+            "`ps`: prefer --secret-file or --secret-env",
+        ),
+        arg(
+            "--secret-file",
+            action="append",
+            metavar="FILE",
+            help="read the secret(s) from FILE, one per line (repeatable)",
+        ),
+        arg(
+            "--secret-env",
+            action="append",
+            metavar="VAR",
+            help=f"read the secret(s) from the environment variable VAR (default: {SECRET_ENV})",
+        ),
+        arg("-H", "--header", action="append", metavar="'NAME: VALUE'", help="a delivery header"),
+        arg(
+            "--scheme",
+            choices=["auto", "hmac-sha256", "standard"],
+            default="auto",
+            help="signature scheme (default: auto)",
+        ),
+        arg(
+            "--tolerance",
+            type=positive_float,
+            default=300.0,
+            metavar="SECONDS",
+            help="accepted clock skew of the timestamp (default: 300)",
+        ),
+    ),
+    handler=cmd_webhook_verify,
+    defaults={"quiet": False},
+)
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "submit",
+        help="submit a job (and, with --wait, follow it to its result)",
+        description="Submit a job: prints {id, statusUrl, state}, or the result with --wait. "
+        "With --wait and stderr not a terminal, a JSON line on stderr gives the job's URL as "
+        "soon as it exists.",
+        groups=("http", "body", "waiting"),
+        args=(_URL_SUBMIT, _WAIT, _METHOD, _KEY),
+        handler=cmd_submit,
+    ),
+    Command(
+        "status",
+        help="print a job's current status",
+        description="One status request; prints the normalised status as JSON.",
+        groups=("http",),
+        args=(_URL_STATUS,),
+        handler=cmd_status,
+    ),
+    Command(
+        "wait",
+        help="wait for an existing job and print its result",
+        description="Wait for the job at URL (its status URL) and print its result.",
+        groups=("http", "waiting"),
+        args=(_URL_STATUS,),
+        handler=cmd_wait,
+    ),
+    Command(
+        "cancel",
+        help="cancel a job",
+        description="Cancel the job at URL; prints its status afterwards.",
+        groups=("http",),
+        args=(arg("url", metavar="URL", help="the job's status (or cancel) URL"),),
+        handler=cmd_cancel,
+    ),
+    Command(
+        "retry",
+        help="run a failed job again (and, with --wait, follow the new job)",
+        description="POST the retry URL of the failed job at URL: prints the new job "
+        "{id, statusUrl, state}, or its result with --wait.",
+        groups=("http", "waiting"),
+        args=(_URL_STATUS, _WAIT, _KEY),
+        handler=cmd_retry,
+    ),
+    Command(
+        "check",
+        help="check that a server implements the async request-reply pattern",
+        description="Submit a job to URL and check the protocol step by step (exit 9 on any "
+        "failure, 8 when the server does not answer).",
+        groups=("http", "body"),
+        args=(
+            _URL_SUBMIT,
+            arg("--format", choices=["table", "json"], default="table", help="report format"),
+            _METHOD,
+            arg(
+                "--dialect",
+                choices=list(DIALECTS),
+                default="auto",
+                help="how to read the server's answers (default: auto)",
+            ),
+            arg("--junit-xml", metavar="FILE", help="also write a JUnit XML report to FILE"),
+            arg("--idempotency", action="store_true", help="also check Idempotency-Key replays"),
+            arg(
+                "--timeout",
+                type=positive_float,
+                default=30.0,
+                metavar="SECONDS",
+                help="deadline for the job to finish (default: 30)",
+            ),
+        ),
+        handler=cmd_check,
+    ),
+    Command("serve", help=f"run the reference server (see `{PROG} serve --help`)", add_help=False),
+    Command("webhook", help="webhook tools", description="Webhook tools.", subcommands=(_VERIFY,)),
+)
+
+_ENVIRONMENT = (
+    ("ASYNCREPLY_TOKEN", "bearer token (like --token)"),
+    ("ASYNCREPLY_HEADERS", "extra headers: a JSON object, or 'Name: value' lines"),
+    (SECRET_ENV, "webhook verify's signing secret(s), one per line"),
+    ("ASYNCREPLY_PROGRESS", "progress bar library: auto, rich, tqdm or plain"),
+    ("NO_COLOR", "disable colours"),
+    ("ASYNCREPLY_DEBUG", "show tracebacks of unexpected errors"),
+)
+
+
+def _epilog() -> str:
+    lines = ["exit codes:"] + [f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()]
+    lines += ["", "environment:"] + [f"  {name:<26} {text}" for name, text in _ENVIRONMENT]
+    return "\n".join(lines)
+
+
+def _add_args(parser: argparse.ArgumentParser, args: tuple[Arg, ...], exclusive: bool) -> None:
+    target: Any = parser.add_mutually_exclusive_group() if exclusive else parser
+    for item in args:
+        target.add_argument(*item.flags, **item.options)
+
+
+def _add_command(sub: Any, command: Command) -> None:
+    if not command.add_help:
+        sub.add_parser(command.name, help=command.help, add_help=False)
+        return
+    parser: argparse.ArgumentParser = sub.add_parser(
+        command.name,
+        help=command.help,
+        description=textwrap.fill(command.description, 88) if command.description else None,
+        epilog=None if command.subcommands else _epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name in command.groups:
+        _add_args(parser, GROUPS[name].args, GROUPS[name].exclusive)
+    _add_args(parser, command.args, exclusive=False)
+    if command.subcommands:
+        nested = parser.add_subparsers(
+            dest=f"{command.name}_command", metavar="COMMAND", required=True
+        )
+        for child in command.subcommands:
+            _add_command(nested, child)
+    if command.handler is not None:
+        parser.set_defaults(handler=command.handler, **command.defaults)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser from :data:`COMMANDS` (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Submit, follow, cancel, retry and check async request-reply jobs.",
+        epilog=_epilog() + f"\n\n`{PROG} serve --help` shows the reference server's flags.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        _add_command(sub, command)
+    return parser

@@ -1,0 +1,103 @@
+"""Per-job event logs and change notification: what SSE streams replay and waiters await.
+
+Every change of a job appends an event (bounded to :data:`EVENT_LOG_LIMIT` per job, also
+written to the store) and wakes everyone waiting on that job: long polls, ``Prefer: wait``
+and event streams wait on an :class:`asyncio.Event`, never in a sleep loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .records import EventRecord
+from .store import EVENT_LOG_LIMIT, Store
+
+__all__ = ["EventLogs"]
+
+
+@dataclass
+class _Log:
+    events: list[EventRecord] = field(default_factory=list)
+    version: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.version += 1
+        event, self.changed = self.changed, asyncio.Event()
+        event.set()
+
+
+class EventLogs:
+    """The event logs of one server's live jobs."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._logs: dict[str, _Log] = {}
+        #: Set at shutdown: waits return at once.
+        self.closing = False
+
+    def load(self, job_id: str, events: Iterable[EventRecord]) -> None:
+        """Take over a reloaded job's events."""
+        self._log(job_id).events = list(events)
+
+    def append(self, job_id: str, event: EventRecord) -> None:
+        """Log ``event`` (persisting it) and wake the job's waiters."""
+        log = self._log(job_id)
+        log.events.append(event)
+        if len(log.events) > EVENT_LOG_LIMIT:
+            del log.events[: len(log.events) - EVENT_LOG_LIMIT]
+        self._store.append_event(job_id, event)
+        log.wake()
+
+    def close(self) -> None:
+        """Shut down: wake every waiter so streams and long polls end."""
+        self.closing = True
+        for log in self._logs.values():
+            log.wake()
+
+    def drop(self, job_id: str) -> None:
+        """Forget a job's log, waking its waiters (they find the job gone)."""
+        log = self._logs.pop(job_id, None)
+        if log is not None:
+            log.wake()
+
+    def clear(self) -> None:
+        """Forget every log, waking every waiter."""
+        for job_id in list(self._logs):
+            self.drop(job_id)
+
+    def after(self, job_id: str, after: int) -> list[EventRecord]:
+        """The logged events of a job with an id greater than ``after``."""
+        log = self._logs.get(job_id)
+        return [e for e in log.events if e.id > after] if log is not None else []
+
+    def first_id(self, job_id: str) -> int:
+        """The id of the oldest event still in the job's log (0 if none)."""
+        log = self._logs.get(job_id)
+        return log.events[0].id if log is not None and log.events else 0
+
+    def version(self, job_id: str) -> int:
+        """A counter that increases with every change of the job; ``-1`` once it is gone.
+
+        Asking about an expired (or cleared) job keeps no state for it: a stream woken by the
+        expiry must not bring the job's log back to life (it would never be freed).
+        """
+        log = self._logs.get(job_id)
+        return log.version if log is not None else -1
+
+    async def wait_change(self, job_id: str, version: int, timeout: float) -> None:
+        """Wait until the job changes after ``version`` or ``timeout`` seconds pass."""
+        log = self._logs.get(job_id)
+        if log is None or log.version != version or self.closing or timeout <= 0:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(log.changed.wait(), timeout)
+
+    def _log(self, job_id: str) -> _Log:
+        log = self._logs.get(job_id)
+        if log is None:
+            log = self._logs[job_id] = _Log()
+        return log

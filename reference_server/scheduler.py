@@ -1,0 +1,145 @@
+"""The worker pool: when pending jobs run, and the handler tasks while they do.
+
+A pending job is queued at once or, with a ``run_at`` time (``notBefore``, retry backoff),
+by a loop timer; ``workers`` tasks take jobs off the queue one at a time. Stopping a
+running handler first sets its cancellation signal and cancels its task only after a grace
+period. Nothing here decides a job's state: the job manager does (see ``transitions.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Scheduler"]
+
+
+@dataclass
+class _Run:
+    """Per-job in-process run state (never persisted)."""
+
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[Any] | None = None
+    timer: asyncio.TimerHandle | None = None
+    kill_timer: asyncio.TimerHandle | None = None
+
+
+class Scheduler:
+    """Queue, timers and worker tasks of one server."""
+
+    def __init__(self, clock: Callable[[], float], run: Callable[[str], Awaitable[None]]) -> None:
+        self._clock = clock
+        self._run = run
+        self._runs: dict[str, _Run] = {}
+        self._queue: asyncio.Queue[str] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
+
+    def start(self, workers: int) -> None:
+        """Create the queue (jobs may be scheduled from now on) and start the workers."""
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self.closing = False
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"asyncreply-worker-{i}")
+            for i in range(workers)
+        ]
+
+    async def stop(self) -> None:
+        """Cancel timers, running handlers and workers, and wait for them to end."""
+        self.closing = True
+        tasks: list[asyncio.Task[Any]] = list(self._workers)
+        for run in self._runs.values():
+            for timer in (run.timer, run.kill_timer):
+                if timer is not None:
+                    timer.cancel()
+            if run.task is not None:
+                tasks.append(run.task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._workers = []
+
+    def workers_alive(self) -> bool:
+        """Whether every worker task is still running (a worker dies only on a bug)."""
+        return bool(self._workers) and all(not w.done() for w in self._workers)
+
+    def schedule(self, job_id: str, run_at: float | None) -> None:
+        """Queue a job now, or when ``run_at`` comes."""
+        assert self._loop is not None and self._queue is not None
+        run = self._get(job_id)
+        if run.timer is not None:
+            run.timer.cancel()
+            run.timer = None
+        delay = (run_at - self._clock()) if run_at is not None else 0.0
+        if delay > 0:
+            run.timer = self._loop.call_later(delay, self._enqueue, job_id)
+        else:
+            self._queue.put_nowait(job_id)
+
+    def begin(self, job_id: str) -> asyncio.Event:
+        """A fresh cancellation signal for a new attempt of ``job_id``."""
+        run = self._get(job_id)
+        run.cancel = asyncio.Event()
+        return run.cancel
+
+    def attach(self, job_id: str, task: asyncio.Task[Any]) -> None:
+        """Remember the task running ``job_id``'s handler."""
+        self._get(job_id).task = task
+
+    def detach(self, job_id: str) -> None:
+        """The handler task of ``job_id`` ended."""
+        run = self._runs.get(job_id)
+        if run is None:
+            return
+        run.task = None
+        if run.kill_timer is not None:
+            run.kill_timer.cancel()
+            run.kill_timer = None
+
+    def stop_running(self, job_id: str, *, grace: float) -> None:
+        """Signal a running handler to stop; cancel its task after ``grace`` seconds."""
+        run = self._runs.get(job_id)
+        if run is None:
+            return
+        if run.timer is not None:
+            run.timer.cancel()
+            run.timer = None
+        run.cancel.set()
+        task = run.task
+        if task is not None and not task.done():
+            if grace <= 0:
+                task.cancel()
+            elif self._loop is not None and run.kill_timer is None:
+                run.kill_timer = self._loop.call_later(grace, task.cancel)
+
+    def forget(self, job_id: str) -> None:
+        """Stop ``job_id`` at once and drop its run state."""
+        self.stop_running(job_id, grace=0)
+        self._runs.pop(job_id, None)
+
+    def clear(self) -> None:
+        """Stop every handler at once and drop all run state."""
+        for job_id in list(self._runs):
+            self.forget(job_id)
+
+    def _get(self, job_id: str) -> _Run:
+        run = self._runs.get(job_id)
+        if run is None:
+            run = self._runs[job_id] = _Run()
+        return run
+
+    def _enqueue(self, job_id: str) -> None:
+        run = self._runs.get(job_id)
+        if run is not None:
+            run.timer = None
+        if self._queue is not None and not self.closing:
+            self._queue.put_nowait(job_id)
+
+    async def _worker(self) -> None:
+        assert self._queue is not None
+        while True:
+            await self._run(await self._queue.get())
