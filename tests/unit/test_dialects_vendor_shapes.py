@@ -603,3 +603,16 @@ def test_microsoft_a_succeeded_document_naming_no_result_is_the_result() -> None
     pointed = {"id": "7", "status": "Succeeded", "resourceLocation": "/things/1"}
     status = MicrosoftDialect().interpret_status(resp(200, pointed, url=MONITOR), submission=sub)
     assert not status.has_result and status.result_url == f"{API}/things/1"
+
+
+@pytest.mark.parametrize(
+    ("code", "label"),
+    [(401, "request rejected"), (403, "request rejected"), (400, "request rejected")],
+)
+def test_the_cli_exits_rejected_for_a_polls_4xx(code: int, label: str) -> None:
+    from asyncreply_client.cli._exit import ExitCode, describe_error, exit_code_for
+
+    error = rejection_error(resp(code, {"error": {"code": "nope", "message": "no token"}}))
+    assert error is not None
+    assert exit_code_for(error) == ExitCode.REJECTED
+    assert describe_error(error).startswith(label) and "no token" in describe_error(error)
