@@ -28,6 +28,7 @@ from ._errors import (
 )
 from ._http import HttpResponse
 from ._models import JobError, JobState, JobStatus, Progress, ResultFile
+from ._observe import OperationMetadata
 from ._operation import AsyncOperation, Operation
 from ._policies import (
     Adaptive,
@@ -39,7 +40,7 @@ from ._policies import (
     PollObservation,
     PollSchedule,
 )
-from ._retry import RetryPolicy
+from ._retry import RetryEvent, RetryPolicy
 from ._sse import SSEOptions
 from ._version import __version__ as __version__
 from .dialects import (
@@ -80,6 +81,7 @@ __all__ = [
     "LongPolling",
     "MicrosoftDialect",
     "Operation",
+    "OperationMetadata",
     "PermissionDeniedError",
     "PollDecision",
     "PollObservation",
@@ -90,6 +92,7 @@ __all__ = [
     "ReferenceDialect",
     "RequestRejectedError",
     "ResultFile",
+    "RetryEvent",
     "RetryPolicy",
     "SSEOptions",
     "StatusCodeDialect",

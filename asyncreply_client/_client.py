@@ -32,6 +32,7 @@ from ._commands import Command
 from ._drivers import FlowResult, drive, drive_async
 from ._flow import DEFAULT_MAX_BODY, FlowConfig, OperationState, StreamBudget, WaitMode
 from ._models import JobStatus
+from ._observe import Observer
 from ._operation import AsyncOperation, Operation
 from ._policies import Adaptive, LongPolling, PollingPolicy
 from ._retry import RetryPolicy
@@ -176,6 +177,13 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             final_state_via=final_state_via,
         )
 
+    def _watch_submission(
+        self, flow: Generator[Command, Any, OperationState]
+    ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
+        """``flow`` watched by the observer (logging, tracing) of the operation it creates."""
+        observer = Observer(None, origin="submit", dialect=self._flow_cfg.dialect.name)
+        return observer, observer.observe(flow, submitting=True)
+
     def _attach_state(
         self, status_url: str, events_url: str | None, cancel_url: str | None
     ) -> OperationState:
@@ -318,7 +326,8 @@ class Client(_ClientBase[httpx.Client]):
         flow = self._submit_flow(
             url, json, content, method, headers, idempotency_key, callback, final_state_via
         )
-        return Operation(self, self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        return Operation(self, self._run(flow), result_type, observer)
 
     def operation(
         self,
@@ -338,7 +347,7 @@ class Client(_ClientBase[httpx.Client]):
         Raises:
             InvalidTokenError: the token is malformed, of another version, or invalid.
         """
-        return Operation(self, self._resumed_state(token), result_type)
+        return Operation(self, self._resumed_state(token), result_type, origin="resume")
 
     def run(
         self,
@@ -351,18 +360,19 @@ class Client(_ClientBase[httpx.Client]):
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
         final_state_via: FinalStateVia | None = None,
-        result_type: type[Any] | None = None,
+        result_type: type[R] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
-    ) -> Any:
+    ) -> R:
         """Submit and wait: return the result (see :meth:`submit` and
-        :meth:`Operation.result`)."""
+        :meth:`Operation.result`), typed ``result_type`` when given."""
         flow = self._submit_flow(
             url, json, content, method, headers, idempotency_key, callback, final_state_via
         )
-        op = Operation(self, self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        op = Operation(self, self._run(flow), result_type, observer)
         return op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 
     def close(self) -> None:
@@ -444,7 +454,8 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         flow = self._submit_flow(
             url, json, content, method, headers, idempotency_key, callback, final_state_via
         )
-        return AsyncOperation(self, await self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        return AsyncOperation(self, await self._run(flow), result_type, observer)
 
     def operation(
         self,
@@ -460,7 +471,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
 
     def resume(self, token: str, *, result_type: type[R] | None = None) -> AsyncOperation[R]:
         """Continue following an operation from ``op.to_token()``; see :meth:`Client.resume`."""
-        return AsyncOperation(self, self._resumed_state(token), result_type)
+        return AsyncOperation(self, self._resumed_state(token), result_type, origin="resume")
 
     async def run(
         self,
@@ -473,17 +484,18 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
         final_state_via: FinalStateVia | None = None,
-        result_type: type[Any] | None = None,
+        result_type: type[R] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
-    ) -> Any:
+    ) -> R:
         """Submit and wait: return the result; see :meth:`Client.run`."""
         flow = self._submit_flow(
             url, json, content, method, headers, idempotency_key, callback, final_state_via
         )
-        op = AsyncOperation(self, await self._run(flow), result_type)
+        observer, flow = self._watch_submission(flow)
+        op = AsyncOperation(self, await self._run(flow), result_type, observer)
         return await op.result(timeout=timeout, polling=polling, mode=mode, on_progress=on_progress)
 
     async def aclose(self) -> None:

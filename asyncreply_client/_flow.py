@@ -21,6 +21,7 @@ from typing import Any, Literal
 import httpx
 import pydantic
 
+from . import _log
 from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
@@ -612,11 +613,15 @@ def wait(
             "Link rel=events) and the client has no events_url_template"
         )
     use_sse = options.mode == "sse" or (options.mode == "auto" and not state.sse_unusable)
+    poll_reason = _poll_reason(options, state, use_sse)
     if (
         use_sse
         and state.events_url is not None
         and cfg.streams.try_acquire(force=options.mode == "sse")
     ):
+        if _log.active(_log.CLIENT):
+            why = "mode='sse'" if options.mode == "sse" else "an events URL is known"
+            _mode_chosen(state, "sse", why)
         try:
             ending = yield from follow_events(
                 state.events_url,
@@ -638,12 +643,29 @@ def wait(
             raise _timeout(options, state)
         # Fallback: poll from the last known state, within the same deadline.
         state.sse_unusable = True
+        poll_reason = "fallback from SSE"
+        if _log.active(_log.SSE):
+            _log.decision(
+                _log.SSE,
+                "asyncreply.sse.fallback",
+                {
+                    "asyncreply.reason": _log.redact_text(ending.reason),
+                    "asyncreply.sse.reconnects": ending.reconnects,
+                },
+                "operation %s: SSE falls back to polling: %s",
+                _name(state),
+                _log.redact_text(ending.reason),
+            )
+    elif use_sse and state.events_url is not None:
+        poll_reason = "the event stream budget (max_streams) is used up"
 
     if state.status_url is None:
         raise ProtocolError("the operation has no status URL to poll")
     policy = options.polling or cfg.polling
     if options.mode == "long-poll" and options.polling is None:
         policy = cfg.long_polling
+    if _log.active(_log.CLIENT):
+        _mode_chosen(state, "long-poll" if options.mode == "long-poll" else "poll", poll_reason)
     schedule = policy.schedule()
     polls = 0
     while True:
@@ -651,12 +673,19 @@ def wait(
             PollObservation(status=state.last, now=cfg.now(), started=started, polls=polls)
         )
         delay = max(decision.delay, 0.0)
+        hinted = state.last is not None and state.last.retry_after is not None
         if state.first_delay is not None:
             # The submission's Retry-After, clamped like every hint (a 202 saying
             # "Retry-After: 999999999" must not sleep for 31 years).
             delay = min(max(state.first_delay, 0.0), hint_ceiling(policy))
+            hinted = True
+        reason = "hint" if hinted else "backoff"
         if deadline is not None:
-            delay = min(delay, max(deadline - cfg.now(), 0.0))
+            capped = min(delay, max(deadline - cfg.now(), 0.0))
+            reason = "deadline" if capped < delay else reason
+            delay = capped
+        if _log.active(_log.CLIENT):
+            _delay_chosen(state, delay, reason, decision.wait)
         if delay > 0:
             yield Sleep(delay)
         hold = decision.wait
@@ -671,6 +700,47 @@ def wait(
             return status
         if deadline is not None and cfg.now() >= deadline:
             raise _timeout(options, state)
+
+
+def _name(state: OperationState) -> str:
+    """How log lines name an operation: its id, else its status URL (redacted)."""
+    if state.id:
+        return state.id
+    return "?" if state.status_url is None else _log.redact_url(state.status_url)
+
+
+def _poll_reason(options: WaitOptions, state: OperationState, use_sse: bool) -> str:
+    """Why a wait polls, when it does not stream (for the logs)."""
+    if options.mode in ("poll", "long-poll"):
+        return f"mode={options.mode!r}"
+    if not use_sse:
+        return "the event stream failed in an earlier wait"
+    return "no events URL is known"
+
+
+def _mode_chosen(state: OperationState, mode: str, why: str) -> None:
+    _log.decision(
+        _log.CLIENT,
+        "asyncreply.mode",
+        {"asyncreply.mode": mode, "asyncreply.reason": why},
+        "operation %s: waiting by %s (%s)",
+        _name(state),
+        mode,
+        why,
+    )
+
+
+def _delay_chosen(state: OperationState, delay: float, reason: str, hold: float | None) -> None:
+    _log.decision(
+        _log.CLIENT,
+        "asyncreply.delay",
+        {"asyncreply.delay": delay, "asyncreply.delay_reason": reason, "asyncreply.hold": hold},
+        "operation %s: next poll in %.3f s (%s)%s",
+        _name(state),
+        delay,
+        reason,
+        "" if hold is None else f", held up to {_format_seconds(hold)} s",
+    )
 
 
 def _timeout(options: WaitOptions, state: OperationState) -> WaitTimeoutError:

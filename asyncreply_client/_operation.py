@@ -1,23 +1,36 @@
 """``Operation`` and ``AsyncOperation``: thin shells over the flows, one per submitted job.
 
-``_OperationBase`` builds every flow (``_flow``) with its arguments; the two shells only hand
-it to their client's driver, so each method is one line. Nothing here decides anything about
-the protocol.
+``_OperationBase`` builds every flow (``_flow``) with its arguments, watched by the operation's
+:class:`~asyncreply_client._observe.Observer` (logging, tracing, last answer); the two shells
+only hand it to their client's driver, so each method is one line. Nothing here decides
+anything about the protocol. The future-like idioms (``done()``, ``exception()``,
+``add_done_callback()``, ``await op``) are those of ``concurrent.futures``, azure-core's
+``LROPoller`` and google-api-core's ``Operation``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
+import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import _flow
+import httpx
+
+from . import _flow, _log
 from ._commands import Command, Tracker
-from ._errors import AsyncReplyError, InvalidTokenError
+from ._errors import (
+    AsyncReplyError,
+    InvalidTokenError,
+    JobCancelledError,
+    JobFailedError,
+)
 from ._flow import OperationState, WaitMode, WaitOptions
-from ._models import JobStatus
+from ._models import JobState, JobStatus
+from ._observe import Observer, OperationMetadata
 from ._policies import PollingPolicy
 from ._token import TokenData, dump_token
 
@@ -34,14 +47,30 @@ Destination = str | os.PathLike[str] | IO[bytes]
 class _OperationBase(Generic[ResultT]):
     """What both shells share: the state, read-only views of it, and the resume token."""
 
-    __slots__ = ("_base", "_result_type", "_state")
+    __slots__ = ("__weakref__", "_base", "_callbacks", "_observer", "_result_type", "_state")
 
     def __init__(
-        self, base: _ClientBase[Any], state: OperationState, result_type: type[ResultT] | None
+        self,
+        base: _ClientBase[Any],
+        state: OperationState,
+        result_type: type[ResultT] | None,
+        observer: Observer | None = None,
+        *,
+        origin: str = "attach",
     ) -> None:
         self._base = base
         self._state = state
         self._result_type = result_type
+        self._callbacks: list[Callable[[Any], object]] | None = None
+        if observer is None:
+            observer = Observer(state, origin=origin, dialect=base._flow_cfg.dialect.name)
+        else:
+            observer.state = state
+        self._observer = observer
+        span = observer.span
+        if span is not None and span.recording:
+            # An operation dropped before its end still ends its span (the job goes on).
+            weakref.finalize(self, observer.end)
 
     @property
     def id(self) -> str | None:
@@ -68,6 +97,65 @@ class _OperationBase(Generic[ResultT]):
     def status(self) -> JobStatus | None:
         """The latest status snapshot seen (``None`` before the first one)."""
         return self._state.last
+
+    @property
+    def metadata(self) -> OperationMetadata:
+        """The latest status with the last answer that gave one: its raw body, HTTP status,
+        response headers and URL (azure-core's ``polling_method()._pipeline_response``,
+        google-api-core's ``metadata``)."""
+        return self._observer.metadata()
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response headers of the last answer that gave a status (empty before one)."""
+        return self._observer.metadata().headers
+
+    def done(self) -> bool:
+        """Whether the job is known to be terminal (completed, failed or cancelled).
+
+        Sends nothing: it reads the latest snapshot, which ``refresh()``, ``wait()`` and the
+        other methods update.
+        """
+        last = self._state.last
+        return last is not None and last.is_terminal
+
+    def cancelled(self) -> bool:
+        """Whether the job is known to be cancelled (from the latest snapshot; sends nothing)."""
+        last = self._state.last
+        return last is not None and last.state is JobState.CANCELLED
+
+    def _outcome_error(self, status: JobStatus) -> JobFailedError | JobCancelledError | None:
+        """The error ``result()`` raises for ``status``'s outcome (``None`` when completed)."""
+        try:
+            _flow._check_outcome(status)
+        except (JobFailedError, JobCancelledError) as exc:
+            return exc
+        return None
+
+    def _add_done_callback(self, fn: Callable[[Any], object]) -> None:
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                "add_done_callback takes a plain function; start a task from it for async work"
+            )
+        if self.done():
+            self._call_back(fn)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+            self._observer.on_done = self._run_callbacks
+        self._callbacks.append(fn)
+
+    def _run_callbacks(self) -> None:
+        callbacks, self._callbacks = self._callbacks or [], None
+        self._observer.on_done = None
+        for fn in callbacks:
+            self._call_back(fn)
+
+    def _call_back(self, fn: Callable[[Any], object]) -> None:
+        try:
+            fn(self)
+        except Exception:  # as concurrent.futures: a callback's error is logged, not raised
+            _log.CLIENT.exception("done callback %r of %r raised", fn, self)
 
     def to_token(self) -> str:
         """An opaque, versioned token from which ``client.resume(token)`` continues, in this
@@ -101,6 +189,7 @@ class _OperationBase(Generic[ResultT]):
         self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
     ) -> Generator[Command, Any, JobStatus]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
+        self._observer.waiting(mode)
         return self._attached(
             _flow.wait(self._base._flow_cfg, self._state, options, self._tracker())
         )
@@ -109,15 +198,21 @@ class _OperationBase(Generic[ResultT]):
         self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
     ) -> Generator[Command, Any, ResultT]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
+        self._observer.waiting(mode)
         cfg, tracker = self._base._flow_cfg, self._tracker()
         return self._attached(_flow.result(cfg, self._state, options, tracker, self._result_type))
 
     def _cancel_flow(self) -> Generator[Command, Any, JobStatus]:
         return self._attached(_flow.cancel(self._base._flow_cfg, self._state))
 
-    def _retry_flow(self, idempotency_key: str | None) -> Generator[Command, Any, OperationState]:
+    def _retry_flow(
+        self, idempotency_key: str | None
+    ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
+        """The retry flow, watched by the observer of the operation it creates."""
         key = self._base._key(idempotency_key)
-        return _flow.retry(self._base._flow_cfg, self._state, idempotency_key=key)
+        flow = _flow.retry(self._base._flow_cfg, self._state, idempotency_key=key)
+        observer = Observer(None, origin="retry", dialect=self._base._flow_cfg.dialect.name)
+        return observer, observer.observe(flow, submitting=True)
 
     def _download_flow(
         self,
@@ -127,6 +222,7 @@ class _OperationBase(Generic[ResultT]):
         mode: WaitMode,
     ) -> Generator[Command, Any, int]:
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
+        self._observer.waiting(mode)
         return self._attached(self._download_into(destination, options, self._tracker()))
 
     def _download_into(
@@ -143,10 +239,11 @@ class _OperationBase(Generic[ResultT]):
         return Tracker(self._state.last)
 
     def _attached(self, flow: Generator[Command, Any, T]) -> Generator[Command, Any, T]:
-        """``flow``, giving its errors this operation (``exc.operation``): the job exists, so
-        the caller waits again or resumes it instead of submitting a second one."""
+        """``flow``, watched by the observer, giving its errors this operation
+        (``exc.operation``): the job exists, so the caller waits again or resumes it instead
+        of submitting a second one."""
         try:
-            return (yield from flow)
+            return (yield from self._observer.observe(flow))
         except AsyncReplyError as exc:
             if exc.operation is None:
                 exc.operation = self
@@ -250,6 +347,31 @@ class Operation(_OperationBase[ResultT]):
         """
         yield from self._base._iterate(self._wait_flow(timeout, polling, mode))
 
+    def exception(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: WaitMode = "auto",
+    ) -> JobFailedError | JobCancelledError | None:
+        """Wait until the job is terminal, then return the error :meth:`result` would raise
+        for its outcome (``None`` when it completed), without fetching the result.
+
+        Raises:
+            WaitTimeoutError: the timeout passed; the job goes on.
+            JobExpiredError, JobNotFoundError: the job is gone.
+        """
+        return self._outcome_error(self.wait(timeout=timeout, polling=polling, mode=mode))
+
+    def add_done_callback(self, fn: Callable[[Operation[ResultT]], object]) -> None:
+        """Call ``fn(operation)`` once the job is seen terminal, at the end of the call that
+        saw it (``wait``, ``result``, ``refresh``...), or now if it already is.
+
+        ``fn`` is a plain function (an exception it raises is logged on
+        ``asyncreply.client``, not raised), as ``concurrent.futures.Future``'s.
+        """
+        self._add_done_callback(fn)
+
     def cancel(self) -> JobStatus:
         """Ask the server to cancel the job; return the status after the request.
 
@@ -265,8 +387,8 @@ class Operation(_OperationBase[ResultT]):
             JobOutcomeError: the job offers no retry URL.
             SubmissionRejectedError: the server refused (not retryable).
         """
-        state = self._base._run(self._retry_flow(idempotency_key))
-        return Operation(self._base, state, self._result_type)
+        observer, flow = self._retry_flow(idempotency_key)
+        return Operation(self._base, self._base._run(flow), self._result_type, observer)
 
     def download(
         self,
@@ -285,9 +407,12 @@ class Operation(_OperationBase[ResultT]):
 class AsyncOperation(_OperationBase[ResultT]):
     """A submitted job, followed asynchronously: :class:`Operation`'s methods, awaited.
 
+    ``await op`` waits for the result, as ``await op.result()`` does.
+
     Example:
         >>> op = await client.submit("/jobs", json={"type": "sleep", "input": {}})  # doctest: +SKIP
         >>> await op.result(timeout=30)  # doctest: +SKIP
+        >>> await op  # the same  # doctest: +SKIP
     """
 
     __slots__ = ()
@@ -333,14 +458,37 @@ class AsyncOperation(_OperationBase[ResultT]):
             async for status in statuses:
                 yield status
 
+    async def exception(
+        self,
+        *,
+        timeout: float | None = None,
+        polling: PollingPolicy | None = None,
+        mode: WaitMode = "auto",
+    ) -> JobFailedError | JobCancelledError | None:
+        """Wait, then return the outcome's error (``None`` when completed); see
+        :meth:`Operation.exception`."""
+        status = await self.wait(timeout=timeout, polling=polling, mode=mode)
+        return self._outcome_error(status)
+
+    def add_done_callback(self, fn: Callable[[AsyncOperation[ResultT]], object]) -> None:
+        """Call ``fn(operation)`` once the job is seen terminal; see
+        :meth:`Operation.add_done_callback` (``fn`` is a plain function, as for
+        ``asyncio.Future``)."""
+        self._add_done_callback(fn)
+
+    def __await__(self) -> Generator[Any, None, ResultT]:
+        """``await op`` is ``await op.result()``."""
+        return self.result().__await__()
+
     async def cancel(self) -> JobStatus:
         """Ask the server to cancel the job; see :meth:`Operation.cancel`."""
         return await self._base._run(self._cancel_flow())
 
     async def retry(self, *, idempotency_key: str | None = None) -> AsyncOperation[ResultT]:
         """Run a failed, retryable job again; see :meth:`Operation.retry`."""
-        state = await self._base._run(self._retry_flow(idempotency_key))
-        return AsyncOperation(self._base, state, self._result_type)
+        observer, flow = self._retry_flow(idempotency_key)
+        state = await self._base._run(flow)
+        return AsyncOperation(self._base, state, self._result_type, observer)
 
     async def download(
         self,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
 
+from . import _log
 from ._commands import CloseStream, Command, ReadBytes, Send, Sleep
 from ._dialects import Dialect, is_job_failure_response
 from ._errors import TransportError
@@ -26,6 +27,7 @@ from ._http import HttpResponse
 __all__ = [
     "Answer",
     "RetryContext",
+    "RetryEvent",
     "RetryPolicy",
     "Verdict",
     "attempts",
@@ -58,14 +60,44 @@ def is_testing() -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """A retry about to happen, as given to ``RetryPolicy(before_sleep=...)``.
+
+    Attributes:
+        attempt: the number of the attempt that failed (1-based).
+        delay: seconds to wait before the next attempt.
+        cause: what failed, in words: ``"HTTP 503"``, or the exception's class name.
+        method: the request's method.
+        url: the request's URL (as sent: it may hold query parameters you consider secret).
+        status_code: the transient answer's status, or ``None`` for a network fault.
+        exception: httpx's exception for a network fault, else ``None``.
+        retry_after: whether ``delay`` is the server's ``Retry-After`` (else the backoff).
+    """
+
+    attempt: int
+    delay: float
+    cause: str
+    method: str
+    url: str
+    status_code: int | None = None
+    exception: BaseException | None = None
+    retry_after: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How transient faults are retried: up to ``attempts`` tries in all, waiting a full-jitter
     exponential backoff (``initial * factor**n``, capped at ``cap``) between them, or the
     server's ``Retry-After`` when it gives one (capped at ``max_retry_after``).
 
+    ``before_sleep``, when given, is called with a :class:`RetryEvent` before each wait for a
+    retry (as tenacity's ``before_sleep`` and stamina's hooks, without exposing either): a plain
+    function, run in the flow; an exception it raises ends the call.
+
     Example:
         >>> RetryPolicy(attempts=1)  # never retry
         RetryPolicy(attempts=1, initial=0.1, factor=2.0, cap=5.0, jitter=True, max_retry_after=30.0)
+        >>> RetryPolicy(before_sleep=lambda e: print(e.cause, e.delay))  # doctest: +SKIP
     """
 
     attempts: int = 4
@@ -74,6 +106,9 @@ class RetryPolicy:
     cap: float = 5.0
     jitter: bool = True
     max_retry_after: float = 30.0
+    before_sleep: Callable[[RetryEvent], object] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -216,8 +251,63 @@ def attempts(
         delay = backoff(ctx.retry, attempt, retry_after, rand=ctx.random)
         if deadline is not None and delay >= deadline - ctx.now() and delay > 0:
             raise exhausted(outcome, command.request, attempt)
+        _before_sleep(ctx.retry, command.request, outcome, attempt, limit, delay, retry_after)
         if delay > 0:
             yield Sleep(delay)
+
+
+def _before_sleep(
+    policy: RetryPolicy,
+    request: httpx.Request,
+    fault: HttpResponse | httpx.TransportError,
+    attempt: int,
+    limit: int,
+    delay: float,
+    retry_after: float | None,
+) -> None:
+    """Report a retry about to wait: a DEBUG line on ``asyncreply.retry``, an event on the
+    operation's span, and the policy's ``before_sleep`` hook."""
+    hook = policy.before_sleep
+    report = _log.active(_log.RETRY)
+    if hook is None and not report:
+        return
+    code = fault.status_code if isinstance(fault, HttpResponse) else None
+    cause = f"HTTP {code}" if code is not None else type(fault).__name__
+    if report:
+        reason = "retry-after" if retry_after is not None else "backoff"
+        _log.decision(
+            _log.RETRY,
+            "asyncreply.retry",
+            {
+                "asyncreply.attempt": attempt,
+                "asyncreply.cause": cause,
+                "asyncreply.delay": delay,
+                "asyncreply.delay_reason": reason,
+                "http.request.method": request.method,
+                "http.response.status_code": code,
+            },
+            "retrying %s %s after attempt %d of %d failed (%s) in %.3f s (%s)",
+            request.method,
+            _log.redact_url(request.url),
+            attempt,
+            limit,
+            cause,
+            delay,
+            reason,
+        )
+    if hook is not None:
+        hook(
+            RetryEvent(
+                attempt=attempt,
+                delay=delay,
+                cause=cause,
+                method=request.method,
+                url=str(request.url),
+                status_code=code,
+                exception=None if isinstance(fault, HttpResponse) else fault,
+                retry_after=retry_after is not None,
+            )
+        )
 
 
 def _worth_retrying(fault: HttpResponse | httpx.TransportError) -> bool:

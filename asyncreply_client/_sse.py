@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import httpx
 from httpx_sse import ServerSentEvent
 
+from . import _log
 from ._commands import CloseStream, Command, Emit, ReadBytes, Sleep, Tracker
 from ._dialects import Dialect
 from ._errors import ProtocolError, TransportError
@@ -479,6 +480,15 @@ def follow_events(
             decoder = SSEDecoder(last_event_id=last_id, max_buffer=opts.max_buffer)
             replays.new_connection(last_id)
             stream_url = response.url or events_url
+            if _log.active(_log.SSE):
+                _log.decision(
+                    _log.SSE,
+                    "asyncreply.sse.open",
+                    {"asyncreply.sse.last_event_id": last_id or None},
+                    "event stream %s open (Last-Event-ID %r)",
+                    _log.redact_url(stream_url),
+                    last_id or None,
+                )
             while True:
                 try:
                     # Bytes, not text: an event stream is UTF-8 whatever its Content-Type's
@@ -503,6 +513,8 @@ def follow_events(
                     yield CloseStream()
                     return finish(SSEEnd.FALLBACK, f"unusable event stream: {exc}")
                 last_id = decoder.last_event_id
+                if events and _log.active(_log.SSE):
+                    _messages(events)
                 if decoder.retry is not None:
                     server_retry = decoder.retry
                 for status in statuses:
@@ -538,9 +550,44 @@ def follow_events(
         delay = opts.reconnect_delay(server_retry, drops)
         if left is not None and delay >= left:
             return finish(SSEEnd.FALLBACK, f"{why}; no time left to reconnect")
+        if _log.active(_log.SSE):
+            _reconnecting(why, delay, last_id, drops, opts.max_reconnects)
         if delay > 0:
             yield Sleep(delay)
         reconnects += 1
+
+
+def _messages(events: list[ServerSentEvent]) -> None:
+    """Report each message received (its type and id; never its data)."""
+    for event in events:
+        _log.decision(
+            _log.SSE,
+            "asyncreply.sse.message",
+            {"asyncreply.sse.event": event.event, "asyncreply.sse.id": event.id or None},
+            "SSE message %r (id %r)",
+            event.event,
+            event.id or None,
+        )
+
+
+def _reconnecting(why: str, delay: float, last_id: str, drops: int, limit: int) -> None:
+    reason = _log.redact_text(why)
+    _log.decision(
+        _log.SSE,
+        "asyncreply.sse.reconnect",
+        {
+            "asyncreply.reason": reason,
+            "asyncreply.delay": delay,
+            "asyncreply.sse.last_event_id": last_id or None,
+            "asyncreply.sse.drops": drops,
+        },
+        "event stream dropped (%s, %d of %d): reconnecting in %.3f s with Last-Event-ID %r",
+        reason,
+        drops,
+        limit,
+        delay,
+        last_id or None,
+    )
 
 
 def _needs_tighter_timeout(read_timeout: float, left: float) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from .access_log import access_log
 from .config import FaultConfig, ServerConfig
 from .documents import (
     estimated_completion,
@@ -588,7 +589,12 @@ def create_app(
         stream_tokens=StreamTokens.for_config(config, clock),
     )
     app = web.Application(
-        middlewares=[errors_and_counts(state), inject_faults(state), _auth],
+        middlewares=[
+            access_log(_resolve_user, hash_users=config.tokens is None),
+            errors_and_counts(state),
+            inject_faults(state),
+            _auth,
+        ],
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )
     app[STATE_KEY] = state

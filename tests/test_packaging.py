@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("asyncreply_client", "reference_server")
+PACKAGES = ("asyncreply_client", "asyncreply_signing", "reference_server")
 
 # Imported but deliberately not declared, with the reason.
 UNDECLARED_ON_PURPOSE = {

@@ -1,0 +1,162 @@
+"""The ``asyncreply`` loggers, and the redaction every log line and span attribute goes through.
+
+Loggers (stdlib :mod:`logging`, silent until the application configures logging):
+
+| logger                 | what it says                                                     |
+| ---------------------- | ---------------------------------------------------------------- |
+| ``asyncreply.client``  | DEBUG: each request and its answer, each decision (mode, delay   |
+|                        | and why); INFO: each state change of an operation                |
+| ``asyncreply.sse``     | DEBUG: streams opened, messages, reconnects, fallback to polling |
+| ``asyncreply.retry``   | DEBUG: each retry, its attempt number, cause and delay           |
+| ``asyncreply.webhooks``| webhook verification and delivery                                |
+| ``asyncreply.server``  | the reference server's access log                                |
+
+Nothing that could be a secret reaches a log line: URLs lose their user info and the values of
+query parameters named like credentials (``token``, ``api_key``, ``sig``...), and neither
+headers nor bodies are ever logged. Callers test ``enabled(logger)``
+before building a line, so that logging costs one attribute lookup when it is off.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+from collections.abc import Mapping
+from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "CLIENT",
+    "RECORDER",
+    "Attribute",
+    "Recorder",
+    "active",
+    "decision",
+    "REDACTED",
+    "RETRY",
+    "SERVER",
+    "SSE",
+    "WEBHOOKS",
+    "enabled",
+    "is_secret_name",
+    "redact_text",
+    "redact_url",
+]
+
+CLIENT = logging.getLogger("asyncreply.client")
+SSE = logging.getLogger("asyncreply.sse")
+RETRY = logging.getLogger("asyncreply.retry")
+WEBHOOKS = logging.getLogger("asyncreply.webhooks")
+SERVER = logging.getLogger("asyncreply.server")
+
+REDACTED = "REDACTED"
+
+#: The value of a span attribute.
+Attribute = str | bool | int | float
+
+
+class Recorder(Protocol):
+    """Where the decisions of the flow being stepped go besides the log (its operation's span)."""
+
+    @property
+    def tracing(self) -> bool:
+        """Whether recorded decisions are kept."""
+        ...
+
+    def decided(self, event: str, attributes: Mapping[str, Attribute | None]) -> None:
+        """Record one decision."""
+        ...
+
+
+#: The recorder of the flow being stepped: set by its observer around each step, so the pure
+#: code reports decisions without a recorder in any signature (``_observe``).
+RECORDER: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
+    "asyncreply_recorder", default=None
+)
+
+#: Names of query parameters whose values are credentials, in the spellings seen in
+#: the wild: OAuth ``access_token``, ``api_key``/``apikey``/``x-api-key``, Azure SAS ``sig``
+#: and Functions ``code``, AWS/GCS signed URLs (``X-Amz-Signature``, ``X-Amz-Credential``,
+#: ``X-Goog-Signature``), cookies and sessions. Matched as substrings, case-insensitively.
+_SECRET_NAME = re.compile(
+    r"auth|token|key|secret|passw|pwd|sig|credential|cookie|session|bearer|assertion|jwt"
+    r"|^code$|^sas$|^ticket$",
+    re.IGNORECASE,
+)
+
+
+def enabled(logger: logging.Logger, level: int = logging.DEBUG) -> bool:
+    """Whether a line at ``level`` would be emitted: test it before building the arguments."""
+    return logger.isEnabledFor(level)
+
+
+def active(logger: logging.Logger) -> bool:
+    """Whether a :func:`decision` would be kept: ``logger`` logs DEBUG, or the flow being
+    stepped belongs to a traced operation. Test it before computing a decision's details."""
+    if logger.isEnabledFor(logging.DEBUG):
+        return True
+    recorder = RECORDER.get()
+    return recorder is not None and recorder.tracing
+
+
+def decision(
+    logger: logging.Logger,
+    event: str,
+    attributes: Mapping[str, Attribute | None],
+    message: str,
+    *args: object,
+) -> None:
+    """Report a decision of the flow being stepped: a DEBUG line on ``logger`` (``message``
+    %-formatted with ``args`` only when emitted) and an ``event`` on its operation's span.
+
+    Never pass secrets or bodies: URLs go through :func:`redact_url`.
+    """
+    recorder = RECORDER.get()
+    if recorder is not None:
+        recorder.decided(event, attributes)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(message, *args)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a query parameter or header named ``name`` may carry a credential."""
+    return _SECRET_NAME.search(name) is not None
+
+
+def redact_url(url: object) -> str:
+    """``url`` as text, without user info and with the values of secret-looking query
+    parameters replaced by ``REDACTED``; never raises (an unparsable URL becomes a marker).
+
+    Example:
+        >>> redact_url("https://u:p@example.com/jobs/1?api_key=abc&wait=5")
+        'https://example.com/jobs/1?api_key=REDACTED&wait=5'
+    """
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+        netloc = parts.netloc.rpartition("@")[2]
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode(
+                [(name, REDACTED if is_secret_name(name) else value) for name, value in pairs],
+                safe="/:",
+            )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (an error message, a reason) with every URL in it passed through
+    :func:`redact_url`.
+
+    Example:
+        >>> redact_text("GET https://h/e?token=abc failed")
+        'GET https://h/e?token=REDACTED failed'
+    """
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
