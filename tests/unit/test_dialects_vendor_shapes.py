@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from asyncreply_client._errors import (
@@ -33,6 +32,7 @@ from asyncreply_client.dialects import (
     with_final_state_via,
 )
 from asyncreply_client.dialects._rejections import rejection_error
+from tests.unit.test_dialects import resp as reference_resp
 
 WALL = 1_795_424_400.0
 API = "https://api.test"
@@ -48,15 +48,7 @@ def resp(
     method: str = "GET",
 ) -> HttpResponse:
     """A response view; a non-bytes body is JSON-encoded with a JSON Content-Type."""
-    h = dict(headers or {})
-    if body is None:
-        content = b""
-    elif isinstance(body, bytes):
-        content = body
-    else:
-        content = json.dumps(body).encode()
-        h.setdefault("Content-Type", "application/json")
-    return HttpResponse(code, httpx.Headers(h), content, url, method)
+    return reference_resp(code, body, headers, url=url, method=method)
 
 
 def every_dialect() -> list[Dialect]:
