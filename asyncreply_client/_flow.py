@@ -599,19 +599,10 @@ def wait(
     if state.last is not None and state.last.is_terminal:
         return state.last
 
-    if options.mode == "sse" and state.events_url is None and state.status_url is not None:
-        # An operation attached by URL or resumed knows no events URL yet: any status
-        # answer may announce it (eventsUrl, Link rel=events).
-        first = yield from refresh(cfg, state, deadline=deadline)
-        if tracker.observe(first):
-            yield Emit(first)
+    if options.mode == "sse" and state.events_url is None:
+        first = yield from _learn_events_url(cfg, state, tracker, deadline)
         if first.is_terminal:
             return first
-    if options.mode == "sse" and state.events_url is None:
-        raise ProtocolError(
-            "mode='sse' needs an events URL: the server announced none (eventsUrl, "
-            "Link rel=events) and the client has no events_url_template"
-        )
     use_sse = options.mode == "sse" or (options.mode == "auto" and not state.sse_unusable)
     poll_reason = _poll_reason(options, state, use_sse)
     if (
@@ -740,6 +731,28 @@ def _delay_chosen(state: OperationState, delay: float, reason: str, hold: float 
         delay,
         reason,
         "" if hold is None else f", held up to {_format_seconds(hold)} s",
+    )
+
+
+def _learn_events_url(
+    cfg: FlowConfig, state: OperationState, tracker: Tracker, deadline: float | None
+) -> Generator[Command, Any, JobStatus]:
+    """One status request for ``mode="sse"`` without an events URL: an operation attached
+    by URL or resumed knows none yet, and any status answer may announce it (``eventsUrl``,
+    ``Link: rel="events"``). Returns that status (terminal: the wait is over).
+
+    Raises:
+        ProtocolError: the answer announced none either.
+    """
+    if state.status_url is not None:
+        first = yield from refresh(cfg, state, deadline=deadline)
+        if tracker.observe(first):
+            yield Emit(first)
+        if first.is_terminal or state.events_url is not None:
+            return first
+    raise ProtocolError(
+        "mode='sse' needs an events URL: the server announced none (eventsUrl, "
+        "Link rel=events) and the client has no events_url_template"
     )
 
 
