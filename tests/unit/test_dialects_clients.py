@@ -750,3 +750,18 @@ async def test_a_result_is_not_bounded(flavor: str, router: respx.MockRouter) ->
 def test_a_bad_max_body_size_fails_at_construction(client_type: Any, bad: Any) -> None:
     with pytest.raises(ValueError, match="max_body_size"):
         client_type(API, max_body_size=bad, http_client=_http(client_type))
+
+
+@pytest.mark.parametrize("reference_server", [FAST], indirect=True, ids=["reference"])
+def test_asyncreply_status_on_the_collection_url_is_a_protocol_error(
+    reference_server: Any,
+) -> None:
+    import io
+
+    from asyncreply_client.cli import main
+    from asyncreply_client.cli._exit import ExitCode
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["status", reference_server.base_url + "/jobs"], stdout=out, stderr=err, environ={})
+    assert code == ExitCode.PROTOCOL, (out.getvalue(), err.getvalue())
+    assert "auto dialect: the status URL answered" in err.getvalue()  # an empty listing here
