@@ -765,3 +765,19 @@ def test_asyncreply_status_on_the_collection_url_is_a_protocol_error(
     code = main(["status", reference_server.base_url + "/jobs"], stdout=out, stderr=err, environ={})
     assert code == ExitCode.PROTOCOL, (out.getvalue(), err.getvalue())
     assert "auto dialect: the status URL answered" in err.getvalue()  # an empty listing here
+
+
+@pytest.mark.anyio
+@BOTH
+@pytest.mark.parametrize(
+    ("code", "cls"), [(401, AuthenticationError), (403, PermissionDeniedError)]
+)
+async def test_a_401_or_403_on_cancel_is_an_auth_error(
+    flavor: str, router: respx.MockRouter, code: int, cls: type[Exception]
+) -> None:
+    router.delete(f"{API}/jobs/1").mock(return_value=httpx.Response(code, json={"error": "no"}))
+    async with open_client(flavor, API, **options()) as (client, call):
+        op = client.operation(f"{API}/jobs/1")
+        with pytest.raises(cls) as info:
+            await call(op.cancel)
+    assert info.value.operation is op
