@@ -3,8 +3,9 @@
 A driver runs a flow (``_flow``) and executes its commands (``_commands``): it sends one
 attempt of a request with the ``auth`` the command carries, reads or closes the open stream,
 sleeps on the client's clock, and hands each ``Emit`` to its caller by yielding it. It decides
-nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.TransportError`` is
-thrown back into the flow at the ``yield`` of the command that failed. The flow's return value
+nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.RequestError`` (a
+transport failure, or a body that cannot be decoded) is thrown back into the flow at the
+``yield`` of the command that failed. The flow's return value
 lands in a ``FlowResult`` (an async generator cannot return one).
 """
 
@@ -39,7 +40,7 @@ def drive(
     """Run ``flow`` synchronously; yield each emitted status; store the result in ``out``."""
     stream = _Stream()
     reply: Any = None
-    error: httpx.TransportError | None = None
+    error: httpx.RequestError | None = None
     try:
         while True:
             try:
@@ -64,7 +65,7 @@ def drive(
                     clock.sleep(command.seconds)
                 else:
                     stream.close()
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 error = exc
     finally:
         stream.close()
@@ -77,7 +78,7 @@ async def drive_async(
     """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``."""
     stream = _AsyncStream()
     reply: Any = None
-    error: httpx.TransportError | None = None
+    error: httpx.RequestError | None = None
     try:
         while True:
             try:
@@ -102,7 +103,7 @@ async def drive_async(
                     await clock.asleep(command.seconds)
                 else:
                     await stream.close()
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 error = exc
     finally:
         await stream.close()

@@ -13,7 +13,7 @@ import enum
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import httpx
 
@@ -25,6 +25,7 @@ from ._http import HttpResponse
 
 __all__ = [
     "Answer",
+    "Recorder",
     "RetryContext",
     "RetryPolicy",
     "Verdict",
@@ -97,18 +98,28 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The answer an exchange ended with, and its verdict (never ``TRANSIENT``)."""
+    """The answer an exchange ended with, and its verdict (``TRANSIENT`` only when retries
+    are off: then every answer is the caller's)."""
 
     response: HttpResponse
     verdict: Verdict
+
+
+#: Sees every attempt: its request, and the answer or the exception it ended with.
+Recorder: TypeAlias = Callable[[httpx.Request, "HttpResponse | BaseException"], None]
 
 
 class RetryContext(Protocol):
     """What the retry sub-flow reads from its flow's configuration (``FlowConfig`` is one)."""
 
     @property
-    def retry(self) -> RetryPolicy:
-        """The retry policy."""
+    def retry(self) -> RetryPolicy | None:
+        """The retry policy; ``None``: retries off, every answer is returned as it is."""
+        ...
+
+    @property
+    def record(self) -> Recorder | None:
+        """Told of every attempt (the contract checker keeps them as evidence)."""
         ...
 
     @property
@@ -194,26 +205,30 @@ def attempts(
     A transient fault is retried (with ``retry``, up to ``ctx.retry.attempts`` tries in all)
     after :func:`backoff`, or the server's ``Retry-After``; never past ``deadline`` (on
     ``ctx.now``'s clock): when the next try would come after it, the fault is final. A
-    streamed answer that may be transient is read whole first (its body decides).
+    streamed answer that may be transient is read whole first (its body decides). With
+    ``ctx.retry`` ``None`` (retries off) there is one attempt and any answer is returned.
 
     Raises:
         TransportError: the last attempt ended with a fault (or with a non-transient
             ``httpx.TransportError``, which is never retried).
     """
-    limit = ctx.retry.attempts if retry else 1
+    policy = ctx.retry
+    limit = policy.attempts if retry and policy is not None else 1
     attempt = 0
     while True:
         attempt += 1
         command = make()
-        outcome = yield from _one_attempt(command, ctx.dialect)
+        outcome = yield from _one_attempt(command, ctx, whole=policy is not None)
         if isinstance(outcome, Answer):
             return outcome
-        if attempt >= limit or not _worth_retrying(outcome):
+        if isinstance(outcome, HttpResponse) and policy is None:
+            return Answer(outcome, Verdict.TRANSIENT)
+        if policy is None or attempt >= limit or not _worth_retrying(outcome):
             raise exhausted(outcome, command.request, attempt)
         retry_after = None
         if isinstance(outcome, HttpResponse):
             retry_after = parse_retry_after(outcome.headers, outcome.json(), now=ctx.wall_now())
-        delay = backoff(ctx.retry, attempt, retry_after, rand=ctx.random)
+        delay = backoff(policy, attempt, retry_after, rand=ctx.random)
         if deadline is not None and delay >= deadline - ctx.now() and delay > 0:
             raise exhausted(outcome, command.request, attempt)
         if delay > 0:
@@ -225,16 +240,23 @@ def _worth_retrying(fault: HttpResponse | httpx.TransportError) -> bool:
 
 
 def _one_attempt(
-    command: Send, dialect: Dialect
+    command: Send, ctx: RetryContext, *, whole: bool
 ) -> Generator[Command, Any, Answer | HttpResponse | httpx.TransportError]:
-    """One try: its ``Answer``, or the fault (a transient answer, or httpx's exception)."""
+    """One try: its ``Answer``, or the fault (a transient answer, or httpx's exception).
+
+    With ``whole``, a streamed answer that may be transient is read whole (to classify it).
+    """
     try:
         response: HttpResponse = yield command
-        if command.stream and may_be_transient(response.status_code):
+        if whole and command.stream and may_be_transient(response.status_code):
             response = yield from _read_whole(response)
     except httpx.TransportError as exc:
+        if ctx.record is not None:
+            ctx.record(command.request, exc)
         return exc
-    verdict = classify(response, dialect)
+    if ctx.record is not None:
+        ctx.record(command.request, response)
+    verdict = classify(response, ctx.dialect)
     if verdict is Verdict.TRANSIENT:
         return response
     return Answer(response, verdict)

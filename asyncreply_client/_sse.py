@@ -423,7 +423,7 @@ def follow_events(
     Args:
         events_url: absolute URL of the stream.
         dialect: interprets each event (``interpret_event``).
-        open_stream: sends the stream request (the wait flow's ``_open_stream``).
+        open_stream: sends the stream request (the wait flow's ``open_stream``).
         tracker: the wait's record of snapshots already reported (shared with polling, so
             nothing is reported twice).
         deadline: the wait's deadline on ``now``'s clock, or ``None``.
@@ -437,7 +437,7 @@ def follow_events(
         In the wait flow::
 
             ending = yield from follow_events(
-                url, dialect=dialect, open_stream=functools.partial(_open_stream, cfg),
+                url, dialect=dialect, open_stream=functools.partial(open_stream, cfg),
                 tracker=tracker, deadline=deadline, now=clock, options=SSEOptions(),
             )
             if ending.end is SSEEnd.TERMINAL: ...      # done

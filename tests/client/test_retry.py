@@ -247,7 +247,7 @@ def test_an_event_stream_refused_with_a_transient_answer_is_a_drop() -> None:
     cfg = config(clock=clock, retry=POLICY)
     stream_ok = response(200, headers={"content-type": "text/event-stream"})
     event = b'event: status\ndata: {"jobId": "1", "status": "completed"}\n\n'
-    flow = _flow._open_stream(cfg, BASE + "/jobs/1/events", headers={}, timeout={})
+    flow = _flow.open_stream(cfg, BASE + "/jobs/1/events", headers={}, timeout={})
     run = drive(flow, [BUSY, None])  # its body is read (empty) before deciding
     assert isinstance(run.error, TransportError) and run.error.attempts == 1
     state = OperationState(status_url=BASE + "/jobs/1", events_url=BASE + "/jobs/1/events")

@@ -3,10 +3,13 @@ submission's origin and redirects are never followed for the checker."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
-from asyncreply_client.contract import Outcome, acheck, check
+from asyncreply_client.contract import ContractReport, Outcome, acheck, check
 
 from .conftest import FAST
 
@@ -77,3 +80,67 @@ async def test_async_client_is_used_and_credentials_stay_on_their_origin() -> No
     assert report["terminal_state"].outcome is Outcome.PASS
     assert report["result"].outcome is Outcome.PASS
     assert_credentials_stayed_home()
+
+
+def monitor(status_answer: Callable[[httpx.Request], httpx.Response]) -> Callable[..., Any]:
+    """A server whose submissions are accepted and whose monitor answers ``status_answer``."""
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        SEEN.append(request)
+        if request.method == "POST":
+            return httpx.Response(
+                202,
+                json={"jobId": "j1", "status": "pending"},
+                headers={"Location": "/jobs/j1", "Retry-After": "0"},
+            )
+        return status_answer(request)
+
+    return serve
+
+
+async def run_check(flavor: str, serve: Callable[..., Any]) -> ContractReport:
+    SEEN.clear()
+    transport = httpx.MockTransport(serve)
+    if flavor == "async":
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await acheck("https://api.test/jobs", json={}, http_client=client, **FAST)
+    with httpx.Client(transport=transport) as sync_client:
+        return check("https://api.test/jobs", json={}, http_client=sync_client, **FAST)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+async def test_transient_answers_are_observed_never_retried_behind_the_checkers_back(
+    flavor: str,
+) -> None:
+    report = await run_check(flavor, monitor(lambda r: httpx.Response(503)))
+    polls = [r for r in SEEN if r.url.path == "/jobs/j1"]
+    assert len(polls) == 4  # the checker's own 4 polls, each one attempt
+    assert report["terminal_state"].summary == "the status monitor kept answering HTTP 503"
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("refused", request=request)
+
+
+def undecodable(request: httpx.Request) -> httpx.Response:
+    garbage = httpx.ByteStream(b"not gzip")
+    return httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=garbage)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("status", "note"),
+    [(refused, "no answer: ConnectError: refused"), (undecodable, "no answer: DecodingError")],
+)
+async def test_a_request_without_an_answer_is_evidence_not_a_crash(
+    flavor: str, status: Callable[[httpx.Request], httpx.Response], note: str
+) -> None:
+    report = await run_check(flavor, monitor(status))
+    result = report["submit"]
+    assert result.outcome is Outcome.FAIL
+    assert result.summary == "the status monitor https://api.test/jobs/j1 cannot be reached"
+    assert result.evidence is not None and result.evidence.note is not None
+    assert result.evidence.note.startswith(note)
+    assert (result.evidence.method, result.evidence.url) == ("GET", "https://api.test/jobs/j1")

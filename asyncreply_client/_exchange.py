@@ -1,0 +1,224 @@
+"""One exchange of a flow: the flows' configuration, and ``send``, which builds each attempt
+through the request factory (credentials by origin), retries transient faults through the
+``_retry`` sub-flow and follows non-303 redirects. I/O-free, like every flow."""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._commands import CloseStream, Command, Send
+from ._dialects import Dialect
+from ._errors import ProtocolError
+from ._http import HttpResponse
+from ._policies import PollingPolicy
+from ._retry import Answer, Recorder, RetryPolicy, attempts
+from ._security import RequestFactory
+from ._sse import SSEOptions
+from ._urls import resolve_url, same_origin
+
+__all__ = ["FlowConfig", "StreamBudget", "answer_fields", "open_stream", "send"]
+
+#: Non-303 redirects, followed by the flows themselves (RFC 9110 §15.4). A 303 is an answer
+#: of the protocol ("done, the result is over there") and is never followed blindly.
+_REDIRECTS = frozenset({301, 302, 307, 308})
+#: Default budget of open event streams per client (half of httpx's default pool of 100).
+_DEFAULT_STREAMS = 50
+
+
+class StreamBudget:
+    """How many event streams one client keeps open at once.
+
+    Each open stream holds a pooled connection for as long as the job runs; without a bound,
+    many concurrent waits in ``"auto"`` mode would take every connection of the pool and
+    starve their own status requests. Beyond the budget, ``"auto"`` waits poll instead
+    (an explicit ``mode="sse"`` always streams). Thread-safe: a sync client may be shared.
+    """
+
+    __slots__ = ("_lock", "limit", "open")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError("max_streams must not be negative")
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self, *, force: bool = False) -> bool:
+        """Count one more open stream if the budget allows it (always with ``force``)."""
+        with self._lock:
+            if not force and self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def release(self) -> None:
+        """Count one stream fewer."""
+        with self._lock:
+            self.open = max(self.open - 1, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Everything a flow needs from its client; pure values and pure functions.
+
+    Attributes:
+        requests: builds requests and decides their credentials (by origin).
+        dialect: interprets responses.
+        now: the clock's ``now`` (monotonic seconds).
+        polling: the default polling policy.
+        long_polling: the policy of ``mode="long-poll"``.
+        max_redirects: how many non-303 redirects one request may follow.
+        events_url_template: a template (``{id}`` placeholder, relative to the base URL) for
+            the events URL of servers that do not announce one.
+        sse: options of the SSE channel.
+        streams: the client's budget of concurrently open event streams.
+        retry: how transient faults are retried (the ``_retry`` sub-flow); ``None``: never,
+            and every answer, transient or not, is the caller's (the contract checker).
+        follow_redirects: whether non-303 redirects are followed (else they are answers).
+        record: told of every attempt, its request and its answer or exception.
+        wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
+            a ``Date`` header.
+        random: uniform random numbers in ``[0, 1)``, the retry backoff's jitter.
+    """
+
+    requests: RequestFactory
+    dialect: Dialect
+    now: Callable[[], float]
+    polling: PollingPolicy
+    long_polling: PollingPolicy
+    max_redirects: int = 10
+    events_url_template: str | None = None
+    sse: SSEOptions = field(default_factory=SSEOptions)
+    streams: StreamBudget = field(default_factory=lambda: StreamBudget(_DEFAULT_STREAMS))
+    retry: RetryPolicy | None = field(default_factory=RetryPolicy)
+    follow_redirects: bool = True
+    record: Recorder | None = None
+    wall_now: Callable[[], float] = time.time
+    random: Callable[[], float] = random.random
+
+
+def send(
+    cfg: FlowConfig,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    private_headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    read_timeout: float | None = None,
+    accept: str = "application/json",
+    retry: bool = True,
+    stream: bool = False,
+    deadline: float | None = None,
+) -> Generator[Command, Any, Answer]:
+    """Send one request and return its answer (and the answer's verdict): transient faults
+    retried by the ``_retry`` sub-flow (with ``retry``, within ``deadline``), non-303
+    redirects followed (bounded; a loop is a ``ProtocolError``).
+
+    Each attempt's request is built afresh by the request factory, with the credentials of
+    its origin. ``private_headers`` (the caller's per-call headers) go only to the first URL's
+    origin. A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and
+    body.
+
+    Raises:
+        TransportError: the last attempt ended with a transport fault or a transient answer.
+        ProtocolError: a redirect without a usable ``Location``, a loop, or too many.
+    """
+    first = cfg.requests.resolve(url)
+    target = first
+    visited: set[tuple[str, str]] = set()
+    for _ in range(cfg.max_redirects + 1):
+        visited.add((method, target))
+        merged = dict(headers or {})
+        if private_headers and same_origin(first, target):
+            merged = {**private_headers, **merged}
+
+        make = functools.partial(
+            _command,
+            cfg.requests,
+            method,
+            target,
+            headers=merged,
+            params=params,
+            content=content,
+            read_timeout=read_timeout,
+            accept=accept,
+            stream=stream,
+        )
+        answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
+        response = answer.response
+        if response.status_code not in _REDIRECTS or not cfg.follow_redirects:
+            return answer
+        if stream:
+            yield CloseStream()
+        location = response.headers.get("location")
+        if not location:
+            raise ProtocolError("redirect without a Location header", **answer_fields(response))
+        resolved = resolve_url(response.url, location)
+        if resolved is None:
+            raise ProtocolError(
+                f"redirect to an unusable Location {location!r}", **answer_fields(response)
+            )
+        target = resolved
+        if response.status_code in (301, 302) and method == "POST":
+            method, content = "GET", None
+            headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
+        if (method, target) in visited:
+            raise ProtocolError(f"redirect loop back to {target}", **answer_fields(response))
+    raise ProtocolError(f"more than {cfg.max_redirects} redirects", url=first)
+
+
+def _command(
+    requests: RequestFactory,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None,
+    content: bytes | None,
+    read_timeout: float | None,
+    accept: str,
+    stream: bool,
+) -> Send:
+    """The ``Send`` of one attempt: a fresh request, and the credentials of its origin."""
+    request = requests.build(
+        method,
+        url,
+        headers=headers,
+        params=params,
+        content=content,
+        read_timeout=read_timeout,
+        accept=accept,
+    )
+    return Send(request, auth=requests.auth_for(url), stream=stream)
+
+
+def open_stream(
+    cfg: FlowConfig, url: str, *, headers: Mapping[str, str], timeout: Mapping[str, float]
+) -> Generator[Command, Any, HttpResponse]:
+    """Open an event stream: one attempt (a transient answer is a ``TransportError``), no
+    redirect followed, the timeouts given (httpx's per-request ``timeout`` extension)."""
+
+    def make() -> Send:
+        request = cfg.requests.build("GET", url)
+        for name, value in headers.items():
+            # Set one by one: httpx encodes a str value set so as UTF-8 (a Last-Event-ID may
+            # be any UTF-8 text), where a Headers mapping would insist on ASCII.
+            request.headers[name] = value
+        request.extensions = {**request.extensions, "timeout": dict(timeout)}
+        return Send(request, auth=cfg.requests.auth_for(url), stream=True)
+
+    answer = yield from attempts(cfg, make, retry=False)
+    return answer.response
+
+
+def answer_fields(response: HttpResponse) -> dict[str, Any]:
+    """The ``status_code``, ``url`` and ``body`` of an error about ``response``."""
+    return {"status_code": response.status_code, "url": response.url, "body": response.content}
