@@ -307,3 +307,24 @@ async def test_a_submit_answered_with_a_terminal_job_state_reaches_the_dialect(
         with pytest.raises(error):
             await call(op.result)
     assert route.call_count == 1
+
+
+def test_with_retries_and_redirects_off_every_answer_is_the_callers_and_recorded() -> None:
+    """The contract checker's settings: one attempt, raw answers, a record of each."""
+    seen: list[tuple[str, object]] = []
+    cfg = dataclasses.replace(
+        config(retry=POLICY),
+        retry=None,
+        follow_redirects=False,
+        record=lambda request, outcome: seen.append((str(request.url), outcome)),
+    )
+    moved = response(302, headers={"Location": "/elsewhere"})
+    run = drive(_flow.send(cfg, "GET", "/jobs/1"), [BUSY])
+    assert run.value.response is BUSY and run.value.verdict is Verdict.TRANSIENT
+    run = drive(_flow.send(cfg, "GET", "/jobs/1"), [moved])
+    assert run.value.response is moved and len(run.sends) == 1
+    refused = httpx.ConnectError("refused")
+    run = drive(_flow.send(cfg, "GET", "/jobs/1"), [refused])
+    assert isinstance(run.error, TransportError) and run.error.__cause__ is refused
+    url = BASE + "/jobs/1"
+    assert seen == [(url, BUSY), (url, moved), (url, refused)]

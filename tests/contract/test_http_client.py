@@ -4,7 +4,6 @@ submission's origin and redirects are never followed for the checker."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -16,14 +15,27 @@ from .conftest import FAST
 SEEN: list[httpx.Request] = []
 
 
-def handler(request: httpx.Request) -> httpx.Response:
-    SEEN.append(request)
-    if request.method == "POST":
-        return httpx.Response(
-            202,
-            json={"jobId": "j1", "status": "pending"},
-            headers={"Location": "https://ops.other.test/ops/j1", "Retry-After": "0"},
-        )
+def monitor(
+    status_answer: Callable[[httpx.Request], httpx.Response], *, location: str = "/jobs/j1"
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A server whose submissions are accepted (monitor at ``location``) and whose other
+    URLs answer ``status_answer``; it records every request in ``SEEN``."""
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        SEEN.append(request)
+        if request.method == "POST":
+            return httpx.Response(
+                202,
+                json={"jobId": "j1", "status": "pending"},
+                headers={"Location": location, "Retry-After": "0"},
+            )
+        return status_answer(request)
+
+    return serve
+
+
+def elsewhere(request: httpx.Request) -> httpx.Response:
+    """A monitor on another origin whose 303 sends back to the API's origin."""
     if request.url.host == "ops.other.test" and request.url.path == "/ops/j1":
         return httpx.Response(
             303,
@@ -33,6 +45,9 @@ def handler(request: httpx.Request) -> httpx.Response:
     if request.url.path == "/results/j1":
         return httpx.Response(200, json={"answer": 42})
     return httpx.Response(404, json={"error": {"code": "not_found"}})
+
+
+handler = monitor(elsewhere, location="https://ops.other.test/ops/j1")
 
 
 def assert_credentials_stayed_home() -> None:
@@ -82,23 +97,9 @@ async def test_async_client_is_used_and_credentials_stay_on_their_origin() -> No
     assert_credentials_stayed_home()
 
 
-def monitor(status_answer: Callable[[httpx.Request], httpx.Response]) -> Callable[..., Any]:
-    """A server whose submissions are accepted and whose monitor answers ``status_answer``."""
-
-    def serve(request: httpx.Request) -> httpx.Response:
-        SEEN.append(request)
-        if request.method == "POST":
-            return httpx.Response(
-                202,
-                json={"jobId": "j1", "status": "pending"},
-                headers={"Location": "/jobs/j1", "Retry-After": "0"},
-            )
-        return status_answer(request)
-
-    return serve
-
-
-async def run_check(flavor: str, serve: Callable[..., Any]) -> ContractReport:
+async def run_check(
+    flavor: str, serve: Callable[[httpx.Request], httpx.Response]
+) -> ContractReport:
     SEEN.clear()
     transport = httpx.MockTransport(serve)
     if flavor == "async":
