@@ -55,10 +55,7 @@ def drive(
             try:
                 if isinstance(command, Send):
                     stream.close()
-                    response = http.send(
-                        command.request, stream=True, auth=command.auth, follow_redirects=False
-                    )
-                    reply = stream.keep(response) if command.stream else _read(response)
+                    reply = _send(http, command, stream)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
@@ -93,10 +90,7 @@ async def drive_async(
             try:
                 if isinstance(command, Send):
                     await stream.close()
-                    response = await http.send(
-                        command.request, stream=True, auth=command.auth, follow_redirects=False
-                    )
-                    reply = stream.keep(response) if command.stream else await _aread(response)
+                    reply = await _asend(http, command, stream)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = await stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
@@ -110,7 +104,12 @@ async def drive_async(
         flow.close()
 
 
-def _read(response: httpx.Response) -> HttpResponse:
+def _send(http: httpx.Client, command: Send, stream: _Stream) -> HttpResponse:
+    """The one ``http.send`` of the sync driver: the body is read and the response closed,
+    unless the command streams it (then ``stream`` keeps it open)."""
+    response = http.send(command.request, stream=True, auth=command.auth, follow_redirects=False)
+    if command.stream:
+        return stream.keep(response)
     try:
         response.read()
     finally:
@@ -118,7 +117,13 @@ def _read(response: httpx.Response) -> HttpResponse:
     return HttpResponse.from_httpx(response)
 
 
-async def _aread(response: httpx.Response) -> HttpResponse:
+async def _asend(http: httpx.AsyncClient, command: Send, stream: _AsyncStream) -> HttpResponse:
+    """The one ``http.send`` of the async driver (see :func:`_send`)."""
+    response = await http.send(
+        command.request, stream=True, auth=command.auth, follow_redirects=False
+    )
+    if command.stream:
+        return stream.keep(response)
     try:
         await response.aread()
     finally:

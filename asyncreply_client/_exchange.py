@@ -4,7 +4,6 @@ through the request factory (credentials by origin), retries transient faults th
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
@@ -133,24 +132,13 @@ def send(
     """
     first = cfg.requests.resolve(url)
     target = first
-    visited: set[tuple[str, str]] = set()
+    visited: set[tuple[str, str]] | None = None  # made at the first redirect
     for _ in range(cfg.max_redirects + 1):
-        visited.add((method, target))
-        merged = dict(headers or {})
+        own = headers or _NO_HEADERS
         if private_headers and same_origin(first, target):
-            merged = {**private_headers, **merged}
-
-        make = functools.partial(
-            _command,
-            cfg.requests,
-            method,
-            target,
-            headers=merged,
-            params=params,
-            content=content,
-            read_timeout=read_timeout,
-            accept=accept,
-            stream=stream,
+            own = {**private_headers, **own}
+        make = _Attempt(
+            cfg.requests, method, target, own, params, content, read_timeout, accept, stream
         )
         answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
         response = answer.response
@@ -166,6 +154,8 @@ def send(
             raise ProtocolError(
                 f"redirect to an unusable Location {location!r}", **answer_fields(response)
             )
+        visited = visited or set()
+        visited.add((method, target))
         target = resolved
         if response.status_code in (301, 302) and method == "POST":
             method, content = "GET", None
@@ -175,29 +165,38 @@ def send(
     raise ProtocolError(f"more than {cfg.max_redirects} redirects", url=first)
 
 
-def _command(
-    requests: RequestFactory,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None,
-    content: bytes | None,
-    read_timeout: float | None,
-    accept: str,
-    stream: bool,
-) -> Send:
-    """The ``Send`` of one attempt: a fresh request, and the credentials of its origin."""
-    request = requests.build(
-        method,
-        url,
-        headers=headers,
-        params=params,
-        content=content,
-        read_timeout=read_timeout,
-        accept=accept,
-    )
-    return Send(request, auth=requests.auth_for(url), stream=stream)
+_NO_HEADERS: Mapping[str, str] = {}  # read only: the request factory copies what it gets
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """Makes the ``Send`` of each attempt at one request: a fresh request from the request
+    factory, and the credentials of its origin. (One small object per request: a wait keeps
+    one alive per operation while it polls.)"""
+
+    requests: RequestFactory
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    params: Mapping[str, str] | None
+    content: bytes | None
+    read_timeout: float | None
+    accept: str
+    stream: bool
+
+    def __call__(self) -> Send:
+        request = self.requests.build(
+            self.method,
+            self.url,
+            headers=self.headers,
+            params=self.params,
+            content=self.content,
+            read_timeout=self.read_timeout,
+            accept=self.accept,
+        )
+        # The origin of the built URL (not of ``self.url``: the factory's memo of URL strings
+        # would then keep one entry per job's status URL).
+        return Send(request, auth=self.requests.auth_for(request.url), stream=self.stream)
 
 
 def open_stream(
@@ -213,7 +212,7 @@ def open_stream(
             # be any UTF-8 text), where a Headers mapping would insist on ASCII.
             request.headers[name] = value
         request.extensions = {**request.extensions, "timeout": dict(timeout)}
-        return Send(request, auth=cfg.requests.auth_for(url), stream=True)
+        return Send(request, auth=cfg.requests.auth_for(request.url), stream=True)
 
     answer = yield from attempts(cfg, make, retry=False)
     return answer.response

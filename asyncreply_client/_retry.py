@@ -218,48 +218,37 @@ def attempts(
     while True:
         attempt += 1
         command = make()
-        outcome = yield from _one_attempt(command, ctx, whole=policy is not None)
-        if isinstance(outcome, Answer):
-            return outcome
-        if isinstance(outcome, HttpResponse) and policy is None:
-            return Answer(outcome, Verdict.TRANSIENT)
-        if policy is None or attempt >= limit or not _worth_retrying(outcome):
-            raise exhausted(outcome, command.request, attempt)
+        # One try (inline: a wait keeps this frame alive while it polls): its answer, or
+        # its fault (a transient answer, or httpx's exception).
+        fault: HttpResponse | httpx.TransportError
+        try:
+            response: HttpResponse = yield command
+            if policy is not None and command.stream and may_be_transient(response.status_code):
+                response = yield from _read_whole(response)  # its body decides
+        except httpx.TransportError as exc:
+            fault = exc
+        else:
+            fault = response
+        if ctx.record is not None:
+            ctx.record(command.request, fault)
+        if isinstance(fault, HttpResponse):
+            verdict = classify(fault, ctx.dialect)
+            if verdict is not Verdict.TRANSIENT or policy is None:
+                return Answer(fault, verdict)
+        if policy is None or attempt >= limit or not _worth_retrying(fault):
+            raise exhausted(fault, command.request, attempt)
         retry_after = None
-        if isinstance(outcome, HttpResponse):
-            retry_after = parse_retry_after(outcome.headers, outcome.json(), now=ctx.wall_now())
+        if isinstance(fault, HttpResponse):
+            retry_after = parse_retry_after(fault.headers, fault.json(), now=ctx.wall_now())
         delay = backoff(policy, attempt, retry_after, rand=ctx.random)
         if deadline is not None and delay >= deadline - ctx.now() and delay > 0:
-            raise exhausted(outcome, command.request, attempt)
+            raise exhausted(fault, command.request, attempt)
         if delay > 0:
             yield Sleep(delay)
 
 
 def _worth_retrying(fault: HttpResponse | httpx.TransportError) -> bool:
     return isinstance(fault, HttpResponse) or is_transient_exception(fault)
-
-
-def _one_attempt(
-    command: Send, ctx: RetryContext, *, whole: bool
-) -> Generator[Command, Any, Answer | HttpResponse | httpx.TransportError]:
-    """One try: its ``Answer``, or the fault (a transient answer, or httpx's exception).
-
-    With ``whole``, a streamed answer that may be transient is read whole (to classify it).
-    """
-    try:
-        response: HttpResponse = yield command
-        if whole and command.stream and may_be_transient(response.status_code):
-            response = yield from _read_whole(response)
-    except httpx.TransportError as exc:
-        if ctx.record is not None:
-            ctx.record(command.request, exc)
-        return exc
-    if ctx.record is not None:
-        ctx.record(command.request, response)
-    verdict = classify(response, ctx.dialect)
-    if verdict is Verdict.TRANSIENT:
-        return response
-    return Answer(response, verdict)
 
 
 def _read_whole(response: HttpResponse) -> Generator[Command, Any, HttpResponse]:
