@@ -401,22 +401,14 @@ class _Checker(_CheckerBase):
             self._fail(name, "the resubmission got no answer", replay.evidence(), started)
             return
         if not 200 <= replay.status_code < 400:
-            self._fail(
-                name,
-                f"the resubmission with the same key and body answered HTTP "
-                f"{replay.status_code}, expected a replay of the 202",
-                _evidence(replay, header=f"Idempotency-Key: {key}"),
-                started,
-            )
+            expected = "expected a replay of the 202"
+            what = f"the resubmission with the same key and body answered HTTP {replay.status_code}"
+            self._keyed_failure(f"{what}, {expected}", replay, key, started)
             return
         same, shown = self._same_job(first_reply, first, replay)
         if not same:
-            self._fail(
-                name,
-                f"the resubmission with the same Idempotency-Key created a second job ({shown})",
-                _evidence(replay, header=f"Idempotency-Key: {key}"),
-                started,
-            )
+            what = "the resubmission with the same Idempotency-Key created a second job"
+            self._keyed_failure(f"{what} ({shown})", replay, key, started)
             return
         other = self.o.alternate_content or _alternate_body(self.o.content)
         reused = yield from self._submit_request(key=key, content=other)
@@ -429,13 +421,8 @@ class _Checker(_CheckerBase):
             )
             return
         if not 400 <= reused.status_code < 500:
-            self._fail(
-                name,
-                f"the same Idempotency-Key with a different body answered HTTP "
-                f"{reused.status_code}, expected 4xx",
-                _evidence(reused, header=f"Idempotency-Key: {key}"),
-                started,
-            )
+            what = "the same Idempotency-Key with a different body answered HTTP"
+            self._keyed_failure(f"{what} {reused.status_code}, expected 4xx", reused, key, started)
             return
         self._pass(
             name,
@@ -443,6 +430,10 @@ class _Checker(_CheckerBase):
             f"HTTP {reused.status_code}",
             started,
         )
+
+    def _keyed_failure(self, summary: str, reply: HttpResponse, key: str, started: float) -> None:
+        evidence = _evidence(reply, header=f"Idempotency-Key: {key}")
+        self._fail("idempotency", summary, evidence, started)
 
     def _same_job(
         self, first_reply: HttpResponse, first: Submission, replay: HttpResponse
