@@ -14,10 +14,10 @@ back the reply. This is the only contract between the pure core and I/O (STYLE.m
 | ``Emit``        | hands ``status`` to the caller (``watch`` yields | ``None``                    |
 |                 | it; ``wait`` only calls the progress callbacks)  |                             |
 
-A transport failure (``httpx.TransportError``) is thrown into the flow, unchanged, at the
-``yield`` of the command that failed: the flow decides whether to retry (``_retry``), fall
-back or give up. Every decision (retries, redirects, credentials) is the flow's; a command
-carries all the driver needs.
+A failed request (``httpx.RequestError``: a transport failure, an undecodable body) is thrown
+into the flow, unchanged, at the ``yield`` of the command that failed: the flow decides
+whether to retry (``_retry``), fall back or give up. Every decision (retries, redirects,
+credentials) is the flow's; a command carries all the driver needs.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A driver runs a flow (``_flow``) and executes its commands (``_commands``): it sends one
 attempt of a request with the ``auth`` the command carries, reads or closes the open stream,
 sleeps on the client's clock, and hands each ``Emit`` to its caller by yielding it. It decides
-nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.TransportError`` is
-thrown back into the flow at the ``yield`` of the command that failed. The flow's return value
+nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.RequestError`` (a
+transport failure, or a body that cannot be decoded) is thrown back into the flow at the
+``yield`` of the command that failed. The flow's return value
 lands in a ``FlowResult`` (an async generator cannot return one).
 """
 
@@ -39,7 +40,7 @@ def drive(
     """Run ``flow`` synchronously; yield each emitted status; store the result in ``out``."""
     stream = _Stream()
     reply: Any = None
-    error: httpx.TransportError | None = None
+    error: httpx.RequestError | None = None
     try:
         while True:
             try:
@@ -54,17 +55,14 @@ def drive(
             try:
                 if isinstance(command, Send):
                     stream.close()
-                    response = http.send(
-                        command.request, stream=True, auth=command.auth, follow_redirects=False
-                    )
-                    reply = stream.keep(response) if command.stream else _read(response, command)
+                    reply = _send(http, command, stream)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
                     clock.sleep(command.seconds)
                 else:
                     stream.close()
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 error = exc
     finally:
         stream.close()
@@ -77,7 +75,7 @@ async def drive_async(
     """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``."""
     stream = _AsyncStream()
     reply: Any = None
-    error: httpx.TransportError | None = None
+    error: httpx.RequestError | None = None
     try:
         while True:
             try:
@@ -92,19 +90,14 @@ async def drive_async(
             try:
                 if isinstance(command, Send):
                     await stream.close()
-                    response = await http.send(
-                        command.request, stream=True, auth=command.auth, follow_redirects=False
-                    )
-                    reply = (
-                        stream.keep(response) if command.stream else await _aread(response, command)
-                    )
+                    reply = await _asend(http, command, stream)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = await stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
                     await clock.asleep(command.seconds)
                 else:
                     await stream.close()
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 error = exc
     finally:
         await stream.close()
@@ -116,7 +109,12 @@ def _limit(response: httpx.Response, command: Send) -> int | None:
     return command.max_body if response.status_code < 400 else command.max_error_body
 
 
-def _read(response: httpx.Response, command: Send) -> HttpResponse:
+def _send(http: httpx.Client, command: Send, stream: _Stream) -> HttpResponse:
+    """The one ``http.send`` of the sync driver: the body is read and the response closed,
+    unless the command streams it (then ``stream`` keeps it open)."""
+    response = http.send(command.request, stream=True, auth=command.auth, follow_redirects=False)
+    if command.stream:
+        return stream.keep(response)
     limit = _limit(response, command)
     try:
         if limit is None:
@@ -132,7 +130,13 @@ def _read(response: httpx.Response, command: Send) -> HttpResponse:
     return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
 
-async def _aread(response: httpx.Response, command: Send) -> HttpResponse:
+async def _asend(http: httpx.AsyncClient, command: Send, stream: _AsyncStream) -> HttpResponse:
+    """The one ``http.send`` of the async driver (see :func:`_send`)."""
+    response = await http.send(
+        command.request, stream=True, auth=command.auth, follow_redirects=False
+    )
+    if command.stream:
+        return stream.keep(response)
     limit = _limit(response, command)
     try:
         if limit is None:

@@ -2,7 +2,8 @@
 
 Each flow yields :mod:`commands <asyncreply_client._commands>` (send this request, sleep, read
 the stream, report this snapshot) and is sent the replies; the sync and async drivers in
-``_drivers`` execute them. Nothing here touches a socket or a clock: time comes from
+``_drivers`` execute them. Each request goes through ``_exchange.send`` (request factory,
+retry sub-flow, redirects). Nothing here touches a socket or a clock: time comes from
 ``FlowConfig.now`` and sleeping is a ``Sleep`` command, so unit tests drive every flow by hand.
 """
 
@@ -11,18 +12,15 @@ from __future__ import annotations
 import functools
 import json as jsonlib
 import math
-import random
-import threading
-import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
 import pydantic
 
 from . import _log
-from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
+from ._commands import CloseStream, Command, Emit, ReadBytes, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
     JobCancelledError,
@@ -34,17 +32,22 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
+from ._exchange import (
+    DEFAULT_MAX_BODY,
+    FlowConfig,
+    StreamBudget,
+    answer_fields,
+    open_stream,
+    send,
+)
 from ._headers import parse_content_disposition_filename
 from ._http import HttpResponse
 from ._models import JobState, JobStatus, ResultFile
 from ._policies import PollDecision, PollingPolicy, PollObservation, hint_ceiling
-from ._retry import Answer, RetryPolicy, Verdict, attempts, exhausted
-from ._security import RequestFactory
-from ._sse import SSEEnd, SSEOptions, follow_events
-from ._urls import resolve_url, same_origin
+from ._retry import Answer, Verdict, exhausted
+from ._sse import SSEEnd, follow_events
 from .dialects import (
     FINAL_STATE_VIA,
-    Dialect,
     FinalStateVia,
     Submission,
     monitor_move,
@@ -62,9 +65,11 @@ __all__ = [
     "WaitOptions",
     "cancel",
     "download",
+    "open_stream",
     "refresh",
     "result",
     "retry",
+    "send",
     "submit",
     "wait",
 ]
@@ -73,90 +78,10 @@ Flow = Generator[Command, Any, Any]
 WaitMode = Literal["auto", "sse", "long-poll", "poll"]
 WAIT_MODES: tuple[str, ...] = ("auto", "sse", "long-poll", "poll")
 
-#: Non-303 redirects, followed by the flows themselves (RFC 9110 §15.4). A 303 is an answer
-#: of the protocol ("done, the result is over there") and is never followed blindly.
-_REDIRECTS = frozenset({301, 302, 307, 308})
 #: Extra read time on top of a long poll's ``wait``, so the server answers before we give up.
 _LONG_POLL_MARGIN = 5.0
 #: Long polls shorter than this are not worth asking for.
 _MIN_HOLD = 0.01
-#: Default budget of open event streams per client (half of httpx's default pool of 100).
-_DEFAULT_STREAMS = 50
-#: Default bound of the bodies read into memory (status documents, errors): a status
-#: document is a few hundred bytes; 1 MiB leaves room for big ones and stops a 50 MiB
-#: error page from costing a gigabyte. Results fetched by ``result()`` are not bounded,
-#: and ``download()`` streams.
-DEFAULT_MAX_BODY = 1 << 20
-
-
-class StreamBudget:
-    """How many event streams one client keeps open at once.
-
-    Each open stream holds a pooled connection for as long as the job runs; without a bound,
-    many concurrent waits in ``"auto"`` mode would take every connection of the pool and
-    starve their own status requests. Beyond the budget, ``"auto"`` waits poll instead
-    (an explicit ``mode="sse"`` always streams). Thread-safe: a sync client may be shared.
-    """
-
-    __slots__ = ("_lock", "limit", "open")
-
-    def __init__(self, limit: int) -> None:
-        if limit < 0:
-            raise ValueError("max_streams must not be negative")
-        self.limit = limit
-        self.open = 0
-        self._lock = threading.Lock()
-
-    def try_acquire(self, *, force: bool = False) -> bool:
-        """Count one more open stream if the budget allows it (always with ``force``)."""
-        with self._lock:
-            if not force and self.open >= self.limit:
-                return False
-            self.open += 1
-            return True
-
-    def release(self) -> None:
-        """Count one stream fewer."""
-        with self._lock:
-            self.open = max(self.open - 1, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class FlowConfig:
-    """Everything a flow needs from its client; pure values and pure functions.
-
-    Attributes:
-        requests: builds requests and decides their credentials (by origin).
-        dialect: interprets responses.
-        now: the clock's ``now`` (monotonic seconds).
-        polling: the default polling policy.
-        long_polling: the policy of ``mode="long-poll"``.
-        max_redirects: how many non-303 redirects one request may follow.
-        events_url_template: a template (``{id}`` placeholder, relative to the base URL) for
-            the events URL of servers that do not announce one.
-        sse: options of the SSE channel.
-        streams: the client's budget of concurrently open event streams.
-        retry: how transient faults are retried (the ``_retry`` sub-flow).
-        wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
-            a ``Date`` header.
-        random: uniform random numbers in ``[0, 1)``, the retry backoff's jitter.
-        max_body: the most bytes of a body read into memory (status, submission, error
-            answers); ``None``: no bound. A successful result's body is not bounded.
-    """
-
-    requests: RequestFactory
-    dialect: Dialect
-    now: Callable[[], float]
-    polling: PollingPolicy
-    long_polling: PollingPolicy
-    max_redirects: int = 10
-    events_url_template: str | None = None
-    sse: SSEOptions = field(default_factory=SSEOptions)
-    streams: StreamBudget = field(default_factory=lambda: StreamBudget(_DEFAULT_STREAMS))
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    wall_now: Callable[[], float] = time.time
-    random: Callable[[], float] = random.random
-    max_body: int | None = DEFAULT_MAX_BODY
 
 
 @dataclass(slots=True)
@@ -230,142 +155,7 @@ class WaitOptions:
 
 
 # --------------------------------------------------------------------------------------------
-# Requests
-
-
-def send(
-    cfg: FlowConfig,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    private_headers: Mapping[str, str] | None = None,
-    params: Mapping[str, str] | None = None,
-    content: bytes | None = None,
-    read_timeout: float | None = None,
-    accept: str = "application/json",
-    retry: bool = True,
-    stream: bool = False,
-    deadline: float | None = None,
-    bound: bool = True,
-) -> Generator[Command, Any, Answer]:
-    """Send one request and return its answer (and the answer's verdict): transient faults
-    retried by the ``_retry`` sub-flow (with ``retry``, within ``deadline``), non-303
-    redirects followed (bounded; a loop is a ``ProtocolError``).
-
-    Each attempt's request is built afresh by the request factory, with the credentials of
-    its origin. ``private_headers`` (the caller's per-call headers) go only to the first URL's
-    origin. A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and
-    body. At most ``cfg.max_body`` bytes of a body are read (of an error answer's always,
-    of a successful one's with ``bound``).
-
-    Raises:
-        TransportError: the last attempt ended with a transport fault or a transient answer.
-        ProtocolError: a redirect without a usable ``Location``, a loop, or too many; a
-            successful answer's body longer than ``cfg.max_body``.
-    """
-    first = cfg.requests.resolve(url)
-    target = first
-    visited: set[tuple[str, str]] = set()
-    for _ in range(cfg.max_redirects + 1):
-        visited.add((method, target))
-        merged = dict(headers or {})
-        if private_headers and same_origin(first, target):
-            merged = {**private_headers, **merged}
-
-        make = functools.partial(
-            _command,
-            cfg.requests,
-            method,
-            target,
-            headers=merged,
-            params=params,
-            content=content,
-            read_timeout=read_timeout,
-            accept=accept,
-            stream=stream,
-            max_body=cfg.max_body if bound else None,
-            max_error_body=cfg.max_body,
-        )
-        answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
-        response = answer.response
-        if response.truncated and response.status_code < 400:
-            raise ProtocolError(
-                f"the answer's body is larger than the client reads (max_body_size="
-                f"{cfg.max_body} bytes): not a status document",
-                **_where(response),
-            )
-        if response.status_code not in _REDIRECTS:
-            return answer
-        if stream:
-            yield CloseStream()
-        location = response.headers.get("location")
-        if not location:
-            raise ProtocolError("redirect without a Location header", **_where(response))
-        resolved = resolve_url(response.url, location)
-        if resolved is None:
-            raise ProtocolError(
-                f"redirect to an unusable Location {location!r}", **_where(response)
-            )
-        target = resolved
-        if response.status_code in (301, 302) and method == "POST":
-            method, content = "GET", None
-            headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
-        if (method, target) in visited:
-            raise ProtocolError(f"redirect loop back to {target}", **_where(response))
-    raise ProtocolError(f"more than {cfg.max_redirects} redirects", url=first)
-
-
-def _command(
-    requests: RequestFactory,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None,
-    content: bytes | None,
-    read_timeout: float | None,
-    accept: str,
-    stream: bool,
-    max_body: int | None,
-    max_error_body: int | None,
-) -> Send:
-    """The ``Send`` of one attempt: a fresh request, and the credentials of its origin."""
-    request = requests.build(
-        method,
-        url,
-        headers=headers,
-        params=params,
-        content=content,
-        read_timeout=read_timeout,
-        accept=accept,
-    )
-    return Send(
-        request,
-        auth=requests.auth_for(url),
-        stream=stream,
-        max_body=max_body,
-        max_error_body=max_error_body,
-    )
-
-
-def _open_stream(
-    cfg: FlowConfig, url: str, *, headers: Mapping[str, str], timeout: Mapping[str, float]
-) -> Generator[Command, Any, HttpResponse]:
-    """Open an event stream: one attempt (a transient answer is a ``TransportError``), no
-    redirect followed, the timeouts given (httpx's per-request ``timeout`` extension)."""
-
-    def make() -> Send:
-        request = cfg.requests.build("GET", url)
-        for name, value in headers.items():
-            # Set one by one: httpx encodes a str value set so as UTF-8 (a Last-Event-ID may
-            # be any UTF-8 text), where a Headers mapping would insist on ASCII.
-            request.headers[name] = value
-        request.extensions = {**request.extensions, "timeout": dict(timeout)}
-        return Send(request, auth=cfg.requests.auth_for(url), stream=True)
-
-    answer = yield from attempts(cfg, make, retry=False)
-    return answer.response
+# Errors and formatting
 
 
 def _where(response: HttpResponse) -> dict[str, Any]:
@@ -481,7 +271,7 @@ def _operation_from_submit_answer(
     if rejection is not None:
         raise rejection
     if not (200 <= code < 300 or code == 303):
-        raise ProtocolError("unexpected answer to a submission", **_where(response))
+        raise ProtocolError("unexpected answer to a submission", **answer_fields(response))
     submission = cfg.dialect.interpret_submit(response)
     if adjust is not None and not submission.status.is_terminal:
         submission = adjust(submission)
@@ -617,7 +407,7 @@ def wait(
             ending = yield from follow_events(
                 state.events_url,
                 dialect=cfg.dialect,
-                open_stream=functools.partial(_open_stream, cfg),
+                open_stream=functools.partial(open_stream, cfg),
                 tracker=tracker,
                 deadline=deadline,
                 now=cfg.now,
@@ -795,7 +585,7 @@ def result(
     if response.is_json or not response.headers.get("content-type"):
         value = response.json()
         if value is None and response.content.strip() not in (b"", b"null"):
-            raise ProtocolError("the result is not valid JSON", **_where(response))
+            raise ProtocolError("the result is not valid JSON", **answer_fields(response))
         return _convert(value, result_type, url=response.url)
     file = ResultFile(
         content_type=response.headers.get("content-type", "application/octet-stream"),
@@ -827,7 +617,7 @@ def _check_result_answer(response: HttpResponse, state: OperationState) -> None:
     if code in (401, 403):
         raise _auth_error(response, "result request")
     if code != 200:
-        raise ProtocolError("could not fetch the result", **_where(response))
+        raise ProtocolError("could not fetch the result", **answer_fields(response))
 
 
 def _convert(value: Any, result_type: Any, *, url: str | None) -> Any:
@@ -914,7 +704,7 @@ def cancel(cfg: FlowConfig, state: OperationState) -> Generator[Command, Any, Jo
     if code in (401, 403):
         raise _auth_error(response, "cancellation")
     if not 200 <= code < 300:
-        raise ProtocolError("the server refused the cancellation", **_where(response))
+        raise ProtocolError("the server refused the cancellation", **answer_fields(response))
     try:
         status = cfg.dialect.interpret_status(response, submission=state.submission)
     except AsyncReplyError:
