@@ -7,15 +7,16 @@ import contextlib
 import dataclasses
 import json as jsonlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from .._clock import SystemClock
-from .._dialects import AutoDialect, Dialect, ReferenceDialect, StatusCodeDialect
+from .._dialects import Dialect
 from .._drivers import FlowResult, drive, drive_async
 from .._urls import is_http_url
+from ..dialects import dialect_from
 from ._audits import _Options
 from ._checks import _Checker
 from ._report import ContractReport
@@ -24,25 +25,10 @@ __all__ = ["acheck", "check"]
 
 _JSON = "application/json"
 
-_DIALECTS: dict[str, Callable[[], Dialect]] = {
-    "auto": AutoDialect,
-    "reference": ReferenceDialect,
-    "status-code": StatusCodeDialect,
-}
-
 
 def _dialect(dialect: Dialect | str | None) -> Dialect:
-    if dialect is None:
-        return AutoDialect()
-    if isinstance(dialect, str):
-        factory = _DIALECTS.get(dialect.strip().lower())
-        if factory is None:
-            raise ValueError(
-                f"unknown dialect {dialect!r}; expected one of {', '.join(_DIALECTS)} or a "
-                "Dialect object"
-            )
-        return factory()
-    return dialect
+    """The dialect that reads the server's answers: any name ``Client(dialect=...)`` takes."""
+    return dialect_from(dialect)
 
 
 _OPTION_NAMES = (
