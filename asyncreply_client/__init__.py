@@ -10,25 +10,18 @@ from __future__ import annotations
 
 from ._client import AsyncClient, Client
 from ._clock import Clock, SystemClock
-from ._dialects import (
-    ArmDialect,
-    AutoDialect,
-    Dialect,
-    GoogleDialect,
-    MicrosoftDialect,
-    ReferenceDialect,
-    StatusCodeDialect,
-    Submission,
-)
 from ._errors import (
     AsyncReplyError,
+    AuthenticationError,
     InvalidTokenError,
     JobCancelledError,
     JobExpiredError,
     JobFailedError,
     JobNotFoundError,
     JobOutcomeError,
+    PermissionDeniedError,
     ProtocolError,
+    RequestRejectedError,
     SubmissionRejectedError,
     TransportError,
     WaitTimeoutError,
@@ -50,6 +43,16 @@ from ._policies import (
 from ._retry import RetryEvent, RetryPolicy
 from ._sse import SSEOptions
 from ._version import __version__ as __version__
+from .dialects import (
+    ArmDialect,
+    AutoDialect,
+    Dialect,
+    GoogleDialect,
+    MicrosoftDialect,
+    ReferenceDialect,
+    StatusCodeDialect,
+    Submission,
+)
 
 __all__ = [
     "Adaptive",
@@ -57,6 +60,7 @@ __all__ = [
     "AsyncClient",
     "AsyncOperation",
     "AsyncReplyError",
+    "AuthenticationError",
     "AutoDialect",
     "Client",
     "Clock",
@@ -78,6 +82,7 @@ __all__ = [
     "MicrosoftDialect",
     "Operation",
     "OperationMetadata",
+    "PermissionDeniedError",
     "PollDecision",
     "PollObservation",
     "PollSchedule",
@@ -85,6 +90,7 @@ __all__ = [
     "Progress",
     "ProtocolError",
     "ReferenceDialect",
+    "RequestRejectedError",
     "ResultFile",
     "RetryEvent",
     "RetryPolicy",

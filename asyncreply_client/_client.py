@@ -31,9 +31,8 @@ from . import _flow
 from ._admission import DEFAULT_MAX_IN_FLIGHT, Admission, pool_limits
 from ._clock import Clock, SystemClock
 from ._commands import Command
-from ._dialects import AutoDialect, Dialect
 from ._drivers import FlowResult, drive, drive_async
-from ._flow import FlowConfig, OperationState, StreamBudget, WaitMode
+from ._flow import DEFAULT_MAX_BODY, FlowConfig, OperationState, StreamBudget, WaitMode
 from ._models import JobStatus
 from ._observe import Observer
 from ._operation import AsyncOperation, Operation
@@ -42,6 +41,7 @@ from ._retry import RetryPolicy
 from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._token import load_token
+from .dialects import Dialect, FinalStateVia, dialect_from
 
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
 
@@ -84,7 +84,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         http_client: HttpClientT | None = None,
         polling: PollingPolicy | None = None,
         retry: RetryPolicy | None = None,
-        dialect: Dialect | None = None,
+        dialect: Dialect | str | None = None,
         on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
         trusted_origins: Iterable[str] = (),
         clock: Clock | None = None,
@@ -92,8 +92,11 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         max_redirects: int = 10,
         sse: SSEOptions | None = None,
         max_streams: int = 50,
+        max_body_size: int | None = DEFAULT_MAX_BODY,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        if max_body_size is not None and not (isinstance(max_body_size, int) and max_body_size > 0):
+            raise ValueError(f"max_body_size must be a positive int or None; got {max_body_size!r}")
         self._admission = Admission(max_in_flight, max_streams)
         if timeout is not AUTO:
             resolved = httpx.Timeout(timeout)
@@ -116,7 +119,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         self._http: HttpClientT = self._new_http() if http_client is None else http_client
         self._requests = dataclasses.replace(self._requests, cookies=self._http)
         self._clock: Clock = clock or SystemClock()
-        chosen_dialect: Dialect = dialect if dialect is not None else AutoDialect()
+        chosen_dialect = dialect_from(dialect)
         self._flow_cfg = FlowConfig(
             requests=self._requests,
             dialect=chosen_dialect,
@@ -127,6 +130,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             events_url_template=events_url_template,
             sse=sse or SSEOptions(),
             streams=StreamBudget(max_streams),
+            max_body=max_body_size,
             retry=retry or RetryPolicy(),
         )
         if on_progress is None:
@@ -163,6 +167,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         headers: Mapping[str, str] | None,
         idempotency_key: str | _Default | None,
         callback: str | Mapping[str, Any] | None,
+        final_state_via: FinalStateVia | None,
         /,
         hold: float | None = None,
     ) -> Generator[Command, Any, OperationState]:
@@ -177,6 +182,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             headers=headers,
             idempotency_key=None if idempotency_key is None else self._key(idempotency_key),
             callback=callback,
+            final_state_via=final_state_via,
             hold=hold,
         )
 
@@ -238,7 +244,10 @@ class Client(_ClientBase[httpx.Client]):
             responsibility. It is not closed by this client.
         polling: the default polling policy (default :class:`Adaptive`).
         retry: the transient-fault policy (default :class:`RetryPolicy`).
-        dialect: how responses are interpreted (default :class:`AutoDialect`).
+        dialect: how responses are interpreted: a :class:`Dialect`, or one of the names
+            ``"auto"`` (default), ``"reference"``, ``"status-code"``, ``"microsoft"``,
+            ``"google"``, ``"arm"``. Anything else raises ``ValueError`` (an unknown
+            name) or ``TypeError`` (not a name nor a dialect) here, at construction.
         on_progress: callback(s) given each new snapshot during waits.
         trusted_origins: other origins (``"https://files.example.com"``) that may receive
             the credentials.
@@ -250,6 +259,11 @@ class Client(_ClientBase[httpx.Client]):
         max_streams: event streams open at once; beyond it ``"auto"`` waits poll instead,
             so streams never take the whole connection pool. Long polls and result
             downloads share this bound (they wait for a free slot, first come first served).
+        max_body_size: the most bytes of a status, submission or error answer read into
+            memory (default 1 MiB; ``None``: no bound). A longer successful answer is a
+            ``ProtocolError``; a longer error answer is read up to the bound (its message
+            quotes an excerpt). Results fetched by ``result()`` are not bounded;
+            ``download()`` streams them.
         max_in_flight: short requests (submissions, status checks, results) in flight at
             once, default 100; more wait their turn in this client, first come first
             served, so any number of concurrent waits costs each the same CPU. The client's
@@ -305,6 +319,7 @@ class Client(_ClientBase[httpx.Client]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
     ) -> Operation[R]:
         """Submit an operation and return it (without waiting).
@@ -319,6 +334,11 @@ class Client(_ClientBase[httpx.Client]):
                 case the submission is never retried.
             callback: a webhook URL, or ``{"url": ..., "events": [...]}``, added to the JSON
                 body as ``callback`` for servers that take one.
+            final_state_via: where the final result is, for APIs that say so (Azure's
+                ``final-state-via``): ``"location"`` (GET the answer's ``Location``),
+                ``"original-uri"`` (GET ``url``), ``"azure-async-operation"`` /
+                ``"operation-location"`` (that monitor's last answer is the result).
+                ``None`` (default): the dialect decides (see the guide's dialect table).
             result_type: a type (e.g. a pydantic model) that ``result()`` validates into.
 
         Raises:
@@ -329,7 +349,9 @@ class Client(_ClientBase[httpx.Client]):
         Example:
             >>> op = client.submit("/jobs", json={"type": "echo", "input": {}})  # doctest: +SKIP
         """
-        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        flow = self._submit_flow(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via
+        )
         observer, flow = self._watch_submission(flow)
         return Operation(self, self._run(flow), result_type, observer)
 
@@ -363,6 +385,7 @@ class Client(_ClientBase[httpx.Client]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
@@ -379,7 +402,15 @@ class Client(_ClientBase[httpx.Client]):
         """
         started = self._clock.now()
         flow = self._submit_flow(
-            url, json, content, method, headers, idempotency_key, callback, self._run_hold(timeout)
+            url,
+            json,
+            content,
+            method,
+            headers,
+            idempotency_key,
+            callback,
+            final_state_via,
+            self._run_hold(timeout),
         )
         observer, flow = self._watch_submission(flow)
         state = self._run(flow)
@@ -471,10 +502,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
     ) -> AsyncOperation[R]:
         """Submit an operation and return it (without waiting); see :meth:`Client.submit`."""
-        flow = self._submit_flow(url, json, content, method, headers, idempotency_key, callback)
+        flow = self._submit_flow(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via
+        )
         observer, flow = self._watch_submission(flow)
         return AsyncOperation(self, await self._run(flow), result_type, observer)
 
@@ -504,6 +538,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
         callback: str | Mapping[str, Any] | None = None,
+        final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
         timeout: float | None = None,
         polling: PollingPolicy | None = None,
@@ -513,7 +548,15 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         """Submit and wait: return the result; see :meth:`Client.run`."""
         started = self._clock.now()
         flow = self._submit_flow(
-            url, json, content, method, headers, idempotency_key, callback, self._run_hold(timeout)
+            url,
+            json,
+            content,
+            method,
+            headers,
+            idempotency_key,
+            callback,
+            final_state_via,
+            self._run_hold(timeout),
         )
         observer, flow = self._watch_submission(flow)
         state = await self._run(flow)

@@ -14,10 +14,10 @@ back the reply. This is the only contract between the pure core and I/O (STYLE.m
 | ``Emit``        | hands ``status`` to the caller (``watch`` yields | ``None``                    |
 |                 | it; ``wait`` only calls the progress callbacks)  |                             |
 
-A transport failure (``httpx.TransportError``) is thrown into the flow, unchanged, at the
-``yield`` of the command that failed: the flow decides whether to retry (``_retry``), fall
-back or give up. Every decision (retries, redirects, credentials) is the flow's; a command
-carries all the driver needs.
+A failed request (``httpx.RequestError``: a transport failure, an undecodable body) is thrown
+into the flow, unchanged, at the ``yield`` of the command that failed: the flow decides
+whether to retry (``_retry``), fall back or give up. Every decision (retries, redirects,
+credentials) is the flow's; a command carries all the driver needs.
 """
 
 from __future__ import annotations
@@ -36,11 +36,15 @@ __all__ = ["CloseStream", "Command", "Emit", "ReadBytes", "ReadChunk", "Send", "
 class Send:
     """Send ``request`` once, with ``auth`` as ``httpx.Client.send``'s ``auth`` argument
     (``None``: no credentials at all, the flow's decision for an untrusted origin); with
-    ``stream`` the body is left open for ``ReadChunk`` / ``ReadBytes``."""
+    ``stream`` the body is left open for ``ReadChunk`` / ``ReadBytes``. Otherwise the body
+    is read, at most ``max_body`` bytes of a 1xx-3xx answer and ``max_error_body`` of a
+    4xx/5xx one (``None``: all of it); a longer one arrives cut, ``truncated`` set."""
 
     request: httpx.Request
     auth: Any = None
     stream: bool = False
+    max_body: int | None = None
+    max_error_body: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 A driver runs a flow (``_flow``) and executes its commands (``_commands``): it sends one
 attempt of a request with the ``auth`` the command carries, reads or closes the open stream,
 sleeps on the client's clock, and hands each ``Emit`` to its caller by yielding it. It decides
-nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.TransportError`` is
-thrown back into the flow at the ``yield`` of the command that failed. The flow's return value
+nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.RequestError`` (a
+transport failure, or a body that cannot be decoded) is thrown back into the flow at the
+``yield`` of the command that failed. The flow's return value
 lands in a ``FlowResult`` (an async generator cannot return one).
 
 Every request passes the client's admission gates (``_admission``) first: it holds a slot of
@@ -48,7 +49,7 @@ def drive(
     Requests wait for a slot of ``admission`` (``None``: no bound)."""
     stream = _Stream()
     reply: Any = None
-    error: httpx.TransportError | None = None
+    error: httpx.RequestError | None = None
     try:
         while True:
             try:
@@ -68,21 +69,14 @@ def drive(
                         if admission is None
                         else admission.enter(command.request, stream=command.stream)
                     )
-                    try:
-                        response = http.send(
-                            command.request, stream=True, auth=command.auth, follow_redirects=False
-                        )
-                    except BaseException:
-                        _release(slot)
-                        raise
-                    reply = stream.keep(response, slot) if command.stream else _read(response, slot)
+                    reply = _send(http, command, stream, slot)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
                     clock.sleep(command.seconds)
                 else:
                     stream.close()
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 error = exc
     finally:
         stream.close()
@@ -100,7 +94,7 @@ async def drive_async(
     Requests wait for a slot of ``admission`` (``None``: no bound)."""
     stream = _AsyncStream()
     reply: Any = None
-    error: httpx.TransportError | None = None
+    error: httpx.RequestError | None = None
     try:
         while True:
             try:
@@ -120,29 +114,23 @@ async def drive_async(
                         if admission is None
                         else await admission.aenter(command.request, stream=command.stream)
                     )
-                    try:
-                        response = await http.send(
-                            command.request, stream=True, auth=command.auth, follow_redirects=False
-                        )
-                    except BaseException:
-                        _release(slot)
-                        raise
-                    reply = (
-                        stream.keep(response, slot)
-                        if command.stream
-                        else await _aread(response, slot)
-                    )
+                    reply = await _asend(http, command, stream, slot)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = await stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
                     await clock.asleep(command.seconds)
                 else:
                     await stream.close()
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 error = exc
     finally:
         await stream.close()
         flow.close()
+
+
+def _limit(response: httpx.Response, command: Send) -> int | None:
+    """How many bytes of this answer's body ``command`` lets the driver read."""
+    return command.max_body if response.status_code < 400 else command.max_error_body
 
 
 def _release(slot: Slot | None) -> None:
@@ -150,26 +138,65 @@ def _release(slot: Slot | None) -> None:
         slot.release()
 
 
-def _read(response: httpx.Response, slot: Slot | None) -> HttpResponse:
+def _send(http: httpx.Client, command: Send, stream: _Stream, slot: Slot | None) -> HttpResponse:
+    """The one ``http.send`` of the sync driver: the body is read and the response closed
+    (and ``slot`` released), unless the command streams it (then ``stream`` keeps both)."""
     try:
-        response.read()
+        response = http.send(
+            command.request, stream=True, auth=command.auth, follow_redirects=False
+        )
+    except BaseException:
+        _release(slot)
+        raise
+    if command.stream:
+        return stream.keep(response, slot)
+    limit = _limit(response, command)
+    try:
+        if limit is None:
+            response.read()
+            return HttpResponse.from_httpx(response)
+        body = bytearray()
+        for chunk in response.iter_bytes():  # decoded: the bound holds for gzip bombs too
+            body += chunk
+            if len(body) > limit:
+                break
     finally:
         try:
             response.close()
         finally:
             _release(slot)
-    return HttpResponse.from_httpx(response)
+    return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
 
-async def _aread(response: httpx.Response, slot: Slot | None) -> HttpResponse:
+async def _asend(
+    http: httpx.AsyncClient, command: Send, stream: _AsyncStream, slot: Slot | None
+) -> HttpResponse:
+    """The one ``http.send`` of the async driver (see :func:`_send`)."""
     try:
-        await response.aread()
+        response = await http.send(
+            command.request, stream=True, auth=command.auth, follow_redirects=False
+        )
+    except BaseException:
+        _release(slot)
+        raise
+    if command.stream:
+        return stream.keep(response, slot)
+    limit = _limit(response, command)
+    try:
+        if limit is None:
+            await response.aread()
+            return HttpResponse.from_httpx(response)
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                break
     finally:
         try:
             await response.aclose()
         finally:
             _release(slot)
-    return HttpResponse.from_httpx(response)
+    return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
 
 class _OpenStream:

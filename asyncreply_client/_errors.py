@@ -3,8 +3,11 @@
 ::
 
     AsyncReplyError
-    ├── SubmissionRejectedError      the server refused the submission (4xx)
-    ├── JobError-like outcomes
+    ├── RequestRejectedError         a 4xx that is no job state (status, URL, the server's error)
+    │   ├── SubmissionRejectedError  the server refused the submission (4xx)
+    │   ├── AuthenticationError      401: credentials missing or refused (WWW-Authenticate)
+    │   └── PermissionDeniedError    403: the credentials may not do this
+    ├── JobOutcomeError              what happened to the job itself
     │   ├── JobFailedError           the job ran and failed
     │   ├── JobCancelledError        the job was cancelled
     │   ├── JobExpiredError          410 Gone, or a job that vanished
@@ -14,6 +17,10 @@
     ├── ProtocolError                the server broke the protocol
     ├── InvalidTokenError            a resume token that cannot be loaded
     └── WebhookVerificationError     (asyncreply_client.webhooks) a delivery failed verification
+
+A 401 or 403 answer to a *submission* is both: an ``AuthenticationError`` (or
+``PermissionDeniedError``) and a ``SubmissionRejectedError``, so either ``except`` catches it.
+Messages quote at most an excerpt of a body: never the whole of it.
 """
 
 from __future__ import annotations
@@ -25,34 +32,96 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncReplyError",
+    "AuthenticationError",
     "InvalidTokenError",
     "JobCancelledError",
     "JobExpiredError",
     "JobFailedError",
     "JobNotFoundError",
     "JobOutcomeError",
+    "PermissionDeniedError",
     "ProtocolError",
+    "RequestRejectedError",
     "SubmissionRejectedError",
     "TransportError",
     "WaitTimeoutError",
 ]
 
 _EXCERPT = 200
+#: The longest message an error of this module carries: bodies and server texts are quoted,
+#: and a server may send megabytes of them.
+MAX_MESSAGE = 1000
 
 
 def excerpt(body: bytes | str | None, limit: int = _EXCERPT) -> str:
-    """Return a short printable excerpt of a response body for error messages."""
+    """Return a short printable excerpt of a response body for error messages.
+
+    Only the first ``limit`` characters are decoded, so a huge body costs no more than a
+    small one.
+    """
     if body is None:
         return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    return text if len(text) <= limit else text[:limit] + "…"
+    if isinstance(body, bytes):
+        # Four bytes per character at most in UTF-8: decode no more than can be shown.
+        text = body[: limit * 4 + 4].decode("utf-8", "replace")
+        more = len(body) > limit * 4 + 4
+    else:
+        text, more = body, False
+    if len(text) <= limit and not more:
+        return text
+    return text[:limit] + "…"
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` cut to ``limit`` characters (with an ellipsis when cut)."""
+    return message if len(message) <= limit else message[:limit] + "…"
 
 
 class AsyncReplyError(Exception):
-    """Base class of every error raised by asyncreply_client."""
+    """Base class of every error raised by asyncreply_client.
+
+    Attributes:
+        operation: the operation the error happened to, when the job already existed
+            (raised by ``wait()``, ``result()``, ``run()`` after the submission...): wait
+            for it again or resume it (``exc.operation.to_token()``) rather than submitting
+            a second job. ``None`` when no job is known to exist (a rejected submission).
+    """
+
+    operation: Any = None
 
 
-class SubmissionRejectedError(AsyncReplyError):
+class RequestRejectedError(AsyncReplyError):
+    """The server refused a request with a 4xx answer that is not a job's state.
+
+    404 and 410 on a status URL are :class:`JobNotFoundError` / :class:`JobExpiredError`
+    instead, and a 409 stating a cancelled job is that job's state.
+
+    Attributes:
+        status_code: the HTTP status.
+        url: the URL the request went to.
+        error: the server's ``error`` object (or the whole parsed body when it had none, or
+            an excerpt of a body that is not JSON).
+        www_authenticate: the ``WWW-Authenticate`` challenge, when the answer had one
+            (RFC 9110 §11.6.1: how to authenticate).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        url: str,
+        error: Any = None,
+        www_authenticate: str | None = None,
+    ) -> None:
+        super().__init__(bounded(message))
+        self.status_code = status_code
+        self.url = url
+        self.error = error
+        self.www_authenticate = www_authenticate
+
+
+class SubmissionRejectedError(RequestRejectedError):
     """The server rejected the submission with a 4xx answer.
 
     Attributes:
@@ -61,11 +130,40 @@ class SubmissionRejectedError(AsyncReplyError):
         url: the submission URL.
     """
 
-    def __init__(self, message: str, *, status_code: int, url: str, error: Any = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.url = url
-        self.error = error
+
+class AuthenticationError(RequestRejectedError):
+    """401: the request carried no credentials, or the server refused them.
+
+    ``www_authenticate`` says what the server accepts (``Bearer realm="api"``...).
+    """
+
+
+class PermissionDeniedError(RequestRejectedError):
+    """403: the server knows the credentials but does not let them do this."""
+
+
+class _SubmissionAuthenticationError(AuthenticationError, SubmissionRejectedError):
+    """A 401 to a submission: both errors, so ``except SubmissionRejectedError`` catches it."""
+
+
+class _SubmissionPermissionDeniedError(PermissionDeniedError, SubmissionRejectedError):
+    """A 403 to a submission: both errors, so ``except SubmissionRejectedError`` catches it."""
+
+
+def rejection_class(status_code: int, *, submission: bool) -> type[RequestRejectedError]:
+    """The error class of a 4xx answer (``submission``: the answer to a submission).
+
+    Example:
+        >>> rejection_class(401, submission=False).__name__
+        'AuthenticationError'
+        >>> issubclass(rejection_class(403, submission=True), SubmissionRejectedError)
+        True
+    """
+    if status_code == 401:
+        return _SubmissionAuthenticationError if submission else AuthenticationError
+    if status_code == 403:
+        return _SubmissionPermissionDeniedError if submission else PermissionDeniedError
+    return SubmissionRejectedError if submission else RequestRejectedError
 
 
 class JobOutcomeError(AsyncReplyError):
@@ -76,7 +174,7 @@ class JobOutcomeError(AsyncReplyError):
     """
 
     def __init__(self, message: str, *, status: JobStatus | None = None) -> None:
-        super().__init__(message)
+        super().__init__(bounded(message))
         self.status = status
 
 
@@ -149,7 +247,7 @@ class ProtocolError(AsyncReplyError):
             detail += f" (HTTP {status_code} from {url})"
         if self.body_excerpt:
             detail += f": {self.body_excerpt!r}"
-        super().__init__(detail)
+        super().__init__(bounded(detail))
 
 
 class InvalidTokenError(AsyncReplyError, ValueError):

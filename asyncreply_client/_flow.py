@@ -2,7 +2,8 @@
 
 Each flow yields :mod:`commands <asyncreply_client._commands>` (send this request, sleep, read
 the stream, report this snapshot) and is sent the replies; the sync and async drivers in
-``_drivers`` execute them. Nothing here touches a socket or a clock: time comes from
+``_drivers`` execute them. Each request goes through ``_exchange.send`` (request factory,
+retry sub-flow, redirects). Nothing here touches a socket or a clock: time comes from
 ``FlowConfig.now`` and sleeping is a ``Sleep`` command, so unit tests drive every flow by hand.
 """
 
@@ -11,19 +12,15 @@ from __future__ import annotations
 import functools
 import json as jsonlib
 import math
-import random
-import threading
-import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
 import pydantic
 
 from . import _log
-from ._commands import CloseStream, Command, Emit, ReadBytes, Send, Sleep, Tracker
-from ._dialects import Dialect, Submission
+from ._commands import CloseStream, Command, Emit, ReadBytes, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
     JobCancelledError,
@@ -32,20 +29,34 @@ from ._errors import (
     JobNotFoundError,
     JobOutcomeError,
     ProtocolError,
-    SubmissionRejectedError,
     TransportError,
     WaitTimeoutError,
+)
+from ._exchange import (
+    DEFAULT_MAX_BODY,
+    FlowConfig,
+    StreamBudget,
+    answer_fields,
+    open_stream,
+    send,
 )
 from ._headers import parse_content_disposition_filename, preference_applied_wait
 from ._http import HttpResponse
 from ._models import JobState, JobStatus, ResultFile
-from ._policies import PollDecision, PollingPolicy, PollObservation
-from ._retry import Answer, RetryPolicy, Verdict, attempts, exhausted
-from ._security import RequestFactory
-from ._sse import SSEEnd, SSEOptions, follow_events
-from ._urls import resolve_url, same_origin
+from ._policies import PollDecision, PollingPolicy, PollObservation, hint_ceiling
+from ._retry import Answer, Verdict, exhausted
+from ._sse import SSEEnd, follow_events
+from .dialects import (
+    FINAL_STATE_VIA,
+    FinalStateVia,
+    Submission,
+    monitor_move,
+    rejection_error,
+    with_final_state_via,
+)
 
 __all__ = [
+    "DEFAULT_MAX_BODY",
     "Flow",
     "FlowConfig",
     "OperationState",
@@ -54,9 +65,11 @@ __all__ = [
     "WaitOptions",
     "cancel",
     "download",
+    "open_stream",
     "refresh",
     "result",
     "retry",
+    "send",
     "submit",
     "wait",
 ]
@@ -65,9 +78,6 @@ Flow = Generator[Command, Any, Any]
 WaitMode = Literal["auto", "sse", "long-poll", "poll"]
 WAIT_MODES: tuple[str, ...] = ("auto", "sse", "long-poll", "poll")
 
-#: Non-303 redirects, followed by the flows themselves (RFC 9110 §15.4). A 303 is an answer
-#: of the protocol ("done, the result is over there") and is never followed blindly.
-_REDIRECTS = frozenset({301, 302, 307, 308})
 #: Extra read time on top of a long poll's ``wait``, so the server answers before we give up.
 _LONG_POLL_MARGIN = 5.0
 #: Long polls shorter than this are not worth asking for.
@@ -76,75 +86,6 @@ _MIN_HOLD = 0.01
 #: time: the server then holds it across the job's end and its answer, not our timer (late
 #: by the 202's transit and the sleep's wake-up), marks when the end is noticed.
 _LONG_POLL_LEAD = 0.05
-#: Default budget of open event streams per client (half of httpx's default pool of 100).
-_DEFAULT_STREAMS = 50
-
-
-class StreamBudget:
-    """How many event streams one client keeps open at once.
-
-    Each open stream holds a pooled connection for as long as the job runs; without a bound,
-    many concurrent waits in ``"auto"`` mode would take every connection of the pool and
-    starve their own status requests. Beyond the budget, ``"auto"`` waits poll instead
-    (an explicit ``mode="sse"`` always streams). Thread-safe: a sync client may be shared.
-    """
-
-    __slots__ = ("_lock", "limit", "open")
-
-    def __init__(self, limit: int) -> None:
-        if limit < 0:
-            raise ValueError("max_streams must not be negative")
-        self.limit = limit
-        self.open = 0
-        self._lock = threading.Lock()
-
-    def try_acquire(self, *, force: bool = False) -> bool:
-        """Count one more open stream if the budget allows it (always with ``force``)."""
-        with self._lock:
-            if not force and self.open >= self.limit:
-                return False
-            self.open += 1
-            return True
-
-    def release(self) -> None:
-        """Count one stream fewer."""
-        with self._lock:
-            self.open = max(self.open - 1, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class FlowConfig:
-    """Everything a flow needs from its client; pure values and pure functions.
-
-    Attributes:
-        requests: builds requests and decides their credentials (by origin).
-        dialect: interprets responses.
-        now: the clock's ``now`` (monotonic seconds).
-        polling: the default polling policy.
-        long_polling: the policy of ``mode="long-poll"``.
-        max_redirects: how many non-303 redirects one request may follow.
-        events_url_template: a template (``{id}`` placeholder, relative to the base URL) for
-            the events URL of servers that do not announce one.
-        sse: options of the SSE channel.
-        streams: the client's budget of concurrently open event streams.
-        retry: how transient faults are retried (the ``_retry`` sub-flow).
-        wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
-            a ``Date`` header.
-        random: uniform random numbers in ``[0, 1)``, the retry backoff's jitter.
-    """
-
-    requests: RequestFactory
-    dialect: Dialect
-    now: Callable[[], float]
-    polling: PollingPolicy
-    long_polling: PollingPolicy
-    max_redirects: int = 10
-    events_url_template: str | None = None
-    sse: SSEOptions = field(default_factory=SSEOptions)
-    streams: StreamBudget = field(default_factory=lambda: StreamBudget(_DEFAULT_STREAMS))
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    wall_now: Callable[[], float] = time.time
-    random: Callable[[], float] = random.random
 
 
 @dataclass(slots=True)
@@ -160,7 +101,11 @@ class OperationState:
         submission: the interpreted submission, when this client made it. Its ``status``
             follows ``last``: only the latest snapshot is kept alive, not the first one too.
         last: the latest snapshot.
-        seen: whether the server ever acknowledged the job (then a 404 means it vanished).
+        seen: whether the server ever acknowledged the job (its submission or a status).
+        answered: whether the status URL (or the event stream) ever answered with a status;
+            only then is a 404 there a job that vanished (``JobExpiredError``), before it is
+            ``JobNotFoundError``: a 404 makes no claim that the job ever existed (RFC 9110
+            §15.5.5), however the operation was obtained (submitted, resumed, attached).
         first_delay: the submission's ``Retry-After``, honoured before the first poll.
         sse_unusable: the event stream failed once (refused, or dropped too often): later
             waits in ``"auto"`` mode poll straight away.
@@ -174,6 +119,7 @@ class OperationState:
     submission: Submission | None = None
     last: JobStatus | None = None
     seen: bool = False
+    answered: bool = False
     first_delay: float | None = None
     sse_unusable: bool = False
 
@@ -213,145 +159,17 @@ class WaitOptions:
 
 
 # --------------------------------------------------------------------------------------------
-# Requests
-
-
-def send(
-    cfg: FlowConfig,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    private_headers: Mapping[str, str] | None = None,
-    params: Mapping[str, str] | None = None,
-    content: bytes | None = None,
-    read_timeout: float | None = None,
-    accept: str = "application/json",
-    retry: bool = True,
-    stream: bool = False,
-    deadline: float | None = None,
-) -> Generator[Command, Any, Answer]:
-    """Send one request and return its answer (and the answer's verdict): transient faults
-    retried by the ``_retry`` sub-flow (with ``retry``, within ``deadline``), non-303
-    redirects followed (bounded; a loop is a ``ProtocolError``).
-
-    Each attempt's request is built afresh by the request factory, with the credentials of
-    its origin. ``private_headers`` (the caller's per-call headers) go only to the first URL's
-    origin. A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and
-    body.
-
-    Raises:
-        TransportError: the last attempt ended with a transport fault or a transient answer.
-        ProtocolError: a redirect without a usable ``Location``, a loop, or too many.
-    """
-    first = cfg.requests.resolve(url)
-    target = first
-    visited: set[tuple[str, str]] = set()
-    for _ in range(cfg.max_redirects + 1):
-        visited.add((method, target))
-        merged = dict(headers or {})
-        if private_headers and same_origin(first, target):
-            merged = {**private_headers, **merged}
-
-        make = functools.partial(
-            _command,
-            cfg.requests,
-            method,
-            target,
-            headers=merged,
-            params=params,
-            content=content,
-            read_timeout=read_timeout,
-            accept=accept,
-            stream=stream,
-        )
-        answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
-        response = answer.response
-        if response.status_code not in _REDIRECTS:
-            return answer
-        if stream:
-            yield CloseStream()
-        location = response.headers.get("location")
-        if not location:
-            raise ProtocolError("redirect without a Location header", **_where(response))
-        resolved = resolve_url(response.url, location)
-        if resolved is None:
-            raise ProtocolError(
-                f"redirect to an unusable Location {location!r}", **_where(response)
-            )
-        target = resolved
-        if response.status_code in (301, 302) and method == "POST":
-            method, content = "GET", None
-            headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
-        if (method, target) in visited:
-            raise ProtocolError(f"redirect loop back to {target}", **_where(response))
-    raise ProtocolError(f"more than {cfg.max_redirects} redirects", url=first)
-
-
-def _command(
-    requests: RequestFactory,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None,
-    content: bytes | None,
-    read_timeout: float | None,
-    accept: str,
-    stream: bool,
-) -> Send:
-    """The ``Send`` of one attempt: a fresh request, and the credentials of its origin."""
-    request = requests.build(
-        method,
-        url,
-        headers=headers,
-        params=params,
-        content=content,
-        read_timeout=read_timeout,
-        accept=accept,
-    )
-    return Send(request, auth=requests.auth_for(url), stream=stream)
-
-
-def _open_stream(
-    cfg: FlowConfig, url: str, *, headers: Mapping[str, str], timeout: Mapping[str, float]
-) -> Generator[Command, Any, HttpResponse]:
-    """Open an event stream: one attempt (a transient answer is a ``TransportError``), no
-    redirect followed, the timeouts given (httpx's per-request ``timeout`` extension)."""
-
-    def make() -> Send:
-        request = cfg.requests.build("GET", url)
-        for name, value in headers.items():
-            # Set one by one: httpx encodes a str value set so as UTF-8 (a Last-Event-ID may
-            # be any UTF-8 text), where a Headers mapping would insist on ASCII.
-            request.headers[name] = value
-        request.extensions = {**request.extensions, "timeout": dict(timeout)}
-        return Send(request, auth=cfg.requests.auth_for(url), stream=True)
-
-    answer = yield from attempts(cfg, make, retry=False)
-    return answer.response
+# Errors and formatting
 
 
 def _where(response: HttpResponse) -> dict[str, Any]:
     return {"status_code": response.status_code, "url": response.url, "body": response.content}
 
 
-def _error_body(response: HttpResponse) -> Any:
-    """The server's ``error`` object, the whole JSON body, or a text excerpt."""
-    body = response.json()
-    if isinstance(body, dict) and "error" in body:
-        return body["error"]
-    if body is not None:
-        return body
-    return response.content.decode("utf-8", "replace")[:500] or None
-
-
-def _error_summary(error: Any) -> str:
-    """``code: message`` of a server's error object (its JSON when it has neither)."""
-    if isinstance(error, dict):
-        code, message = error.get("code"), error.get("message")
-        return ": ".join(str(part) for part in (code, message) if part) or jsonlib.dumps(error)
-    return "" if error is None else str(error)
+def _auth_error(response: HttpResponse, what: str) -> AsyncReplyError:
+    """The ``AuthenticationError`` / ``PermissionDeniedError`` of a 401 / 403 answer."""
+    error = rejection_error(response, what=what)
+    return error if error is not None else ProtocolError("no error", **_where(response))
 
 
 def _format_seconds(seconds: float) -> str:
@@ -373,21 +191,29 @@ def submit(
     headers: Mapping[str, str] | None = None,
     idempotency_key: str | None = None,
     callback: str | Mapping[str, Any] | None = None,
+    final_state_via: FinalStateVia | None = None,
     hold: float | None = None,
 ) -> Generator[Command, Any, OperationState]:
     """Submit an operation and interpret the answer.
 
     Retried on transient faults only with an ``idempotency_key`` (the same key on every
-    attempt, so a retry can never create a second job). With ``hold`` (``run()``), the
-    server is asked to hold the answer until the job ends, up to that many whole seconds
-    (``Prefer: wait``, RFC 7240 §4.3): an instant job's result then comes with the answer.
-    Held submissions count as event streams (``max_streams``): beyond that budget, and when
-    the caller sent a ``Prefer`` header of their own, the submission is not held.
+    attempt, so a retry can never create a second job). ``final_state_via`` says where the
+    final result is (see :func:`~asyncreply_client.dialects.with_final_state_via`;
+    ``None``: the dialect's automatic rule). With ``hold`` (``run()``), the server is asked
+    to hold the answer until the job ends, up to that many whole seconds (``Prefer: wait``,
+    RFC 7240 §4.3): an instant job's result then comes with the answer. Held submissions
+    count as event streams (``max_streams``): beyond that budget, and when the caller sent
+    a ``Prefer`` header of their own, the submission is not held.
 
     Raises:
         SubmissionRejectedError: a 4xx answer (with the server's error body).
         ProtocolError: a redirect loop, or an answer the dialect cannot interpret.
     """
+    if final_state_via is not None and final_state_via not in FINAL_STATE_VIA:
+        raise ValueError(
+            f"final_state_via must be one of {', '.join(FINAL_STATE_VIA)} or None; "
+            f"got {final_state_via!r}"
+        )
     body, content_type = _encode_body(json, content, callback)
     proto: dict[str, str] = {}
     if content_type is not None:
@@ -419,7 +245,15 @@ def submit(
     finally:
         if held:
             cfg.streams.release()
-    state = _operation_from_submit_answer(cfg, answer)
+    if final_state_via is None:
+        state = _operation_from_submit_answer(cfg, answer)
+    else:
+        original = cfg.requests.resolve(url)
+        state = _operation_from_submit_answer(
+            cfg,
+            answer,
+            lambda sub: with_final_state_via(sub, answer.response, final_state_via, original),
+        )
     if preference_applied_wait(answer.response.headers) is not None:
         # The server held the submission already: the wait starts at once, in its mode,
         # rather than after the answer's Retry-After.
@@ -449,7 +283,11 @@ def _encode_body(
     return content, None
 
 
-def _operation_from_submit_answer(cfg: FlowConfig, answer: Answer) -> OperationState:
+def _operation_from_submit_answer(
+    cfg: FlowConfig,
+    answer: Answer,
+    adjust: Callable[[Submission], Submission] | None = None,
+) -> OperationState:
     """The operation a submission (or a retry) started, from the server's answer.
 
     The dialect reads 2xx, 303 and the answers it calls a job's terminal state (a status-code
@@ -460,17 +298,14 @@ def _operation_from_submit_answer(cfg: FlowConfig, answer: Answer) -> OperationS
     code = response.status_code
     if answer.verdict is Verdict.JOB_STATE:
         return _state_of(cfg, cfg.dialect.interpret_submit(response))
-    if 400 <= code < 500:
-        error = _error_body(response)
-        raise SubmissionRejectedError(
-            f"submission rejected with HTTP {code}: {_error_summary(error)}".rstrip(": "),
-            status_code=code,
-            url=response.url,
-            error=error,
-        )
+    rejection = rejection_error(response, submission=True)
+    if rejection is not None:
+        raise rejection
     if not (200 <= code < 300 or code == 303):
-        raise ProtocolError("unexpected answer to a submission", **_where(response))
+        raise ProtocolError("unexpected answer to a submission", **answer_fields(response))
     submission = cfg.dialect.interpret_submit(response)
+    if adjust is not None and not submission.status.is_terminal:
+        submission = adjust(submission)
     return _state_of(cfg, submission)
 
 
@@ -507,8 +342,8 @@ def refresh(
     faults are retried, never past ``deadline``.
 
     Raises:
-        JobNotFoundError: 404 for a job never seen.
-        JobExpiredError: 410, or 404 for a job seen before (it vanished).
+        JobNotFoundError: 404 from a status URL that never answered with a status.
+        JobExpiredError: 410, or 404 after the status URL answered (the job vanished).
         ProtocolError: no status URL, or an answer the dialect cannot interpret.
     """
     if state.status_url is None:
@@ -537,14 +372,30 @@ def _interpret(cfg: FlowConfig, state: OperationState, response: HttpResponse) -
     try:
         status = cfg.dialect.interpret_status(response, submission=state.submission)
     except JobNotFoundError as exc:
-        if state.seen:
+        if state.answered:
             raise JobExpiredError(
                 f"the job vanished: its status URL {response.url} now answers 404",
                 status=state.last,
             ) from exc
         raise
     state.learn(status)
+    state.answered = True
+    if not status.is_terminal:
+        _follow_monitor(state, response)
     return status
+
+
+def _follow_monitor(state: OperationState, response: HttpResponse) -> None:
+    """Move the status URL where a 202 poll answer points (a new monitor)."""
+    submission = state.submission
+    move = monitor_move(response, submission.monitored_by if submission is not None else None)
+    if move is None:
+        return
+    url, kind = move
+    state.status_url = url
+    state.answered = False  # the new monitor has not answered yet
+    if submission is not None:
+        state.submission = replace(submission, status_url=url, monitored_by=kind)
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,10 +421,9 @@ def wait(
         return state.last
 
     if options.mode == "sse" and state.events_url is None:
-        raise ProtocolError(
-            "mode='sse' needs an events URL: the server announced none (eventsUrl, "
-            "Link rel=events) and the client has no events_url_template"
-        )
+        first = yield from _learn_events_url(cfg, state, tracker, deadline)
+        if first.is_terminal:
+            return first
     use_sse = options.mode == "sse" or (options.mode == "auto" and not state.sse_unusable)
     poll_reason = _poll_reason(options, state, use_sse)
     if (
@@ -588,7 +438,7 @@ def wait(
             ending = yield from follow_events(
                 state.events_url,
                 dialect=cfg.dialect,
-                open_stream=functools.partial(_open_stream, cfg),
+                open_stream=functools.partial(open_stream, cfg),
                 tracker=tracker,
                 deadline=deadline,
                 now=cfg.now,
@@ -598,6 +448,7 @@ def wait(
             cfg.streams.release()
         if ending.status is not None:
             state.learn(ending.status)
+            state.answered = True
         if ending.end is SSEEnd.TERMINAL and ending.status is not None:
             return ending.status
         if ending.end is SSEEnd.DEADLINE:
@@ -636,7 +487,9 @@ def wait(
         delay = max(decision.delay, 0.0)
         hinted = state.last is not None and state.last.retry_after is not None
         if state.first_delay is not None:
-            delay = max(state.first_delay, 0.0)
+            # The submission's Retry-After, clamped like every hint (a 202 saying
+            # "Retry-After: 999999999" must not sleep for 31 years).
+            delay = min(max(state.first_delay, 0.0), hint_ceiling(policy))
             if decision.wait is not None:  # a long poll: be held across the hinted time
                 delay = max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
             hinted = True
@@ -704,6 +557,28 @@ def _delay_chosen(state: OperationState, delay: float, reason: str, hold: float 
     )
 
 
+def _learn_events_url(
+    cfg: FlowConfig, state: OperationState, tracker: Tracker, deadline: float | None
+) -> Generator[Command, Any, JobStatus]:
+    """One status request for ``mode="sse"`` without an events URL: an operation attached
+    by URL or resumed knows none yet, and any status answer may announce it (``eventsUrl``,
+    ``Link: rel="events"``). Returns that status (terminal: the wait is over).
+
+    Raises:
+        ProtocolError: the answer announced none either.
+    """
+    if state.status_url is not None:
+        first = yield from refresh(cfg, state, deadline=deadline)
+        if tracker.observe(first):
+            yield Emit(first)
+        if first.is_terminal or state.events_url is not None:
+            return first
+    raise ProtocolError(
+        "mode='sse' needs an events URL: the server announced none (eventsUrl, "
+        "Link rel=events) and the client has no events_url_template"
+    )
+
+
 def _timeout(options: WaitOptions, state: OperationState) -> WaitTimeoutError:
     last = state.last
     where = "" if last is None else f"; last state: {last.state.value}"
@@ -737,12 +612,13 @@ def result(
     url = status.result_url or state.final_url
     if url is None:
         return _convert(None, result_type, url=state.status_url)
-    response = (yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8")).response
+    fetched = yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8", bound=False)
+    response = fetched.response
     _check_result_answer(response, state)
     if response.is_json or not response.headers.get("content-type"):
         value = response.json()
         if value is None and response.content.strip() not in (b"", b"null"):
-            raise ProtocolError("the result is not valid JSON", **_where(response))
+            raise ProtocolError("the result is not valid JSON", **answer_fields(response))
         return _convert(value, result_type, url=response.url)
     file = ResultFile(
         content_type=response.headers.get("content-type", "application/octet-stream"),
@@ -754,9 +630,11 @@ def result(
 
 def _check_outcome(status: JobStatus) -> None:
     if status.state is JobState.FAILED:
-        error = status.error
-        detail = "" if error is None else f": {error.code or 'error'}: {error.message or ''}"
-        raise JobFailedError(f"the job failed{detail}".rstrip(": "), status=status)
+        # The server's own words only: no code is made up when it gave none.
+        summary = status.error.summary if status.error is not None else ""
+        raise JobFailedError(
+            f"the job failed: {summary}" if summary else "the job failed", status=status
+        )
     if status.state is JobState.CANCELLED:
         raise JobCancelledError("the job was cancelled", status=status)
 
@@ -769,8 +647,10 @@ def _check_result_answer(response: HttpResponse, state: OperationState) -> None:
         )
     if code == 404:
         raise JobNotFoundError(f"no result at {response.url} (HTTP 404)", status=state.last)
+    if code in (401, 403):
+        raise _auth_error(response, "result request")
     if code != 200:
-        raise ProtocolError("could not fetch the result", **_where(response))
+        raise ProtocolError("could not fetch the result", **answer_fields(response))
 
 
 def _convert(value: Any, result_type: Any, *, url: str | None) -> Any:
@@ -854,8 +734,10 @@ def cancel(cfg: FlowConfig, state: OperationState) -> Generator[Command, Any, Jo
         _interpret(cfg, state, response)  # raises the typed error
     if code == 409 or code == 204 or (200 <= code < 300 and not response.content.strip()):
         return (yield from refresh(cfg, state))
+    if code in (401, 403):
+        raise _auth_error(response, "cancellation")
     if not 200 <= code < 300:
-        raise ProtocolError("the server refused the cancellation", **_where(response))
+        raise ProtocolError("the server refused the cancellation", **answer_fields(response))
     try:
         status = cfg.dialect.interpret_status(response, submission=state.submission)
     except AsyncReplyError:

@@ -43,6 +43,8 @@ class HttpResponse:
 
     ``url`` is the URL the request was sent to (the base for resolving relative URLs) and
     ``method`` its method. ``content`` is empty for a stream whose body has not been read.
+    ``truncated``: the body was longer than the client reads (``Client(max_body_size=...)``)
+    and ``content`` holds only its first bytes.
     """
 
     status_code: int
@@ -51,16 +53,34 @@ class HttpResponse:
     url: str
     method: str = "GET"
     _json: Any = field(default=_NO_JSON, repr=False, compare=False)
+    truncated: bool = False
 
     @classmethod
-    def from_httpx(cls, response: httpx.Response, *, read: bool = True) -> HttpResponse:
-        """Build a view of an httpx response (whose body has been read when ``read``)."""
+    def from_httpx(
+        cls,
+        response: httpx.Response,
+        *,
+        read: bool = True,
+        content: bytes | None = None,
+        limit: int | None = None,
+    ) -> HttpResponse:
+        """Build a view of an httpx response (whose body has been read when ``read``).
+
+        ``content``: the body as read by the caller, when it read it itself; longer than
+        ``limit`` means cut there (``truncated``).
+        """
+        truncated = False
+        if content is None:
+            content = response.content if read else b""
+        elif limit is not None and len(content) > limit:
+            content, truncated = content[:limit], True
         return cls(
             status_code=response.status_code,
             headers=response.headers,
-            content=response.content if read else b"",
+            content=content,
             url=str(response.request.url),
             method=response.request.method,
+            truncated=truncated,
         )
 
     @property
@@ -86,9 +106,28 @@ class HttpResponse:
         value: Any = None
         if self.content.strip():
             try:
-                text = self.content.decode(json.detect_encoding(self.content), "surrogatepass")
-                value = _DECODER.decode(text)
-            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
+                value = self._decode()
+            except (ValueError, RecursionError):  # RecursionError: "[[[[…"
                 value = None
         object.__setattr__(self, "_json", value)
         return value
+
+    def json_error(self) -> ValueError | RecursionError | None:
+        """Why the body is not valid JSON, or ``None`` when it is (or is empty).
+
+        The error is a ``json.JSONDecodeError``, a ``UnicodeDecodeError`` (bytes that are no
+        Unicode text) or a ``RecursionError`` (absurd nesting), for callers to chain as the
+        ``__cause__`` of the error they raise. The body is decoded again only when
+        :meth:`json` found it invalid.
+        """
+        if not self.content.strip() or self.json() is not None:
+            return None
+        try:
+            self._decode()
+        except (ValueError, RecursionError) as exc:
+            return exc
+        return None  # the body is the JSON literal ``null``
+
+    def _decode(self) -> Any:
+        text = self.content.decode(json.detect_encoding(self.content), "surrogatepass")
+        return _DECODER.decode(text)

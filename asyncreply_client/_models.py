@@ -49,7 +49,22 @@ class Progress(BaseModel):
 
 
 class JobError(BaseModel):
-    """Why an operation failed, as the server described it."""
+    """Why an operation failed, as the server described it.
+
+    Attributes:
+        code: the server's machine-readable code (``None`` when it gave none: a code is
+            never made up from the state or the HTTP status).
+        message: the server's human-readable reason (``message``, ``lastError``, RFC 9457
+            ``detail``/``title``...).
+        retryable: whether the server said a retry may succeed.
+        details: the server's structured details (``details``, ``errors[]``...) as received.
+
+    Example:
+        >>> JobError(code="quota", message="out of credit").summary
+        'quota: out of credit'
+        >>> JobError().summary
+        ''
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -57,6 +72,11 @@ class JobError(BaseModel):
     message: str | None = None
     retryable: bool = False
     details: Any = None
+
+    @property
+    def summary(self) -> str:
+        """``"code: message"``, or whichever of the two the server gave (``""``: neither)."""
+        return ": ".join(part for part in (self.code, self.message) if part)
 
 
 class JobStatus(BaseModel):

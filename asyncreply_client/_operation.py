@@ -22,7 +22,12 @@ import httpx
 
 from . import _flow, _log
 from ._commands import Command, Tracker
-from ._errors import InvalidTokenError, JobCancelledError, JobFailedError, WaitTimeoutError
+from ._errors import (
+    AsyncReplyError,
+    InvalidTokenError,
+    JobCancelledError,
+    JobFailedError,
+)
 from ._flow import OperationState, WaitMode, WaitOptions
 from ._models import JobState, JobStatus
 from ._observe import Observer, OperationMetadata
@@ -178,7 +183,7 @@ class _OperationBase(Generic[ResultT]):
     # its options and takes the tracker, before anything is sent.
 
     def _refresh_flow(self) -> Generator[Command, Any, JobStatus]:
-        return self._observer.observe(_flow.refresh(self._base._flow_cfg, self._state))
+        return self._attached(_flow.refresh(self._base._flow_cfg, self._state))
 
     def _wait_flow(
         self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
@@ -198,7 +203,7 @@ class _OperationBase(Generic[ResultT]):
         return self._attached(_flow.result(cfg, self._state, options, tracker, self._result_type))
 
     def _cancel_flow(self) -> Generator[Command, Any, JobStatus]:
-        return self._observer.observe(_flow.cancel(self._base._flow_cfg, self._state))
+        return self._attached(_flow.cancel(self._base._flow_cfg, self._state))
 
     def _retry_flow(
         self, idempotency_key: str | None
@@ -234,12 +239,14 @@ class _OperationBase(Generic[ResultT]):
         return Tracker(self._state.last)
 
     def _attached(self, flow: Generator[Command, Any, T]) -> Generator[Command, Any, T]:
-        """``flow``, watched by the observer, giving a ``WaitTimeoutError`` this operation so
-        the caller can wait again."""
+        """``flow``, watched by the observer, giving its errors this operation
+        (``exc.operation``): the job exists, so the caller waits again or resumes it instead
+        of submitting a second one."""
         try:
             return (yield from self._observer.observe(flow))
-        except WaitTimeoutError as exc:
-            exc.operation = self
+        except AsyncReplyError as exc:
+            if exc.operation is None:
+                exc.operation = self
             raise
 
     def __repr__(self) -> str:

@@ -29,6 +29,7 @@ from ._models import JobState, JobStatus
 
 __all__ = [
     "Adaptive",
+    "hint_ceiling",
     "ExponentialBackoff",
     "FixedInterval",
     "LongPolling",
@@ -113,6 +114,25 @@ def _unit(random: RandomFn) -> float:
 def _check(name: str, value: float, *, low: float = 0.0, positive: bool = False) -> None:
     if not math.isfinite(value) or value < low or (positive and value <= 0):
         raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+
+
+def hint_ceiling(policy: object) -> float:
+    """The longest server hint ``policy`` honours: ``Adaptive.max_delay``, the
+    ``max_retry_after`` of ``FixedInterval`` / ``ExponentialBackoff``, a ``LongPolling``'s
+    fallback's; 300 s for a policy that names none. The flow clamps the submission's
+    ``Retry-After`` (slept before the first poll) to it, like every other hint.
+
+    Example:
+        >>> hint_ceiling(Adaptive()), hint_ceiling(FixedInterval(max_retry_after=5.0))
+        (60.0, 5.0)
+    """
+    if isinstance(policy, Adaptive):
+        return policy.max_delay
+    if isinstance(policy, (FixedInterval, ExponentialBackoff)):
+        return policy.max_retry_after
+    if isinstance(policy, LongPolling):
+        return hint_ceiling(policy.fallback if policy.fallback is not None else Adaptive())
+    return _DEFAULT_CEILING
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +270,8 @@ class Adaptive:
 
     Every delay is clamped to ``[min_delay, max_delay]``: ``max_delay`` is the ceiling for
     absurd hints (a ``Retry-After`` of a year). A server that keeps answering ``0`` gets
-    at most ``max_immediate`` immediate polls in a row before backoff applies.
+    at most ``max_immediate`` immediate polls in a row before backoff applies, and that
+    backoff keeps growing (to ``max_delay``) for as long as the hints stay ``0``.
 
     Args:
         min_delay: floor of every delay (``0``: a ``Retry-After: 0`` polls at once).
@@ -339,8 +360,10 @@ class _AdaptiveSchedule:
                 delay = remaining
         if delay is None:
             delay = self._next_backoff()
-        else:
+        elif delay > 0:
             # A hint or an estimate: the next backoff (if the job runs late) starts afresh.
+            # A zero hint does not: a server answering "Retry-After: 0" forever would
+            # otherwise be polled at the first backoff step (~10/s) without end.
             self._backoff = p.initial
         if delay <= 0:
             self._zeros += 1

@@ -13,7 +13,7 @@ import enum
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import httpx
 
@@ -26,6 +26,7 @@ from ._http import HttpResponse
 
 __all__ = [
     "Answer",
+    "Recorder",
     "RetryContext",
     "RetryEvent",
     "RetryPolicy",
@@ -132,18 +133,28 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The answer an exchange ended with, and its verdict (never ``TRANSIENT``)."""
+    """The answer an exchange ended with, and its verdict (``TRANSIENT`` only when retries
+    are off: then every answer is the caller's)."""
 
     response: HttpResponse
     verdict: Verdict
+
+
+#: Sees every attempt: its request, and the answer or the exception it ended with.
+Recorder: TypeAlias = Callable[[httpx.Request, "HttpResponse | BaseException"], None]
 
 
 class RetryContext(Protocol):
     """What the retry sub-flow reads from its flow's configuration (``FlowConfig`` is one)."""
 
     @property
-    def retry(self) -> RetryPolicy:
-        """The retry policy."""
+    def retry(self) -> RetryPolicy | None:
+        """The retry policy; ``None``: retries off, every answer is returned as it is."""
+        ...
+
+    @property
+    def record(self) -> Recorder | None:
+        """Told of every attempt (the contract checker keeps them as evidence)."""
         ...
 
     @property
@@ -229,29 +240,45 @@ def attempts(
     A transient fault is retried (with ``retry``, up to ``ctx.retry.attempts`` tries in all)
     after :func:`backoff`, or the server's ``Retry-After``; never past ``deadline`` (on
     ``ctx.now``'s clock): when the next try would come after it, the fault is final. A
-    streamed answer that may be transient is read whole first (its body decides).
+    streamed answer that may be transient is read whole first (its body decides). With
+    ``ctx.retry`` ``None`` (retries off) there is one attempt and any answer is returned.
 
     Raises:
         TransportError: the last attempt ended with a fault (or with a non-transient
             ``httpx.TransportError``, which is never retried).
     """
-    limit = ctx.retry.attempts if retry else 1
+    policy = ctx.retry
+    limit = policy.attempts if retry and policy is not None else 1
     attempt = 0
     while True:
         attempt += 1
         command = make()
-        outcome = yield from _one_attempt(command, ctx.dialect)
-        if isinstance(outcome, Answer):
-            return outcome
-        if attempt >= limit or not _worth_retrying(outcome):
-            raise exhausted(outcome, command.request, attempt)
+        # One try (inline: a wait keeps this frame alive while it polls): its answer, or
+        # its fault (a transient answer, or httpx's exception).
+        fault: HttpResponse | httpx.TransportError
+        try:
+            response: HttpResponse = yield command
+            if policy is not None and command.stream and may_be_transient(response.status_code):
+                response = yield from _read_whole(response)  # its body decides
+        except httpx.TransportError as exc:
+            fault = exc
+        else:
+            fault = response
+        if ctx.record is not None:
+            ctx.record(command.request, fault)
+        if isinstance(fault, HttpResponse):
+            verdict = classify(fault, ctx.dialect)
+            if verdict is not Verdict.TRANSIENT or policy is None:
+                return Answer(fault, verdict)
+        if policy is None or attempt >= limit or not _worth_retrying(fault):
+            raise exhausted(fault, command.request, attempt)
         retry_after = None
-        if isinstance(outcome, HttpResponse):
-            retry_after = parse_retry_after(outcome.headers, outcome.json(), now=ctx.wall_now())
-        delay = backoff(ctx.retry, attempt, retry_after, rand=ctx.random)
+        if isinstance(fault, HttpResponse):
+            retry_after = parse_retry_after(fault.headers, fault.json(), now=ctx.wall_now())
+        delay = backoff(policy, attempt, retry_after, rand=ctx.random)
         if deadline is not None and delay >= deadline - ctx.now() and delay > 0:
-            raise exhausted(outcome, command.request, attempt)
-        _before_sleep(ctx.retry, command.request, outcome, attempt, limit, delay, retry_after)
+            raise exhausted(fault, command.request, attempt)
+        _before_sleep(policy, command.request, fault, attempt, limit, delay, retry_after)
         if delay > 0:
             yield Sleep(delay)
 
@@ -312,22 +339,6 @@ def _before_sleep(
 
 def _worth_retrying(fault: HttpResponse | httpx.TransportError) -> bool:
     return isinstance(fault, HttpResponse) or is_transient_exception(fault)
-
-
-def _one_attempt(
-    command: Send, dialect: Dialect
-) -> Generator[Command, Any, Answer | HttpResponse | httpx.TransportError]:
-    """One try: its ``Answer``, or the fault (a transient answer, or httpx's exception)."""
-    try:
-        response: HttpResponse = yield command
-        if command.stream and may_be_transient(response.status_code):
-            response = yield from _read_whole(response)
-    except httpx.TransportError as exc:
-        return exc
-    verdict = classify(response, dialect)
-    if verdict is Verdict.TRANSIENT:
-        return response
-    return Answer(response, verdict)
 
 
 def _read_whole(response: HttpResponse) -> Generator[Command, Any, HttpResponse]:

@@ -424,7 +424,7 @@ def follow_events(
     Args:
         events_url: absolute URL of the stream.
         dialect: interprets each event (``interpret_event``).
-        open_stream: sends the stream request (the wait flow's ``_open_stream``).
+        open_stream: sends the stream request (the wait flow's ``open_stream``).
         tracker: the wait's record of snapshots already reported (shared with polling, so
             nothing is reported twice).
         deadline: the wait's deadline on ``now``'s clock, or ``None``.
@@ -438,123 +438,150 @@ def follow_events(
         In the wait flow::
 
             ending = yield from follow_events(
-                url, dialect=dialect, open_stream=functools.partial(_open_stream, cfg),
+                url, dialect=dialect, open_stream=functools.partial(open_stream, cfg),
                 tracker=tracker, deadline=deadline, now=clock, options=SSEOptions(),
             )
             if ending.end is SSEEnd.TERMINAL: ...      # done
             elif ending.end is SSEEnd.DEADLINE: ...    # raise WaitTimeoutError
             else: ...                                   # poll from ending.status
     """
-    opts = options if options is not None else SSEOptions()
-    last_id = ""
-    server_retry: int | None = None
-    drops = 0
-    reconnects = 0
-    replays = _Replays()
-
-    def finish(end: SSEEnd, reason: str) -> SSEEnding:
-        return SSEEnding(end, tracker.last, reason, last_id, reconnects)
-
-    def remaining() -> float | None:
-        return None if deadline is None else deadline - now()
-
+    run = _Following(
+        events_url, dialect, tracker, deadline, now, options or SSEOptions(), _Replays()
+    )
     if tracker.last is not None and tracker.last.is_terminal:
-        return finish(SSEEnd.TERMINAL, "the operation was already terminal")
-
+        return run.finish(SSEEnd.TERMINAL, "the operation was already terminal")
     while True:
-        left = remaining()
+        left = run.remaining()
         if left is not None and left <= 0:
-            return finish(SSEEnd.DEADLINE, "the deadline passed")
-        headers, timeout = _stream_request(last_id, opts, left)
-        read_timeout = timeout["read"]
-        tighten = False
-        try:
-            response = yield from open_stream(events_url, headers=headers, timeout=timeout)
-        except _DROPS as exc:
-            why = f"could not open the event stream: {exc}"
-        else:
-            refusal = _refusal(response)
-            if refusal is not None:
-                yield CloseStream()
-                return finish(SSEEnd.FALLBACK, refusal)
-            decoder = SSEDecoder(last_event_id=last_id, max_buffer=opts.max_buffer)
-            replays.new_connection(last_id)
-            stream_url = response.url or events_url
-            if _log.active(_log.SSE):
-                _log.decision(
-                    _log.SSE,
-                    "asyncreply.sse.open",
-                    {"asyncreply.sse.last_event_id": last_id or None},
-                    "event stream %s open (Last-Event-ID %r)",
-                    _log.redact_url(stream_url),
-                    last_id or None,
-                )
-            while True:
-                try:
-                    # Bytes, not text: an event stream is UTF-8 whatever its Content-Type's
-                    # charset says (§9.2.5), and the decoder decodes it so.
-                    chunk: bytes | str | None = yield ReadBytes()
-                except _DROPS as exc:
-                    why = f"the event stream broke: {exc}"
-                    break
-                if chunk is None:
-                    why = "the event stream ended before the operation finished"
-                    break
-                try:
-                    events = decoder.feed(chunk)
-                    statuses = [
-                        s
-                        for e in events
-                        if not replays.is_replay(e.id)
-                        and (s := dialect.interpret_event(e.event, e.data, url=stream_url))
-                        is not None
-                    ]
-                except ProtocolError as exc:
-                    yield CloseStream()
-                    return finish(SSEEnd.FALLBACK, f"unusable event stream: {exc}")
-                last_id = decoder.last_event_id
-                if events and _log.active(_log.SSE):
-                    _messages(events)
-                if decoder.retry is not None:
-                    server_retry = decoder.retry
-                for status in statuses:
-                    if tracker.observe(status):
-                        drops = 0
-                        yield Emit(status)
-                    if status.is_terminal:
-                        yield CloseStream()
-                        return finish(
-                            SSEEnd.TERMINAL, f"the event stream reported {status.state.value}"
-                        )
-                left = remaining()
-                if left is not None and left <= 0:
-                    yield CloseStream()
-                    return finish(SSEEnd.DEADLINE, "the deadline passed")
-                if left is not None and _needs_tighter_timeout(read_timeout, left):
-                    tighten = True
-                    break
-            decoder.close()
-            yield CloseStream()
-            if tighten:
-                # Not a drop: reopen at once, resuming, with a read timeout that ends at the
-                # deadline.
-                reconnects += 1
-                continue
-
-        left = remaining()
-        if left is not None and left <= 0:
-            return finish(SSEEnd.DEADLINE, "the deadline passed")
-        drops += 1
-        if drops > opts.max_reconnects:
-            return finish(SSEEnd.FALLBACK, f"{why}; gave up after {drops} consecutive drops")
-        delay = opts.reconnect_delay(server_retry, drops)
-        if left is not None and delay >= left:
-            return finish(SSEEnd.FALLBACK, f"{why}; no time left to reconnect")
-        if _log.active(_log.SSE):
-            _reconnecting(why, delay, last_id, drops, opts.max_reconnects)
+            return run.finish(SSEEnd.DEADLINE, "the deadline passed")
+        ended = yield from run.connection(open_stream, left)
+        if isinstance(ended, SSEEnding):
+            return ended
+        if ended is None:
+            # Not a drop: reopen at once, resuming, with a read timeout that ends at the
+            # deadline.
+            run.reconnects += 1
+            continue
+        delay = run.drop(ended)
+        if isinstance(delay, SSEEnding):
+            return delay
         if delay > 0:
             yield Sleep(delay)
-        reconnects += 1
+        run.reconnects += 1
+
+
+@dataclass(slots=True)
+class _Following:
+    """The state of one :func:`follow_events` across its connections."""
+
+    events_url: str
+    dialect: Dialect
+    tracker: Tracker
+    deadline: float | None
+    now: Callable[[], float]
+    opts: SSEOptions
+    replays: _Replays
+    last_id: str = ""
+    server_retry: int | None = None
+    drops: int = 0
+    reconnects: int = 0
+
+    def finish(self, end: SSEEnd, reason: str) -> SSEEnding:
+        return SSEEnding(end, self.tracker.last, reason, self.last_id, self.reconnects)
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self.now()
+
+    def connection(
+        self, open_stream: StreamOpener, left: float | None
+    ) -> Generator[Command, Any, SSEEnding | str | None]:
+        """Open the stream and read it: how following ends, why the stream dropped, or
+        ``None`` to reopen it at once with a read timeout closer to the deadline."""
+        headers, timeout = _stream_request(self.last_id, self.opts, left)
+        try:
+            response = yield from open_stream(self.events_url, headers=headers, timeout=timeout)
+        except _DROPS as exc:
+            return f"could not open the event stream: {exc}"
+        refusal = _refusal(response)
+        if refusal is not None:
+            yield CloseStream()
+            return self.finish(SSEEnd.FALLBACK, refusal)
+        decoder = SSEDecoder(last_event_id=self.last_id, max_buffer=self.opts.max_buffer)
+        self.replays.new_connection(self.last_id)
+        stream_url = response.url or self.events_url
+        if _log.active(_log.SSE):
+            _log.decision(
+                _log.SSE,
+                "asyncreply.sse.open",
+                {"asyncreply.sse.last_event_id": self.last_id or None},
+                "event stream %s open (Last-Event-ID %r)",
+                _log.redact_url(stream_url),
+                self.last_id or None,
+            )
+        ended = yield from self._read(decoder, stream_url, timeout["read"])
+        if not isinstance(ended, SSEEnding):
+            decoder.close()
+        yield CloseStream()
+        return ended
+
+    def _read(
+        self, decoder: SSEDecoder, stream_url: str, read_timeout: float
+    ) -> Generator[Command, Any, SSEEnding | str | None]:
+        """Read the open stream (see :meth:`connection` for what it returns)."""
+        while True:
+            try:
+                # Bytes, not text: an event stream is UTF-8 whatever its Content-Type's
+                # charset says (§9.2.5), and the decoder decodes it so.
+                chunk: bytes | str | None = yield ReadBytes()
+            except _DROPS as exc:
+                return f"the event stream broke: {exc}"
+            if chunk is None:
+                return "the event stream ended before the operation finished"
+            try:
+                events = decoder.feed(chunk)
+                statuses = [
+                    s
+                    for e in events
+                    if not self.replays.is_replay(e.id)
+                    and (s := self.dialect.interpret_event(e.event, e.data, url=stream_url))
+                    is not None
+                ]
+            except ProtocolError as exc:
+                return self.finish(SSEEnd.FALLBACK, f"unusable event stream: {exc}")
+            self.last_id = decoder.last_event_id
+            if events and _log.active(_log.SSE):
+                _messages(events)
+            if decoder.retry is not None:
+                self.server_retry = decoder.retry
+            for status in statuses:
+                if self.tracker.observe(status):
+                    self.drops = 0
+                    yield Emit(status)
+                if status.is_terminal:
+                    reported = f"the event stream reported {status.state.value}"
+                    return self.finish(SSEEnd.TERMINAL, reported)
+            left = self.remaining()
+            if left is not None and left <= 0:
+                return self.finish(SSEEnd.DEADLINE, "the deadline passed")
+            if left is not None and _needs_tighter_timeout(read_timeout, left):
+                return None
+
+    def drop(self, why: str) -> float | SSEEnding:
+        """Count a drop: the delay before reconnecting, or how following ends."""
+        left = self.remaining()
+        if left is not None and left <= 0:
+            return self.finish(SSEEnd.DEADLINE, "the deadline passed")
+        self.drops += 1
+        if self.drops > self.opts.max_reconnects:
+            return self.finish(
+                SSEEnd.FALLBACK, f"{why}; gave up after {self.drops} consecutive drops"
+            )
+        delay = self.opts.reconnect_delay(self.server_retry, self.drops)
+        if left is not None and delay >= left:
+            return self.finish(SSEEnd.FALLBACK, f"{why}; no time left to reconnect")
+        if _log.active(_log.SSE):
+            _reconnecting(why, delay, self.last_id, self.drops, self.opts.max_reconnects)
+        return delay
 
 
 def _messages(events: list[ServerSentEvent]) -> None:

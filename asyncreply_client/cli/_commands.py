@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -13,16 +13,8 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 
 # The public names: the dialects' private home is being reorganised (issue 9).
-from .. import (
-    ArmDialect,
-    AutoDialect,
-    Dialect,
-    GoogleDialect,
-    MicrosoftDialect,
-    ReferenceDialect,
-    StatusCodeDialect,
-)
 from .._models import JobState, JobStatus, ResultFile
+from ..dialects import dialect_from
 from ._exit import PROG, CliError, ExitCode
 from ._options import load_body, origin, parse_header, request_headers, webhook_secrets
 from ._terminal import Terminal
@@ -33,7 +25,6 @@ if TYPE_CHECKING:
     from ..contract import ContractReport
 
 __all__ = [
-    "DIALECTS",
     "Context",
     "cmd_cancel",
     "cmd_check",
@@ -44,16 +35,6 @@ __all__ = [
     "cmd_wait",
     "cmd_webhook_verify",
 ]
-
-#: ``check --dialect`` names -> the dialect that reads the server's answers.
-DIALECTS: dict[str, Callable[[], Dialect]] = {
-    "auto": AutoDialect,
-    "reference": ReferenceDialect,
-    "status-code": StatusCodeDialect,
-    "microsoft": MicrosoftDialect,
-    "google": GoogleDialect,
-    "arm": ArmDialect,
-}
 
 
 @dataclass
@@ -214,7 +195,7 @@ def cmd_check(ctx: Context) -> int:
         content=content,
         method=args.method,
         headers=headers,
-        dialect=DIALECTS[args.dialect](),
+        dialect=dialect_from(args.dialect),
         idempotency=args.idempotency,
         timeout=args.timeout,
         request_timeout=args.http_timeout,

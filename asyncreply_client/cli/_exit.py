@@ -14,6 +14,7 @@ from .._errors import (
     JobNotFoundError,
     JobOutcomeError,
     ProtocolError,
+    RequestRejectedError,
     SubmissionRejectedError,
     TransportError,
     WaitTimeoutError,
@@ -70,6 +71,7 @@ _ERRORS: tuple[tuple[type[BaseException], int, str], ...] = (
     (ProtocolError, ExitCode.PROTOCOL, "protocol error"),
     (TransportError, ExitCode.TRANSPORT, "transport error"),
     (SubmissionRejectedError, ExitCode.REJECTED, "submission rejected"),
+    (RequestRejectedError, ExitCode.REJECTED, "request rejected"),  # 401/403/4xx on a poll
 )
 
 _REJECTED_PREFIX = re.compile(r"^(the )?submission (was )?rejected( with HTTP \d+)?[\s:]*", re.I)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._version import __version__
+from ..dialects import DIALECT_NAMES
 from ._commands import (
-    DIALECTS,
     Context,
     cmd_cancel,
     cmd_check,
@@ -226,7 +226,7 @@ COMMANDS: tuple[Command, ...] = (
             _METHOD,
             arg(
                 "--dialect",
-                choices=list(DIALECTS),
+                choices=list(DIALECT_NAMES),
                 default="auto",
                 help="how to read the server's answers (default: auto)",
             ),

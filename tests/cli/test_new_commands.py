@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from asyncreply_client.cli import build_parser
-from asyncreply_client.cli._commands import DIALECTS
+from asyncreply_client.dialects import DIALECT_NAMES, dialect_from
 from asyncreply_client.pytest_plugin import RunningReferenceServer
 from asyncreply_client.webhooks import sign
 
@@ -87,12 +87,12 @@ def test_check_against_a_server_that_is_down_exits_8(cli: Cli) -> None:
 
 
 def test_check_offers_every_dialect() -> None:
-    assert set(DIALECTS) == {"auto", "reference", "status-code", "microsoft", "google", "arm"}
+    assert set(DIALECT_NAMES) == {"auto", "reference", "status-code", "microsoft", "google", "arm"}
     parser = build_parser()
-    for name in DIALECTS:
+    for name in DIALECT_NAMES:
         args = parser.parse_args(["check", "http://x.test/jobs", "--dialect", name])
         assert args.dialect == name
-        assert DIALECTS[name]().name == name
+        assert dialect_from(name).name == name
 
 
 @pytest.mark.parametrize("dialect", ["microsoft", "arm"])

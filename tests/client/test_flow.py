@@ -303,12 +303,15 @@ def test_a_transport_error_during_a_wait_propagates() -> None:
 )
 def test_gone_jobs(seen: bool, code: int, error: type[Exception]) -> None:
     state = state_at(seen=seen)
+    state.answered = seen  # a 404 is "vanished" only after the status URL answered
     run = drive(_flow.refresh(config(), state), [response(code, {"error": {"code": "x"}})])
     assert type(run.error) is error
 
 
 def test_sse_mode_without_an_events_url_is_a_clear_error() -> None:
-    run = drive(_flow.wait(config(), state_at(), WaitOptions(mode="sse"), Tracker()), [])
+    # One status request first (it could announce the events URL); this one does not.
+    replies = [status("processing")]
+    run = drive(_flow.wait(config(), state_at(), WaitOptions(mode="sse"), Tracker()), replies)
     assert isinstance(run.error, ProtocolError) and "events URL" in str(run.error)
 
 

@@ -12,7 +12,7 @@ from asyncreply_client._commands import Sleep, Tracker
 from asyncreply_client._errors import WaitTimeoutError
 from asyncreply_client._flow import WaitOptions
 from asyncreply_client._models import JobState
-from asyncreply_client._policies import PollDecision, PollObservation
+from asyncreply_client._policies import PollDecision, PollObservation, hint_ceiling
 
 from .flowkit import Clock, config, doc, drive, response
 from .test_flow import state_at
@@ -82,9 +82,11 @@ def _polls_possible(
     deadline, polls = t + timeout, 0
     while polls < answers:
         decision = decisions[min(polls, len(decisions) - 1)]
-        delay = first_delay if polls == 0 and first_delay is not None else decision.delay
-        if polls == 0 and first_delay is not None and decision.wait is not None:
-            delay = max(delay - min(_flow._LONG_POLL_LEAD, delay / 4), 0.0)  # a long poll
+        delay = decision.delay
+        if polls == 0 and first_delay is not None:  # clamped like every hint
+            delay = min(first_delay, hint_ceiling(Scripted(decisions)))
+            if decision.wait is not None:  # a long poll leads the hint
+                delay = max(delay - min(_flow._LONG_POLL_LEAD, delay / 4), 0.0)
         delay = min(max(delay, 0.0), max(deadline - t, 0.0))
         if delay > 0:
             t += delay

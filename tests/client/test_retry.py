@@ -247,7 +247,7 @@ def test_an_event_stream_refused_with_a_transient_answer_is_a_drop() -> None:
     cfg = config(clock=clock, retry=POLICY)
     stream_ok = response(200, headers={"content-type": "text/event-stream"})
     event = b'event: status\ndata: {"jobId": "1", "status": "completed"}\n\n'
-    flow = _flow._open_stream(cfg, BASE + "/jobs/1/events", headers={}, timeout={})
+    flow = _flow.open_stream(cfg, BASE + "/jobs/1/events", headers={}, timeout={})
     run = drive(flow, [BUSY, None])  # its body is read (empty) before deciding
     assert isinstance(run.error, TransportError) and run.error.attempts == 1
     state = OperationState(status_url=BASE + "/jobs/1", events_url=BASE + "/jobs/1/events")
@@ -307,3 +307,24 @@ async def test_a_submit_answered_with_a_terminal_job_state_reaches_the_dialect(
         with pytest.raises(error):
             await call(op.result)
     assert route.call_count == 1
+
+
+def test_with_retries_and_redirects_off_every_answer_is_the_callers_and_recorded() -> None:
+    """The contract checker's settings: one attempt, raw answers, a record of each."""
+    seen: list[tuple[str, object]] = []
+    cfg = dataclasses.replace(
+        config(retry=POLICY),
+        retry=None,
+        follow_redirects=False,
+        record=lambda request, outcome: seen.append((str(request.url), outcome)),
+    )
+    moved = response(302, headers={"Location": "/elsewhere"})
+    run = drive(_flow.send(cfg, "GET", "/jobs/1"), [BUSY])
+    assert run.value.response is BUSY and run.value.verdict is Verdict.TRANSIENT
+    run = drive(_flow.send(cfg, "GET", "/jobs/1"), [moved])
+    assert run.value.response is moved and len(run.sends) == 1
+    refused = httpx.ConnectError("refused")
+    run = drive(_flow.send(cfg, "GET", "/jobs/1"), [refused])
+    assert isinstance(run.error, TransportError) and run.error.__cause__ is refused
+    url = BASE + "/jobs/1"
+    assert seen == [(url, BUSY), (url, moved), (url, refused)]

@@ -13,7 +13,10 @@ import pytest
 from asyncreply_client._commands import CloseStream, ReadChunk, Send, Sleep
 from asyncreply_client._dialects import ReferenceDialect
 from asyncreply_client._http import HttpResponse
-from asyncreply_client.contract import ContractReport, Outcome, _Checker, _options, _unknown_id
+from asyncreply_client.contract import ContractReport, Outcome
+from asyncreply_client.contract._audits import _unknown_id
+from asyncreply_client.contract._checks import _Checker
+from asyncreply_client.contract._runner import _options
 
 Answer = Callable[[httpx.Request], HttpResponse]
 

@@ -69,7 +69,7 @@ SCENARIOS = [
     Scenario("cancelled", lambda s: s.pending().cancelled(), JobCancelledError),
     Scenario("expired", lambda s: s.pending().expired(), JobExpiredError),
     # A job seen once and then 404 has vanished: the client reports it as expired.
-    Scenario("vanished", lambda s: s.not_found(), JobExpiredError),
+    Scenario("vanished", lambda s: s.pending().not_found(), JobExpiredError),
     Scenario("303-without-location", lambda s: s.respond(303), ProtocolError),
     Scenario(
         "transient-503-retried",

@@ -9,7 +9,18 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncreply_client._dialects import (
+from asyncreply_client._errors import (
+    AuthenticationError,
+    JobExpiredError,
+    JobNotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RequestRejectedError,
+    SubmissionRejectedError,
+)
+from asyncreply_client._http import HttpResponse
+from asyncreply_client._models import JobState, JobStatus, Progress, ResultFile
+from asyncreply_client.dialects import (
     AutoDialect,
     Dialect,
     ReferenceDialect,
@@ -18,14 +29,6 @@ from asyncreply_client._dialects import (
     is_job_failure_response,
     parse_state,
 )
-from asyncreply_client._errors import (
-    JobExpiredError,
-    JobNotFoundError,
-    ProtocolError,
-    SubmissionRejectedError,
-)
-from asyncreply_client._http import HttpResponse
-from asyncreply_client._models import JobState, JobStatus, Progress, ResultFile
 
 BASE = "http://api.test:8080"
 WALL = 1_795_424_400.0  # 2026-11-23T09:00:00Z
@@ -145,6 +148,7 @@ def test_reference_202_submission(dialect: Dialect) -> None:
         cancel_url=f"{BASE}/jobs/j1",
         final_url=None,
         retry_after=0.25,  # Retry-After-Ms wins over the rounded Retry-After
+        monitored_by="location",
     )
     status = sub.status
     assert status.id == "j1"
@@ -436,8 +440,10 @@ def test_reference_cancelled() -> None:
         (303, doc("completed"), ProtocolError),  # no Location
         (500, b"Internal Server Error", ProtocolError),
         (500, {"error": {"code": "internal"}}, ProtocolError),
-        (409, {"error": {"code": "conflict"}}, ProtocolError),
-        (401, {"error": {"code": "unauthorized"}}, ProtocolError),
+        (409, {"error": {"code": "conflict"}}, RequestRejectedError),
+        (401, {"error": {"code": "unauthorized"}}, AuthenticationError),
+        (403, {"error": {"code": "forbidden"}}, PermissionDeniedError),
+        (400, b"bad request", RequestRejectedError),
         (302, None, ProtocolError),
     ],
 )
@@ -472,7 +478,9 @@ def test_status_code_dialect_keeps_a_web_page_status_answer_as_a_result_file() -
 
 
 def test_auto_dialect_still_reads_other_non_json_status_answers_as_results() -> None:
-    status = auto().interpret_status(resp(200, b"a,b\n1,2\n", {"Content-Type": "text/csv"}))
+    # The status-code server says the body represents the result (Content-Location).
+    headers = {"Content-Type": "text/csv", "Content-Location": "/jobs/j1/result"}
+    status = auto().interpret_status(resp(200, b"a,b\n1,2\n", headers))
     assert status.state is JobState.COMPLETED
     assert isinstance(status.result, ResultFile)
 
@@ -576,7 +584,7 @@ def test_status_code_results_of_every_kind() -> None:
     assert text.result == "hello"
     empty = d.interpret_status(resp(204))
     assert empty.state is JobState.COMPLETED and empty.has_result and empty.result is None
-    with pytest.raises(ProtocolError, match="does not parse"):
+    with pytest.raises(ProtocolError, match="body is not valid JSON"):
         d.interpret_status(resp(200, b"{not json", {"Content-Type": "application/json"}))
 
 
@@ -603,7 +611,7 @@ def test_status_code_failed_details() -> None:
         (404, {"error": {"code": "not_found"}}, JobNotFoundError),
         (500, b"Internal Server Error", ProtocolError),
         (500, {"state": "inFlight"}, ProtocolError),
-        (409, {"error": {"code": "already_terminal"}}, ProtocolError),
+        (409, {"error": {"code": "already_terminal"}}, RequestRejectedError),
         (303, None, ProtocolError),
     ],
 )
@@ -623,7 +631,7 @@ def test_status_code_errors(code: int, body: Any, error: type[Exception]) -> Non
         (200, doc("completed", result=1), {}, JobState.COMPLETED, True),
         (303, doc("completed"), {"Location": "/jobs/j1/result"}, JobState.COMPLETED, False),
         (202, _sc_body("inFlight"), {}, JobState.PROCESSING, False),
-        (200, {"key": "sc"}, {}, JobState.COMPLETED, True),
+        (200, {"key": "sc"}, {"Content-Location": "/r"}, JobState.COMPLETED, True),
         (500, _sc_body("failed", error={"code": "boom"}), {}, JobState.FAILED, False),
         (500, _sc_body("deadLetter"), {}, JobState.FAILED, False),
         (409, _sc_body("cancelled"), {}, JobState.CANCELLED, False),
@@ -868,7 +876,7 @@ def test_absurdly_nested_json_is_a_protocol_error_not_a_crash(body: bytes) -> No
 
 
 def test_state_vocabulary_has_no_word_twice() -> None:
-    from asyncreply_client._dialects import _STATE_VOCABULARY, _STATE_WORDS
+    from asyncreply_client.dialects._fields import _STATE_VOCABULARY, _STATE_WORDS
 
     words = [w for text in _STATE_VOCABULARY.values() for w in text.split()]
     assert len(words) == len(set(words)) == len(_STATE_WORDS)

@@ -9,16 +9,16 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncreply_client._dialects import (
+from asyncreply_client._errors import ProtocolError
+from asyncreply_client._http import HttpResponse
+from asyncreply_client._models import JobState, Progress
+from asyncreply_client.dialects import (
     ArmDialect,
     AutoDialect,
     Dialect,
     GoogleDialect,
     MicrosoftDialect,
 )
-from asyncreply_client._errors import ProtocolError
-from asyncreply_client._http import HttpResponse
-from asyncreply_client._models import JobState, Progress
 
 WALL = 1_795_424_400.0
 
