@@ -16,20 +16,13 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import httpx
-import pydantic
-
 from . import _log
-from ._commands import CloseStream, Command, Emit, ReadBytes, Sleep, Tracker
+from ._commands import Command, Emit, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
-    JobCancelledError,
     JobExpiredError,
-    JobFailedError,
     JobNotFoundError,
-    JobOutcomeError,
     ProtocolError,
-    TransportError,
     WaitTimeoutError,
 )
 from ._exchange import (
@@ -40,11 +33,11 @@ from ._exchange import (
     open_stream,
     send,
 )
-from ._headers import parse_content_disposition_filename, preference_applied_wait
+from ._headers import preference_applied_wait
 from ._http import HttpResponse
-from ._models import JobState, JobStatus, ResultFile
+from ._models import JobStatus
 from ._policies import PollDecision, PollingPolicy, PollObservation, hint_ceiling
-from ._retry import Answer, Verdict, exhausted
+from ._retry import Answer, Verdict
 from ._sse import SSEEnd, follow_events
 from .dialects import (
     FINAL_STATE_VIA,
@@ -63,12 +56,8 @@ __all__ = [
     "StreamBudget",
     "WaitMode",
     "WaitOptions",
-    "cancel",
-    "download",
     "open_stream",
     "refresh",
-    "result",
-    "retry",
     "send",
     "submit",
     "wait",
@@ -585,186 +574,3 @@ def _timeout(options: WaitOptions, state: OperationState) -> WaitTimeoutError:
     return WaitTimeoutError(
         f"gave up waiting after {options.timeout} s (the job goes on{where})", status=last
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Results
-
-
-def result(
-    cfg: FlowConfig,
-    state: OperationState,
-    options: WaitOptions,
-    tracker: Tracker,
-    result_type: Any = None,
-) -> Generator[Command, Any, Any]:
-    """Wait, then return the result (validated against ``result_type`` when given).
-
-    Raises:
-        JobFailedError, JobCancelledError: the job ended that way.
-        JobExpiredError: the result is gone (410, or 404 after the job was seen).
-        ProtocolError: the result cannot be fetched or does not match ``result_type``.
-    """
-    status = yield from wait(cfg, state, options, tracker)
-    _check_outcome(status)
-    if status.has_result:
-        return _convert(status.result, result_type, url=state.status_url)
-    url = status.result_url or state.final_url
-    if url is None:
-        return _convert(None, result_type, url=state.status_url)
-    fetched = yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8", bound=False)
-    response = fetched.response
-    _check_result_answer(response, state)
-    if response.is_json or not response.headers.get("content-type"):
-        value = response.json()
-        if value is None and response.content.strip() not in (b"", b"null"):
-            raise ProtocolError("the result is not valid JSON", **answer_fields(response))
-        return _convert(value, result_type, url=response.url)
-    file = ResultFile(
-        content_type=response.headers.get("content-type", "application/octet-stream"),
-        filename=parse_content_disposition_filename(response.headers.get("content-disposition")),
-        content=response.content,
-    )
-    return _convert(file, result_type, url=response.url)
-
-
-def _check_outcome(status: JobStatus) -> None:
-    if status.state is JobState.FAILED:
-        # The server's own words only: no code is made up when it gave none.
-        summary = status.error.summary if status.error is not None else ""
-        raise JobFailedError(
-            f"the job failed: {summary}" if summary else "the job failed", status=status
-        )
-    if status.state is JobState.CANCELLED:
-        raise JobCancelledError("the job was cancelled", status=status)
-
-
-def _check_result_answer(response: HttpResponse, state: OperationState) -> None:
-    code = response.status_code
-    if code == 410 or (code == 404 and state.seen):
-        raise JobExpiredError(
-            f"the result at {response.url} is gone (HTTP {code})", status=state.last
-        )
-    if code == 404:
-        raise JobNotFoundError(f"no result at {response.url} (HTTP 404)", status=state.last)
-    if code in (401, 403):
-        raise _auth_error(response, "result request")
-    if code != 200:
-        raise ProtocolError("could not fetch the result", **answer_fields(response))
-
-
-def _convert(value: Any, result_type: Any, *, url: str | None) -> Any:
-    if result_type is None:
-        return value
-    if isinstance(value, ResultFile) and result_type is bytes:
-        return value.content
-    try:
-        return pydantic.TypeAdapter(result_type).validate_python(value)
-    except pydantic.ValidationError as exc:
-        raise ProtocolError(
-            f"the result does not match {getattr(result_type, '__name__', result_type)}: "
-            f"{exc.error_count()} validation error(s)",
-            url=url,
-            body=repr(value),
-        ) from exc
-
-
-def download(
-    cfg: FlowConfig,
-    state: OperationState,
-    options: WaitOptions,
-    tracker: Tracker,
-    write: Callable[[bytes], object],
-) -> Generator[Command, Any, int]:
-    """Wait, then stream the result's bytes to ``write``; return how many were written.
-
-    An inline JSON result (no result URL) is written as its JSON encoding.
-    """
-    status = yield from wait(cfg, state, options, tracker)
-    _check_outcome(status)
-    url = status.result_url or state.final_url
-    if url is None:
-        if not status.has_result:
-            raise ProtocolError(
-                "the completed job offers no result to download", url=state.status_url
-            )
-        data = jsonlib.dumps(status.result).encode("utf-8")
-        write(data)
-        return len(data)
-    response = (yield from send(cfg, "GET", url, accept="*/*", stream=True)).response
-    if response.status_code != 200:
-        yield CloseStream()
-        _check_result_answer(response, state)
-    total = 0
-    while True:
-        try:
-            chunk: bytes | None = yield ReadBytes()
-        except httpx.TransportError as exc:
-            raise _broken_stream(exc, response) from exc
-        if chunk is None:
-            break
-        write(chunk)
-        total += len(chunk)
-    yield CloseStream()
-    return total
-
-
-def _broken_stream(error: httpx.TransportError, response: HttpResponse) -> TransportError:
-    """The error of a body that broke while being read (no retry: bytes were consumed)."""
-    return exhausted(error, httpx.Request(response.method, response.url), 1)
-
-
-# --------------------------------------------------------------------------------------------
-# Cancel and retry
-
-
-def cancel(cfg: FlowConfig, state: OperationState) -> Generator[Command, Any, JobStatus]:
-    """Ask the server to cancel; return the status after the request.
-
-    A job already terminal (409) is not an error: its current (terminal) status is returned,
-    so callers check ``status.state``. A cancellation the server accepted but has not finished
-    (202, or a body that does not say cancelled) is followed by one status request.
-    """
-    url = state.cancel_url or state.status_url
-    if url is None:
-        raise ProtocolError("the operation has no cancel or status URL")
-    response = (yield from send(cfg, "DELETE", url)).response
-    code = response.status_code
-    if code in (404, 410):
-        _interpret(cfg, state, response)  # raises the typed error
-    if code == 409 or code == 204 or (200 <= code < 300 and not response.content.strip()):
-        return (yield from refresh(cfg, state))
-    if code in (401, 403):
-        raise _auth_error(response, "cancellation")
-    if not 200 <= code < 300:
-        raise ProtocolError("the server refused the cancellation", **answer_fields(response))
-    try:
-        status = cfg.dialect.interpret_status(response, submission=state.submission)
-    except AsyncReplyError:
-        status = None
-    if status is not None and status.state is JobState.CANCELLED:
-        state.learn(status)
-        return status
-    return (yield from refresh(cfg, state))
-
-
-def retry(
-    cfg: FlowConfig, state: OperationState, *, idempotency_key: str
-) -> Generator[Command, Any, OperationState]:
-    """Ask the server to run a failed job again; return the new operation's state.
-
-    Raises:
-        JobOutcomeError: the job offers no retry URL (it is not failed, or not retryable).
-        SubmissionRejectedError: the server refused (409 ``not_retryable``).
-    """
-    last = state.last
-    if last is None or last.retry_url is None:
-        last = yield from refresh(cfg, state)
-    if last.retry_url is None:
-        raise JobOutcomeError(
-            f"the job cannot be retried (state {last.state.value}, no retry URL)", status=last
-        )
-    answer = yield from send(
-        cfg, "POST", last.retry_url, headers={"Idempotency-Key": idempotency_key}
-    )
-    return _operation_from_submit_answer(cfg, answer)

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
-from . import _flow, _log
+from . import _flow, _log, _outcomes
 from ._commands import Command, Tracker
 from ._errors import (
     AsyncReplyError,
@@ -127,7 +127,7 @@ class _OperationBase(Generic[ResultT]):
     def _outcome_error(self, status: JobStatus) -> JobFailedError | JobCancelledError | None:
         """The error ``result()`` raises for ``status``'s outcome (``None`` when completed)."""
         try:
-            _flow._check_outcome(status)
+            _outcomes.check_outcome(status)
         except (JobFailedError, JobCancelledError) as exc:
             return exc
         return None
@@ -200,17 +200,19 @@ class _OperationBase(Generic[ResultT]):
         options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
         self._observer.waiting(mode)
         cfg, tracker = self._base._flow_cfg, self._tracker()
-        return self._attached(_flow.result(cfg, self._state, options, tracker, self._result_type))
+        return self._attached(
+            _outcomes.result(cfg, self._state, options, tracker, self._result_type)
+        )
 
     def _cancel_flow(self) -> Generator[Command, Any, JobStatus]:
-        return self._attached(_flow.cancel(self._base._flow_cfg, self._state))
+        return self._attached(_outcomes.cancel(self._base._flow_cfg, self._state))
 
     def _retry_flow(
         self, idempotency_key: str | None
     ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
         """The retry flow, watched by the observer of the operation it creates."""
         key = self._base._key(idempotency_key)
-        flow = _flow.retry(self._base._flow_cfg, self._state, idempotency_key=key)
+        flow = _outcomes.retry(self._base._flow_cfg, self._state, idempotency_key=key)
         observer = Observer(None, origin="retry", dialect=self._base._flow_cfg.dialect.name)
         return observer, observer.observe(flow, submitting=True)
 
@@ -232,7 +234,7 @@ class _OperationBase(Generic[ResultT]):
         close their flow, so a ``.part`` file never outlives a failure)."""
         with contextlib.ExitStack() as stack:
             write = _writer(destination, stack)
-            flow = _flow.download(self._base._flow_cfg, self._state, options, tracker, write)
+            flow = _outcomes.download(self._base._flow_cfg, self._state, options, tracker, write)
             return (yield from flow)
 
     def _tracker(self) -> Tracker:

@@ -8,7 +8,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from asyncreply_client import _flow
+from asyncreply_client import _flow, _outcomes
 from asyncreply_client._commands import ReadBytes, Send, Tracker
 from asyncreply_client._errors import (
     JobCancelledError,
@@ -367,7 +367,7 @@ def result_of(
 ) -> Any:
     state = state or state_at("processing")
     return drive(
-        _flow.result(config(), state, WaitOptions(mode="poll"), Tracker(), result_type), replies
+        _outcomes.result(config(), state, WaitOptions(mode="poll"), Tracker(), result_type), replies
     )
 
 
@@ -429,7 +429,7 @@ def test_result_errors(replies: list[Any], error: type[Exception]) -> None:
 def test_download_streams_bytes_to_the_writer() -> None:
     written: list[bytes] = []
     state = state_at("processing")
-    flow = _flow.download(config(), state, WaitOptions(mode="poll"), Tracker(), written.append)
+    flow = _outcomes.download(config(), state, WaitOptions(mode="poll"), Tracker(), written.append)
     ok = response(200, headers={"content-type": "application/pdf"})
     run = drive(flow, [DONE_303, ok, b"%PDF", b"-1.7", None])
     assert run.value == 8 and written == [b"%PDF", b"-1.7"]
@@ -444,7 +444,7 @@ def test_download_streams_bytes_to_the_writer() -> None:
 
 def test_cancel_returns_the_cancelled_status() -> None:
     state = state_at("processing")
-    run = drive(_flow.cancel(config(), state), [status("cancelled")])
+    run = drive(_outcomes.cancel(config(), state), [status("cancelled")])
     assert run.value.state is JobState.CANCELLED
     assert run.sends[0].method == "DELETE"
 
@@ -452,7 +452,7 @@ def test_cancel_returns_the_cancelled_status() -> None:
 def test_cancel_of_a_finished_job_returns_its_terminal_status() -> None:
     state = state_at("processing")
     conflict = response(409, {"error": {"code": "already_terminal"}})
-    run = drive(_flow.cancel(config(), state), [conflict, status("completed")])
+    run = drive(_outcomes.cancel(config(), state), [conflict, status("completed")])
     assert run.value.state is JobState.COMPLETED
     assert [r.method for r in run.sends] == ["DELETE", "GET"]
 
@@ -460,7 +460,7 @@ def test_cancel_of_a_finished_job_returns_its_terminal_status() -> None:
 def test_retry_posts_to_the_retry_url_with_a_key() -> None:
     state = state_at(seen=False)
     failed = status("failed", retryUrl="/jobs/1/retry", error={"code": "x", "retryable": True})
-    run = drive(_flow.retry(config(), state, idempotency_key="r1"), [failed, ACCEPTED])
+    run = drive(_outcomes.retry(config(), state, idempotency_key="r1"), [failed, ACCEPTED])
     post = run.sends[1]
     assert post.method == "POST" and str(post.url) == BASE + "/jobs/1/retry"
     assert post.headers["Idempotency-Key"] == "r1"
@@ -469,7 +469,7 @@ def test_retry_posts_to_the_retry_url_with_a_key() -> None:
 
 def test_retry_without_a_retry_url_says_so() -> None:
     run = drive(
-        _flow.retry(config(), state_at(seen=False), idempotency_key="r"), [status("completed")]
+        _outcomes.retry(config(), state_at(seen=False), idempotency_key="r"), [status("completed")]
     )
     assert isinstance(run.error, JobOutcomeError) and "cannot be retried" in str(run.error)
 
