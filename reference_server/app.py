@@ -284,14 +284,18 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     if key is not None:
         state.manager.remember_key(user, key, body_hash, job.id)
     wait = parse_prefer_wait(request, config)
-    if wait is not None and wait > 0:
-        await state.manager.wait_terminal(job.id, wait)
-        current = state.manager.get(job.id)
-        if current is not None and current.state.is_terminal:
-            resp = _status_response(state, current)
-            resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
-            return resp
-    return _accepted_response(state, job)
+    if wait is None or wait <= 0:
+        return _accepted_response(state, job)
+    await state.manager.wait_terminal(job.id, wait)
+    current = state.manager.get(job.id)
+    if current is not None and current.state.is_terminal:
+        resp = _status_response(state, current)
+    else:
+        # Held, and not done yet: the 202 still says it was held (RFC 7240 §3), so a client
+        # goes straight to its wait instead of first sleeping the Retry-After hint.
+        resp = _accepted_response(state, job)
+    resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
+    return resp
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:

@@ -155,6 +155,16 @@ async def test_the_query_parameter_wins_over_the_prefer_header(srv: Server) -> N
     assert response.headers["Preference-Applied"] == "wait=0.05"
 
 
+async def test_a_held_submit_that_is_not_done_says_it_was_held(make_server: ServerFactory) -> None:
+    srv = await make_server(max_wait=0.05)
+    response = await srv.submit("gate", {"key": "held"}, headers={"Prefer": "wait=3000"})
+    assert response.status_code == 202
+    assert response.headers["Preference-Applied"] == "wait=0.05"
+    plain = await srv.submit("gate", {"key": "unheld"})
+    assert plain.status_code == 202
+    assert "Preference-Applied" not in plain.headers
+
+
 async def test_no_wait_no_preference_applied(srv: Server) -> None:
     job_id = await srv.submit_ok("gate", {"key": "nw"})
     response = await srv.get(f"/jobs/{job_id}")
