@@ -413,52 +413,10 @@ def wait(
         first = yield from _learn_events_url(cfg, state, tracker, deadline)
         if first.is_terminal:
             return first
-    use_sse = options.mode == "sse" or (options.mode == "auto" and not state.sse_unusable)
-    poll_reason = _poll_reason(options, state, use_sse)
-    if (
-        use_sse
-        and state.events_url is not None
-        and cfg.streams.try_acquire(force=options.mode == "sse")
-    ):
-        if _log.active(_log.CLIENT):
-            why = "mode='sse'" if options.mode == "sse" else "an events URL is known"
-            _mode_chosen(state, "sse", why)
-        try:
-            ending = yield from follow_events(
-                state.events_url,
-                dialect=cfg.dialect,
-                open_stream=functools.partial(open_stream, cfg),
-                tracker=tracker,
-                deadline=deadline,
-                now=cfg.now,
-                options=cfg.sse,
-            )
-        finally:
-            cfg.streams.release()
-        if ending.status is not None:
-            state.learn(ending.status)
-            state.answered = True
-        if ending.end is SSEEnd.TERMINAL and ending.status is not None:
-            return ending.status
-        if ending.end is SSEEnd.DEADLINE:
-            raise _timeout(options, state)
-        # Fallback: poll from the last known state, within the same deadline.
-        state.sse_unusable = True
-        poll_reason = "fallback from SSE"
-        if _log.active(_log.SSE):
-            _log.decision(
-                _log.SSE,
-                "asyncreply.sse.fallback",
-                {
-                    "asyncreply.reason": _log.redact_text(ending.reason),
-                    "asyncreply.sse.reconnects": ending.reconnects,
-                },
-                "operation %s: SSE falls back to polling: %s",
-                _name(state),
-                _log.redact_text(ending.reason),
-            )
-    elif use_sse and state.events_url is not None:
-        poll_reason = "the event stream budget (max_streams) is used up"
+    outcome = yield from _by_events(cfg, state, options, tracker, deadline)
+    if isinstance(outcome, JobStatus):
+        return outcome
+    poll_reason = outcome
 
     if state.status_url is None:
         raise ProtocolError("the operation has no status URL to poll")
@@ -473,20 +431,7 @@ def wait(
         decision: PollDecision = schedule.next(
             PollObservation(status=state.last, now=cfg.now(), started=started, polls=polls)
         )
-        delay = max(decision.delay, 0.0)
-        hinted = state.last is not None and state.last.retry_after is not None
-        if state.first_delay is not None:
-            # The submission's Retry-After, clamped like every hint (a 202 saying
-            # "Retry-After: 999999999" must not sleep for 31 years).
-            delay = min(max(state.first_delay, 0.0), hint_ceiling(policy))
-            if decision.wait is not None:  # a long poll: be held across the hinted time
-                delay = max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
-            hinted = True
-        reason = "hint" if hinted else "backoff"
-        if deadline is not None:
-            capped = min(delay, max(deadline - cfg.now(), 0.0))
-            reason = "deadline" if capped < delay else reason
-            delay = capped
+        delay, reason = _delay(cfg, state, policy, decision, deadline)
         if _log.active(_log.CLIENT):
             _delay_chosen(state, delay, reason, decision.wait)
         if delay > 0:
@@ -503,6 +448,89 @@ def wait(
             return status
         if deadline is not None and cfg.now() >= deadline:
             raise _timeout(options, state)
+
+
+def _by_events(
+    cfg: FlowConfig,
+    state: OperationState,
+    options: WaitOptions,
+    tracker: Tracker,
+    deadline: float | None,
+) -> Generator[Command, Any, JobStatus | str]:
+    """The SSE part of a wait: the terminal status it reached, or why the wait polls now
+    (no stream to follow, the stream budget used up, or a fallback from a failed stream).
+
+    Raises:
+        WaitTimeoutError: the deadline passed while following the stream.
+    """
+    use_sse = options.mode == "sse" or (options.mode == "auto" and not state.sse_unusable)
+    if use_sse and state.events_url is not None:
+        if not cfg.streams.try_acquire(force=options.mode == "sse"):
+            return "the event stream budget (max_streams) is used up"
+    else:
+        return _poll_reason(options, state, use_sse)
+    if _log.active(_log.CLIENT):
+        why = "mode='sse'" if options.mode == "sse" else "an events URL is known"
+        _mode_chosen(state, "sse", why)
+    try:
+        ending = yield from follow_events(
+            state.events_url,
+            dialect=cfg.dialect,
+            open_stream=functools.partial(open_stream, cfg),
+            tracker=tracker,
+            deadline=deadline,
+            now=cfg.now,
+            options=cfg.sse,
+        )
+    finally:
+        cfg.streams.release()
+    if ending.status is not None:
+        state.learn(ending.status)
+        state.answered = True
+    if ending.end is SSEEnd.TERMINAL and ending.status is not None:
+        return ending.status
+    if ending.end is SSEEnd.DEADLINE:
+        raise _timeout(options, state)
+    # Fallback: poll from the last known state, within the same deadline.
+    state.sse_unusable = True
+    if _log.active(_log.SSE):
+        _log.decision(
+            _log.SSE,
+            "asyncreply.sse.fallback",
+            {
+                "asyncreply.reason": _log.redact_text(ending.reason),
+                "asyncreply.sse.reconnects": ending.reconnects,
+            },
+            "operation %s: SSE falls back to polling: %s",
+            _name(state),
+            _log.redact_text(ending.reason),
+        )
+    return "fallback from SSE"
+
+
+def _delay(
+    cfg: FlowConfig,
+    state: OperationState,
+    policy: PollingPolicy,
+    decision: PollDecision,
+    deadline: float | None,
+) -> tuple[float, str]:
+    """How long to sleep before the next poll, and why (``hint``, ``backoff``, ``deadline``)."""
+    delay = max(decision.delay, 0.0)
+    hinted = state.last is not None and state.last.retry_after is not None
+    if state.first_delay is not None:
+        # The submission's Retry-After, clamped like every hint (a 202 saying
+        # "Retry-After: 999999999" must not sleep for 31 years).
+        delay = min(max(state.first_delay, 0.0), hint_ceiling(policy))
+        if decision.wait is not None:  # a long poll: be held across the hinted time
+            delay = max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
+        hinted = True
+    reason = "hint" if hinted else "backoff"
+    if deadline is not None:
+        capped = min(delay, max(deadline - cfg.now(), 0.0))
+        reason = "deadline" if capped < delay else reason
+        delay = capped
+    return delay, reason
 
 
 def _name(state: OperationState) -> str:
