@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-__all__ = ["LOGGER", "access_log"]
+__all__ = ["LOGGER", "access_log", "created_job"]
 
 LOGGER = logging.getLogger("asyncreply.server")
 
@@ -55,7 +55,7 @@ def access_log(
             response = await handler(request)
             status = response.status
             if job_id is None:
-                job_id = _created_job(response)
+                job_id = created_job(response)
             return response
         except web.HTTPException as exc:
             status = exc.status
@@ -77,7 +77,8 @@ def access_log(
     return middleware
 
 
-def _created_job(response: web.StreamResponse) -> str | None:
+def created_job(response: web.StreamResponse) -> str | None:
+    """The id of the job a response's ``Location`` points to (a created job), if any."""
     location = response.headers.get("Location")
     if not location:
         return None
