@@ -11,13 +11,12 @@ headers and the bodies are never recorded (they may carry credentials).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from .access_log import created_job
+from .access_log import Outcome
 
 try:  # opentelemetry-api is optional
     from opentelemetry import propagate as otel_propagate
@@ -65,7 +64,6 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
     }
     if route is not None:
         attributes["http.route"] = route
-    job_id = request.match_info.get("job_id")
     parent = otel_propagate.extract(request.headers)
     with tracer().start_as_current_span(
         f"{request.method} {route}" if route is not None else request.method,
@@ -75,30 +73,17 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        status: int | None = None
-        error_type: str | None = None
+        outcome = Outcome(request)
         try:
-            response = await handler(request)
-            status = response.status
-            if job_id is None:
-                job_id = created_job(response)
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        except asyncio.CancelledError:
-            error_type = "cancelled"  # the client went away (or the server is stopping)
-            raise
-        except Exception as exc:
-            error_type = type(exc).__qualname__
-            raise
+            return await outcome.run(handler)
         finally:
+            status, error_type = outcome.status, outcome.error
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     error_type = str(status)
-            if job_id is not None:
-                span.set_attribute("asyncreply.job_id", job_id)
+            if outcome.job_id is not None:
+                span.set_attribute("asyncreply.job_id", outcome.job_id)
             if error_type is not None:
                 span.set_attribute("error.type", error_type)
                 # Semantic conventions: only 5xx (and failures) are errors on a server span.

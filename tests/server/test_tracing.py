@@ -11,12 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from reference_server import ServerConfig, serve, tracing
+from tests.client.otelkit import Traces
 
 from .conftest import FAST_DEFAULTS
 
@@ -28,13 +27,8 @@ pytestmark = pytest.mark.anyio
 TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
 
 
-class ServerSpans:
-    """A tracer provider of the test's own (the global one is never set) and its spans."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+class ServerSpans(Traces):
+    """The client tests' in-memory provider (never the global one), for the server's spans."""
 
     def named(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.exporter.get_finished_spans() if s.name == name]
