@@ -167,7 +167,7 @@ class _OperationBase(Generic[ResultT]):
         state = self._state
         if state.status_url is None:
             raise InvalidTokenError("this operation has no status URL: there is nothing to resume")
-        last = state.last
+        last, submission = state.last, state.submission
         return dump_token(
             TokenData(
                 status_url=state.status_url,
@@ -176,6 +176,10 @@ class _OperationBase(Generic[ResultT]):
                 cancel_url=state.cancel_url,
                 result_url=state.final_url or (None if last is None else last.result_url),
                 dialect=self._base._flow_cfg.dialect.name,
+                # How the submission's answers are read (which header named the monitor,
+                # whether its last answer is the result) goes along to the resumed operation.
+                monitored_by=None if submission is None else submission.monitored_by,
+                final_from_monitor=submission is not None and submission.final_from_monitor,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from .config import FaultConfig, ServerConfig
 from .serving import serve
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["build_parser", "config_from_args", "main", "port_in_use"]
 
 
 def _add_model_flags(
@@ -107,13 +108,32 @@ async def _run(config: ServerConfig) -> None:
     print("asyncreply reference server stopped", flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``asyncreply-server``."""
+def port_in_use(config: ServerConfig) -> str:
+    """The one-line message for a server whose port is taken."""
+    return (
+        f"port {config.port} is in use on {config.host} (choose another with --port, or "
+        "--port 0 for any free port)"
+    )
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "asyncreply-server") -> int:
+    """Entry point of ``asyncreply-server``: 0 once stopped, 1 when the port is in use.
+
+    Args:
+        argv: the arguments (``sys.argv[1:]`` when ``None``).
+        prog: the program name of error messages (``asyncreply`` for ``asyncreply serve``).
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=str(args.log_level).upper(), format="%(levelname)s %(message)s")
     config = config_from_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(config))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"{prog}: error: {port_in_use(config)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-__all__ = ["LOGGER", "access_log"]
+__all__ = ["CANCELLED", "LOGGER", "Outcome", "access_log", "created_job"]
 
 LOGGER = logging.getLogger("asyncreply.server")
 
@@ -49,35 +49,64 @@ def access_log(
         if not LOGGER.isEnabledFor(logging.INFO):
             return await handler(request)
         started = time.perf_counter()
-        status = 500
-        job_id = request.match_info.get("job_id")
+        outcome = Outcome(request)
         try:
-            response = await handler(request)
-            status = response.status
-            if job_id is None:
-                job_id = _created_job(response)
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        except asyncio.CancelledError:
-            status = _CLIENT_CLOSED
-            raise
+            return await outcome.run(handler)
         finally:
+            status = outcome.status
+            if status is None:
+                status = _CLIENT_CLOSED if outcome.error == CANCELLED else 500
             LOGGER.info(
                 "%s %s %d user=%s job=%s %.1fms",
                 request.method,
                 request.rel_url.raw_path,
                 status,
                 _user_label(request, user_of, hash_users),
-                job_id or "-",
+                outcome.job_id or "-",
                 (time.perf_counter() - started) * 1000,
             )
 
     return middleware
 
 
-def _created_job(response: web.StreamResponse) -> str | None:
+#: :attr:`Outcome.error` of a request whose handler was cancelled (the client went away).
+CANCELLED = "cancelled"
+
+
+class Outcome:
+    """What became of one request, for the access log and the tracing middleware: its status
+    (``None``: no answer), the job it concerns, and why it failed (an exception's class name,
+    or :data:`CANCELLED`)."""
+
+    __slots__ = ("error", "job_id", "request", "status")
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.status: int | None = None
+        self.job_id: str | None = request.match_info.get("job_id")
+        self.error: str | None = None
+
+    async def run(self, handler: _Handler) -> web.StreamResponse:
+        """Run ``handler`` on the request, recording the outcome (exceptions propagate)."""
+        try:
+            response = await handler(self.request)
+        except web.HTTPException as exc:
+            self.status = exc.status
+            raise
+        except asyncio.CancelledError:
+            self.error = CANCELLED
+            raise
+        except Exception as exc:
+            self.error = type(exc).__qualname__
+            raise
+        self.status = response.status
+        if self.job_id is None:
+            self.job_id = created_job(response)
+        return response
+
+
+def created_job(response: web.StreamResponse) -> str | None:
+    """The id of the job a response's ``Location`` points to (a created job), if any."""
     location = response.headers.get("Location")
     if not location:
         return None

@@ -41,6 +41,7 @@ from .middlewares import errors_and_counts, inject_faults
 from .records import JobRecord, JobState
 from .store import MemoryStore, SqliteStore, Store
 from .stream_tokens import StreamTokens
+from .tracing import tracing
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
 from .wire import HTTPError as _HTTPError
 from .wire import (
@@ -594,6 +595,7 @@ def create_app(
     )
     app = web.Application(
         middlewares=[
+            tracing(),
             access_log(_resolve_user, hash_users=config.tokens is None),
             errors_and_counts(state),
             inject_faults(state),

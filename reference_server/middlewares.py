@@ -27,14 +27,22 @@ log = logging.getLogger("reference_server")
 HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def errors_and_counts(state: ServerState) -> Middleware:
-    """Count requests; turn every error into the JSON error document; never leak a 500 trace."""
+_StateMiddleware = Callable[["ServerState", web.Request, HandlerFn], Awaitable[web.StreamResponse]]
+
+
+def _bound(state: ServerState, run: _StateMiddleware) -> Middleware:
+    """Return ``run`` as an aiohttp middleware bound to one server's ``state``."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: HandlerFn) -> web.StreamResponse:
-        return await _errors_and_counts(state, request, handler)
+        return await run(state, request, handler)
 
     return middleware
+
+
+def errors_and_counts(state: ServerState) -> Middleware:
+    """Count requests; turn every error into the JSON error document; never leak a 500 trace."""
+    return _bound(state, _errors_and_counts)
 
 
 async def _errors_and_counts(
@@ -71,12 +79,7 @@ async def _errors_and_counts(
 
 def inject_faults(state: ServerState) -> Middleware:
     """Inject the configured faults into the job endpoints (``/jobs`` and below)."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: HandlerFn) -> web.StreamResponse:
-        return await _faults(state, request, handler)
-
-    return middleware
+    return _bound(state, _faults)
 
 
 async def _faults(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -255,15 +254,8 @@ def cmd_serve(argv: Sequence[str]) -> int:
     parser.prog = f"{PROG} serve"
     parser.parse_args(list(argv))  # --help and usage errors, under this command's name
     try:
-        code = server_cli.main(list(argv))
+        # A busy port is a one-line error of the server's own, with this program's name.
+        code = server_cli.main(list(argv), prog=PROG)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else ExitCode.ERROR
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        config = server_cli.config_from_args(list(argv))
-        raise CliError(
-            f"port {config.port} is in use on {config.host} (choose another with --port, or "
-            "--port 0 for any free port)"
-        ) from None
     return code if isinstance(code, int) else ExitCode.OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -11,11 +12,13 @@ from typing import Any, Literal, NamedTuple, TypeAlias
 
 from asyncreply_signing import secret_key, standard_signed_content
 
+from .. import _log
 from .._models import JobState
 from ._errors import (
     InvalidSignatureError,
     MissingHeaderError,
     ReplayedDeliveryError,
+    WebhookVerificationError,
 )
 from ._parsing import (
     SIMPLE_DELIVERY,
@@ -231,6 +234,21 @@ class WebhookVerifier:
             ReplayedDeliveryError: the delivery was already accepted.
             TypeError: ``body`` is not bytes (decoding it first could change what was signed).
         """
+        # Logged on ``asyncreply.webhooks``: the delivery id and scheme, or the error's class;
+        # never a secret, a signature or the body.
+        try:
+            event = self._verify(headers, body)
+        except WebhookVerificationError as exc:
+            if _log.enabled(_log.WEBHOOKS, logging.INFO):
+                _log.WEBHOOKS.info("webhook delivery rejected: %s", type(exc).__name__)
+            raise
+        if _log.enabled(_log.WEBHOOKS):
+            _log.WEBHOOKS.debug(
+                "webhook delivery %r verified (%s)", event.delivery_id, event.scheme
+            )
+        return event
+
+    def _verify(self, headers: HeadersInput, body: bytes | bytearray | memoryview) -> WebhookEvent:
         if isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
         if not isinstance(body, bytes):

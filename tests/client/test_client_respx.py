@@ -402,7 +402,7 @@ async def test_async_callbacks_are_awaited_and_sync_ones_called(
         "",
         "not base64 !!",
         "bnVsbA",  # null
-        "eyJ2IjoyLCJzdGF0dXNfdXJsIjoiaHR0cDovL2gvaiJ9",  # v=2
+        "eyJ2IjozLCJzdGF0dXNfdXJsIjoiaHR0cDovL2gvaiJ9",  # v=3
         "eyJ2IjoxfQ",  # no status_url
         "eyJ2IjoxLCJzdGF0dXNfdXJsIjoiZmlsZTovLy9ldGMvcGFzc3dkIn0",  # file: URL
         "eyJ2IjoxLCJzdGF0dXNfdXJsIjoiaHR0cDovL2gvaiIsInB3IjoieCJ9",  # unknown field
@@ -433,7 +433,9 @@ async def test_tokens_round_trip_without_credentials(flavor: str, router: respx.
     import base64
 
     payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    assert payload["v"] == 1 and "s3cret" not in json.dumps(payload)
+    assert "s3cret" not in json.dumps(payload)
+    # Version 2: the monitor was named by Location, which the resumed operation must know.
+    assert payload["v"] == 2 and payload["monitored_by"] == "location"
 
 
 async def test_a_result_on_another_origin_is_fetched_without_credentials(

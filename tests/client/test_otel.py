@@ -258,3 +258,26 @@ async def test_a_failed_submission_ends_its_span_without_query_secrets(
     description = span.status.description or ""
     assert "api_key=REDACTED" in description and "SECRET" not in description
     assert [e["asyncreply.cause"] for e in events(span, "asyncreply.retry")] == ["ConnectError"]
+
+
+@BOTH
+@SERVER
+async def test_the_reference_servers_spans_are_children_of_the_operation_span(
+    flavor: str, reference_server: Any, traces: Traces, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reference_server import tracing
+
+    # The server's spans go to the same provider (still not the global one).
+    monkeypatch.setattr(tracing, "tracer", lambda: traces.provider.get_tracer("server"))
+    body = {"type": "sleep", "input": {"seconds": 0.05, "steps": 2}}
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        op = await call(client.submit, "/jobs", json=body)
+        await call(op.result, timeout=20, mode="poll")
+    operation = traces.operation()
+    served = [s for s in traces.exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+    routes = {dict(s.attributes or {}).get("http.route") for s in served}
+    assert {"/jobs", "/jobs/{job_id}"} <= routes
+    for span in served:
+        assert span.context.trace_id == operation.context.trace_id
+        assert span.parent is not None and span.parent.span_id == operation.context.span_id
+        assert dict(span.attributes or {})["asyncreply.job_id"] == op.id

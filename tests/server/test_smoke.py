@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
+import subprocess
 import sys
 from typing import Any
 
@@ -161,6 +163,27 @@ async def test_cli_prints_its_url_and_stops_on_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_cli_on_a_busy_port_says_so_without_a_traceback() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"asyncreply-server: error: port {port} is in use on 127.0.0.1 "
+        "(choose another with --port, or --port 0 for any free port)"
+    )
+    assert "Traceback" not in done.stderr
+    assert "listening" not in done.stdout
 
 
 @pytest.mark.anyio

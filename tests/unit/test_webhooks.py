@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -733,3 +734,52 @@ def test_public_surface_is_sorted_and_documented() -> None:
         value = getattr(module, name)
         if inspect.isclass(value) or inspect.isfunction(value):
             assert (value.__doc__ or "").strip(), name
+
+
+# --------------------------------------------------------------------------------------------
+# Logging on ``asyncreply.webhooks``: ids and error classes, never secrets, signatures, bodies.
+
+
+@pytest.mark.parametrize("scheme", ["standard", "hmac-sha256"])
+def test_verification_logs_the_delivery_and_each_rejection_without_secrets(
+    scheme: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    verifier = WebhookVerifier(SECRET, clock=lambda: NOW)
+    headers = sign(BODY, SECRET, msg_id="msg_log_1", timestamp=NOW, scheme=scheme)
+    signature_header = "webhook-signature" if scheme == "standard" else "X-Webhook-Signature"
+    tampered = {k: v for k, v in headers.items() if k.lower() != signature_header.lower()}
+    with caplog.at_level(logging.DEBUG, logger="asyncreply.webhooks"):
+        event = verifier.verify(headers, BODY)
+        with pytest.raises(ReplayedDeliveryError):
+            verifier.verify(headers, BODY)
+        with pytest.raises(MissingHeaderError):
+            verifier.verify(tampered, BODY)
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        (
+            "asyncreply.webhooks",
+            logging.DEBUG,
+            f"webhook delivery {event.delivery_id!r} verified ({scheme})",
+        ),
+        ("asyncreply.webhooks", logging.INFO, "webhook delivery rejected: ReplayedDeliveryError"),
+        ("asyncreply.webhooks", logging.INFO, "webhook delivery rejected: MissingHeaderError"),
+    ]
+    secrets = [SECRET, KEY.decode(), base64.b64encode(KEY).decode(), BODY.decode()]
+    secrets += [value for name, value in headers.items() if "signature" in name.lower()]
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        for secret in secrets:
+            assert secret not in text
+        assert '"job.completed"' not in text  # no part of the body either
+
+
+def test_verification_is_silent_above_the_configured_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    verifier = WebhookVerifier(SECRET, clock=lambda: NOW)
+    headers = sign(BODY, SECRET, msg_id="msg_log_2", timestamp=NOW)
+    with caplog.at_level(logging.WARNING, logger="asyncreply.webhooks"):
+        verifier.verify(headers, BODY)
+        with pytest.raises(ReplayedDeliveryError):
+            verifier.verify(headers, BODY)
+    assert caplog.records == []
