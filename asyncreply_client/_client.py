@@ -219,6 +219,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             events_url=data.events_url,
             cancel_url=data.cancel_url,
             final_url=data.result_url,
+            submission=data.submission(),
             seen=True,
         )
 

@@ -169,3 +169,29 @@ async def test_a_resumed_operation_reads_answers_as_the_submitted_one_did(
         )
     else:
         assert readings[1] == (JobState.COMPLETED, False, None, RESULT)
+
+
+@BOTH
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("via", "expected"),
+    [
+        (None, {"name": "r1"}),  # the result lives at the Location
+        ("azure-async-operation", {"status": "Succeeded", "properties": {"output": 1}}),
+    ],
+)
+async def test_client_resume_follows_the_submissions_final_result_rules(
+    flavor: str, via: Any, expected: Any, router: respx.MockRouter
+) -> None:
+    router.post(f"{API}/things").mock(return_value=azure_accepted())
+    router.get(MONITOR).mock(
+        return_value=httpx.Response(200, json={"status": "Succeeded", "properties": {"output": 1}})
+    )
+    router.get(RESULT).mock(return_value=httpx.Response(200, json={"name": "r1"}))
+    opts: dict[str, Any] = {"clock": FakeClock(), "polling": FixedInterval(1.0)}
+    async with open_client(flavor, API, **opts) as (client, call):
+        op = await call(client.submit, "/things", json={}, final_state_via=via)
+        token = op.to_token()
+    async with open_client(flavor, API, **opts) as (client, call):
+        resumed = client.resume(token)
+        assert await call(resumed.result, timeout=60) == expected
