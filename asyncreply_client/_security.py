@@ -58,9 +58,16 @@ def _resolve(base: str, url: str) -> Resolved | None:
     if not isinstance(url, str) or len(url) > _MAX_URL_LENGTH:
         return None
     if is_plain_url(url):  # nearly every request: an absolute URL handed out earlier
-        parsed = httpx.URL(url)
+        parsed = _parse_plain(url)
         return url, parsed, origin_of(parsed)
     return _resolve_slow(base, url)
+
+
+# A poller asks for the same status URL again and again: its parse is memoised (a new job's
+# URL misses once; a miss costs the parse it replaces and a cache slot).
+@functools.lru_cache(maxsize=1024)
+def _parse_plain(url: str) -> httpx.URL:
+    return httpx.URL(url)
 
 
 # User-given URLs ("/jobs", a template's expansion) come back again and again: memoised.

@@ -361,6 +361,8 @@ def result_of(answer: Answer) -> tuple[Any, bool]:
 
 def raise_not_found_or_gone(answer: Answer) -> None:
     """Raise ``JobNotFoundError`` for a 404 and ``JobExpiredError`` for a 410."""
+    if answer.status_code not in (404, 410):
+        return  # every other answer: no error text to extract
     detail = answer.error_text()
     suffix = f" ({detail})" if detail else ""
     if answer.status_code == 404:

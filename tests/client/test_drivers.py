@@ -4,6 +4,7 @@ no redirect, the command's credentials (httpx.MockTransport, FakeClock)."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
@@ -224,3 +225,33 @@ async def test_the_driver_sends_the_credentials_the_command_carries(
 
     await run(flavor, flow(), handler, client_auth=("c", "d"))
     assert seen == [expected]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "content", "truncated"),
+    [
+        # Content-Length within the bound: read in one go, whole.
+        ({}, b"x" * 10, b"x" * 10, False),
+        # Longer than the bound: cut at it.
+        ({}, b"x" * 11, b"x" * 10, True),
+        # A gzip body whose Content-Length fits but whose decoded body does not: the bound
+        # holds for the decoded bytes.
+        ({"Content-Encoding": "gzip"}, gzip.compress(b"y" * 1000), b"y" * 10, True),
+        # A bad Content-Length is no promise: read up to the bound.
+        ({"Content-Length": "x"}, b"z" * 20, b"z" * 10, True),
+    ],
+    ids=["fits", "too-long", "gzip-bomb", "bad-length"],
+)
+async def test_a_bounded_read_never_keeps_more_than_the_bound(
+    flavor: str, headers: dict[str, str], body: bytes, content: bytes, truncated: bool
+) -> None:
+    def flow() -> Generator[Command, Any, tuple[bytes, bool]]:
+        response = yield Send(get(), max_body=10)
+        return response.content, response.truncated
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        extra = {} if "Content-Length" in headers else {"Content-Length": str(len(body))}
+        return httpx.Response(200, headers={**extra, **headers}, stream=Body(body))
+
+    value, _ = await run(flavor, flow(), handler)
+    assert value == (content, truncated)
