@@ -133,18 +133,6 @@ def _limit(response: httpx.Response, command: Send) -> int | None:
     return command.max_body if response.status_code < 400 else command.max_error_body
 
 
-def _fits(response: httpx.Response, limit: int) -> bool:
-    """Whether the body is known to fit in ``limit`` bytes before it is read: a
-    ``Content-Length`` within it and no content coding (a decoded body may be larger than
-    its encoded length). httpx reads no more than ``Content-Length`` says."""
-    headers = response.headers
-    length = headers.get("content-length")
-    if length is None or not length.isdigit() or len(length) > 18 or int(length) > limit:
-        return False
-    coding = headers.get("content-encoding")
-    return coding is None or coding.strip().lower() in ("", "identity")
-
-
 def _release(slot: Slot | None) -> None:
     if slot is not None:
         slot.release()
@@ -164,7 +152,7 @@ def _send(http: httpx.Client, command: Send, stream: _Stream, slot: Slot | None)
         return stream.keep(response, slot)
     limit = _limit(response, command)
     try:
-        if limit is None or _fits(response, limit):
+        if limit is None:
             response.read()
             return HttpResponse.from_httpx(response)
         body = bytearray()
@@ -195,7 +183,7 @@ async def _asend(
         return stream.keep(response, slot)
     limit = _limit(response, command)
     try:
-        if limit is None or _fits(response, limit):
+        if limit is None:
             await response.aread()
             return HttpResponse.from_httpx(response)
         body = bytearray()

@@ -58,16 +58,17 @@ def _resolve(base: str, url: str) -> Resolved | None:
     if not isinstance(url, str) or len(url) > _MAX_URL_LENGTH:
         return None
     if is_plain_url(url):  # nearly every request: an absolute URL handed out earlier
-        parsed = _parse_plain(url)
-        return url, parsed, origin_of(parsed)
+        return _resolve_plain(url)
     return _resolve_slow(base, url)
 
 
-# A poller asks for the same status URL again and again: its parse is memoised (a new job's
-# URL misses once; a miss costs the parse it replaces and a cache slot).
-@functools.lru_cache(maxsize=1024)
-def _parse_plain(url: str) -> httpx.URL:
-    return httpx.URL(url)
+# A poller asks for the same status URL again and again: its parse is memoised. A new job's
+# URL misses once (a miss costs the parse it replaces); the cache is small, so that a
+# fan-out over thousands of jobs does not keep a parsed URL per job alive in it.
+@functools.lru_cache(maxsize=64)
+def _resolve_plain(url: str) -> Resolved:
+    parsed = httpx.URL(url)
+    return url, parsed, origin_of(parsed)
 
 
 # User-given URLs ("/jobs", a template's expansion) come back again and again: memoised.

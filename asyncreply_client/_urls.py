@@ -40,7 +40,15 @@ def _plain_origin(prefix: str) -> bool:
 
 
 def _plain_prefix(url: str) -> str | None:
-    """The origin part of a plain absolute URL (see above), ``None`` for any other string."""
+    """The origin part of a plain absolute URL (see above), ``None`` for any other string
+    (and for one longer than any URL is parsed here)."""
+    return None if len(url) > _MAX_URL_LENGTH else _plain_prefix_of(url)
+
+
+# A status check asks about the same two or three URLs several times (the request's, the
+# status URL, the links of its answer): a small memo, so a fan-out's new URLs just pass through.
+@functools.lru_cache(maxsize=64)
+def _plain_prefix_of(url: str) -> str | None:
     match = _PLAIN_ORIGIN.match(url)
     if match is None:
         return None
