@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import anyio
 import httpx
@@ -67,13 +69,65 @@ def _check_limit(name: str, value: object) -> int:
     return value
 
 
-class _AsyncWaiter:
-    __slots__ = ("cancelled", "event", "granted")
+class _Waiter:
+    """One caller waiting for a slot: granted one, or gone (cancelled, interrupted)."""
+
+    __slots__ = ("cancelled", "granted")
 
     def __init__(self) -> None:
-        self.event = anyio.Event()
         self.granted = False
         self.cancelled = False
+
+
+W = TypeVar("W", bound=_Waiter)
+
+
+class _Queue(Generic[W]):
+    """The gates' shared, I/O-free bookkeeping: the slots in use and the FIFO of waiters.
+
+    Invariant: a non-empty queue means every slot is taken (a released slot goes straight to
+    the next waiter), so a free slot is never taken past a waiter.
+    """
+
+    __slots__ = ("in_use", "limit", "waiters")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = _check_limit("limit", limit)
+        self.in_use = 0
+        self.waiters: deque[W] = deque()
+
+    def take(self, waiter: Callable[[], W]) -> W | None:
+        """Take a free slot (``None``), or queue a new waiter and return it to wait on."""
+        if self.in_use < self.limit:
+            self.in_use += 1
+            return None
+        queued = waiter()
+        self.waiters.append(queued)
+        return queued
+
+    def give_back(self) -> W | None:
+        """Hand a slot to the first waiter still waiting (returned, to wake), else free it."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.cancelled:
+                waiter.granted = True
+                return waiter
+        self.in_use -= 1
+        return None
+
+    @staticmethod
+    def abandon(waiter: W) -> bool:
+        """A waiter gives up; whether it had been granted the slot (then pass it on)."""
+        waiter.cancelled = not waiter.granted
+        return waiter.granted
+
+
+class _AsyncWaiter(_Waiter):
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = anyio.Event()
 
 
 class AsyncGate:
@@ -88,56 +142,52 @@ class AsyncGate:
         (2, 0)
     """
 
-    __slots__ = ("_waiters", "in_use", "limit")
+    __slots__ = ("_queue",)
 
     def __init__(self, limit: int) -> None:
-        self.limit = _check_limit("limit", limit)
-        self.in_use = 0
-        self._waiters: deque[_AsyncWaiter] = deque()
+        self._queue: _Queue[_AsyncWaiter] = _Queue(limit)
+
+    @property
+    def limit(self) -> int:
+        """How many holders at once."""
+        return self._queue.limit
+
+    @property
+    def in_use(self) -> int:
+        """Slots held (or granted to a waiter about to run)."""
+        return self._queue.in_use
 
     @property
     def waiting(self) -> int:
         """Tasks waiting for a slot (cancelled ones not yet skipped included)."""
-        return len(self._waiters)
+        return len(self._queue.waiters)
 
     async def acquire(self) -> None:
         """Take a slot, waiting behind every earlier caller when none is free."""
-        # Invariant: a non-empty queue means every slot is taken (release hands a slot
-        # straight to the next waiter), so a free slot is never taken past a waiter.
-        if self.in_use < self.limit:
-            self.in_use += 1
+        waiter = self._queue.take(_AsyncWaiter)
+        if waiter is None:
             return
-        waiter = _AsyncWaiter()
-        self._waiters.append(waiter)
         try:
             await waiter.event.wait()
         except BaseException:
-            if waiter.granted:  # granted as we were cancelled: pass it on
+            if self._queue.abandon(waiter):  # granted as we were cancelled: pass it on
                 self.release()
-            else:
-                waiter.cancelled = True  # skipped when its turn comes
             raise
 
     def release(self) -> None:
         """Give a slot back: to the first waiter still waiting, else to the pool."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.cancelled:
-                waiter.granted = True
-                waiter.event.set()
-                return
-        self.in_use -= 1
+        waiter = self._queue.give_back()
+        if waiter is not None:
+            waiter.event.set()
 
 
-class _SyncWaiter:
-    __slots__ = ("cancelled", "granted", "lock")
+class _SyncWaiter(_Waiter):
+    __slots__ = ("lock",)
 
     def __init__(self) -> None:
+        super().__init__()
         self.lock = threading.Lock()
         self.lock.acquire()
-        self.granted = False
-        self.cancelled = False
 
 
 class SyncGate:
@@ -151,34 +201,39 @@ class SyncGate:
         0
     """
 
-    __slots__ = ("_lock", "_waiters", "in_use", "limit")
+    __slots__ = ("_lock", "_queue")
 
     def __init__(self, limit: int) -> None:
-        self.limit = _check_limit("limit", limit)
-        self.in_use = 0
+        self._queue: _Queue[_SyncWaiter] = _Queue(limit)
         self._lock = threading.Lock()
-        self._waiters: deque[_SyncWaiter] = deque()
+
+    @property
+    def limit(self) -> int:
+        """How many holders at once."""
+        return self._queue.limit
+
+    @property
+    def in_use(self) -> int:
+        """Slots held (or granted to a waiter about to run)."""
+        return self._queue.in_use
 
     @property
     def waiting(self) -> int:
         """Threads waiting for a slot (interrupted ones not yet skipped included)."""
         with self._lock:
-            return len(self._waiters)
+            return len(self._queue.waiters)
 
     def acquire(self) -> None:
         """Take a slot, blocking behind every earlier caller when none is free."""
         with self._lock:
-            if self.in_use < self.limit:
-                self.in_use += 1
-                return
-            waiter = _SyncWaiter()
-            self._waiters.append(waiter)
+            waiter = self._queue.take(_SyncWaiter)
+        if waiter is None:
+            return
         try:
             waiter.lock.acquire()  # released by release() when the slot is ours
         except BaseException:  # KeyboardInterrupt or another signal handler's exception
             with self._lock:
-                granted = waiter.granted
-                waiter.cancelled = not granted
+                granted = self._queue.abandon(waiter)
             if granted:
                 self.release()
             raise
@@ -186,14 +241,9 @@ class SyncGate:
     def release(self) -> None:
         """Give a slot back: to the first waiter still waiting, else to the pool."""
         with self._lock:
-            waiters = self._waiters
-            while waiters:
-                waiter = waiters.popleft()
-                if not waiter.cancelled:
-                    waiter.granted = True
-                    waiter.lock.release()
-                    return
-            self.in_use -= 1
+            waiter = self._queue.give_back()
+        if waiter is not None:
+            waiter.lock.release()
 
 
 class Slot:

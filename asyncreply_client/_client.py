@@ -186,9 +186,28 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             hold=hold,
         )
 
-    def _run_hold(self, timeout: float | None) -> float:
-        """How long ``run()`` asks the server to hold its submission: the timeout, capped."""
-        return _RUN_HOLD if timeout is None else min(max(timeout, 0.0), _RUN_HOLD)
+    def _run_submission(
+        self,
+        url: str,
+        json: Any,
+        content: bytes | str | None,
+        method: str,
+        headers: Mapping[str, str] | None,
+        idempotency_key: str | _Default | None,
+        callback: str | Mapping[str, Any] | None,
+        final_state_via: FinalStateVia | None,
+        timeout: float | None,
+        /,
+    ) -> tuple[float, Observer, Generator[Command, Any, OperationState]]:
+        """``run()``'s submission: when it started, its observer, and the submission flow
+        asking the server to hold its answer (``Prefer: wait``: the timeout, capped)."""
+        hold = _RUN_HOLD if timeout is None else min(max(timeout, 0.0), _RUN_HOLD)
+        started = self._clock.now()
+        flow = self._submit_flow(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via, hold
+        )
+        observer, flow = self._watch_submission(flow)
+        return started, observer, flow
 
     def _left(self, timeout: float | None, started: float) -> float | None:
         """What remains of ``run()``'s ``timeout`` once its submission is answered."""
@@ -401,19 +420,9 @@ class Client(_ClientBase[httpx.Client]):
         instant job with its result (one request; two when the result is behind a 303).
         ``timeout`` covers the submission and the wait together.
         """
-        started = self._clock.now()
-        flow = self._submit_flow(
-            url,
-            json,
-            content,
-            method,
-            headers,
-            idempotency_key,
-            callback,
-            final_state_via,
-            self._run_hold(timeout),
+        started, observer, flow = self._run_submission(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via, timeout
         )
-        observer, flow = self._watch_submission(flow)
         state = self._run(flow)
         if state.last is not None and state.last.is_terminal:
             # Finished within the held submission: its callbacks still see the end.
@@ -547,19 +556,9 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         on_progress: ProgressCallback | None = None,
     ) -> R:
         """Submit and wait: return the result; see :meth:`Client.run`."""
-        started = self._clock.now()
-        flow = self._submit_flow(
-            url,
-            json,
-            content,
-            method,
-            headers,
-            idempotency_key,
-            callback,
-            final_state_via,
-            self._run_hold(timeout),
+        started, observer, flow = self._run_submission(
+            url, json, content, method, headers, idempotency_key, callback, final_state_via, timeout
         )
-        observer, flow = self._watch_submission(flow)
         state = await self._run(flow)
         if state.last is not None and state.last.is_terminal:
             # Finished within the held submission: its callbacks still see the end.

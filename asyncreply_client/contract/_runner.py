@@ -26,11 +26,6 @@ __all__ = ["acheck", "check"]
 _JSON = "application/json"
 
 
-def _dialect(dialect: Dialect | str | None) -> Dialect:
-    """The dialect that reads the server's answers: any name ``Client(dialect=...)`` takes."""
-    return dialect_from(dialect)
-
-
 _OPTION_NAMES = (
     "json",
     "content",
@@ -141,8 +136,9 @@ def check(
             ``Authorization``); never sent to another origin.
         timeout: seconds each wait (the job's terminal state, the cancelled job, the event
             stream) may take.
-        dialect: how to read the server's answers: a ``Dialect``, or ``"auto"`` (default),
-            ``"reference"`` or ``"status-code"``.
+        dialect: how to read the server's answers: a ``Dialect``, or any name
+            ``Client(dialect=...)`` takes (``"auto"``, the default, ``"reference"``,
+            ``"status-code"``, ``"microsoft"``, ``"google"``, ``"arm"``).
         idempotency: also check ``Idempotency-Key`` replays (submits up to three more jobs'
             requests).
         http_client: your own ``httpx.Client`` (proxies, TLS, transports); redirects are not
@@ -169,7 +165,7 @@ def check(
         []
     """
     opts = _options(url, **_option_args(locals()))
-    chosen = _dialect(dialect)
+    chosen = dialect_from(dialect)
     if http_client is not None:
         return _run(opts, chosen, http_client)
     with httpx.Client(timeout=request_timeout, follow_redirects=False) as client:
@@ -200,7 +196,7 @@ async def acheck(
         >>> report = await acheck(url, json={"type": "echo", "input": {}})  # doctest: +SKIP
     """
     opts = _options(url, **_option_args(locals()))
-    chosen = _dialect(dialect)
+    chosen = dialect_from(dialect)
     if http_client is not None:
         return await _arun(opts, chosen, http_client)
     async with httpx.AsyncClient(timeout=request_timeout, follow_redirects=False) as client:
