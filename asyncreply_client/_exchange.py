@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._commands import CloseStream, Command, Send
-from ._dialects import Dialect
 from ._errors import ProtocolError
 from ._http import HttpResponse
 from ._policies import PollingPolicy
@@ -20,6 +19,7 @@ from ._retry import Answer, Recorder, RetryPolicy, attempts
 from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._urls import resolve_url, same_origin
+from .dialects import Dialect
 
 __all__ = ["DEFAULT_MAX_BODY", "FlowConfig", "StreamBudget", "answer_fields", "open_stream", "send"]
 

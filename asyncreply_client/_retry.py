@@ -19,10 +19,10 @@ import httpx
 
 from . import _log
 from ._commands import CloseStream, Command, ReadBytes, Send, Sleep
-from ._dialects import Dialect, is_job_failure_response
 from ._errors import TransportError
 from ._headers import parse_retry_after
 from ._http import HttpResponse
+from .dialects import Dialect, is_job_failure_response
 
 __all__ = [
     "Answer",

@@ -16,11 +16,11 @@ from httpx_sse import ServerSentEvent
 
 from . import _log
 from ._commands import CloseStream, Command, Emit, ReadBytes, Sleep, Tracker
-from ._dialects import Dialect
 from ._errors import ProtocolError, TransportError
 from ._http import HttpResponse
 from ._models import JobStatus
 from ._sse_decoder import SSEDecoder
+from .dialects import Dialect
 
 __all__ = [
     "SSEDecoder",

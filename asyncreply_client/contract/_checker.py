@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 
 from .._commands import CloseStream, Command, ReadChunk, Sleep
-from .._dialects import Dialect, Submission
 from .._errors import (
     AsyncReplyError,
     JobExpiredError,
@@ -32,6 +31,7 @@ from .._policies import FixedInterval
 from .._retry import TRANSIENT_STATUSES
 from .._security import RequestFactory
 from .._urls import resolve_url
+from ..dialects import Dialect, Submission
 from ._audits import (
     _evidence,
     _Fault,

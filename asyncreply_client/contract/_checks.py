@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 
 from .._commands import CloseStream, Command, ReadChunk
-from .._dialects import Submission
 from .._errors import AsyncReplyError, excerpt
 from .._http import HttpResponse
 from .._models import JobState, JobStatus
 from .._sse import SSEDecoder
 from .._urls import resolve_url
+from ..dialects import Submission
 from ._audits import (
     _alternate_body,
     _evidence,

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 
 from .._clock import SystemClock
-from .._dialects import Dialect
 from .._drivers import FlowResult, drive, drive_async
 from .._urls import is_http_url
-from ..dialects import dialect_from
+from ..dialects import Dialect, dialect_from
 from ._audits import _Options
 from ._checks import _Checker
 from ._report import ContractReport

@@ -23,7 +23,6 @@ from asyncreply_client._commands import (
     Send,
     Sleep,
 )
-from asyncreply_client._dialects import Dialect, Submission
 from asyncreply_client._errors import (
     JobExpiredError,
     JobNotFoundError,
@@ -38,6 +37,7 @@ from asyncreply_client._retry import RetryPolicy
 from asyncreply_client._security import RequestFactory
 from asyncreply_client._sse import SSEOptions
 from asyncreply_client._urls import resolve_url
+from asyncreply_client.dialects import Dialect, Submission
 
 BASE = "http://api.test"
 STATES = {s.value: s for s in JobState}

@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from asyncreply_client._commands import CloseStream, ReadChunk, Send, Sleep
-from asyncreply_client._dialects import ReferenceDialect
 from asyncreply_client._http import HttpResponse
 from asyncreply_client.contract import ContractReport, Outcome
 from asyncreply_client.contract._audits import _unknown_id
 from asyncreply_client.contract._checks import _Checker
 from asyncreply_client.contract._runner import _options
+from asyncreply_client.dialects import ReferenceDialect
 
 Answer = Callable[[httpx.Request], HttpResponse]
 
