@@ -41,6 +41,7 @@ from ._retry import RetryPolicy
 from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._token import load_token
+from ._transport import AsyncConnectionSlots, ConnectionSlots, env_proxies
 from .dialects import Dialect, FinalStateVia, dialect_from
 
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
@@ -300,9 +301,11 @@ class Client(_ClientBase[httpx.Client]):
     """
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client(
-            limits=pool_limits(self._admission.max_in_flight, self._admission.max_streams)
-        )
+        limits = pool_limits(self._admission.max_in_flight, self._admission.max_streams)
+        if env_proxies():
+            return httpx.Client(limits=limits)
+        assert limits.max_connections is not None
+        return httpx.Client(limits=limits, transport=ConnectionSlots(limits.max_connections))
 
     def _iterate(
         self,
@@ -472,8 +475,12 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     """
 
     def _new_http(self) -> httpx.AsyncClient:
+        limits = pool_limits(self._admission.max_in_flight, self._admission.max_streams)
+        if env_proxies():
+            return httpx.AsyncClient(limits=limits)
+        assert limits.max_connections is not None
         return httpx.AsyncClient(
-            limits=pool_limits(self._admission.max_in_flight, self._admission.max_streams)
+            limits=limits, transport=AsyncConnectionSlots(limits.max_connections)
         )
 
     async def _iterate(
