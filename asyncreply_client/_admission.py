@@ -12,13 +12,23 @@ FIFO gates of its own, and only admitted requests reach httpx:
   starve the short status checks.
 
 A slot is held from the moment the request is sent until its response is closed (read to
-the end, or the stream closed). Waiting is first come, first served; a task cancelled (or a
-thread interrupted) while it waits gives up its place, and a slot granted to it at that
-very moment passes on to the next in line.
+the end, or the stream closed). Operations under way come first: a freed slot goes to the
+longest-waiting request of an operation already submitted (a status check, a result), and
+only when none waits to the longest-waiting *submission*. Within each of the two, waiting is
+first come, first served. So a fan-out of ten thousand finishes its first operations while
+later ones are still being submitted, instead of submitting all of them before the first
+result is fetched: the client holds (and the server runs) the operations the lane can
+serve, not all of them at once, and no result waits behind thousands of submissions (where
+a server's result retention could run out). A submission never waits for ever: each
+operation's requests end with it, and an operation polls one request at a time.
+
+A task cancelled (or a thread interrupted) while it waits gives up its place, and a slot
+granted to it at that very moment passes on to the next in line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -83,35 +93,42 @@ W = TypeVar("W", bound=_Waiter)
 
 
 class _Queue(Generic[W]):
-    """The gates' shared, I/O-free bookkeeping: the slots in use and the FIFO of waiters.
+    """The gates' shared, I/O-free bookkeeping: the slots in use and two FIFOs of waiters,
+    the requests of operations under way (served first) and submissions.
 
-    Invariant: a non-empty queue means every slot is taken (a released slot goes straight to
-    the next waiter), so a free slot is never taken past a waiter.
+    Invariant: a waiter in either FIFO means every slot is taken (a released slot goes
+    straight to the next waiter), so a free slot is never taken past a waiter.
     """
 
-    __slots__ = ("in_use", "limit", "waiters")
+    __slots__ = ("in_use", "limit", "submissions", "waiters")
 
     def __init__(self, limit: int) -> None:
         self.limit = _check_limit("limit", limit)
         self.in_use = 0
         self.waiters: deque[W] = deque()
+        self.submissions: deque[W] = deque()
 
-    def take(self, waiter: Callable[[], W]) -> W | None:
-        """Take a free slot (``None``), or queue a new waiter and return it to wait on."""
+    def __len__(self) -> int:
+        return len(self.waiters) + len(self.submissions)
+
+    def take(self, waiter: Callable[[], W], *, submission: bool = False) -> W | None:
+        """Take a free slot (``None``), or queue a new waiter and return it to wait on;
+        ``submission``: it waits behind every request of an operation under way."""
         if self.in_use < self.limit:
             self.in_use += 1
             return None
         queued = waiter()
-        self.waiters.append(queued)
+        (self.submissions if submission else self.waiters).append(queued)
         return queued
 
     def give_back(self) -> W | None:
         """Hand a slot to the first waiter still waiting (returned, to wake), else free it."""
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.cancelled:
-                waiter.granted = True
-                return waiter
+        for line in (self.waiters, self.submissions):
+            while line:
+                waiter = line.popleft()
+                if not waiter.cancelled:
+                    waiter.granted = True
+                    return waiter
         self.in_use -= 1
         return None
 
@@ -123,11 +140,34 @@ class _Queue(Generic[W]):
 
 
 class _AsyncWaiter(_Waiter):
-    __slots__ = ("event",)
+    """Woken through a bare future on asyncio (a tenth of an ``anyio.Event``'s memory, and
+    a fan-out keeps one per waiting request), through an ``anyio.Event`` elsewhere (trio)."""
+
+    __slots__ = ("event", "future")
 
     def __init__(self) -> None:
         super().__init__()
-        self.event = anyio.Event()
+        self.future: asyncio.Future[None] | None = None
+        self.event: anyio.Event | None = None
+        try:
+            self.future = asyncio.get_running_loop().create_future()
+        except RuntimeError:  # not asyncio
+            self.event = anyio.Event()
+
+    async def wait(self) -> None:
+        if self.future is not None:
+            await self.future
+        else:
+            assert self.event is not None
+            await self.event.wait()
+
+    def wake(self) -> None:
+        if self.future is not None:
+            if not self.future.done():
+                self.future.set_result(None)
+        else:
+            assert self.event is not None
+            self.event.set()
 
 
 class AsyncGate:
@@ -160,15 +200,16 @@ class AsyncGate:
     @property
     def waiting(self) -> int:
         """Tasks waiting for a slot (cancelled ones not yet skipped included)."""
-        return len(self._queue.waiters)
+        return len(self._queue)
 
-    async def acquire(self) -> None:
-        """Take a slot, waiting behind every earlier caller when none is free."""
-        waiter = self._queue.take(_AsyncWaiter)
+    async def acquire(self, *, submission: bool = False) -> None:
+        """Take a slot, waiting behind every earlier caller when none is free (a
+        ``submission`` also behind every later request that is not one)."""
+        waiter = self._queue.take(_AsyncWaiter, submission=submission)
         if waiter is None:
             return
         try:
-            await waiter.event.wait()
+            await waiter.wait()
         except BaseException:
             if self._queue.abandon(waiter):  # granted as we were cancelled: pass it on
                 self.release()
@@ -178,7 +219,7 @@ class AsyncGate:
         """Give a slot back: to the first waiter still waiting, else to the pool."""
         waiter = self._queue.give_back()
         if waiter is not None:
-            waiter.event.set()
+            waiter.wake()
 
 
 class _SyncWaiter(_Waiter):
@@ -221,12 +262,13 @@ class SyncGate:
     def waiting(self) -> int:
         """Threads waiting for a slot (interrupted ones not yet skipped included)."""
         with self._lock:
-            return len(self._queue.waiters)
+            return len(self._queue)
 
-    def acquire(self) -> None:
-        """Take a slot, blocking behind every earlier caller when none is free."""
+    def acquire(self, *, submission: bool = False) -> None:
+        """Take a slot, blocking behind every earlier caller when none is free (a
+        ``submission`` also behind every later request that is not one)."""
         with self._lock:
-            waiter = self._queue.take(_SyncWaiter)
+            waiter = self._queue.take(_SyncWaiter, submission=submission)
         if waiter is None:
             return
         try:
@@ -297,15 +339,20 @@ class Admission:
         self.async_requests = AsyncGate(max_in_flight)
         self.async_streams = AsyncGate(lane)
 
-    def enter(self, request: httpx.Request, *, stream: bool = False) -> Slot:
+    def enter(
+        self, request: httpx.Request, *, stream: bool = False, submission: bool = False
+    ) -> Slot:
         """Wait (blocking) for a slot of the lane of ``request``; ``stream``: its body stays
-        open after the headers (an event stream or a download)."""
+        open after the headers (an event stream or a download); ``submission``: it starts
+        an operation (and waits behind the requests of those under way)."""
         gate = self.streams if stream or is_held(request) else self.requests
-        gate.acquire()
+        gate.acquire(submission=submission)
         return Slot(gate)
 
-    async def aenter(self, request: httpx.Request, *, stream: bool = False) -> Slot:
+    async def aenter(
+        self, request: httpx.Request, *, stream: bool = False, submission: bool = False
+    ) -> Slot:
         """:meth:`enter` for the async driver."""
         gate = self.async_streams if stream or is_held(request) else self.async_requests
-        await gate.acquire()
+        await gate.acquire(submission=submission)
         return Slot(gate)

@@ -38,13 +38,16 @@ class Send:
     (``None``: no credentials at all, the flow's decision for an untrusted origin); with
     ``stream`` the body is left open for ``ReadChunk`` / ``ReadBytes``. Otherwise the body
     is read, at most ``max_body`` bytes of a 1xx-3xx answer and ``max_error_body`` of a
-    4xx/5xx one (``None``: all of it); a longer one arrives cut, ``truncated`` set."""
+    4xx/5xx one (``None``: all of it); a longer one arrives cut, ``truncated`` set.
+    ``submission``: the request starts an operation, and waits for its turn behind the
+    requests of operations under way (``_admission``)."""
 
     request: httpx.Request
     auth: Any = None
     stream: bool = False
     max_body: int | None = None
     max_error_body: int | None = None
+    submission: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,9 @@ def drive(
                     slot = (
                         None
                         if admission is None
-                        else admission.enter(command.request, stream=command.stream)
+                        else admission.enter(
+                            command.request, stream=command.stream, submission=command.submission
+                        )
                     )
                     reply = _send(http, command, stream, slot)
                 elif isinstance(command, ReadChunk | ReadBytes):
@@ -112,7 +114,9 @@ async def drive_async(
                     slot = (
                         None
                         if admission is None
-                        else await admission.aenter(command.request, stream=command.stream)
+                        else await admission.aenter(
+                            command.request, stream=command.stream, submission=command.submission
+                        )
                     )
                     reply = await _asend(http, command, stream, slot)
                 elif isinstance(command, ReadChunk | ReadBytes):

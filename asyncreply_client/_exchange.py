@@ -125,6 +125,7 @@ def send(
     stream: bool = False,
     deadline: float | None = None,
     bound: bool = True,
+    submission: bool = False,
 ) -> Generator[Command, Any, Answer]:
     """Send one request and return its answer (and the answer's verdict): transient faults
     retried by the ``_retry`` sub-flow (with ``retry``, within ``deadline``), non-303
@@ -134,7 +135,8 @@ def send(
     its origin. ``private_headers`` (the caller's per-call headers) go only to the first URL's
     origin. A 301/302 turns a POST into a GET (RFC 9110 §15.4.2-3); 307/308 keep method and
     body. At most ``cfg.max_body`` bytes of a body are read (of an error answer's always,
-    of a successful one's with ``bound``).
+    of a successful one's with ``bound``). A ``submission`` (and its retries and redirects)
+    waits for its turn behind the requests of operations under way.
 
     Raises:
         TransportError: the last attempt ended with a transport fault or a transient answer.
@@ -160,6 +162,7 @@ def send(
             stream,
             cfg.max_body if bound else None,
             cfg.max_body,
+            submission,
         )
         answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
         response = answer.response
@@ -212,6 +215,7 @@ class _Attempt:
     stream: bool
     max_body: int | None
     max_error_body: int | None
+    submission: bool
 
     def __call__(self) -> Send:
         request = self.requests.build(
@@ -231,6 +235,7 @@ class _Attempt:
             stream=self.stream,
             max_body=self.max_body,
             max_error_body=self.max_error_body,
+            submission=self.submission,
         )
 
 

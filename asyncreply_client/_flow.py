@@ -230,6 +230,7 @@ def submit(
             content=body,
             retry=idempotency_key is not None,
             read_timeout=read_timeout,
+            submission=True,
         )
     finally:
         if held:

@@ -125,6 +125,99 @@ async def test_a_waiter_cancelled_as_its_slot_arrives_passes_it_on() -> None:
     assert gate.in_use == 1 and gate.waiting == 0
 
 
+async def test_requests_of_operations_under_way_go_before_submissions() -> None:
+    # Submissions wait behind every status check or result of an operation already
+    # submitted, even one that came later; within each, first come first served.
+    gate = AsyncGate(1)
+    await gate.acquire()
+    order: list[str] = []
+
+    async def take(name: str, submission: bool) -> None:
+        await gate.acquire(submission=submission)
+        order.append(name)
+        gate.release()
+
+    async with anyio.create_task_group() as tg:
+        for name, submission in [("s1", True), ("s2", True), ("f1", False), ("f2", False)]:
+            tg.start_soon(take, name, submission)
+            await anyio.wait_all_tasks_blocked()
+        assert gate.waiting == 4
+        gate.release()
+    assert order == ["f1", "f2", "s1", "s2"]
+    assert gate.in_use == 0
+
+
+async def test_a_free_slot_goes_to_a_submission_at_once() -> None:
+    gate = AsyncGate(2)
+    await gate.acquire()
+    await gate.acquire(submission=True)  # a slot is free: no reason to wait
+    assert gate.in_use == 2 and gate.waiting == 0
+
+
+async def test_a_cancelled_follow_up_passes_its_slot_to_the_submission(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = AsyncGate(1)
+    await gate.acquire()
+    got: list[str] = []
+
+    async def take(name: str, submission: bool) -> None:
+        await gate.acquire(submission=submission)
+        got.append(name)
+
+    submitter = asyncio.create_task(take("submission", True))
+    await anyio.wait_all_tasks_blocked()
+    doomed = asyncio.create_task(take("follow-up", False))
+    await anyio.wait_all_tasks_blocked()
+    gate.release()  # granted to the follow-up, cancelled before it resumes
+    doomed.cancel()
+    await asyncio.wait([doomed, submitter])
+    assert got == ["submission"]
+    assert gate.in_use == 1 and gate.waiting == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_the_gates_work_under_trio(anyio_backend: str) -> None:
+    # No asyncio loop to make a future on: the waiters wait on anyio Events.
+    gate = AsyncGate(1)
+    await gate.acquire()
+    order: list[str] = []
+
+    async def take(name: str, submission: bool) -> None:
+        await gate.acquire(submission=submission)
+        order.append(name)
+        gate.release()
+
+    async with anyio.create_task_group() as tg:
+        doomed = anyio.CancelScope()
+        tg.start_soon(lambda: _scoped(doomed, take("cancelled", False)))
+        for name, submission in [("s1", True), ("f1", False)]:
+            tg.start_soon(take, name, submission)
+            await anyio.wait_all_tasks_blocked()
+        doomed.cancel()
+        await anyio.wait_all_tasks_blocked()
+        gate.release()
+    assert order == ["f1", "s1"]
+    assert gate.in_use == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_an_async_client_fans_out_under_trio(
+    anyio_backend: str, reference_server: RunningReferenceServer
+) -> None:
+    job = {"type": "sleep", "input": {"seconds": 0.01}}
+    results: list[Any] = []
+    async with AsyncClient(reference_server.base_url, max_in_flight=2, max_streams=1) as client:
+
+        async def one() -> None:
+            results.append(await client.run("/jobs", json=job, timeout=30))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(one)
+    assert results == [{"slept": 0.01}] * 6
+
+
 def test_gates_refuse_bad_limits() -> None:
     for bad in (0, -1):
         with pytest.raises(ValueError, match="limit"):
@@ -168,6 +261,29 @@ def test_sync_gate_admits_threads_in_arrival_order() -> None:
         thread.join()
     assert order == [0, 1, 2, 3]
     assert gate.in_use == 1
+
+
+def test_sync_gate_serves_operations_under_way_before_submissions() -> None:
+    gate = SyncGate(1)
+    gate.acquire()
+    order: list[str] = []
+    threads = []
+    for i, (name, submission) in enumerate([("s1", True), ("f1", False), ("s2", True)]):
+
+        def take(name: str = name, submission: bool = submission) -> None:
+            gate.acquire(submission=submission)
+            order.append(name)
+            gate.release()
+
+        thread = threading.Thread(target=take)
+        thread.start()
+        _until(lambda i=i: gate.waiting == i + 1)
+        threads.append(thread)
+    gate.release()
+    for thread in threads:
+        thread.join()
+    assert order == ["f1", "s1", "s2"]
+    assert gate.in_use == 0
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")

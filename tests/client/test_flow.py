@@ -54,6 +54,14 @@ def state_at(status: str = "pending", *, seen: bool = True) -> OperationState:
 # submit
 
 
+def test_only_the_submission_waits_behind_operations_under_way() -> None:
+    cfg, state = submitted()
+    submit = drive(_flow.submit(cfg, "/jobs", json={}, idempotency_key="k"), [ACCEPTED])
+    check = drive(_flow.refresh(cfg, state), [response(200, doc("processing"))])
+    assert [c.submission for c in submit.commands if isinstance(c, Send)] == [True]
+    assert [c.submission for c in check.commands if isinstance(c, Send)] == [False]
+
+
 def test_submit_builds_the_request_and_reads_the_202() -> None:
     cfg = config()
     body = {"type": "t", "input": {"n": 1}}
