@@ -28,7 +28,7 @@ import httpx
 from typing_extensions import TypeVar
 
 from . import _flow
-from ._admission import DEFAULT_MAX_IN_FLIGHT, Admission, pool_limits
+from ._admission import DEFAULT_MAX_IN_FLIGHT, Admission, Slot, pool_limits
 from ._clock import Clock, SystemClock
 from ._commands import Command
 from ._drivers import FlowResult, drive, drive_async
@@ -199,16 +199,14 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         final_state_via: FinalStateVia | None,
         timeout: float | None,
         /,
-    ) -> tuple[float, Observer, Generator[Command, Any, OperationState]]:
-        """``run()``'s submission: when it started, its observer, and the submission flow
-        asking the server to hold its answer (``Prefer: wait``: the timeout, capped)."""
+    ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
+        """``run()``'s submission: its observer, and the submission flow asking the server
+        to hold its answer (``Prefer: wait``: the timeout, capped)."""
         hold = _RUN_HOLD if timeout is None else min(max(timeout, 0.0), _RUN_HOLD)
-        started = self._clock.now()
         flow = self._submit_flow(
             url, json, content, method, headers, idempotency_key, callback, final_state_via, hold
         )
-        observer, flow = self._watch_submission(flow)
-        return started, observer, flow
+        return self._watch_submission(flow)
 
     def _left(self, timeout: float | None, started: float) -> float | None:
         """What remains of ``run()``'s ``timeout`` once its submission is answered."""
@@ -286,9 +284,11 @@ class Client(_ClientBase[httpx.Client]):
             quotes an excerpt). Results fetched by ``result()`` are not bounded;
             ``download()`` streams them.
         max_in_flight: short requests (submissions, status checks, results) in flight at
-            once, default 100; more wait their turn in this client, first come first
-            served, so any number of concurrent waits costs each the same CPU. The client's
-            own httpx pool gets a connection for every slot of both bounds.
+            once, default 100; more wait their turn in this client: the requests of
+            operations already submitted first, then new submissions, each first come
+            first served. Any number of concurrent waits costs each the same CPU. The
+            client's own connection pool keeps a connection for every slot of both bounds
+            alive (without your ``http_client``, and without a proxy in the environment).
 
     Security: the credentials (``auth``, ``headers``, and the ``http_client``'s) reach only
     the base URL's origin and ``trusted_origins``; a status, result, events or redirect URL
@@ -312,12 +312,13 @@ class Client(_ClientBase[httpx.Client]):
         flow: Generator[Command, Any, T],
         out: FlowResult[T] | None = None,
         on_progress: ProgressCallback | None = None,
+        reserved: Slot | None = None,
     ) -> Generator[JobStatus, None, None]:
         """Drive ``flow``: give each status to the progress callbacks, then yield it."""
         sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
         with contextlib.closing(
-            drive(flow, self._http, self._clock, sink, self._admission)
+            drive(flow, self._http, self._clock, sink, self._admission, reserved)
         ) as statuses:
             for status in statuses:
                 for callback in emitters:
@@ -325,10 +326,13 @@ class Client(_ClientBase[httpx.Client]):
                 yield status
 
     def _run(
-        self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
+        self,
+        flow: Generator[Command, Any, T],
+        on_progress: ProgressCallback | None = None,
+        reserved: Slot | None = None,
     ) -> T:
         out: FlowResult[T] = FlowResult()
-        for _ in self._iterate(flow, out, on_progress):
+        for _ in self._iterate(flow, out, on_progress, reserved):
             pass
         return out.value
 
@@ -372,11 +376,16 @@ class Client(_ClientBase[httpx.Client]):
         Example:
             >>> op = client.submit("/jobs", json={"type": "echo", "input": {}})  # doctest: +SKIP
         """
-        flow = self._submit_flow(
-            url, json, content, method, headers, idempotency_key, callback, final_state_via
-        )
-        observer, flow = self._watch_submission(flow)
-        return Operation(self, self._run(flow), result_type, observer)
+        reserved = self._admission.reserve()  # the turn first: nothing built while waiting
+        try:
+            flow = self._submit_flow(
+                url, json, content, method, headers, idempotency_key, callback, final_state_via
+            )
+            observer, flow = self._watch_submission(flow)
+        except BaseException:
+            reserved.release()
+            raise
+        return Operation(self, self._run(flow, reserved=reserved), result_type, observer)
 
     def operation(
         self,
@@ -423,10 +432,24 @@ class Client(_ClientBase[httpx.Client]):
         instant job with its result (one request; two when the result is behind a 303).
         ``timeout`` covers the submission and the wait together.
         """
-        started, observer, flow = self._run_submission(
-            url, json, content, method, headers, idempotency_key, callback, final_state_via, timeout
-        )
-        state = self._run(flow)
+        started = self._clock.now()
+        reserved = self._admission.reserve()  # the turn first: nothing built while waiting
+        try:
+            observer, flow = self._run_submission(
+                url,
+                json,
+                content,
+                method,
+                headers,
+                idempotency_key,
+                callback,
+                final_state_via,
+                timeout,
+            )
+        except BaseException:
+            reserved.release()
+            raise
+        state = self._run(flow, reserved=reserved)
         if state.last is not None and state.last.is_terminal:
             # Finished within the held submission: its callbacks still see the end.
             for report in self._emitters(on_progress):
@@ -488,12 +511,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         flow: Generator[Command, Any, T],
         out: FlowResult[T] | None = None,
         on_progress: ProgressCallback | None = None,
+        reserved: Slot | None = None,
     ) -> AsyncGenerator[JobStatus, None]:
         """Drive ``flow``: give each status to the progress callbacks, then yield it."""
         sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
         async with contextlib.aclosing(
-            drive_async(flow, self._http, self._clock, sink, self._admission)
+            drive_async(flow, self._http, self._clock, sink, self._admission, reserved)
         ) as it:
             async for status in it:
                 for callback in emitters:
@@ -501,10 +525,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
                 yield status
 
     async def _run(
-        self, flow: Generator[Command, Any, T], on_progress: ProgressCallback | None = None
+        self,
+        flow: Generator[Command, Any, T],
+        on_progress: ProgressCallback | None = None,
+        reserved: Slot | None = None,
     ) -> T:
         out: FlowResult[T] = FlowResult()
-        async with contextlib.aclosing(self._iterate(flow, out, on_progress)) as statuses:
+        async with contextlib.aclosing(self._iterate(flow, out, on_progress, reserved)) as statuses:
             async for _ in statuses:
                 pass
         return out.value
@@ -523,11 +550,17 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         result_type: type[R] | None = None,
     ) -> AsyncOperation[R]:
         """Submit an operation and return it (without waiting); see :meth:`Client.submit`."""
-        flow = self._submit_flow(
-            url, json, content, method, headers, idempotency_key, callback, final_state_via
-        )
-        observer, flow = self._watch_submission(flow)
-        return AsyncOperation(self, await self._run(flow), result_type, observer)
+        reserved = await self._admission.areserve()  # see Client.submit
+        try:
+            flow = self._submit_flow(
+                url, json, content, method, headers, idempotency_key, callback, final_state_via
+            )
+            observer, flow = self._watch_submission(flow)
+        except BaseException:
+            reserved.release()
+            raise
+        state = await self._run(flow, reserved=reserved)
+        return AsyncOperation(self, state, result_type, observer)
 
     def operation(
         self,
@@ -563,10 +596,24 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         on_progress: ProgressCallback | None = None,
     ) -> R:
         """Submit and wait: return the result; see :meth:`Client.run`."""
-        started, observer, flow = self._run_submission(
-            url, json, content, method, headers, idempotency_key, callback, final_state_via, timeout
-        )
-        state = await self._run(flow)
+        started = self._clock.now()
+        reserved = await self._admission.areserve()  # see Client.submit
+        try:
+            observer, flow = self._run_submission(
+                url,
+                json,
+                content,
+                method,
+                headers,
+                idempotency_key,
+                callback,
+                final_state_via,
+                timeout,
+            )
+        except BaseException:
+            reserved.release()
+            raise
+        state = await self._run(flow, reserved=reserved)
         if state.last is not None and state.last.is_terminal:
             # Finished within the held submission: its callbacks still see the end.
             for report in self._emitters(on_progress):

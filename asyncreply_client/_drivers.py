@@ -44,9 +44,11 @@ def drive(
     clock: Clock,
     out: FlowResult[T],
     admission: Admission | None = None,
+    reserved: Slot | None = None,
 ) -> Generator[JobStatus, None, None]:
     """Run ``flow`` synchronously; yield each emitted status; store the result in ``out``.
-    Requests wait for a slot of ``admission`` (``None``: no bound)."""
+    Requests wait for a slot of ``admission`` (``None``: no bound); the first submission
+    takes the ``reserved`` slot (given back at the end if no submission took it)."""
     stream = _Stream()
     reply: Any = None
     error: httpx.RequestError | None = None
@@ -64,13 +66,14 @@ def drive(
             try:
                 if isinstance(command, Send):
                     stream.close()
-                    slot = (
-                        None
-                        if admission is None
-                        else admission.enter(
-                            command.request, stream=command.stream, submission=command.submission
+                    slot, reserved = _reserved(command, reserved)
+                    if admission is not None:
+                        slot = admission.enter(
+                            command.request,
+                            stream=command.stream,
+                            submission=command.submission,
+                            reserved=slot,
                         )
-                    )
                     reply = _send(http, command, stream, slot)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = stream.next(text=isinstance(command, ReadChunk))
@@ -81,6 +84,7 @@ def drive(
             except httpx.RequestError as exc:
                 error = exc
     finally:
+        _release(reserved)
         stream.close()
         flow.close()
 
@@ -91,9 +95,10 @@ async def drive_async(
     clock: Clock,
     out: FlowResult[T],
     admission: Admission | None = None,
+    reserved: Slot | None = None,
 ) -> AsyncGenerator[JobStatus, None]:
-    """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``.
-    Requests wait for a slot of ``admission`` (``None``: no bound)."""
+    """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``
+    (``admission`` and ``reserved`` as for :func:`drive`)."""
     stream = _AsyncStream()
     reply: Any = None
     error: httpx.RequestError | None = None
@@ -111,13 +116,14 @@ async def drive_async(
             try:
                 if isinstance(command, Send):
                     await stream.close()
-                    slot = (
-                        None
-                        if admission is None
-                        else await admission.aenter(
-                            command.request, stream=command.stream, submission=command.submission
+                    slot, reserved = _reserved(command, reserved)
+                    if admission is not None:
+                        slot = await admission.aenter(
+                            command.request,
+                            stream=command.stream,
+                            submission=command.submission,
+                            reserved=slot,
                         )
-                    )
                     reply = await _asend(http, command, stream, slot)
                 elif isinstance(command, ReadChunk | ReadBytes):
                     reply = await stream.next(text=isinstance(command, ReadChunk))
@@ -128,6 +134,7 @@ async def drive_async(
             except httpx.RequestError as exc:
                 error = exc
     finally:
+        _release(reserved)
         await stream.close()
         flow.close()
 
@@ -135,6 +142,12 @@ async def drive_async(
 def _limit(response: httpx.Response, command: Send) -> int | None:
     """How many bytes of this answer's body ``command`` lets the driver read."""
     return command.max_body if response.status_code < 400 else command.max_error_body
+
+
+def _reserved(command: Send, reserved: Slot | None) -> tuple[Slot | None, Slot | None]:
+    """The reserved slot for ``command`` if it is a submission (it takes it), and what is
+    left reserved."""
+    return (reserved, None) if command.submission else (None, reserved)
 
 
 def _release(slot: Slot | None) -> None:

@@ -342,6 +342,80 @@ def test_long_polls_and_streams_take_the_stream_lane() -> None:
     assert admission.requests.in_use == 0 and admission.streams.in_use == 0
 
 
+def test_a_reserved_slot_is_taken_by_its_lane_and_given_back_by_the_other() -> None:
+    factory = RequestFactory.create("http://h", timeout=httpx.Timeout(5.0))
+    plain = factory.build("POST", "/jobs")
+    held = factory.build("POST", "/jobs", read_timeout=15.0)
+    admission = Admission(max_in_flight=1, max_streams=1)
+    reserved = admission.reserve()
+    assert admission.requests.in_use == 1
+    # The lane is full, yet the submission does not wait: it takes its reservation.
+    assert admission.enter(plain, submission=True, reserved=reserved) is reserved
+    reserved.release()
+    # A held submission goes to the stream lane: the reservation goes back first.
+    reserved = admission.reserve()
+    slot = admission.enter(held, submission=True, reserved=reserved)
+    assert slot is not reserved
+    assert admission.requests.in_use == 0 and admission.streams.in_use == 1
+    slot.release()
+
+
+@BOTH
+async def test_submissions_waiting_their_turn_have_built_nothing(
+    flavor: str, reference_server: RunningReferenceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fan-out's queued submissions hold no flow, request or driver until their turn.
+    from asyncreply_client import _flow
+
+    started: list[str] = []
+    submit = _flow.submit
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        started.append(args[1])
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(_flow, "submit", counting)
+    job = {"type": "echo", "input": {"n": 1}}
+    async with open_client(flavor, reference_server.base_url, max_in_flight=1) as (client, call):
+        lane = client._admission.async_requests if flavor == "async" else client._admission.requests
+        if flavor == "async":
+            await lane.acquire()
+        else:
+            lane.acquire()
+        results: list[Any] = []
+
+        async def one() -> None:
+            results.append(await call(client.run, "/jobs", json=job, timeout=30))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(one)
+            for _ in range(10_000):  # until all three wait (threads, for the sync client)
+                if lane.waiting == 3:
+                    break
+                await anyio.sleep(0.001)
+            assert lane.waiting == 3
+            assert started == []
+            lane.release()
+    assert started == ["/jobs"] * 3
+    assert results == [{"n": 1}] * 3
+
+
+@BOTH
+async def test_a_submission_that_fails_before_sending_gives_its_turn_back(
+    flavor: str, reference_server: RunningReferenceServer
+) -> None:
+    async with open_client(flavor, reference_server.base_url, max_in_flight=1) as (client, call):
+        for method in (client.submit, client.run):
+            with pytest.raises(ValueError, match="not both"):
+                await call(method, "/jobs", json={}, content=b"x")
+        with anyio.fail_after(20):  # the only slot must be free again
+            result = await call(client.run, "/jobs", json={"type": "echo", "input": {}})
+    assert result == {}
+    lanes = client._admission
+    assert lanes.requests.in_use == lanes.async_requests.in_use == 0
+
+
 def test_httpx_pool_limits_have_a_connection_per_slot_and_few_kept_alive() -> None:
     # Used where the SDK's client falls back to httpx's pool (a proxy in the environment).
     limits = pool_limits(100, 50)
