@@ -73,7 +73,7 @@ class Pools(Generic[P]):
         True
     """
 
-    __slots__ = ("_all", "_idle", "_make", "_now", "capacity", "expiry")
+    __slots__ = ("_all", "_idle", "_make", "_now", "_swept", "capacity", "expiry")
 
     def __init__(
         self,
@@ -89,6 +89,7 @@ class Pools(Generic[P]):
         self._now = now
         self._idle: dict[Origin, deque[tuple[float, P]]] = {}
         self._all: list[P] = []
+        self._swept = now()
 
     @property
     def count(self) -> int:
@@ -131,7 +132,13 @@ class Pools(Generic[P]):
         return None if oldest is None else oldest.popleft()[1]
 
     def _expire(self) -> list[P]:
-        limit = self._now() - self.expiry
+        # At most a sweep per tenth of the expiry (the stacks are not walked per request):
+        # a connection is closed between its expiry and 1.1 times it.
+        now = self._now()
+        if now - self._swept < self.expiry / 10:
+            return []
+        self._swept = now
+        limit = now - self.expiry
         stale: list[P] = []
         for origin, stack in list(self._idle.items()):
             while stack and stack[0][0] < limit:

@@ -224,6 +224,7 @@ def test_sync_idle_connections_past_the_expiry_are_closed(
     transport = ConnectionSlots(1)
     now = _Now()
     transport._pools._now = now
+    transport._pools._swept = now.t
     with httpx.Client(transport=transport) as http:
         first = _port(http.get(url))
         old = transport._pools._all[0]
