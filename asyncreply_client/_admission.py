@@ -308,6 +308,17 @@ class Slot:
         return self._gate is gate
 
 
+def _taken(gate: AsyncGate | SyncGate, reserved: Slot | None) -> bool:
+    """Whether ``reserved`` is a slot of ``gate`` (the request takes it); one of another
+    gate is given back."""
+    if reserved is None:
+        return False
+    if reserved.of(gate):
+        return True
+    reserved.release()
+    return False
+
+
 class Admission:
     """The two lanes of one client, for its sync driver and its async driver.
 
@@ -374,10 +385,9 @@ class Admission:
         slot of that lane is taken instead of waiting; of the other lane (a held
         submission), it is given back first."""
         gate = self.streams if stream or is_held(request) else self.requests
-        if reserved is not None:
-            if reserved.of(gate):
-                return reserved
-            reserved.release()
+        if _taken(gate, reserved):
+            assert reserved is not None
+            return reserved
         gate.acquire(submission=submission)
         return Slot(gate)
 
@@ -391,9 +401,8 @@ class Admission:
     ) -> Slot:
         """:meth:`enter` for the async driver."""
         gate = self.async_streams if stream or is_held(request) else self.async_requests
-        if reserved is not None:
-            if reserved.of(gate):
-                return reserved
-            reserved.release()
+        if _taken(gate, reserved):
+            assert reserved is not None
+            return reserved
         await gate.acquire(submission=submission)
         return Slot(gate)

@@ -189,6 +189,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
 
     def _run_submission(
         self,
+        reserved: Slot,
         url: str,
         json: Any,
         content: bytes | str | None,
@@ -200,13 +201,56 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         timeout: float | None,
         /,
     ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
-        """``run()``'s submission: its observer, and the submission flow asking the server
-        to hold its answer (``Prefer: wait``: the timeout, capped)."""
+        """``run()``'s submission (``submit``'s arguments after the ``reserved`` slot, then
+        ``timeout``): its observer, and the submission flow asking the server to hold its
+        answer (``Prefer: wait``: the timeout, capped). The slot is given back if they
+        cannot be built."""
         hold = _RUN_HOLD if timeout is None else min(max(timeout, 0.0), _RUN_HOLD)
-        flow = self._submit_flow(
-            url, json, content, method, headers, idempotency_key, callback, final_state_via, hold
+        return self._submission(
+            reserved,
+            url,
+            json,
+            content,
+            method,
+            headers,
+            idempotency_key,
+            callback,
+            final_state_via,
+            hold,
         )
-        return self._watch_submission(flow)
+
+    def _submission(
+        self,
+        reserved: Slot,
+        url: str,
+        json: Any,
+        content: bytes | str | None,
+        method: str,
+        headers: Mapping[str, str] | None,
+        idempotency_key: str | _Default | None,
+        callback: str | Mapping[str, Any] | None,
+        final_state_via: FinalStateVia | None,
+        hold: float | None = None,
+        /,
+    ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
+        """The submission flow, watched by its observer; ``reserved`` (the turn it waited
+        for, see ``Admission.reserve``) is given back if they cannot be built."""
+        try:
+            flow = self._submit_flow(
+                url,
+                json,
+                content,
+                method,
+                headers,
+                idempotency_key,
+                callback,
+                final_state_via,
+                hold,
+            )
+            return self._watch_submission(flow)
+        except BaseException:
+            reserved.release()
+            raise
 
     def _left(self, timeout: float | None, started: float) -> float | None:
         """What remains of ``run()``'s ``timeout`` once its submission is answered."""
@@ -377,14 +421,17 @@ class Client(_ClientBase[httpx.Client]):
             >>> op = client.submit("/jobs", json={"type": "echo", "input": {}})  # doctest: +SKIP
         """
         reserved = self._admission.reserve()  # the turn first: nothing built while waiting
-        try:
-            flow = self._submit_flow(
-                url, json, content, method, headers, idempotency_key, callback, final_state_via
-            )
-            observer, flow = self._watch_submission(flow)
-        except BaseException:
-            reserved.release()
-            raise
+        observer, flow = self._submission(
+            reserved,
+            url,
+            json,
+            content,
+            method,
+            headers,
+            idempotency_key,
+            callback,
+            final_state_via,
+        )
         return Operation(self, self._run(flow, reserved=reserved), result_type, observer)
 
     def operation(
@@ -434,21 +481,18 @@ class Client(_ClientBase[httpx.Client]):
         """
         started = self._clock.now()
         reserved = self._admission.reserve()  # the turn first: nothing built while waiting
-        try:
-            observer, flow = self._run_submission(
-                url,
-                json,
-                content,
-                method,
-                headers,
-                idempotency_key,
-                callback,
-                final_state_via,
-                timeout,
-            )
-        except BaseException:
-            reserved.release()
-            raise
+        observer, flow = self._run_submission(
+            reserved,
+            url,
+            json,
+            content,
+            method,
+            headers,
+            idempotency_key,
+            callback,
+            final_state_via,
+            timeout,
+        )
         state = self._run(flow, reserved=reserved)
         if state.last is not None and state.last.is_terminal:
             # Finished within the held submission: its callbacks still see the end.
@@ -551,14 +595,17 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     ) -> AsyncOperation[R]:
         """Submit an operation and return it (without waiting); see :meth:`Client.submit`."""
         reserved = await self._admission.areserve()  # see Client.submit
-        try:
-            flow = self._submit_flow(
-                url, json, content, method, headers, idempotency_key, callback, final_state_via
-            )
-            observer, flow = self._watch_submission(flow)
-        except BaseException:
-            reserved.release()
-            raise
+        observer, flow = self._submission(
+            reserved,
+            url,
+            json,
+            content,
+            method,
+            headers,
+            idempotency_key,
+            callback,
+            final_state_via,
+        )
         state = await self._run(flow, reserved=reserved)
         return AsyncOperation(self, state, result_type, observer)
 
@@ -598,21 +645,18 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         """Submit and wait: return the result; see :meth:`Client.run`."""
         started = self._clock.now()
         reserved = await self._admission.areserve()  # see Client.submit
-        try:
-            observer, flow = self._run_submission(
-                url,
-                json,
-                content,
-                method,
-                headers,
-                idempotency_key,
-                callback,
-                final_state_via,
-                timeout,
-            )
-        except BaseException:
-            reserved.release()
-            raise
+        observer, flow = self._run_submission(
+            reserved,
+            url,
+            json,
+            content,
+            method,
+            headers,
+            idempotency_key,
+            callback,
+            final_state_via,
+            timeout,
+        )
         state = await self._run(flow, reserved=reserved)
         if state.last is not None and state.last.is_terminal:
             # Finished within the held submission: its callbacks still see the end.
