@@ -234,6 +234,52 @@ def test_sync_idle_connections_past_the_expiry_are_closed(
     assert first != second
 
 
+def test_a_connection_goes_to_another_origin_when_the_bound_is_reached(
+    reference_server: RunningReferenceServer,
+) -> None:
+    # 127.0.0.1 and localhost are two origins of one server: with one connection allowed,
+    # the second origin takes the first one's idle connection over (closed, reopened).
+    port = httpx.URL(reference_server.base_url).port
+    transport = ConnectionSlots(1)
+    with httpx.Client(transport=transport) as http:
+        first = http.get(f"http://127.0.0.1:{port}/health")
+        assert first.status_code == 200
+        second = http.get(f"http://localhost:{port}/health")
+        assert second.status_code == 200
+        assert transport._pools.count == 1 and transport._overflow is None
+        assert http.get(f"http://127.0.0.1:{port}/health").status_code == 200
+
+
+def test_a_failed_connection_leaves_its_slot_usable(
+    reference_server: RunningReferenceServer,
+) -> None:
+    transport = ConnectionSlots(1)
+    with httpx.Client(transport=transport) as http:
+        with pytest.raises(httpx.ConnectError):
+            http.get(f"http://127.0.0.1:{_closed_port()}/health")
+        assert http.get(reference_server.base_url + "/health").status_code == 200
+        assert transport._pools.count == 1 and transport._overflow is None
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there any more
+
+
+def test_every_connection_shares_one_tls_context() -> None:
+    # Made once, on the first connection: not once per pool (each costs tens of ms).
+    transport = ConnectionSlots(3)
+    origin = (b"https", b"api.example", None)
+    pools = [transport._pools.take(origin)[0] for _ in range(3)]
+    contexts = {id(pool._pool._ssl_context) for pool in pools if pool is not None}
+    assert len(contexts) == 1
+    transport.close()
+
+
 # --------------------------------------------------------------------------------------------
 # The clients' own httpx clients
 
