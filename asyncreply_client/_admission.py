@@ -170,7 +170,25 @@ class _AsyncWaiter(_Waiter):
             self.event.set()
 
 
-class AsyncGate:
+class _Gate(Generic[W]):
+    """What both gates show of their queue."""
+
+    __slots__ = ("_queue",)
+
+    _queue: _Queue[W]
+
+    @property
+    def limit(self) -> int:
+        """How many holders at once."""
+        return self._queue.limit
+
+    @property
+    def in_use(self) -> int:
+        """Slots held (or granted to a waiter about to run)."""
+        return self._queue.in_use
+
+
+class AsyncGate(_Gate[_AsyncWaiter]):
     """A FIFO bound on concurrent holders for the tasks of one event loop (asyncio or trio).
 
     Unlike a plain semaphore, a newcomer never overtakes a task already waiting, and a
@@ -182,20 +200,10 @@ class AsyncGate:
         (2, 0)
     """
 
-    __slots__ = ("_queue",)
+    __slots__ = ()
 
     def __init__(self, limit: int) -> None:
-        self._queue: _Queue[_AsyncWaiter] = _Queue(limit)
-
-    @property
-    def limit(self) -> int:
-        """How many holders at once."""
-        return self._queue.limit
-
-    @property
-    def in_use(self) -> int:
-        """Slots held (or granted to a waiter about to run)."""
-        return self._queue.in_use
+        self._queue = _Queue(limit)
 
     @property
     def waiting(self) -> int:
@@ -231,7 +239,7 @@ class _SyncWaiter(_Waiter):
         self.lock.acquire()
 
 
-class SyncGate:
+class SyncGate(_Gate[_SyncWaiter]):
     """:class:`AsyncGate` for threads: FIFO, and an interrupted waiter gives up its place.
 
     Example:
@@ -242,21 +250,11 @@ class SyncGate:
         0
     """
 
-    __slots__ = ("_lock", "_queue")
+    __slots__ = ("_lock",)
 
     def __init__(self, limit: int) -> None:
-        self._queue: _Queue[_SyncWaiter] = _Queue(limit)
+        self._queue = _Queue(limit)
         self._lock = threading.Lock()
-
-    @property
-    def limit(self) -> int:
-        """How many holders at once."""
-        return self._queue.limit
-
-    @property
-    def in_use(self) -> int:
-        """Slots held (or granted to a waiter about to run)."""
-        return self._queue.in_use
 
     @property
     def waiting(self) -> int:
@@ -308,15 +306,13 @@ class Slot:
         return self._gate is gate
 
 
-def _taken(gate: AsyncGate | SyncGate, reserved: Slot | None) -> bool:
-    """Whether ``reserved`` is a slot of ``gate`` (the request takes it); one of another
-    gate is given back."""
-    if reserved is None:
-        return False
-    if reserved.of(gate):
-        return True
+def _reuse(reserved: Slot | None, gate: AsyncGate | SyncGate) -> Slot | None:
+    """``reserved`` if it is a slot of ``gate`` (the request takes it), else ``None`` (a slot
+    of the other gate is given back first)."""
+    if reserved is None or reserved.of(gate):
+        return reserved
     reserved.release()
-    return False
+    return None
 
 
 class Admission:
@@ -385,9 +381,9 @@ class Admission:
         slot of that lane is taken instead of waiting; of the other lane (a held
         submission), it is given back first."""
         gate = self.streams if stream or is_held(request) else self.requests
-        if _taken(gate, reserved):
-            assert reserved is not None
-            return reserved
+        kept = _reuse(reserved, gate)
+        if kept is not None:
+            return kept
         gate.acquire(submission=submission)
         return Slot(gate)
 
@@ -401,8 +397,8 @@ class Admission:
     ) -> Slot:
         """:meth:`enter` for the async driver."""
         gate = self.async_streams if stream or is_held(request) else self.async_requests
-        if _taken(gate, reserved):
-            assert reserved is not None
-            return reserved
+        kept = _reuse(reserved, gate)
+        if kept is not None:
+            return kept
         await gate.acquire(submission=submission)
         return Slot(gate)

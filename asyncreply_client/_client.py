@@ -52,6 +52,7 @@ T = TypeVar("T")
 #: ``Operation[M]``), where two ``@overload`` stubs per method would be needed otherwise.
 R = TypeVar("R", default=Any)
 HttpClientT = TypeVar("HttpClientT", bound=httpx.Client | httpx.AsyncClient)
+TransportT = TypeVar("TransportT", bound=httpx.BaseTransport | httpx.AsyncBaseTransport)
 
 #: A progress callback: called with each new snapshot (an async client awaits a coroutine).
 ProgressCallback = Callable[[JobStatus], object]
@@ -69,6 +70,11 @@ _DEFAULT_TIMEOUT = 30.0
 #: The longest ``run()`` asks a server to hold its submission (``Prefer: wait``): an instant
 #: job's result comes with the answer; a longer job's wait goes on in the chosen mode.
 _RUN_HOLD = 10.0
+
+
+def _run_hold(timeout: float | None) -> float:
+    """The ``Prefer: wait`` of ``run()``'s submission: its ``timeout``, capped."""
+    return _RUN_HOLD if timeout is None else min(max(timeout, 0.0), _RUN_HOLD)
 
 
 class _ClientBase(abc.ABC, Generic[HttpClientT]):
@@ -145,6 +151,17 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
     def _new_http(self) -> HttpClientT:
         """The httpx client made when none is given (closed with this client)."""
 
+    def _own_pool(
+        self, slots: Callable[[int], TransportT]
+    ) -> tuple[httpx.Limits, TransportT | None]:
+        """The limits and the transport of the httpx client made when none is given: a
+        connection per admission slot, each in a pool of its own (``slots``), except where
+        the environment names a proxy (httpx's pool then, which applies it)."""
+        limits = pool_limits(self._admission.max_in_flight, self._admission.max_streams)
+        if env_proxies() or limits.max_connections is None:
+            return limits, None
+        return limits, slots(limits.max_connections)
+
     @property
     def base_url(self) -> str:
         """The base URL; relative URLs resolve against it and credentials go to its origin."""
@@ -185,38 +202,6 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             callback=callback,
             final_state_via=final_state_via,
             hold=hold,
-        )
-
-    def _run_submission(
-        self,
-        reserved: Slot,
-        url: str,
-        json: Any,
-        content: bytes | str | None,
-        method: str,
-        headers: Mapping[str, str] | None,
-        idempotency_key: str | _Default | None,
-        callback: str | Mapping[str, Any] | None,
-        final_state_via: FinalStateVia | None,
-        timeout: float | None,
-        /,
-    ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
-        """``run()``'s submission (``submit``'s arguments after the ``reserved`` slot, then
-        ``timeout``): its observer, and the submission flow asking the server to hold its
-        answer (``Prefer: wait``: the timeout, capped). The slot is given back if they
-        cannot be built."""
-        hold = _RUN_HOLD if timeout is None else min(max(timeout, 0.0), _RUN_HOLD)
-        return self._submission(
-            reserved,
-            url,
-            json,
-            content,
-            method,
-            headers,
-            idempotency_key,
-            callback,
-            final_state_via,
-            hold,
         )
 
     def _submission(
@@ -345,11 +330,8 @@ class Client(_ClientBase[httpx.Client]):
     """
 
     def _new_http(self) -> httpx.Client:
-        limits = pool_limits(self._admission.max_in_flight, self._admission.max_streams)
-        if env_proxies():
-            return httpx.Client(limits=limits)
-        assert limits.max_connections is not None
-        return httpx.Client(limits=limits, transport=ConnectionSlots(limits.max_connections))
+        limits, transport = self._own_pool(ConnectionSlots)
+        return httpx.Client(limits=limits, transport=transport)
 
     def _iterate(
         self,
@@ -481,7 +463,7 @@ class Client(_ClientBase[httpx.Client]):
         """
         started = self._clock.now()
         reserved = self._admission.reserve()  # the turn first: nothing built while waiting
-        observer, flow = self._run_submission(
+        observer, flow = self._submission(
             reserved,
             url,
             json,
@@ -491,7 +473,7 @@ class Client(_ClientBase[httpx.Client]):
             idempotency_key,
             callback,
             final_state_via,
-            timeout,
+            _run_hold(timeout),
         )
         state = self._run(flow, reserved=reserved)
         if state.last is not None and state.last.is_terminal:
@@ -542,13 +524,8 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     """
 
     def _new_http(self) -> httpx.AsyncClient:
-        limits = pool_limits(self._admission.max_in_flight, self._admission.max_streams)
-        if env_proxies():
-            return httpx.AsyncClient(limits=limits)
-        assert limits.max_connections is not None
-        return httpx.AsyncClient(
-            limits=limits, transport=AsyncConnectionSlots(limits.max_connections)
-        )
+        limits, transport = self._own_pool(AsyncConnectionSlots)
+        return httpx.AsyncClient(limits=limits, transport=transport)
 
     async def _iterate(
         self,
@@ -645,7 +622,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         """Submit and wait: return the result; see :meth:`Client.run`."""
         started = self._clock.now()
         reserved = await self._admission.areserve()  # see Client.submit
-        observer, flow = self._run_submission(
+        observer, flow = self._submission(
             reserved,
             url,
             json,
@@ -655,7 +632,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
             idempotency_key,
             callback,
             final_state_via,
-            timeout,
+            _run_hold(timeout),
         )
         state = await self._run(flow, reserved=reserved)
         if state.last is not None and state.last.is_terminal:
