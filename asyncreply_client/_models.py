@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["JobError", "JobState", "JobStatus", "Progress", "ResultFile"]
 
@@ -14,9 +14,13 @@ __all__ = ["JobError", "JobState", "JobStatus", "Progress", "ResultFile"]
 class JobState(str, enum.Enum):
     """The state of a long-running operation, normalised across dialects.
 
+    ``str()`` is the state's name on the wire (``print(status.state)`` prints ``completed``).
+
     Example:
         >>> JobState.COMPLETED.is_terminal
         True
+        >>> str(JobState.COMPLETED)
+        'completed'
     """
 
     PENDING = "pending"
@@ -30,15 +34,52 @@ class JobState(str, enum.Enum):
         """Whether the operation can no longer change state."""
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
+    def __str__(self) -> str:
+        return self.value
+
 
 class Progress(BaseModel):
-    """Progress reported by the server: ``current`` out of ``total``, with a message."""
+    """Progress reported by the server: ``current`` out of ``total``, with a message.
+
+    Whole numbers are ``int`` (JSON does not tell ``1`` from ``1.0``, and dialects read numbers
+    as floats), so they print and serialise as the server sent them (``1``, not ``1.0``);
+    ``str()`` reads as a person would write it.
+
+    Example:
+        >>> str(Progress(current=1, total=4, message="step 1/4"))
+        '1/4 (25%) step 1/4'
+        >>> str(Progress(current=0.5, total=1.0))
+        '0.5/1 (50%)'
+        >>> Progress(current=2.0, total=4.0).model_dump()
+        {'current': 2, 'total': 4, 'message': None}
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    current: float | None = None
-    total: float | None = None
+    current: int | float | None = None
+    total: int | float | None = None
     message: str | None = None
+
+    @field_validator("current", "total")
+    @classmethod
+    def _whole(cls, value: int | float | None) -> int | float | None:
+        # 2**53: beyond it a float no longer holds every integer, so it stays as it came.
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        if self.current is not None:
+            parts.append(
+                f"{self.current}/{self.total}" if self.total is not None else f"{self.current}"
+            )
+        fraction = self.fraction
+        if fraction is not None:
+            parts.append(f"({fraction:.0%})")
+        if self.message:
+            parts.append(self.message)
+        return " ".join(parts)
 
     @property
     def fraction(self) -> float | None:
