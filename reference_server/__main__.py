@@ -13,9 +13,11 @@ import contextlib
 import errno
 import logging
 import signal
+import sqlite3
 import sys
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from .config import FaultConfig, ServerConfig
 from .serving import serve
 
-__all__ = ["build_parser", "config_from_args", "main", "port_in_use"]
+__all__ = ["build_parser", "config_from_args", "main", "port_in_use", "sqlite_problem"]
 
 
 def _add_model_flags(
@@ -52,11 +54,26 @@ def _add_model_flags(
             parser.add_argument(flag, type=converter, metavar=name.upper(), **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser (one flag per config field)."""
-    parser = argparse.ArgumentParser(
-        prog="asyncreply-server",
+PROG = "asyncreply-server"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, exit 2: the usage of some fifty flags would bury the message."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the flags)\n")
+
+
+def build_parser(*, prog: str = PROG) -> argparse.ArgumentParser:
+    """Return the argument parser (one flag per config field).
+
+    Args:
+        prog: the program name of its usage and errors (``asyncreply serve`` for the CLI).
+    """
+    parser = _Parser(
+        prog=prog,
         description="Run the asyncreply reference server (async request-reply protocol).",
+        allow_abbrev=False,
     )
     _add_model_flags(parser, ServerConfig, "", {"faults", "tokens"})
     parser.add_argument(
@@ -69,13 +86,44 @@ def build_parser() -> argparse.ArgumentParser:
         "its own user and no token is 'anonymous'.",
     )
     _add_model_flags(parser, FaultConfig, "fault-", set())
-    parser.add_argument("--log-level", default="INFO", help="Logging level (default: INFO).")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="Logging level (default: INFO).",
+    )
     return parser
 
 
-def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
-    """Parse ``argv`` into a :class:`ServerConfig` (exits with a message on bad values)."""
-    parser = build_parser()
+def _flag_of(loc: tuple[int | str, ...], model: str) -> str:
+    """The command-line flag of an error location in ``model`` (a config class's name)."""
+    names = [str(part) for part in loc]
+    if model == FaultConfig.__name__:
+        names = ["faults", *names]
+    if names[:1] == ["faults"] and len(names) > 1:
+        return "--fault-" + names[1].replace("_", "-")
+    if names[:1] == ["tokens"]:
+        return "--token"
+    return "--" + names[0].replace("_", "-") if names else "a flag"
+
+
+def _explain(exc: ValidationError) -> str:
+    """``--workers 0: input should be greater than or equal to 1``, one per bad value."""
+    parts = []
+    for error in exc.errors():
+        value = error.get("input")
+        shown = f" {value}" if isinstance(value, (str, int, float)) else ""
+        message = str(error["msg"])
+        flag = _flag_of(error["loc"], exc.title)
+        parts.append(f"{flag}{shown}: {message[:1].lower()}{message[1:]}")
+    return "; ".join(parts)
+
+
+def config_from_args(argv: Sequence[str] | None = None, *, prog: str = PROG) -> ServerConfig:
+    """Parse ``argv`` into a :class:`ServerConfig` (exits 2 with a one-line message on bad
+    values)."""
+    parser = build_parser(prog=prog)
     ns = vars(parser.parse_args(argv))
     ns.pop("log_level", None)
     faults = {k[len("fault_") :]: v for k, v in ns.items() if k.startswith("fault_")}
@@ -92,8 +140,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ServerConfig:
     try:
         return ServerConfig(**fields, faults=FaultConfig(**faults))
     except ValidationError as exc:
-        parser.error(str(exc))
-        raise  # unreachable: parser.error exits
+        parser.error(_explain(exc))
 
 
 async def _run(config: ServerConfig) -> None:
@@ -116,19 +163,47 @@ def port_in_use(config: ServerConfig) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "asyncreply-server") -> int:
-    """Entry point of ``asyncreply-server``: 0 once stopped, 1 when the port is in use.
+def sqlite_problem(config: ServerConfig) -> str | None:
+    """Why the SQLite database of ``config`` cannot be opened (``None``: it can, or the store
+    is not SQLite), checked before the server starts so the message names the path."""
+    if config.store != "sqlite":
+        return None
+    path = Path(config.sqlite_path)
+    where = f"--sqlite-path {path}"
+    if not path.parent.is_dir():
+        return f"{where}: the directory {path.parent} does not exist"
+    if path.is_dir():
+        return f"{where}: is a directory, not a database file"
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA schema_version")
+    except sqlite3.Error as exc:
+        return f"{where}: cannot open the SQLite database ({exc})"
+    return None
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Entry point of ``asyncreply-server``: 0 once stopped, 1 when the port is in use or the
+    store fails, 2 for a bad flag (one line each, never a traceback).
 
     Args:
         argv: the arguments (``sys.argv[1:]`` when ``None``).
-        prog: the program name of error messages (``asyncreply`` for ``asyncreply serve``).
+        prog: the program name of usage and error messages (``asyncreply serve`` for
+            ``asyncreply serve``).
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=str(args.log_level).upper(), format="%(levelname)s %(message)s")
-    config = config_from_args(argv)
+    args = build_parser(prog=prog).parse_args(argv)
+    config = config_from_args(argv, prog=prog)
+    problem = sqlite_problem(config)
+    if problem is not None:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(message)s")
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(config))
+    except sqlite3.Error as exc:
+        print(f"{prog}: error: SQLite database {config.sqlite_path}: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise

@@ -12,9 +12,11 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 
 # The public names: the dialects' private home is being reorganised (issue 9).
+from .._errors import JobOutcomeError
 from .._models import JobState, JobStatus, ResultFile
 from ..dialects import dialect_from
 from ._exit import PROG, CliError, ExitCode
+from ._json import job_json, report_json, webhook_event_json
 from ._options import load_body, origin, parse_header, request_headers, webhook_secrets
 from ._terminal import Terminal
 
@@ -52,20 +54,6 @@ def _client(ctx: Context, url: str) -> Client:
     from .._client import Client
 
     return Client(base_url, headers=headers, timeout=ctx.args.http_timeout)
-
-
-def _status_json(status: JobStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", exclude={"raw"}, exclude_none=True)
-
-
-def _summary(op: Operation[Any]) -> dict[str, Any]:
-    """``{id, statusUrl, eventsUrl?, state?}``: what a script needs to resume the job."""
-    summary: dict[str, Any] = {"id": op.id, "statusUrl": op.status_url}
-    if op.events_url is not None:
-        summary["eventsUrl"] = op.events_url
-    if op.status is not None:
-        summary["state"] = op.status.state.value
-    return summary
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -106,7 +94,7 @@ def _follow(ctx: Context, op: Operation[Any]) -> int:
 
 def _started(ctx: Context, op: Operation[Any], event: str) -> int:
     """A job now exists: announce it, then follow it (``--wait``) or print its summary."""
-    summary = _summary(op)
+    summary = job_json(op)
     if ctx.args.wait:
         ctx.term.announce(event, summary)
         return _follow(ctx, op)
@@ -138,15 +126,34 @@ def cmd_retry(ctx: Context) -> int:
     ``Operation.retry``); prints the new job, or its result with ``--wait``."""
     args = ctx.args
     with _client(ctx, args.url) as client:
-        retried = client.operation(args.url).retry(idempotency_key=args.idempotency_key)
+        try:
+            retried = client.operation(args.url).retry(idempotency_key=args.idempotency_key)
+        except JobOutcomeError as exc:
+            if type(exc) is not JobOutcomeError:  # a failed / cancelled outcome says it all
+                raise
+            raise CliError(_cannot_retry(exc.status)) from None
         return _started(ctx, retried, "retried")
 
 
+def _cannot_retry(status: JobStatus | None) -> str:
+    """Why a job offers no retry URL, in words (exit 1)."""
+    if status is None:
+        return "cannot retry: the job offers no retry URL"
+    if status.state is not JobState.FAILED:
+        return (
+            f"cannot retry: the job is {status.state.value}; only a failed job whose error is "
+            "retryable can be run again"
+        )
+    summary = status.error.summary if status.error is not None else ""
+    reason = f" ({summary})" if summary else ""
+    return f"cannot retry: the job failed with an error that is not retryable{reason}"
+
+
 def cmd_status(ctx: Context) -> int:
-    """``asyncreply status URL``: one status request; prints the normalised status."""
+    """``asyncreply status URL``: one status request; prints the job document."""
     with _client(ctx, ctx.args.url) as client:
-        status = client.operation(ctx.args.url).refresh()
-        ctx.term.emit_json(_status_json(status))
+        op = client.operation(ctx.args.url)
+        ctx.term.emit_json(job_json(op, op.refresh()))
     return ExitCode.OK
 
 
@@ -157,13 +164,23 @@ def cmd_wait(ctx: Context) -> int:
 
 
 def cmd_cancel(ctx: Context) -> int:
-    """``asyncreply cancel URL``: cancel a job; prints its status afterwards."""
+    """``asyncreply cancel URL``: cancel a job; prints its job document afterwards.
+
+    A job that had already finished (completed, failed or cancelled before this command)
+    cannot be cancelled: its document is printed and the command exits 1, whichever way it
+    finished. The status is read first, because a server answers a cancellation of a
+    finished job with its terminal status (409), which does not say who cancelled it.
+    """
     with _client(ctx, ctx.args.url) as client:
-        status = client.operation(ctx.args.url).cancel()
-    ctx.term.emit_json(_status_json(status))
-    if status.is_terminal and status.state is not JobState.CANCELLED:
-        raise CliError(f"cannot cancel: the job is already {status.state.value}")
-    return ExitCode.OK
+        op = client.operation(ctx.args.url)
+        status = op.refresh()
+        if not status.is_terminal:
+            status = op.cancel()
+            if status.state is JobState.CANCELLED or not status.is_terminal:
+                ctx.term.emit_json(job_json(op, status))  # cancelled, or being cancelled
+                return ExitCode.OK
+    ctx.term.emit_json(job_json(op, status))
+    raise CliError(f"cannot cancel: the job is already {status.state.value}")
 
 
 def _unanswered(report: ContractReport) -> str | None:
@@ -201,22 +218,15 @@ def cmd_check(ctx: Context) -> int:
     )
     if args.junit_xml is not None:
         _write(Path(args.junit_xml), report.to_junit_xml().encode("utf-8"))
-    ctx.term.emit_text(report.to_json() if args.format == "json" else report.render_table())
+    if args.format == "json":
+        ctx.term.emit_json(report_json(report))
+    else:
+        ctx.term.emit_text(report.render_table())
     unanswered = _unanswered(report)
     if unanswered is not None:
         # Nothing was checked: the server is down or unreachable, not in breach of the contract.
         raise CliError(f"transport error: {unanswered}", ExitCode.TRANSPORT)
     return ExitCode.OK if report.passed else ExitCode.CHECK_FAILED
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if hasattr(value, "__dataclass_fields__"):
-        import dataclasses
-
-        return json.loads(json.dumps(dataclasses.asdict(value), default=str))
-    return value
 
 
 def cmd_webhook_verify(ctx: Context) -> int:
@@ -238,7 +248,7 @@ def cmd_webhook_verify(ctx: Context) -> int:
         raise CliError(
             f"verification failed ({type(exc).__name__}): {exc}", ExitCode.WEBHOOK_INVALID
         ) from None
-    ctx.term.emit_json(_jsonable(event))
+    ctx.term.emit_json(webhook_event_json(event))
     return ExitCode.OK
 
 
@@ -250,12 +260,10 @@ def cmd_serve(argv: Sequence[str]) -> int:
         raise CliError(
             f"the reference server needs `pip install asyncreply[server]`: {exc}"
         ) from None
-    parser = server_cli.build_parser()
-    parser.prog = f"{PROG} serve"
-    parser.parse_args(list(argv))  # --help and usage errors, under this command's name
     try:
-        # A busy port is a one-line error of the server's own, with this program's name.
-        code = server_cli.main(list(argv), prog=PROG)
+        # --help, bad flags, a busy port, an unusable database: one line each, under the
+        # name `asyncreply serve` (exit 2 for a bad flag, 1 otherwise).
+        code = server_cli.main(list(argv), prog=f"{PROG} serve")
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else ExitCode.ERROR
     return code if isinstance(code, int) else ExitCode.OK

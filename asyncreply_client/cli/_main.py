@@ -11,7 +11,7 @@ from typing import IO
 from .._errors import AsyncReplyError, WaitTimeoutError
 from ._commands import Context, cmd_serve
 from ._exit import PROG, CliError, ExitCode, describe_error, exit_code_for
-from ._parser import build_parser
+from ._parser import build_parser, unknown_arguments
 from ._terminal import Terminal
 
 __all__ = ["main"]
@@ -52,7 +52,9 @@ def main(
         with _redirected(out, err):
             if arguments and arguments[0] == "serve":
                 return cmd_serve(arguments[1:])
-            args = build_parser().parse_args(arguments)
+            args, extra = build_parser().parse_known_args(arguments)
+            if extra:  # `submit --jsn '{}' URL`: refused, not read as URL '{}'
+                raise CliError(unknown_arguments(args, extra), ExitCode.USAGE)
         term = Terminal(out, err, quiet=bool(getattr(args, "quiet", False)), environ=env)
         handler: Callable[[Context], int] = args.handler
         return handler(Context(args, term, env, stdin if stdin is not None else sys.stdin))

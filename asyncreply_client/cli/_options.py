@@ -44,7 +44,7 @@ def env_headers(raw: str | None) -> list[tuple[str, str]]:
     """Headers from ``ASYNCREPLY_HEADERS``: a JSON object, or ``Name: value`` lines.
 
     Raises:
-        CliError: when the variable cannot be parsed.
+        CliError: (usage, exit 2, as for a bad ``-H``) when the variable cannot be parsed.
     """
     if raw is None or not raw.strip():
         return []
@@ -53,11 +53,14 @@ def env_headers(raw: str | None) -> list[tuple[str, str]]:
         try:
             value = json.loads(text)
         except ValueError as exc:
-            raise CliError(f"ASYNCREPLY_HEADERS is not valid JSON: {exc}") from None
+            raise CliError(f"ASYNCREPLY_HEADERS is not valid JSON: {exc}", ExitCode.USAGE) from None
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise CliError("ASYNCREPLY_HEADERS must be a JSON object of strings")
+            raise CliError("ASYNCREPLY_HEADERS must be a JSON object of strings", ExitCode.USAGE)
         return [(str(k), v) for k, v in value.items()]
-    return [parse_header(line) for line in text.splitlines() if line.strip()]
+    try:
+        return [parse_header(line) for line in text.splitlines() if line.strip()]
+    except CliError as exc:
+        raise CliError(f"ASYNCREPLY_HEADERS: {exc}", ExitCode.USAGE) from None
 
 
 def request_headers(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ is an edit of :data:`COMMANDS` or :data:`GROUPS`, not of code.
 from __future__ import annotations
 
 import argparse
+import difflib
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ._commands import (
 from ._exit import EXIT_CODES, PROG
 from ._options import SECRET_ENV, positive_float
 
-__all__ = ["COMMANDS", "GROUPS", "Arg", "Command", "build_parser"]
+__all__ = ["COMMANDS", "GROUPS", "Arg", "Command", "build_parser", "unknown_arguments"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ def arg(*flags: str, **options: Any) -> Arg:
 
 @dataclass(frozen=True)
 class Group:
-    """Options shared by several commands (``exclusive``: at most one of them)."""
+    """Options shared by several commands, listed under their own heading in each command's
+    ``--help`` (``exclusive``: at most one of them)."""
 
+    title: str
     args: tuple[Arg, ...]
     exclusive: bool = False
 
@@ -81,6 +84,7 @@ _KEY = arg("--idempotency-key", metavar="KEY", help="Idempotency-Key (default: r
 
 GROUPS: dict[str, Group] = {
     "http": Group(
+        "request options (every command that talks to a server)",
         (
             _HEADER,
             arg("--token", help="bearer token (default: $ASYNCREPLY_TOKEN)"),
@@ -92,9 +96,10 @@ GROUPS: dict[str, Group] = {
                 help="timeout of each HTTP request (default: 30)",
             ),
             arg("-q", "--quiet", action="store_true", help="no progress or messages on stderr"),
-        )
+        ),
     ),
     "waiting": Group(
+        "waiting options",
         (
             arg(
                 "--mode",
@@ -110,9 +115,10 @@ GROUPS: dict[str, Group] = {
                 help="give up waiting after this long (exit 6; the job goes on)",
             ),
             arg("-o", "--output", metavar="FILE", help="save the result to FILE, not stdout"),
-        )
+        ),
     ),
     "body": Group(
+        "request body (one of)",
         (
             arg("--json", metavar="JSON", help="the request body, as JSON text"),
             arg(
@@ -202,7 +208,7 @@ COMMANDS: tuple[Command, ...] = (
         help="cancel a job",
         description="Cancel the job at URL; prints its status afterwards.",
         groups=("http",),
-        args=(arg("url", metavar="URL", help="the job's status (or cancel) URL"),),
+        args=(_URL_STATUS,),
         handler=cmd_cancel,
     ),
     Command(
@@ -257,13 +263,22 @@ _ENVIRONMENT = (
 
 
 def _epilog() -> str:
+    """The exit codes and environment variables, once, in ``asyncreply --help``."""
     lines = ["exit codes:"] + [f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()]
     lines += ["", "environment:"] + [f"  {name:<26} {text}" for name, text in _ENVIRONMENT]
     return "\n".join(lines)
 
 
-def _add_args(parser: argparse.ArgumentParser, args: tuple[Arg, ...], exclusive: bool) -> None:
-    target: Any = parser.add_mutually_exclusive_group() if exclusive else parser
+#: The last line of every command's ``--help``: where the shared facts are.
+_SEE_MAIN_HELP = f"exit codes and environment variables: `{PROG} --help`"
+
+
+def _add_args(parser: argparse.ArgumentParser, args: tuple[Arg, ...], group: Group | None) -> None:
+    target: Any = parser
+    if group is not None:
+        target = parser.add_argument_group(group.title)
+        if group.exclusive:
+            target = target.add_mutually_exclusive_group()
     for item in args:
         target.add_argument(*item.flags, **item.options)
 
@@ -276,12 +291,13 @@ def _add_command(sub: Any, command: Command) -> None:
         command.name,
         help=command.help,
         description=textwrap.fill(command.description, 88) if command.description else None,
-        epilog=None if command.subcommands else _epilog(),
+        epilog=None if command.subcommands else _SEE_MAIN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
+    _add_args(parser, command.args, None)
     for name in command.groups:
-        _add_args(parser, GROUPS[name].args, GROUPS[name].exclusive)
-    _add_args(parser, command.args, exclusive=False)
+        _add_args(parser, GROUPS[name].args, GROUPS[name])
     if command.subcommands:
         nested = parser.add_subparsers(
             dest=f"{command.name}_command", metavar="COMMAND", required=True
@@ -292,6 +308,40 @@ def _add_command(sub: Any, command: Command) -> None:
         parser.set_defaults(handler=command.handler, **command.defaults)
 
 
+def _find(names: list[str]) -> Command | None:
+    commands, found = COMMANDS, None
+    for name in names:
+        found = next((c for c in commands if c.name == name), None)
+        if found is None:
+            return None
+        commands = found.subcommands
+    return found
+
+
+def unknown_arguments(args: argparse.Namespace, extra: list[str]) -> str:
+    """The usage error for arguments no parser took, naming the command and, for a mistyped
+    option, the one meant (``submit: unknown option --jsn (did you mean --json?)``)."""
+    names = [args.command, *[getattr(args, f"{args.command}_command", None) or ""]]
+    names = [name for name in names if name]
+    command = _find(names)
+    path = " ".join(names)
+    known = [
+        flag
+        for item in (command.args if command else ())
+        + tuple(a for g in (command.groups if command else ()) for a in GROUPS[g].args)
+        for flag in item.flags
+        if flag.startswith("--")
+    ]
+    options = [word for word in extra if word.startswith("-") and word != "-"]
+    hint = f"`{PROG} {path} --help` shows the usage"
+    if options:
+        option = options[0].split("=", 1)[0]
+        close = difflib.get_close_matches(option, known, n=1)
+        meant = f" (did you mean {close[0]}?)" if close else ""
+        return f"{path}: unknown option {option}{meant}; {hint}"
+    return f"{path}: unexpected argument {extra[0]!r}; {hint}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser from :data:`COMMANDS` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -299,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Submit, follow, cancel, retry and check async request-reply jobs.",
         epilog=_epilog() + f"\n\n`{PROG} serve --help` shows the reference server's flags.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -135,8 +135,13 @@ def test_cancel_then_wait_exits_4(cli: Cli, reference_server: RunningReferenceSe
     assert waited.code == 4
     assert waited.stderr.startswith("asyncreply: error: job cancelled")
     assert waited.stderr.count("cancelled") == 1, waited.stderr
-    again = cli("cancel", url)
-    assert again.code == 0  # cancelling a cancelled job: still cancelled
+    again = cli("cancel", url)  # a finished job, whichever way it finished: exit 1
+    assert again.code == 1
+    assert again.json()["state"] == "cancelled"
+    assert (
+        _error_line(again.stderr)
+        == "asyncreply: error: cannot cancel: the job is already cancelled"
+    )
 
 
 def test_cancel_a_completed_job_is_an_error(
@@ -323,7 +328,7 @@ def test_webhook_verify_accepts_a_signed_delivery(cli: Cli) -> None:
     )
     assert result.code == 0, result.stderr
     event = result.json()
-    assert event["type"] == "job.completed" and event["job_id"] == "j1"
+    assert event["type"] == "job.completed" and event["jobId"] == "j1"
 
 
 def test_webhook_verify_explains_a_bad_signature(cli: Cli) -> None:
