@@ -180,7 +180,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "submit",
         help="submit a job (and, with --wait, follow it to its result)",
-        description="Submit a job: prints {id, statusUrl, state}, or the result with --wait. "
+        description="Submit a job: prints its job document ({id, state, statusUrl, ...}), or the "
+        "result with --wait. "
         "With --wait and stderr not a terminal, a JSON line on stderr gives the job's URL as "
         "soon as it exists.",
         groups=("http", "body", "waiting"),
@@ -214,8 +215,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "retry",
         help="run a failed job again (and, with --wait, follow the new job)",
-        description="POST the retry URL of the failed job at URL: prints the new job "
-        "{id, statusUrl, state}, or its result with --wait.",
+        description="POST the retry URL of the failed job at URL: prints the new job's document, "
+        "or its result with --wait.",
         groups=("http", "waiting"),
         args=(_URL_STATUS, _WAIT, _KEY),
         handler=cmd_retry,
