@@ -183,3 +183,12 @@ def test_a_webhook_event_by_hand() -> None:
         "replayKey": "sha256:00",
         "payload": {"a_b": None},
     }
+
+
+def test_the_docstring_examples_hold() -> None:
+    import doctest
+
+    from asyncreply_client.cli import _json
+
+    outcome = doctest.testmod(_json)
+    assert outcome.attempted >= 4 and outcome.failed == 0

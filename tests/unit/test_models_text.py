@@ -39,3 +39,12 @@ def test_whole_numbers_stay_integers_through_a_status() -> None:
     assert type(status.progress.current) is int
     huge = Progress(current=2.0**60, total=2.0**61)
     assert type(huge.current) is float  # beyond 2**53 a float is kept as it came
+
+
+def test_the_docstring_examples_hold() -> None:
+    import doctest
+
+    from asyncreply_client import _models
+
+    outcome = doctest.testmod(_models)
+    assert outcome.attempted >= 5 and outcome.failed == 0
