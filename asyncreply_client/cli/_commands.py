@@ -11,8 +11,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
-# The public names: the dialects' private home is being reorganised (issue 9).
 from .._errors import JobOutcomeError
+
+# The public names: the dialects' private home is being reorganised (issue 9).
 from .._models import JobState, JobStatus, ResultFile
 from ..dialects import dialect_from
 from ._exit import PROG, CliError, ExitCode
