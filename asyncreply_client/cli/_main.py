@@ -54,7 +54,8 @@ def main(
                 return cmd_serve(arguments[1:])
             args, extra = build_parser().parse_known_args(arguments)
             if extra:  # `submit --jsn '{}' URL`: refused, not read as URL '{}'
-                raise CliError(unknown_arguments(args, extra), ExitCode.USAGE)
+                print(unknown_arguments(args, extra), file=err)
+                return ExitCode.USAGE
         term = Terminal(out, err, quiet=bool(getattr(args, "quiet", False)), environ=env)
         handler: Callable[[Context], int] = args.handler
         return handler(Context(args, term, env, stdin if stdin is not None else sys.stdin))

@@ -11,7 +11,7 @@ import difflib
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ..dialects import DIALECT_NAMES
@@ -25,7 +25,7 @@ from ._commands import (
     cmd_wait,
     cmd_webhook_verify,
 )
-from ._exit import EXIT_CODES, PROG
+from ._exit import EXIT_CODES, PROG, ExitCode
 from ._options import SECRET_ENV, positive_float
 
 __all__ = ["COMMANDS", "GROUPS", "Arg", "Command", "build_parser", "unknown_arguments"]
@@ -319,9 +319,23 @@ def _find(names: list[str]) -> Command | None:
     return found
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line under the command's name, exit 2: ``asyncreply submit: error:
+    … (`asyncreply submit --help` shows the usage)``, not a usage block that buries them.
+    (Subcommands' parsers are of the same class: argparse creates them with the parent's.)"""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}{_see_help(self.prog)}\n")
+
+
+def _see_help(prog: str) -> str:
+    return f" (`{prog} --help` shows the usage)"
+
+
 def unknown_arguments(args: argparse.Namespace, extra: list[str]) -> str:
     """The usage error for arguments no parser took, naming the command and, for a mistyped
-    option, the one meant (``submit: unknown option --jsn (did you mean --json?)``)."""
+    option, the one meant (``asyncreply submit: error: unknown option --jsn (did you mean
+    --json?) …``)."""
     names = [args.command, *[getattr(args, f"{args.command}_command", None) or ""]]
     names = [name for name in names if name]
     command = _find(names)
@@ -334,18 +348,20 @@ def unknown_arguments(args: argparse.Namespace, extra: list[str]) -> str:
         if flag.startswith("--")
     ]
     options = [word for word in extra if word.startswith("-") and word != "-"]
-    hint = f"`{PROG} {path} --help` shows the usage"
+    prog = f"{PROG} {path}"
     if options:
         option = options[0].split("=", 1)[0]
         close = difflib.get_close_matches(option, known, n=1)
         meant = f" (did you mean {close[0]}?)" if close else ""
-        return f"{path}: unknown option {option}{meant}; {hint}"
-    return f"{path}: unexpected argument {extra[0]!r}; {hint}"
+        problem = f"unknown option {option}{meant}"
+    else:
+        problem = f"unexpected argument {extra[0]!r}"
+    return f"{prog}: error: {problem}{_see_help(prog)}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser from :data:`COMMANDS` (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Submit, follow, cancel, retry and check async request-reply jobs.",
         epilog=_epilog() + f"\n\n`{PROG} serve --help` shows the reference server's flags.",
