@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import _log
+from ._arguments import polling_policy, seconds_or_none, wait_mode
 from ._commands import Command, Emit, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
@@ -36,6 +37,7 @@ from ._exchange import (
 from ._headers import preference_applied_wait
 from ._http import HttpResponse
 from ._models import JobStatus
+from ._pace import ProgressPace
 from ._policies import PollDecision, PollingPolicy, PollObservation, hint_ceiling
 from ._retry import Answer, Verdict
 from ._sse import SSEEnd, follow_events
@@ -65,7 +67,6 @@ __all__ = [
 
 Flow = Generator[Command, Any, Any]
 WaitMode = Literal["auto", "sse", "long-poll", "poll"]
-WAIT_MODES: tuple[str, ...] = ("auto", "sse", "long-poll", "poll")
 
 #: Extra read time on top of a long poll's ``wait``, so the server answers before we give up.
 _LONG_POLL_MARGIN = 5.0
@@ -130,21 +131,24 @@ class WaitOptions:
 
     Attributes:
         timeout: seconds the wait may last (``None``: no limit).
-        polling: the policy (``None``: the client's).
-        mode: ``"auto"``, ``"sse"``, ``"long-poll"`` or ``"poll"``.
+        polling: the policy (``None``: the client's); a number of seconds is
+            ``FixedInterval(seconds)``.
+        mode: ``"auto"``, ``"sse"``, ``"long-poll"`` or ``"poll"`` (any case).
+        watching: the caller watches progress (``on_progress``, ``watch()``): a snapshot
+            already terminal is reported once, and hints that point at the job's end are
+            split into a progress-friendly pace (``_pace``).
     """
 
     timeout: float | None = None
     polling: PollingPolicy | None = None
     mode: WaitMode = "auto"
+    watching: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in WAIT_MODES:
-            raise ValueError(f"mode must be one of {', '.join(WAIT_MODES)}; got {self.mode!r}")
-        if self.timeout is not None and not self.timeout >= 0:
-            raise ValueError(
-                f"timeout must be a non-negative number of seconds or None; got {self.timeout!r}"
-            )
+        # Normalised here, once for every wait (frozen: set through object.__setattr__).
+        object.__setattr__(self, "mode", wait_mode(self.mode))
+        object.__setattr__(self, "polling", polling_policy(self.polling))
+        object.__setattr__(self, "timeout", seconds_or_none(self.timeout, "timeout"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,6 +412,8 @@ def wait(
     started = cfg.now()
     deadline = None if options.timeout is None else started + options.timeout
     if state.last is not None and state.last.is_terminal:
+        if options.watching:  # a watcher of a finished job sees its end once
+            yield Emit(state.last)
         return state.last
 
     if options.mode == "sse" and state.events_url is None:
@@ -427,12 +433,18 @@ def wait(
     if _log.active(_log.CLIENT):
         _mode_chosen(state, "long-poll" if options.mode == "long-poll" else "poll", poll_reason)
     schedule = policy.schedule()
+    pace = ProgressPace(policy) if options.watching else None
     polls = 0
     while True:
         decision: PollDecision = schedule.next(
             PollObservation(status=state.last, now=cfg.now(), started=started, polls=polls)
         )
-        delay, reason = _delay(cfg, state, policy, decision, deadline)
+        delay, reason = _delay(cfg, state, policy, decision, deadline, pace)
+        if pace is not None and polls == 0:
+            # A watcher's first request is a plain poll: a server holds a long poll until
+            # the job changes after the request arrives, so a change made since the
+            # submission's answer (the job started, step 1) would show only at the next one.
+            decision = PollDecision(decision.delay)
         if _log.active(_log.CLIENT):
             _delay_chosen(state, delay, reason, decision.wait)
         if delay > 0:
@@ -515,8 +527,12 @@ def _delay(
     policy: PollingPolicy,
     decision: PollDecision,
     deadline: float | None,
+    pace: ProgressPace | None = None,
 ) -> tuple[float, str]:
-    """How long to sleep before the next poll, and why (``hint``, ``backoff``, ``deadline``)."""
+    """How long to sleep before the next poll, and why (``hint``, ``backoff``,
+    ``progress``, ``deadline``). With ``pace`` (the caller watches progress), a delay that
+    points at the job's end is shortened, and a first long poll goes out at once: the
+    server answers it at the job's next change."""
     delay = max(decision.delay, 0.0)
     hinted = state.last is not None and state.last.retry_after is not None
     if state.first_delay is not None:
@@ -524,9 +540,13 @@ def _delay(
         # "Retry-After: 999999999" must not sleep for 31 years).
         delay = min(max(state.first_delay, 0.0), hint_ceiling(policy))
         if decision.wait is not None:  # a long poll: be held across the hinted time
-            delay = max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
+            delay = 0.0 if pace is not None else max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
         hinted = True
     reason = "hint" if hinted else "backoff"
+    if pace is not None and delay > 0:
+        paced = pace.delay(delay, state.last)
+        reason = "progress" if paced < delay else reason
+        delay = paced
     if deadline is not None:
         capped = min(delay, max(deadline - cfg.now(), 0.0))
         reason = "deadline" if capped < delay else reason

@@ -1,0 +1,260 @@
+"""A new user's first hour (issue 20, items 1-4): progress from the first second in every
+wait mode, ``watch()`` of a finished job, and arguments refused at the call. Against the
+real reference server, both clients."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import anyio
+import httpx
+import pydantic
+import pytest
+
+from asyncreply_client import (
+    AsyncClient,
+    Client,
+    FixedInterval,
+    JobState,
+    JobStatus,
+    LongPolling,
+    RetryPolicy,
+)
+from reference_server import JobContext, JobType
+from tests.client.harness import BOTH, Call, open_client
+
+pytestmark = pytest.mark.anyio
+
+#: What the gated job says it will take (its 202's ``Retry-After`` and estimate).
+ESTIMATE = 6.0
+#: How long the gated job waits for its watcher to see step 1 before it gives up.
+PATIENCE = 5.0
+_GATES: dict[str, threading.Event] = {}
+
+
+class GateInput(pydantic.BaseModel):
+    key: str
+
+
+async def gated(ctx: JobContext, input: GateInput) -> dict[str, Any]:
+    """Report step 1 of 2, then wait (up to ``PATIENCE`` s) until the client has seen it:
+    the result says whether it was seen while the job was still running."""
+    gate = _GATES[input.key]
+    await ctx.progress(1, 2, "step 1/2")
+    with anyio.move_on_after(PATIENCE):
+        while not gate.is_set():
+            await ctx.sleep(0.01)
+    return {"seen": gate.is_set()}
+
+
+GATED = {
+    "workers": 2,
+    "retry_backoff": 0.01,
+    "sse_retry_ms": 20,
+    "handlers": {"gated": JobType(run=gated, model=GateInput, estimate=lambda i: ESTIMATE)},
+}
+SERVER = pytest.mark.parametrize("reference_server", [GATED], indirect=True, ids=["gated"])
+
+
+def _gate() -> tuple[dict[str, Any], Any]:
+    """A gated job's body, and a progress callback that opens its gate at step 1."""
+    key = str(uuid.uuid4())
+    gate = _GATES[key] = threading.Event()
+
+    def watcher(status: JobStatus) -> None:
+        progress = status.progress
+        if not status.is_terminal and progress is not None and progress.current == 1:
+            gate.set()
+
+    return {"type": "gated", "input": {"key": key}}, watcher
+
+
+async def _watch(call: Call, op: Any, each: Any, **options: Any) -> None:
+    """Iterate over ``op.watch(**options)``, calling ``each`` with every snapshot as it comes."""
+    if call.is_async:
+        async for status in op.watch(**options):
+            each(status)
+        return
+
+    def iterate() -> None:
+        for status in op.watch(**options):
+            each(status)
+
+    await anyio.to_thread.run_sync(iterate)
+
+
+@BOTH
+@SERVER
+@pytest.mark.parametrize("where", ["run", "client"])
+async def test_run_with_a_progress_callback_reports_while_the_job_runs(
+    flavor: str, where: str, reference_server: Any
+) -> None:
+    # Item 1: run() held its submission up to 10 s: the callback saw nothing until then.
+    body, watcher = _gate()
+    seen: list[JobStatus] = []
+
+    def record(status: JobStatus) -> None:
+        seen.append(status)
+        watcher(status)
+
+    options = {"on_progress": record} if where == "client" else {}
+    async with open_client(flavor, reference_server.base_url, **options) as (client, call):
+        kwargs = {"on_progress": record} if where == "run" else {}
+        result = await call(client.run, "/jobs", json=body, timeout=30, **kwargs)
+    assert result == {"seen": True}
+    assert seen[-1].state is JobState.COMPLETED
+    assert len(seen) >= 2  # the running job, then its end
+
+
+@BOTH
+@SERVER
+@pytest.mark.parametrize("mode", ["poll", "long-poll", "sse", "auto"])
+@pytest.mark.parametrize("how", ["watch", "on_progress"])
+async def test_each_wait_mode_reports_progress_before_the_hinted_end(
+    flavor: str, mode: str, how: str, reference_server: Any
+) -> None:
+    # Item 2: the first poll waited for the 202's Retry-After (the whole estimate).
+    body, watcher = _gate()
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        op = await call(client.submit, "/jobs", json=body)
+        assert op.status.retry_after is not None and op.status.retry_after >= ESTIMATE
+        if how == "watch":
+            await _watch(call, op, watcher, timeout=30, mode=mode)
+        else:
+            await call(op.wait, timeout=30, mode=mode, on_progress=watcher)
+        result = await call(op.result, timeout=30)
+    assert result == {"seen": True}
+
+
+@BOTH
+@pytest.mark.parametrize("reference_server", [{"workers": 2}], indirect=True)
+async def test_watch_of_a_finished_job_yields_its_end_once(
+    flavor: str, reference_server: Any
+) -> None:
+    # Item 3: watch() of a finished job yielded nothing.
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        op = await call(client.submit, "/jobs", json={"type": "echo", "input": {"a": 1}})
+        final = await call(op.wait, timeout=30)
+        again = await call.collect(op.watch, timeout=30)
+        resumed = client.resume(op.to_token())
+        await call(resumed.refresh)
+        from_resumed = await call.collect(resumed.watch, timeout=30, mode="poll")
+    assert final.state is JobState.COMPLETED
+    assert [s.state for s in again] == [JobState.COMPLETED]
+    assert [s.state for s in from_resumed] == [JobState.COMPLETED]
+
+
+@BOTH
+@pytest.mark.parametrize("reference_server", [{"workers": 2}], indirect=True)
+@pytest.mark.parametrize("mode", ["SSE", "Poll", "LONG-POLL", "long_poll", " auto "])
+async def test_modes_are_accepted_in_any_case(
+    flavor: str, mode: str, reference_server: Any
+) -> None:
+    # Item 4: mode="SSE" was refused though dialect names are case-insensitive.
+    job = {"type": "sleep", "input": {"seconds": 0.05, "steps": 2}}
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        op = await call(client.submit, "/jobs", json=job)
+        status = await call(op.wait, timeout=30, mode=mode)
+        value = await call(client.run, "/jobs", json=job, timeout=30, mode=mode)
+    assert status.state is JobState.COMPLETED
+    assert value == {"slept": 0.05}
+
+
+@BOTH
+@pytest.mark.parametrize("reference_server", [{"workers": 2}], indirect=True)
+async def test_a_number_for_polling_means_a_fixed_interval(
+    flavor: str, reference_server: Any
+) -> None:
+    # Item 4: op.wait(polling=1.0) raised AttributeError: 'float' object has no 'schedule'.
+    job = {"type": "sleep", "input": {"seconds": 0.05}}
+    async with open_client(flavor, reference_server.base_url, polling=0.05) as (client, call):
+        assert client._flow_cfg.polling == FixedInterval(0.05)
+        op = await call(client.submit, "/jobs", json=job)
+        status = await call(op.wait, timeout=30, mode="poll", polling=0.05)
+        value = await call(op.result, timeout=30, polling=1)
+    assert status.state is JobState.COMPLETED
+    assert value == {"slept": 0.05}
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"timeout": -1}, ValueError, ["timeout", "seconds >= 0", "-1"]),
+        ({"timeout": "30"}, TypeError, ["timeout", "httpx.Timeout", "'30'"]),
+        ({"timeout": httpx.Timeout(5.0, read=-2)}, ValueError, ["timeout (read)"]),
+        ({"timeout": float("nan")}, ValueError, ["timeout"]),
+        ({"polling": "fast"}, TypeError, ["polling=", "FixedInterval", "'fast'"]),
+        ({"polling": -1.0}, ValueError, ["polling=", ">= 0"]),
+        ({"polling": FixedInterval}, TypeError, ["polling="]),
+        ({"on_progress": 5}, TypeError, ["on_progress", "callable"]),
+        ({"on_progress": [print, 5]}, TypeError, ["on_progress"]),
+        ({"retry": 3}, TypeError, ["retry", "RetryPolicy"]),
+        ({"sse": {"silence_timeout": 5}}, TypeError, ["sse", "SSEOptions"]),
+        ({"trusted_origins": "https://a.test"}, TypeError, ["trusted_origins", "list"]),
+        ({"headers": ["x"]}, TypeError, ["headers", "mapping"]),
+        ({"max_redirects": -1}, ValueError, ["max_redirects"]),
+    ],
+)
+def test_bad_client_arguments_are_refused_at_the_call(
+    cls: type[Any], options: dict[str, Any], error: type[Exception], names: list[str]
+) -> None:
+    with pytest.raises(error) as info:
+        cls("http://127.0.0.1:8080", **options)
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_good_client_arguments_still_pass() -> None:
+    timeout = httpx.Timeout(5.0, read=None)
+    with Client(
+        "http://127.0.0.1:8080",
+        timeout=timeout,
+        polling=LongPolling(),
+        retry=RetryPolicy(),
+        on_progress=[print],
+        trusted_origins=["https://files.example.test"],
+    ) as client:
+        assert client._requests.timeout == timeout
+    with Client("http://127.0.0.1:8080", timeout=None, polling=2) as client:
+        assert client._requests.timeout == httpx.Timeout(None)
+        assert client._flow_cfg.polling == FixedInterval(2.0)
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"mode": "push"}, ValueError, ["mode", "'sse'", "'long-poll'", "'push'"]),
+        ({"mode": 3}, ValueError, ["mode"]),
+        ({"polling": object()}, TypeError, ["polling=", "a number of seconds"]),
+        ({"timeout": -5}, ValueError, ["timeout", ">= 0"]),
+        ({"timeout": "5"}, TypeError, ["timeout"]),
+        ({"on_progress": "print"}, TypeError, ["on_progress"]),
+    ],
+)
+async def test_bad_wait_arguments_are_refused_before_anything_is_sent(
+    flavor: str, options: dict[str, Any], error: type[Exception], names: list[str]
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"id": "j", "status": "running"})
+
+    transport: Any = httpx.MockTransport(handler)
+    async with open_client(flavor, "http://127.0.0.1:8080", transport=transport) as (
+        client,
+        call,
+    ):
+        op = client.operation("/jobs/j")
+        for method in (op.wait, op.result):
+            with pytest.raises(error) as info:
+                await call(method, **options)
+            for name in names:
+                assert name in str(info.value)
+        with pytest.raises(error):
+            await call(client.run, "/jobs", json={}, **options)
+    assert sent == []
