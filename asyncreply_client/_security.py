@@ -179,6 +179,24 @@ class RequestFactory:
             origin = _origin(url) if isinstance(url, str) else origin_of(url)
         return origin in self.trusted_origins
 
+    def withheld_from(self, url: str | httpx.URL) -> str | None:
+        """The origin of ``url`` (``"http://127.0.0.1:8080"``) when the client has
+        credentials and withholds them from it (an untrusted origin); else ``None``. Errors
+        about such a URL say so: a server that no longer knows whose request it is answers
+        404 or 401, which reads as "no such job" without it."""
+        if self.is_trusted(url):
+            return None
+        has_cookies = self.cookies is not None and bool(self.cookies.cookies.jar)
+        client_auth = getattr(self.cookies, "auth", None)
+        if not (self.headers or self.auth is not None or client_auth is not None or has_cookies):
+            return None
+        origin = origin_of(url)
+        if origin is None:
+            return None
+        scheme, host, port = origin
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{port}"
+
     def auth_for(self, url: str | httpx.URL) -> Any:
         """The ``auth`` argument for ``httpx.Client.send``: ``None`` (no auth at all) for an
         untrusted origin, else the client's auth or the httpx client's default."""

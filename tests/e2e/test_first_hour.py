@@ -13,14 +13,20 @@ import httpx
 import pydantic
 import pytest
 
+import asyncreply_client
 from asyncreply_client import (
     AsyncClient,
+    AuthenticationError,
     Client,
     FixedInterval,
+    JobNotFoundError,
     JobState,
     JobStatus,
     LongPolling,
+    ProtocolError,
     RetryPolicy,
+    SubmissionAuthenticationError,
+    SubmissionRejectedError,
 )
 from reference_server import JobContext, JobType
 from tests.client.harness import BOTH, Call, open_client
@@ -258,3 +264,105 @@ async def test_bad_wait_arguments_are_refused_before_anything_is_sent(
         with pytest.raises(error):
             await call(client.run, "/jobs", json={}, **options)
     assert sent == []
+
+
+# --------------------------------------------------------------------------------------------
+# Errors that say what to do (items 10 and 11)
+
+
+class Wrong(pydantic.BaseModel):
+    slept: float
+    name: str
+
+
+@BOTH
+@pytest.mark.parametrize("reference_server", [{"workers": 2}], indirect=True)
+@pytest.mark.parametrize("mode", ["poll", "sse"])
+async def test_a_typed_result_mismatch_names_the_fields(
+    flavor: str, mode: str, reference_server: Any
+) -> None:
+    job = {"type": "echo", "input": {"slept": "long"}}
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        op = await call(client.submit, "/jobs", json=job, result_type=Wrong)
+        with pytest.raises(ProtocolError) as info:
+            await call(op.result, timeout=30, mode=mode)
+    message = str(info.value)
+    assert "does not match Wrong" in message
+    assert "field 'slept'" in message and "field 'name'" in message
+    assert "HTTP None" not in message
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "reference_server", [{"workers": 2, "tokens": {"t-alice": "alice"}}], indirect=True
+)
+async def test_a_refused_submission_shows_a_public_class(
+    flavor: str, reference_server: Any
+) -> None:
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        with pytest.raises(AuthenticationError) as info:
+            await call(client.submit, "/jobs", json={"type": "echo"})
+    error = info.value
+    assert isinstance(error, SubmissionRejectedError)
+    assert type(error) is SubmissionAuthenticationError
+    assert type(error).__name__ in asyncreply_client.__all__
+    assert type(error).__qualname__ == type(error).__name__ == "SubmissionAuthenticationError"
+
+
+def _localhost(base_url: str) -> str:
+    return base_url.replace("127.0.0.1", "localhost")
+
+
+@BOTH
+@pytest.mark.parametrize("reference_server", [{"workers": 2}], indirect=True)
+async def test_a_token_resumed_on_another_origin_says_why_it_finds_no_job(
+    flavor: str, reference_server: Any
+) -> None:
+    # Item 10: the credentials were withheld (right), then "no such job" (wrong) said nothing.
+    base = reference_server.base_url
+    alice = {"Authorization": "Bearer alice"}
+    async with open_client(flavor, base, headers=alice) as (client, call):
+        op = await call(client.submit, "/jobs", json={"type": "echo", "input": {}})
+        token = op.to_token()
+    async with open_client(flavor, _localhost(base), headers=alice) as (client, call):
+        with pytest.raises(JobNotFoundError) as info:
+            await call(client.resume(token).refresh)
+    message = str(info.value)
+    assert f"origin {base}" in message
+    assert f"trusted_origins=[{base!r}]" in message
+    async with open_client(flavor, _localhost(base), headers=alice, trusted_origins=[base]) as (
+        client,
+        call,
+    ):
+        status = await call(client.resume(token).wait, timeout=30)
+    assert status.state is JobState.COMPLETED
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "reference_server", [{"workers": 2, "tokens": {"t-alice": "alice"}}], indirect=True
+)
+async def test_a_401_on_another_origin_names_trusted_origins(
+    flavor: str, reference_server: Any
+) -> None:
+    base = reference_server.base_url
+    alice = {"Authorization": "Bearer t-alice"}
+    async with open_client(flavor, base, headers=alice) as (client, call):
+        op = await call(client.submit, "/jobs", json={"type": "echo", "input": {}})
+        token = op.to_token()
+    async with open_client(flavor, _localhost(base), headers=alice) as (client, call):
+        with pytest.raises(AuthenticationError) as info:
+            await call(client.resume(token).refresh)
+    assert "trusted_origins" in str(info.value)
+
+
+@BOTH
+@pytest.mark.parametrize("reference_server", [{"workers": 2}], indirect=True)
+async def test_without_credentials_a_404_elsewhere_is_only_a_404(
+    flavor: str, reference_server: Any
+) -> None:
+    base = reference_server.base_url
+    async with open_client(flavor, _localhost(base)) as (client, call):
+        with pytest.raises(JobNotFoundError) as info:
+            await call(client.operation(f"{base}/jobs/nope").refresh)
+    assert "trusted_origins" not in str(info.value)
