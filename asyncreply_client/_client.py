@@ -15,6 +15,7 @@ import inspect
 import uuid
 from collections.abc import (
     AsyncGenerator,
+    AsyncIterable,
     Callable,
     Generator,
     Iterable,
@@ -64,6 +65,14 @@ TransportT = TypeVar("TransportT", bound=httpx.BaseTransport | httpx.AsyncBaseTr
 
 #: A progress callback: called with each new snapshot (an async client awaits a coroutine).
 ProgressCallback = Callable[[JobStatus], object]
+#: ``content=``: bytes, text, or a byte stream (sent once: an iterator for ``Client``, an
+#: async iterator for ``AsyncClient``).
+Content = bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None
+#: ``params=``: httpx's query parameters (a mapping, pairs, or a query string).
+QueryParams = Mapping[str, Any] | Sequence[tuple[str, Any]] | str
+#: ``files=``: httpx's files (``{"name": file}`` or pairs; a file is bytes, text, a binary
+#: file object, or ``(filename, file[, content_type[, headers]])``).
+Files = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 
 class _Default(enum.Enum):
@@ -96,6 +105,9 @@ def _run_hold(timeout: float | None, watching: bool) -> float:
 class _ClientBase(abc.ABC, Generic[HttpClientT]):
     """The constructor (documented on :class:`Client`), configuration and flow construction
     shared by ``Client`` and ``AsyncClient``; each drives the flows on its ``HttpClientT``."""
+
+    #: Whether the client sends with ``httpx.AsyncClient`` (its byte streams are async).
+    _asynchronous = False
 
     def __init__(
         self,
@@ -199,7 +211,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         self,
         url: str,
         json: Any,
-        content: bytes | str | None,
+        content: Content,
         method: str,
         headers: Mapping[str, str] | None,
         idempotency_key: str | _Default | None,
@@ -207,9 +219,10 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         final_state_via: FinalStateVia | None,
         /,
         hold: float | None = None,
+        upload: Mapping[str, Any] | None = None,
     ) -> Generator[Command, Any, OperationState]:
         """The submission flow; the arguments are ``submit``'s, in its order (``hold``:
-        ``run()``'s ``Prefer: wait``)."""
+        ``run()``'s ``Prefer: wait``; ``upload``: its ``params``, ``data`` and ``files``)."""
         return _flow.submit(
             self._flow_cfg,
             url,
@@ -221,6 +234,8 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             callback=callback,
             final_state_via=final_state_via,
             hold=hold,
+            asynchronous=self._asynchronous,
+            **(upload or {}),
         )
 
     def _submission(
@@ -228,7 +243,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         reserved: Slot,
         url: str,
         json: Any,
-        content: bytes | str | None,
+        content: Content,
         method: str,
         headers: Mapping[str, str] | None,
         idempotency_key: str | _Default | None,
@@ -236,6 +251,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         final_state_via: FinalStateVia | None,
         hold: float | None = None,
         /,
+        upload: Mapping[str, Any] | None = None,
     ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
         """The submission flow, watched by its observer; ``reserved`` (the turn it waited
         for, see ``Admission.reserve``) is given back if they cannot be built."""
@@ -250,6 +266,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
                 callback,
                 final_state_via,
                 hold,
+                upload,
             )
             return self._watch_submission(flow)
         except BaseException:
@@ -403,7 +420,10 @@ class Client(_ClientBase[httpx.Client]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -415,7 +435,14 @@ class Client(_ClientBase[httpx.Client]):
 
         Args:
             url: where to submit (relative to ``base_url``, or absolute).
-            json: a JSON body. ``content``: raw bytes or text instead.
+            json: a JSON body. Or ``content``: bytes (sent as
+                ``application/octet-stream`` unless ``headers`` name a ``Content-Type``),
+                text (``text/plain; charset=utf-8``), or a byte stream (an iterator; an
+                async one for ``AsyncClient``), which is sent once and never retried.
+                Or a form: ``data`` (fields) and ``files`` (httpx's ``files=``: a
+                multipart upload; each file is read again from its start on a retry, and
+                an unseekable one makes the submission one-shot).
+            params: query parameters of the submission URL (httpx's ``params=``).
             method: POST by default (PUT, PATCH, DELETE for APIs that start operations so).
             headers: extra headers for this submission (its origin only).
             idempotency_key: by default a fresh UUID per call, reused across the retries
@@ -449,6 +476,8 @@ class Client(_ClientBase[httpx.Client]):
             idempotency_key,
             callback,
             final_state_via,
+            None,
+            {"params": params, "data": data, "files": files},
         )
         return Operation(self, self._run(flow, reserved=reserved), result_type, observer)
 
@@ -477,7 +506,10 @@ class Client(_ClientBase[httpx.Client]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -514,6 +546,7 @@ class Client(_ClientBase[httpx.Client]):
             callback,
             final_state_via,
             _run_hold(timeout, watching),
+            {"params": params, "data": data, "files": files},
         )
         state = self._run(flow, reserved=reserved)
         if state.last is not None and not state.last.is_terminal:
@@ -555,7 +588,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     """An asynchronous client: :class:`Client`'s constructor and methods, awaited.
 
     ``http_client`` is an ``httpx.AsyncClient``; ``on_progress`` callbacks may be plain
-    functions or coroutine functions.
+    functions or coroutine functions; a ``content=`` stream is an async iterable of bytes.
 
     Example:
         >>> async with AsyncClient("http://127.0.0.1:8080") as client:  # doctest: +SKIP
@@ -566,6 +599,8 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     def _new_http(self) -> httpx.AsyncClient:
         limits, transport = self._own_pool(AsyncConnectionSlots)
         return httpx.AsyncClient(limits=limits, transport=transport)
+
+    _asynchronous = True
 
     async def _iterate(
         self,
@@ -602,7 +637,10 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -622,6 +660,8 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
             idempotency_key,
             callback,
             final_state_via,
+            None,
+            {"params": params, "data": data, "files": files},
         )
         state = await self._run(flow, reserved=reserved)
         return AsyncOperation(self, state, result_type, observer)
@@ -647,7 +687,10 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -675,6 +718,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
             callback,
             final_state_via,
             _run_hold(timeout, watching),
+            {"params": params, "data": data, "files": files},
         )
         state = await self._run(flow, reserved=reserved)
         if state.last is not None and not state.last.is_terminal:

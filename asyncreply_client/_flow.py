@@ -10,7 +10,6 @@ retry sub-flow, redirects). Nothing here touches a socket or a clock: time comes
 from __future__ import annotations
 
 import functools
-import json as jsonlib
 import math
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from ._errors import (
     JobNotFoundError,
     ProtocolError,
     RequestRejectedError,
+    TransportError,
     WaitTimeoutError,
 )
 from ._exchange import (
@@ -42,6 +42,7 @@ from ._pace import ProgressPace
 from ._policies import PollDecision, PollingPolicy, PollObservation, hint_ceiling
 from ._retry import Answer, Verdict
 from ._sse import SSEEnd, follow_events
+from ._uploads import encode_body, query_params
 from .dialects import (
     FINAL_STATE_VIA,
     FinalStateVia,
@@ -181,14 +182,22 @@ def submit(
     *,
     method: str = "POST",
     json: Any = None,
-    content: bytes | str | None = None,
+    content: Any = None,
     headers: Mapping[str, str] | None = None,
     idempotency_key: str | None = None,
     callback: str | Mapping[str, Any] | None = None,
     final_state_via: FinalStateVia | None = None,
     hold: float | None = None,
+    params: Any = None,
+    data: Any = None,
+    files: Any = None,
+    asynchronous: bool = False,
 ) -> Generator[Command, Any, OperationState]:
     """Submit an operation and interpret the answer.
+
+    The body is one of ``json``, ``content`` (bytes, text, or a byte stream: async for an
+    ``asynchronous`` client) or a form (``data`` / ``files``), see ``_uploads``; ``params``
+    is the query. A one-shot body (a stream, an unseekable file) is never retried.
 
     Retried on transient faults only with an ``idempotency_key`` (the same key on every
     attempt, so a retry can never create a second job). ``final_state_via`` says where the
@@ -208,16 +217,24 @@ def submit(
             f"final_state_via must be one of {', '.join(FINAL_STATE_VIA)} or None; "
             f"got {final_state_via!r}"
         )
-    body, content_type = _encode_body(json, content, callback)
+    body = encode_body(
+        json=json,
+        content=content,
+        data=data,
+        files=files,
+        callback=callback,
+        asynchronous=asynchronous,
+    )
+    query = query_params(params)
     proto: dict[str, str] = {}
-    if content_type is not None:
-        proto["Content-Type"] = content_type
+    if body.content_type is not None and not _names(headers, "content-type"):
+        proto["Content-Type"] = body.content_type  # the caller's own wins
     if idempotency_key is not None:
         proto["Idempotency-Key"] = idempotency_key
     held = (
         hold is not None
         and hold >= 1
-        and not any(name.lower() == "prefer" for name in headers or {})
+        and not _names(headers, "prefer")
         and cfg.streams.try_acquire()
     )
     read_timeout: float | None = None
@@ -232,11 +249,16 @@ def submit(
             url,
             headers=proto,
             private_headers=headers,
+            params=query,
             content=body,
-            retry=idempotency_key is not None,
+            retry=idempotency_key is not None and body.one_shot is None,
             read_timeout=read_timeout,
             submission=True,
         )
+    except TransportError as exc:
+        if body.one_shot is not None and idempotency_key is not None:
+            exc.args = (f"{exc.args[0] if exc.args else exc}; not retried: {body.one_shot}",)
+        raise
     finally:
         if held:
             cfg.streams.release()
@@ -256,26 +278,9 @@ def submit(
     return state
 
 
-def _encode_body(
-    json: Any, content: bytes | str | None, callback: str | Mapping[str, Any] | None
-) -> tuple[bytes | None, str | None]:
-    if json is not None and content is not None:
-        raise ValueError("pass json= or content=, not both")
-    if callback is not None:
-        hook = {"url": callback} if isinstance(callback, str) else dict(callback)
-        if not isinstance(hook.get("url"), str):
-            raise ValueError("callback must be a URL or a mapping with a 'url' string")
-        if json is None:
-            json = {}
-        if not isinstance(json, Mapping):
-            raise TypeError("callback= needs a JSON object body (json= a mapping)")
-        json = {**json, "callback": hook}  # a copy: the caller's mapping is never modified
-    if json is not None:
-        encoded = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False)
-        return encoded.encode("utf-8"), "application/json"
-    if isinstance(content, str):
-        return content.encode("utf-8"), None
-    return content, None
+def _names(headers: Mapping[str, str] | None, name: str) -> bool:
+    """Whether ``headers`` has ``name`` (any case)."""
+    return any(key.lower() == name for key in headers or {})
 
 
 def _operation_from_submit_answer(

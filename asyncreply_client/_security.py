@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import httpx
 
 from ._admission import HELD_EXTENSION
+from ._uploads import Body
 from ._urls import Origin, is_http_url, is_plain_url, origin_of
 
 __all__ = ["CookieSource", "RequestFactory"]
@@ -212,11 +213,12 @@ class RequestFactory:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | Body | None = None,
         read_timeout: float | None = None,
         accept: str = "application/json",
     ) -> httpx.Request:
-        """Build a request for ``url`` (resolved against the base URL).
+        """Build a request for ``url`` (resolved against the base URL). A :class:`Body`
+        (a submission's) is encoded afresh by httpx for each request built.
 
         ``headers`` are protocol headers of this request and are always sent; the configured
         headers are added first only when the origin is trusted.
@@ -241,13 +243,14 @@ class RequestFactory:
         extensions["timeout"] = timeout.as_dict()
         if params:
             target = target.copy_merge_params(params)
+        body = content.request_args() if isinstance(content, Body) else {"content": content}
         request = httpx.Request(
             method,
             target,
             headers=merged,
             json=json,
-            content=content,
             extensions=extensions,
+            **body,
         )
         if origin in self.trusted_origins and self.cookies is not None:
             jar = self.cookies.cookies
