@@ -15,7 +15,6 @@ import inspect
 import uuid
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterable,
     Callable,
     Generator,
     Iterable,
@@ -51,6 +50,7 @@ from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._token import load_token
 from ._transport import AsyncConnectionSlots, ConnectionSlots, env_proxies
+from ._uploads import Content, Files, QueryParams
 from .dialects import Dialect, FinalStateVia, dialect_from
 
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
@@ -65,14 +65,6 @@ TransportT = TypeVar("TransportT", bound=httpx.BaseTransport | httpx.AsyncBaseTr
 
 #: A progress callback: called with each new snapshot (an async client awaits a coroutine).
 ProgressCallback = Callable[[JobStatus], object]
-#: ``content=``: bytes, text, or a byte stream (sent once: an iterator for ``Client``, an
-#: async iterator for ``AsyncClient``).
-Content = bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None
-#: ``params=``: httpx's query parameters (a mapping, pairs, or a query string).
-QueryParams = Mapping[str, Any] | Sequence[tuple[str, Any]] | str
-#: ``files=``: httpx's files (``{"name": file}`` or pairs; a file is bytes, text, a binary
-#: file object, or ``(filename, file[, content_type[, headers]])``).
-Files = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 
 class _Default(enum.Enum):

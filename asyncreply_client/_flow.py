@@ -391,20 +391,10 @@ def _interpret(cfg: FlowConfig, state: OperationState, response: HttpResponse) -
 
 def _explain_withheld(cfg: FlowConfig, response: HttpResponse, exc: AsyncReplyError) -> None:
     """Add to ``exc`` (a 404 or 4xx of a status URL) that the client withheld its
-    credentials from that URL's origin, when it did: a resume token made with
-    ``http://127.0.0.1:8080`` and resumed by ``Client("http://localhost:8080")`` is asked
-    for without them, and the server then knows no such job."""
-    origin = cfg.requests.withheld_from(response.url)
-    if origin is None:
-        return
-    exc.args = (
-        f"{exc.args[0] if exc.args else exc}; note: the status URL's origin {origin} differs "
-        f"from the client's base URL {cfg.requests.base_url}, so the client's credentials "
-        f"were withheld from it: if that origin is yours, pass trusted_origins="
-        f"[{origin!r}] to the client (or make it with the base URL the operation was "
-        "made with)",
-        *exc.args[1:],
-    )
+    credentials from that URL's origin, when it did (``RequestFactory.withheld_note``)."""
+    note = cfg.requests.withheld_note(response.url)
+    if note is not None:
+        exc.args = (f"{exc.args[0] if exc.args else exc}; {note}", *exc.args[1:])
 
 
 def _follow_monitor(state: OperationState, response: HttpResponse) -> None:

@@ -180,11 +180,12 @@ class RequestFactory:
             origin = _origin(url) if isinstance(url, str) else origin_of(url)
         return origin in self.trusted_origins
 
-    def withheld_from(self, url: str | httpx.URL) -> str | None:
-        """The origin of ``url`` (``"http://127.0.0.1:8080"``) when the client has
-        credentials and withholds them from it (an untrusted origin); else ``None``. Errors
-        about such a URL say so: a server that no longer knows whose request it is answers
-        404 or 401, which reads as "no such job" without it."""
+    def withheld_note(self, url: str | httpx.URL) -> str | None:
+        """What an error about ``url`` should add when the client has credentials and
+        withholds them from its origin (``None`` otherwise): a server that no longer knows
+        whose request it is answers 404 or 401, which reads as "no such job" without it
+        (a resume token made with ``http://127.0.0.1:8080`` and resumed by
+        ``Client("http://localhost:8080")``)."""
         if self.is_trusted(url):
             return None
         has_cookies = self.cookies is not None and bool(self.cookies.cookies.jar)
@@ -195,8 +196,13 @@ class RequestFactory:
         if origin is None:
             return None
         scheme, host, port = origin
-        host = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{host}:{port}"
+        shown = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+        return (
+            f"note: the URL's origin {shown} differs from the client's base URL "
+            f"{self.base_url}, so the client's credentials were withheld from it: if that "
+            f"origin is yours, pass trusted_origins=[{shown!r}] to the client (or make it "
+            "with the base URL the operation was made with)"
+        )
 
     def auth_for(self, url: str | httpx.URL) -> Any:
         """The ``auth`` argument for ``httpx.Client.send``: ``None`` (no auth at all) for an

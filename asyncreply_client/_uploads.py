@@ -16,7 +16,16 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Body", "encode_body", "query_params"]
+__all__ = ["Body", "Content", "Files", "QueryParams", "encode_body", "query_params"]
+
+#: ``content=``: bytes, text, or a byte stream (sent once: an iterator for ``Client``, an
+#: async iterator for ``AsyncClient``).
+Content = bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None
+#: ``params=``: httpx's query parameters (a mapping, pairs, or a query string).
+QueryParams = Mapping[str, Any] | Sequence[tuple[str, Any]] | str
+#: ``files=``: httpx's files (``{"name": file}`` or pairs; a file is bytes, text, a binary
+#: file object, or ``(filename, file[, content_type[, headers]])``).
+Files = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 #: The ``Content-Type`` of ``content=`` bytes / text sent without one.
 OCTET_STREAM = "application/octet-stream"
