@@ -18,6 +18,7 @@ __all__ = [
     "WAIT_MODES",
     "callbacks",
     "check_client_options",
+    "check_submission",
     "client_timeout",
     "polling_policy",
     "seconds_or_none",
@@ -147,3 +148,18 @@ def check_client_options(
         )
     if not isinstance(max_redirects, int) or isinstance(max_redirects, bool) or max_redirects < 0:
         raise ValueError(f"max_redirects must be an int >= 0; got {_shown(max_redirects)}")
+
+
+def check_submission(*, method: object, headers: object, idempotency_key: object) -> None:
+    """``submit()``'s arguments besides the body (``_uploads`` checks that)."""
+    if not isinstance(method, str) or not method.isascii() or not method.isalpha():
+        raise ValueError(
+            f"method must be an HTTP method name ('POST', 'PUT', …); got {_shown(method)}"
+        )
+    if headers is not None and not isinstance(headers, Mapping | httpx.Headers):
+        raise TypeError(f"headers must be a mapping of names to values; got {_shown(headers)}")
+    if idempotency_key is not None and not (isinstance(idempotency_key, str) and idempotency_key):
+        raise TypeError(
+            "idempotency_key must be a non-empty string, None (no key: never retried) or "
+            f"left out (a fresh UUID); got {_shown(idempotency_key)}"
+        )

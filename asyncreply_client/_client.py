@@ -298,17 +298,20 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             seen=True,
         )
 
-    def _run_options(
+    def _wait_options(
         self,
         timeout: float | None,
         polling: PollingPolicy | float | None,
         mode: WaitMode,
         on_progress: ProgressCallback | None,
+        *,
+        watch: bool = False,
     ) -> WaitOptions:
-        """``run()``'s wait options, checked before anything is sent."""
+        """A wait's options, checked before anything is sent; it watches progress when
+        its caller does (``watch()``, or a progress callback of the call or the client)."""
         if on_progress is not None and not callable(on_progress):
             raise TypeError(f"on_progress must be a callable or None; got {on_progress!r}")
-        watching = on_progress is not None or bool(self._callbacks)
+        watching = watch or on_progress is not None or bool(self._callbacks)
         return WaitOptions(
             timeout=timeout, polling=polling_policy(polling), mode=mode, watching=watching
         )
@@ -523,7 +526,7 @@ class Client(_ClientBase[httpx.Client]):
         so that the callbacks see the job from its first second (its snapshot as
         submitted, then each change). ``timeout`` covers the submission and the wait.
         """
-        options = self._run_options(timeout, polling, mode, on_progress)
+        options = self._wait_options(timeout, polling, mode, on_progress)
         emitters, watching = self._emitters(on_progress), options.watching
         started = self._clock.now()
         reserved = self._admission.reserve()  # the turn first: nothing built while waiting
@@ -695,7 +698,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         on_progress: ProgressCallback | None = None,
     ) -> R:
         """Submit and wait: return the result; see :meth:`Client.run`."""
-        options = self._run_options(timeout, polling, mode, on_progress)
+        options = self._wait_options(timeout, polling, mode, on_progress)
         emitters, watching = self._emitters(on_progress), options.watching
         started = self._clock.now()
         reserved = await self._admission.areserve()  # see Client.submit

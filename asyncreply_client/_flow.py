@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import _log
-from ._arguments import polling_policy, seconds_or_none, wait_mode
+from ._arguments import check_submission, polling_policy, seconds_or_none, wait_mode
 from ._commands import Command, Emit, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
@@ -212,6 +212,7 @@ def submit(
         SubmissionRejectedError: a 4xx answer (with the server's error body).
         ProtocolError: a redirect loop, or an answer the dialect cannot interpret.
     """
+    check_submission(method=method, headers=headers, idempotency_key=idempotency_key)
     if final_state_via is not None and final_state_via not in FINAL_STATE_VIA:
         raise ValueError(
             f"final_state_via must be one of {', '.join(FINAL_STATE_VIA)} or None; "

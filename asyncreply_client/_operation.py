@@ -21,7 +21,6 @@ from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar
 import httpx
 
 from . import _flow, _log, _outcomes
-from ._arguments import polling_policy
 from ._commands import Command, Tracker
 from ._errors import (
     AsyncReplyError,
@@ -199,14 +198,8 @@ class _OperationBase(Generic[ResultT]):
         *,
         watch: bool = False,
     ) -> WaitOptions:
-        """A wait's options (checked), watching progress when the caller does: ``watch()``,
-        or a progress callback of the call or of the client."""
-        if on_progress is not None and not callable(on_progress):
-            raise TypeError(f"on_progress must be a callable or None; got {on_progress!r}")
-        watching = watch or on_progress is not None or bool(self._base._callbacks)
-        options = WaitOptions(
-            timeout=timeout, polling=polling_policy(polling), mode=mode, watching=watching
-        )
+        """A wait's options (see ``_ClientBase._wait_options``), noted by the observer."""
+        options = self._base._wait_options(timeout, polling, mode, on_progress, watch=watch)
         self._observer.waiting(options.mode)
         return options
 

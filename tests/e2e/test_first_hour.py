@@ -366,3 +366,36 @@ async def test_without_credentials_a_404_elsewhere_is_only_a_404(
         with pytest.raises(JobNotFoundError) as info:
             await call(client.operation(f"{base}/jobs/nope").refresh)
     assert "trusted_origins" not in str(info.value)
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"method": "PO ST"}, ValueError, ["method", "'POST'"]),
+        ({"method": None}, ValueError, ["method"]),
+        ({"headers": [("a", "b")]}, TypeError, ["headers", "mapping"]),
+        ({"idempotency_key": 5}, TypeError, ["idempotency_key", "string"]),
+        ({"idempotency_key": ""}, TypeError, ["idempotency_key"]),
+    ],
+)
+async def test_bad_submission_arguments_are_refused_before_anything_is_sent(
+    flavor: str, options: dict[str, Any], error: type[Exception], names: list[str]
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    transport: Any = httpx.MockTransport(handler)
+    async with open_client(flavor, "http://127.0.0.1:8080", transport=transport) as (
+        client,
+        call,
+    ):
+        for method in (client.submit, client.run):
+            with pytest.raises(error) as info:
+                await call(method, "/jobs", json={}, **options)
+            for name in names:
+                assert name in str(info.value)
+    assert sent == []
