@@ -133,8 +133,22 @@ def check_client_options(
     sse: object,
     trusted_origins: object,
     max_redirects: object,
+    clock: object = None,
+    events_url_template: object = None,
 ) -> None:
     """The client's other arguments whose mistakes would only show later."""
+    if clock is not None and not all(
+        callable(getattr(clock, name, None)) for name in ("now", "sleep", "asleep")
+    ):
+        raise TypeError(
+            "clock must have now(), sleep() and asleep() (SystemClock, or "
+            f"asyncreply_client.testing.FakeClock); got {_shown(clock)}"
+        )
+    if events_url_template is not None and not isinstance(events_url_template, str):
+        raise TypeError(
+            "events_url_template must be a URL template such as '/jobs/{id}/events'; "
+            f"got {_shown(events_url_template)}"
+        )
     if headers is not None and not isinstance(headers, Mapping | httpx.Headers):
         raise TypeError(f"headers must be a mapping of names to values; got {_shown(headers)}")
     if retry is not None and not isinstance(retry, RetryPolicy):

@@ -130,6 +130,8 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             sse=sse,
             trusted_origins=trusted_origins,
             max_redirects=max_redirects,
+            clock=clock,
+            events_url_template=events_url_template,
         )
         default_polling = polling_policy(polling)
         self._callbacks: tuple[ProgressCallback, ...] = callbacks(on_progress)

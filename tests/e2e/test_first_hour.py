@@ -202,6 +202,8 @@ async def test_a_number_for_polling_means_a_fixed_interval(
         ({"trusted_origins": "https://a.test"}, TypeError, ["trusted_origins", "list"]),
         ({"headers": ["x"]}, TypeError, ["headers", "mapping"]),
         ({"max_redirects": -1}, ValueError, ["max_redirects"]),
+        ({"clock": 1.0}, TypeError, ["clock", "now()"]),
+        ({"events_url_template": 3}, TypeError, ["events_url_template", "{id}"]),
     ],
 )
 def test_bad_client_arguments_are_refused_at_the_call(
