@@ -1,0 +1,211 @@
+"""Each preset end to end against a fake of its vendor (tests/vendors), sync and async:
+submit, progress, result = the vendor's output, failure with the vendor's text, cancel with
+the vendor's method (AssemblyAI: none, nothing sent), attach by URL, ``run()``, and
+Replicate's ``Prefer: wait`` and event stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from asyncreply_client import (
+    CancelNotSupportedError,
+    FixedInterval,
+    JobFailedError,
+    JobState,
+    JobStatus,
+    ResultFile,
+)
+from tests.client.harness import BOTH, open_client
+from tests.vendors._base import VendorFake, serving
+from tests.vendors.fakes import FAKES
+
+pytestmark = pytest.mark.anyio
+FAST = FixedInterval(0.001)
+
+
+@dataclass(frozen=True)
+class Vendor:
+    name: str
+    path: str
+    body: dict[str, Any]
+    output: Any
+    error: str
+    cancel: tuple[str, str] | None  # method and path suffix; None: no cancel
+    cancelled: JobState = JobState.CANCELLED
+
+    def failing(self) -> dict[str, Any]:
+        if "input" in self.body:
+            return {**self.body, "input": {**self.body["input"], "fail": True}}
+        return {**self.body, "fail": True}
+
+
+VENDORS = [
+    Vendor(
+        "replicate",
+        "/v1/predictions",
+        {"version": "v1", "input": {"prompt": "hi"}},
+        ["Hello", ", world"],
+        "CUDA out of memory",
+        ("POST", "/cancel"),
+    ),
+    Vendor(
+        "fal",
+        "/fal-ai/fast-sdxl",
+        {"prompt": "a cat"},
+        {"images": [{"url": "https://fal.media/files/cat.png"}], "seed": 42},
+        "prompt is too long",
+        ("PUT", "/cancel"),
+    ),
+    Vendor(
+        "runpod",
+        "/v2/ep-abc/run",
+        {"input": {"prompt": "hi"}},
+        {"answer": 42},
+        "handler raised ValueError: bad prompt",
+        ("POST", "/v2/ep-abc/cancel/"),
+    ),
+    Vendor(
+        "openai-batch",
+        "/v1/batches",
+        {
+            "input_file_id": "file-in",
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+        None,  # a JSONL file, checked apart
+        "invalid_json_line: Line 1 is not valid JSON",
+        ("POST", "/cancel"),
+        JobState.PROCESSING,  # "cancelling" at first
+    ),
+    Vendor(
+        "assemblyai",
+        "/v2/transcript",
+        {"audio_url": "https://example.test/a.mp3"},
+        None,  # the transcript document, checked apart
+        "Download error, unable to download",
+        None,
+    ),
+]
+EACH = pytest.mark.parametrize("vendor", VENDORS, ids=[v.name for v in VENDORS])
+
+
+@pytest.fixture
+async def fake(vendor: Vendor) -> AsyncIterator[VendorFake]:
+    served = FAKES[vendor.name]()
+    async with serving(served):
+        yield served
+
+
+def check_output(vendor: Vendor, result: Any) -> None:
+    if vendor.name == "openai-batch":
+        assert isinstance(result, ResultFile)
+        assert result.content.count(b'"custom_id"') == 2
+    elif vendor.name == "assemblyai":
+        assert result["status"] == "completed" and result["text"] == "Hello world."
+    else:
+        assert result == vendor.output
+
+
+@BOTH
+@EACH
+async def test_submit_progress_result(flavor: str, vendor: Vendor, fake: VendorFake) -> None:
+    seen: list[JobStatus] = []
+    async with open_client(flavor, fake.base_url, dialect=vendor.name, polling=FAST) as (c, call):
+        op = await call(c.submit, vendor.path, json=vendor.body)
+        assert op.status is not None and not op.status.is_terminal
+        result = await call(op.result, timeout=10, mode="poll", on_progress=seen.append)
+    check_output(vendor, result)
+    states = [s.state for s in seen]
+    assert JobState.PROCESSING in states and states[-1] is JobState.COMPLETED
+    assert op.id is not None and op.id in fake.jobs
+    if vendor.name in ("replicate", "fal", "openai-batch"):
+        assert any(s.progress is not None for s in seen)  # logs / request counts
+
+
+@BOTH
+@EACH
+async def test_failure_carries_the_vendor_text(
+    flavor: str, vendor: Vendor, fake: VendorFake
+) -> None:
+    async with open_client(flavor, fake.base_url, dialect=vendor.name, polling=FAST) as (c, call):
+        op = await call(c.submit, vendor.path, json=vendor.failing())
+        with pytest.raises(JobFailedError, match=vendor.error) as info:
+            await call(op.result, timeout=10, mode="poll")
+    assert info.value.status is not None and info.value.status.state is JobState.FAILED
+
+
+@BOTH
+@EACH
+async def test_cancel_uses_the_vendor_method(flavor: str, vendor: Vendor, fake: VendorFake) -> None:
+    async with open_client(flavor, fake.base_url, dialect=vendor.name, polling=FAST) as (c, call):
+        op = await call(c.submit, vendor.path, json=vendor.body)
+        before = len(fake.requests)
+        if vendor.cancel is None:
+            with pytest.raises(CancelNotSupportedError):
+                await call(op.cancel)
+            assert fake.requests[before:] == []  # nothing sent: no DELETE of the transcript
+            assert op.id in fake.jobs
+            return
+        status = await call(op.cancel)
+    method, suffix = vendor.cancel
+    sent = fake.requests[before]
+    assert sent[0] == method and suffix in sent[1], fake.requests[before:]
+    assert all(m != "DELETE" for m, _ in fake.requests)
+    assert status.state is vendor.cancelled
+
+
+@BOTH
+@EACH
+async def test_attach_by_url(flavor: str, vendor: Vendor, fake: VendorFake) -> None:
+    async with open_client(flavor, fake.base_url, dialect=vendor.name, polling=FAST) as (c, call):
+        submitted = await call(c.submit, vendor.path, json=vendor.body)
+        assert submitted.status_url is not None
+        op = c.operation(submitted.status_url)
+        result = await call(op.result, timeout=10, mode="poll")
+        check_output(vendor, result)
+        if vendor.name in ("replicate", "runpod"):
+            # The cancel URL comes from the status answers (Replicate's urls.cancel) or the
+            # status URL's own segments (RunPod's endpoint); fal's status answers name none.
+            assert op.cancel_url is not None and vendor.cancel[1] in op.cancel_url
+
+
+@BOTH
+@EACH
+async def test_run_returns_the_output(flavor: str, vendor: Vendor, fake: VendorFake) -> None:
+    async with open_client(flavor, fake.base_url, dialect=vendor.name, polling=FAST) as (c, call):
+        result = await call(c.run, vendor.path, json=vendor.body, timeout=10, mode="poll")
+    check_output(vendor, result)
+
+
+@BOTH
+async def test_replicate_prefer_wait_answers_the_output_in_one_request(flavor: str) -> None:
+    fake = FAKES["replicate"]()
+    async with serving(fake) as url, open_client(flavor, url, dialect="replicate") as (c, call):
+        result = await call(c.run, "/v1/predictions", json={"version": "v1", "input": {}})
+    assert result == ["Hello", ", world"]
+    assert fake.requests == [("POST", "/v1/predictions")]
+
+
+@BOTH
+@pytest.mark.parametrize("fails", [False, True], ids=["succeeded", "failed"])
+async def test_replicate_event_stream(flavor: str, fails: bool) -> None:
+    fake = FAKES["replicate"]()
+    seen: list[JobStatus] = []
+    body = {"version": "v1", "input": {"fail": fails}, "stream": True}
+    async with serving(fake) as url, open_client(flavor, url, dialect="replicate") as (c, call):
+        op = await call(c.submit, "/v1/predictions", json=body)
+        assert op.events_url == f"{url}/stream/{op.id}"
+        if fails:
+            with pytest.raises(JobFailedError, match="CUDA out of memory"):
+                await call(op.result, timeout=10, mode="sse", on_progress=seen.append)
+        else:
+            result = await call(op.result, timeout=10, mode="sse", on_progress=seen.append)
+            # The done event names no output: one status request reads it.
+            assert result == ["Hello", ", world"]
+            assert ("GET", f"/v1/predictions/{op.id}") in fake.requests
+    assert ("GET", f"/stream/{op.id}") in fake.requests
+    assert any(s.progress is not None and s.progress.message == "step 1/2" for s in seen)
