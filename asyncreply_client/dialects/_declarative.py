@@ -471,7 +471,8 @@ class DeclarativeDialect:
         code = short_text(self._get("error_code", doc))
         if code is not None:
             error = (error or JobError()).model_copy(update={"code": code})
-        return error or job_error(doc)
+        # Else the shared reading, then a FastAPI-style ``detail: [{msg}]`` list.
+        return error or job_error(doc) or _error_value(doc.get("detail"))
 
     def _progress(self, doc: Doc) -> Progress | None:
         progress = None

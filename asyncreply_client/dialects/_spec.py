@@ -22,6 +22,7 @@ __all__ = ["MISSING", "BodyPath", "EventRole", "UrlSpec", "Vocabulary", "lookup"
 #: What :func:`lookup` returns for a path the document does not hold.
 MISSING: Any = object()
 _SEGMENT = re.compile(r"[^.{}\s]+")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 #: The roles an event of an event stream may play (``events={"done": "end", ...}``).
 EventRole = str
 EVENT_ROLES = ("status", "progress", "output", "error", "end")
@@ -139,7 +140,8 @@ class UrlSpec:
                 values[name] = from_url[name]
             else:
                 return None
-        return self.template.format_map(values)
+        # Literal substitution: ``{job.key}`` names a body path, not an attribute.
+        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], self.template)
 
 
 def _segments_by_name(template: str, request_url: str) -> dict[str, str]:

@@ -17,11 +17,13 @@ from asyncreply_client import (
     JobFailedError,
     JobState,
     JobStatus,
+    NoStatusUrlError,
     ResultFile,
 )
+from asyncreply_client.dialects import DIALECT_NAMES
 from tests.client.harness import BOTH, open_client
 from tests.vendors._base import VendorFake, serving
-from tests.vendors.fakes import FAKES
+from tests.vendors.fakes import FAKES, GitHubStats, Unfollowable
 
 pytestmark = pytest.mark.anyio
 FAST = FixedInterval(0.001)
@@ -209,3 +211,38 @@ async def test_replicate_event_stream(flavor: str, fails: bool) -> None:
             assert ("GET", f"/v1/predictions/{op.id}") in fake.requests
     assert ("GET", f"/stream/{op.id}") in fake.requests
     assert any(s.progress is not None and s.progress.message == "step 1/2" for s in seen)
+
+
+@BOTH
+async def test_github_statistics_202_polls_the_same_url(flavor: str) -> None:
+    fake = GitHubStats()
+    path = "/repos/octo/hello/stats/contributors"
+    async with serving(fake) as url, open_client(flavor, url, polling=FAST) as (c, call):
+        result = await call(c.run, path, method="GET", timeout=10)
+    assert result == [{"author": {"login": "octocat"}, "total": 135, "weeks": []}]
+    assert set(fake.requests) == {("GET", path)} and len(fake.requests) > 2
+
+
+RUNNING = {
+    "status-code": (202, {"state": "inFlight"}),
+    "google": (200, {"done": False, "metadata": {}}),
+    "replicate": (201, {"id": "p1", "status": "starting"}),
+    "fal": (200, {"status": "IN_QUEUE", "request_id": "r1"}),
+    "runpod": (200, {"status": "IN_QUEUE"}),
+    "openai-batch": (200, {"object": "batch", "status": "validating"}),
+    "assemblyai": (200, {"status": "queued"}),
+}
+
+
+@BOTH
+@pytest.mark.parametrize("dialect", DIALECT_NAMES)
+async def test_a_running_answer_never_becomes_a_result(flavor: str, dialect: str) -> None:
+    # A running job's submission answer with nothing to follow it by: run() and result()
+    # raise a typed error naming what is missing, in every dialect.
+    code, body = RUNNING.get(dialect, (201, {"id": 1, "status": "running"}))
+    fake = Unfollowable()
+    async with serving(fake) as url, open_client(flavor, url, dialect=dialect) as (c, call):
+        with pytest.raises(NoStatusUrlError, match="status"):
+            await call(c.run, "/submit", json={"code": code, "body": body}, timeout=10)
+        with pytest.raises(NoStatusUrlError):
+            await call(c.submit, "/submit", json={"code": code, "body": body})

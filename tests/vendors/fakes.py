@@ -314,3 +314,30 @@ FAKES: dict[str, type[VendorFake]] = {
     "openai-batch": OpenAIBatch,
     "assemblyai": AssemblyAI,
 }
+
+
+class GitHubStats(VendorFake):
+    """GitHub's repository statistics: ``202 Accepted`` (no Location) while they are being
+    computed, then ``200`` with the statistics at the same URL."""
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/repos/{owner}/{repo}/stats/contributors", self.contributors)
+
+    async def contributors(self, request: web.Request) -> web.Response:
+        job = self.jobs.setdefault(request.path, Job(request.path, {}))
+        job.advance()
+        if not job.finished:
+            return _json({}, 202)
+        return _json([{"author": {"login": "octocat"}, "total": 135, "weeks": []}])
+
+
+class Unfollowable(VendorFake):
+    """Answers ``POST /submit`` with the status code and body the request names: a vendor's
+    running-job answer stripped of every URL (the silent-wrong-result case of issue 17)."""
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/submit", self.submit)
+
+    async def submit(self, request: web.Request) -> web.Response:
+        wanted = await request.json()
+        return _json(wanted["body"], wanted["code"])
