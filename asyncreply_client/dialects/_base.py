@@ -63,7 +63,7 @@ class Submission:
         status_url: absolute URL of the status monitor (``None`` only when the operation is
             already terminal and the server gave no monitor).
         events_url: absolute URL of an SSE stream for the operation, when offered.
-        cancel_url: absolute URL to DELETE to cancel, when known.
+        cancel_url: absolute URL to cancel at (with the dialect's method), when known.
         final_url: where an already-known final result lives (ARM ``Location`` / original URI).
         retry_after: seconds the server asked to wait before the first poll (``0.0`` = now).
         monitored_by: where the submit answer named ``status_url``: ``"operation"``
@@ -93,6 +93,12 @@ class Dialect(Protocol):
     ``estimated_remaining``, ``progress``, and ``held`` (the server held a long-poll request:
     ``Preference-Applied: wait``; :class:`~asyncreply_client.LongPolling` falls back to
     plain polling while it is never true).
+
+    Two optional members, read when present (see :class:`DeclarativeDialect`):
+    ``cancel_method`` (the cancel request's method; ``None``: the API has no cancel, and
+    ``cancel()`` raises ``CancelNotSupportedError`` without sending anything; ``DELETE``
+    when absent) and ``interpret_result_failure(response)`` (a result-URL answer that is
+    the job's failure, as a FAILED ``JobStatus``, else ``None``).
     """
 
     name: str

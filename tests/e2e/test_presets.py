@@ -246,3 +246,20 @@ async def test_a_running_answer_never_becomes_a_result(flavor: str, dialect: str
             await call(c.run, "/submit", json={"code": code, "body": body}, timeout=10)
         with pytest.raises(NoStatusUrlError):
             await call(c.submit, "/submit", json={"code": code, "body": body})
+
+
+@BOTH
+@pytest.mark.parametrize("name", ["runpod", "replicate"])
+async def test_resume_from_a_token(flavor: str, name: str) -> None:
+    vendor = next(v for v in VENDORS if v.name == name)
+    fake = FAKES[name]()
+    async with (
+        serving(fake) as url,
+        open_client(flavor, url, dialect=name, polling=FAST) as (
+            c,
+            call,
+        ),
+    ):
+        token = (await call(c.submit, vendor.path, json=vendor.body)).to_token()
+        op = c.resume(token)
+        assert await call(op.result, timeout=10, mode="poll") == vendor.output
