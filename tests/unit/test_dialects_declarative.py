@@ -3,9 +3,11 @@ presets' size, and the rule every dialect keeps: a running job is never a result
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from asyncreply_client.dialects import (
     preset,
     result_failure_of,
 )
+from asyncreply_client.webhooks import WebhookVerifier, sign
 
 API = "https://api.test"
 
@@ -297,3 +300,18 @@ def test_auto_follows_replicate_and_fal_shapes() -> None:
         ("error", JobState.FAILED),
     ]:
         assert d.interpret_status(resp(200, {"status": word})).state is state, word
+
+
+def test_a_replicate_webhook_verifies_and_reads_as_the_predictions_status() -> None:
+    # Replicate signs webhooks the Standard Webhooks way (webhook-id / -timestamp /
+    # -signature, a whsec_ secret); the body is the prediction, read by the preset.
+    secret = "whsec_" + base64.b64encode(b"replicate-test-secret-0123").decode()
+    prediction = {"id": "p1", "status": "succeeded", "output": ["hi"], "logs": "done\n"}
+    body = json.dumps(prediction).encode()
+    headers = sign(body, secret, msg_id="msg_1", timestamp=int(time.time()), scheme="standard")
+    event = WebhookVerifier(secret, scheme="standard").verify(headers, body)
+    assert event.delivery_id == "msg_1"
+    status = preset("replicate").interpret_status(
+        HttpResponse(200, httpx.Headers({"Content-Type": "application/json"}), body, API)
+    )
+    assert (status.state, status.result, status.id) == (JobState.COMPLETED, ["hi"], "p1")
