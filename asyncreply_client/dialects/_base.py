@@ -538,19 +538,17 @@ class DialectBase:
 
 def running_without_monitor(answer: Answer, dialect: str, state: JobState) -> NoStatusUrlError:
     """The error of a submission answer that states a running job and names no status URL."""
+    from ._presets import PRESETS  # the presets are built on this module: imported late
+
     return NoStatusUrlError(
         f"{dialect} dialect: the server says the job is {state.value} but names no status "
         "URL to follow it (no Operation-Location, Location or status URL in the body), so it "
         "cannot be returned as a result; describe where its status is with dialect= (a "
-        f"preset: {', '.join(PRESET_HINT)}; or DeclarativeDialect(status_url=...))",
+        f"preset: {', '.join(PRESETS)}; or DeclarativeDialect(status_url=...))",
         status_code=answer.status_code,
         url=answer.url,
         body=answer.content,
     )
-
-
-#: The preset names an error suggests (kept here to avoid importing the presets).
-PRESET_HINT = ("replicate", "fal", "runpod", "openai-batch", "assemblyai")
 
 
 def _monitored_by(submission: Submission | None) -> MonitorKind | None:
