@@ -109,6 +109,8 @@ class UrlSpec:
         text = text.strip()
         if not (text.startswith(("/", "http:", "https:")) or "{" in text):
             return cls(key, path=BodyPath.parse(key, text))
+        if "{{" in text or "}}" in text:
+            raise ValueError(f"{key}: a URL template has no escaped braces; got {text!r}")
         fields: list[tuple[str, tuple[str, ...]]] = []
         try:
             parsed = list(string.Formatter().parse(text))

@@ -66,6 +66,7 @@ def post(code: int, body: Any, url: str = f"{API}/jobs", **headers: str) -> Http
         ({"cancel_url": "https://h/x"}, "cancel_url: the URL template"),
         ({"result_url": "/files/{id!r}"}, "takes no format or conversion"),
         ({"result_url": "/files/{id"}, "result_url: malformed URL template"),
+        ({"status_url": "/a/{{b}}/{id}"}, "status_url: a URL template has no escaped braces"),
         ({"output": "a..b"}, "output: 'a..b' is not a body path"),
         ({"state": ""}, "state: a body path must be a non-empty string"),
         ({"cancel_url": "urls.cancel", "cancel_method": "FETCH"}, "cancel_method: expected"),
