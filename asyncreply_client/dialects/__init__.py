@@ -26,15 +26,15 @@ else, whatever the server sends. The parts:
 |                      | completed document that names no       |                              |
 |                      | result is itself the result; an HTML   |                              |
 |                      | page is a ``ProtocolError``            |                              |
-| ``DeclarativeDialect``| a status document: its ``output`` path| the body's state is failed   |
-| (and the presets)    | (or ``result_url``) when completed     |                              |
+| ``DeclarativeDialect`` | a status document; once completed, | the body's state is failed |
+| and the presets        | its ``output`` (or ``result_url``) |                            |
+
+Any other 500 is a transient fault for the retry layer: :func:`is_job_failure_response` tells
+them apart (equivalently, ``interpret_status`` raises ``ProtocolError`` for it).
 
 In every dialect a submission answer that states a running job and names nothing to follow
 it by is a ``NoStatusUrlError``, never a result; a GET answered 202 without a monitor is
 polled at the same URL.
-
-Any other 500 is a transient fault for the retry layer: :func:`is_job_failure_response` tells
-them apart (equivalently, ``interpret_status`` raises ``ProtocolError`` for it).
 """
 
 from __future__ import annotations
