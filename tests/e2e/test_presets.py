@@ -172,7 +172,8 @@ async def test_attach_by_url(flavor: str, vendor: Vendor, fake: VendorFake) -> N
         if vendor.name in ("replicate", "runpod"):
             # The cancel URL comes from the status answers (Replicate's urls.cancel) or the
             # status URL's own segments (RunPod's endpoint); fal's status answers name none.
-            assert op.cancel_url is not None and vendor.cancel[1] in op.cancel_url
+            assert vendor.cancel is not None and op.cancel_url is not None
+            assert vendor.cancel[1] in op.cancel_url
 
 
 @BOTH

@@ -168,7 +168,7 @@ def test_result_url_wins_and_its_failure_answer_is_the_jobs() -> None:
     done = d.interpret_status(resp(200, {"job": {"phase": "OK", "file": "f9"}}))
     assert (done.has_result, done.result_url) == (False, f"{API}/files/f9")
     failure = result_failure_of(
-        d, resp(422, {"detail": [{"msg": "too long"}]}, url=done.result_url)
+        d, resp(422, {"detail": [{"msg": "too long"}]}, url=f"{API}/files/f9")
     )
     assert failure is not None and failure.error is not None
     assert failure.error.message == "too long" and failure.state is JobState.FAILED

@@ -3,6 +3,7 @@ and serving an aiohttp app on loopback (in the test's event loop, or in a thread
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import itertools
@@ -57,7 +58,7 @@ class Job:
         self.step = STEPS + 1
 
 
-class VendorFake:
+class VendorFake(abc.ABC):
     """Base of a fake: ``app`` to serve, ``jobs`` by id, ``requests`` seen (method, path)."""
 
     prefix = "job"
@@ -69,8 +70,9 @@ class VendorFake:
         self.app = web.Application(middlewares=[self._record])
         self.routes(self.app.router)
 
+    @abc.abstractmethod
     def routes(self, router: web.UrlDispatcher) -> None:
-        raise NotImplementedError
+        """Add the vendor's routes."""
 
     @web.middleware
     async def _record(
