@@ -430,9 +430,10 @@ class DeclarativeDialect:
         result: Any = None
         has_result = False
         result_url = None
-        if state is JobState.COMPLETED and with_result:
+        if state is JobState.COMPLETED:
+            # A URL is no result: an event's completed document may name it too.
             result_url = self._url("result_url", answer)
-            if result_url is None:
+            if result_url is None and with_result:
                 has_result = True
                 result = self._get("output", doc) if "output" in self._paths else answer.raw
         status = snapshot(

@@ -24,13 +24,13 @@ _REPLICATE: dict[str, Any] = dict(  # POST /v1/predictions; urls.get / cancel / 
     events={"output": "output", "logs": "progress", "error": "error", "done": "end"},
     event_state="reason",
 )  # fmt: skip
-_FAL: dict[str, Any] = dict(  # POST queue.fal.run/{app}; the answer names every URL
+_FAL: dict[str, Any] = dict(  # POST queue.fal.run/{app}; the answer names the URLs
     name="fal",
     states={"IN_QUEUE": "pending", "IN_PROGRESS": "processing", "COMPLETED": "completed",
             "FAILED": "failed", "CANCELED": "cancelled", "CANCELLED": "cancelled"},
     case_sensitive=True, id="request_id", status_url="status_url",
     result_url="response_url", error="detail", progress_message="logs",
-    cancel_url="cancel_url", cancel_method="PUT",
+    cancel_url="cancel_url", cancel_method="PUT", events_url="{status_url}/stream",
 )  # fmt: skip
 _RUNPOD: dict[str, Any] = dict(  # POST /v2/{endpoint}/run
     name="runpod",

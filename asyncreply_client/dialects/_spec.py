@@ -87,9 +87,11 @@ class UrlSpec:
     """Where a URL is: a body path (``urls.get``) or a template (``/v1/batches/{id}``).
 
     A value that starts with ``/`` or ``http`` or holds a ``{`` is a template; it must name
-    at least one field. Each ``{name}`` is filled with the body's field at that path, else
-    with the segment of the request URL's path that the template puts at the same place
-    (``/v2/{endpoint}/status/{id}`` takes ``endpoint`` from ``/v2/abc/run``).
+    at least one field. Each ``{name}`` is filled with the body's field at that path
+    (percent-encoded), else with the segment of the request URL's path that the template puts
+    at the same place (``/v2/{endpoint}/status/{id}`` takes ``endpoint`` from ``/v2/abc/run``).
+    A template that starts with a field extends the URL that field holds, as it is
+    (``{status_url}/stream``).
     """
 
     key: str
@@ -134,9 +136,14 @@ class UrlSpec:
         assert self.template is not None  # one of the two, by construction
         from_url = _segments_by_name(self.template, request_url)
         values: dict[str, str] = {}
-        for name, segments in self.fields:
+        for index, (name, segments) in enumerate(self.fields):
             value = lookup(doc, segments)
-            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            if index == 0 and self.template.startswith("{"):
+                # A URL the body holds, extended (``{status_url}/stream``): not encoded.
+                if not isinstance(value, str) or not value.strip():
+                    return None
+                values[name] = value.strip()
+            elif isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
                 values[name] = quote(str(value), safe="")
             elif name in from_url:
                 values[name] = from_url[name]

@@ -264,3 +264,28 @@ async def test_resume_from_a_token(flavor: str, name: str) -> None:
         token = (await call(c.submit, vendor.path, json=vendor.body)).to_token()
         op = c.resume(token)
         assert await call(op.result, timeout=10, mode="poll") == vendor.output
+
+
+@BOTH
+@pytest.mark.parametrize("fails", [False, True], ids=["completed", "failed"])
+async def test_fal_status_stream(flavor: str, fails: bool) -> None:
+    # fal streams status documents at {status_url}/stream until COMPLETED; the output (or
+    # the failure) is then at response_url.
+    fake = FAKES["fal"]()
+    seen: list[JobStatus] = []
+    async with serving(fake) as url, open_client(flavor, url, dialect="fal") as (c, call):
+        op = await call(c.submit, "/fal-ai/fast-sdxl", json={"prompt": "a cat", "fail": fails})
+        assert op.events_url == f"{op.status_url}/stream"
+        if fails:
+            with pytest.raises(JobFailedError, match="prompt is too long"):
+                await call(op.result, timeout=10, on_progress=seen.append)
+        else:
+            result = await call(op.result, timeout=10, on_progress=seen.append)
+            assert result == VENDORS[1].output
+    paths = [p for _, p in fake.requests]
+    assert f"/fal-ai/fast-sdxl/requests/{op.id}/status/stream" in paths
+    assert f"/fal-ai/fast-sdxl/requests/{op.id}/status" not in paths  # no polling
+    # The stream says COMPLETED; a failure is learnt at response_url, and kept.
+    assert seen[-1].state is JobState.COMPLETED
+    assert op.status.state is (JobState.FAILED if fails else JobState.COMPLETED)
+    assert any(s.progress is not None and s.progress.message == "step 2/2" for s in seen)

@@ -110,6 +110,7 @@ class Fal(VendorFake):
     def routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/fal-ai/{app}", self.submit)
         router.add_get("/fal-ai/{app}/requests/{id}/status", self.status)
+        router.add_get("/fal-ai/{app}/requests/{id}/status/stream", self.stream)
         router.add_get("/fal-ai/{app}/requests/{id}", self.response)
         router.add_put("/fal-ai/{app}/requests/{id}/cancel", self.cancel)
 
@@ -128,9 +129,24 @@ class Fal(VendorFake):
             | self.urls(request, job)
         )
 
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Status documents as server-sent events, one per change, until COMPLETED."""
+        job = self.job(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        while True:
+            job.advance()
+            doc = self.status_doc(request, job)
+            await response.write(f"data: {json.dumps(doc)}\n\n".encode())
+            if job.finished:
+                return response
+
     async def status(self, request: web.Request) -> web.Response:
         job = self.job(request)
         job.advance()
+        return _json(self.status_doc(request, job))
+
+    def status_doc(self, request: web.Request, job: Job) -> dict[str, Any]:
         # fal reports a failed request as COMPLETED: its response_url answers the error.
         word = "CANCELED" if job.cancelled else self.STATES.get(job.phase, "COMPLETED")
         doc: dict[str, Any] = {
@@ -148,7 +164,7 @@ class Fal(VendorFake):
                 }
                 for n in range(1, min(job.step, STEPS) + 1)
             ]
-        return _json(doc)
+        return doc
 
     async def response(self, request: web.Request) -> web.Response:
         job = self.job(request)
