@@ -10,18 +10,24 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .. import _log
 from ._errors import (
     InvalidSignatureError,
     ReplayedDeliveryError,
     TimestampOutOfToleranceError,
     WebhookVerificationError,
 )
-from ._parsing import HeadersInput
-from ._verify import WebhookCallback, WebhookEvent, WebhookVerifier
+from ._event import WebhookCallback, WebhookEvent
+from ._headers import HeadersInput, arrange_arguments
+from ._steps import StoreCall, store_call_async, store_call_sync
+from ._verify import WebhookVerifier
 
 __all__ = ["CATCH_ALL", "WebhookResponse", "handle_webhook", "handle_webhook_async"]
 
-logger = logging.getLogger("asyncreply_client.webhooks")
+# One record per delivery, on the documented tree (``asyncreply.webhooks``): DEBUG for a
+# delivery processed, ignored or a duplicate acknowledged; INFO for one refused (4xx) or
+# deferred (503); ERROR, with the traceback, for a callback that raised.
+logger = _log.WEBHOOKS
 
 CATCH_ALL = "*"
 """The callbacks key whose callback receives events no other key names."""
@@ -85,26 +91,38 @@ def _receive_flow(
     headers: HeadersInput,
     body: bytes,
     callbacks: Mapping[str, WebhookCallback],
-) -> Generator[_Dispatch, None, WebhookResponse]:
-    """Verify, de-duplicate and dispatch one delivery; yield the callback call to the driver.
+) -> Generator[_Dispatch | StoreCall, Any, WebhookResponse]:
+    """Verify, de-duplicate and dispatch one delivery; yield store and callback calls.
 
-    The driver runs the yielded call and either sends ``None`` back or throws what the
-    callback raised into the flow. Status codes follow what webhook senders expect: 2xx
-    means "delivered, do not retry", 4xx "never retry this", 5xx "retry later".
+    The driver performs each yielded :class:`StoreCall` and sends its result back, and runs
+    each :class:`_Dispatch`, sending ``None`` back or throwing what the callback raised into
+    the flow. Status codes follow what webhook senders expect: 2xx means "delivered, do not
+    retry", 4xx "never retry this", 5xx "retry later".
     """
+    found, raw = arrange_arguments(headers, body)
     try:
-        event = verifier.verify(headers, body)
+        event = yield from verifier._verify_steps(found, raw)
     except ReplayedDeliveryError as exc:
         if exc.processed:
+            if _log.enabled(logger):
+                logger.debug("webhook delivery %r is a duplicate: answered 200", exc.delivery_id)
             return _answer(200, {"status": "duplicate", "deliveryId": exc.delivery_id})
         # The first copy is still being handled (or failed after verification without being
         # forgotten): acknowledging now could lose the event if that handling fails, so ask
         # the sender to come back.
+        if _log.enabled(logger, logging.INFO):
+            logger.info(
+                "webhook delivery %r is still being processed: answered 503", exc.delivery_id
+            )
         return _error_answer(503, "delivery_in_progress", str(exc))
     except WebhookVerificationError as exc:
-        logger.warning("webhook delivery rejected: %s", exc)
         unauthenticated = isinstance(exc, (InvalidSignatureError, TimestampOutOfToleranceError))
-        return _error_answer(401 if unauthenticated else 400, exc.code, str(exc))
+        status_code = 401 if unauthenticated else 400
+        if _log.enabled(logger, logging.INFO):
+            logger.info(
+                "webhook delivery rejected: %s: answered %d", type(exc).__name__, status_code
+            )
+        return _error_answer(status_code, exc.code, str(exc))
     callback = _select_callback(callbacks, event.type)
     if callback is not None:
         try:
@@ -112,17 +130,33 @@ def _receive_flow(
         except Exception:
             # Forget the delivery so that the sender's retry is processed, not taken for a
             # duplicate.
-            verifier.forget(event)
+            yield from verifier._forget_steps(event)
             logger.exception(
-                "webhook callback for %s (delivery %s) failed", event.type, event.delivery_id
+                "webhook callback for %s (delivery %r) failed: answered 500",
+                event.type,
+                event.delivery_id,
             )
             return _error_answer(500, "callback_failed", "the receiver failed to process it")
         except BaseException:
-            verifier.forget(event)  # cancelled or interrupted: the work did not happen
+            yield from verifier._forget_steps(event)  # cancelled or interrupted: not done
             raise
-    verifier._mark_processed(event)
+    yield from verifier._processed_steps(event)
     status = "processed" if callback is not None else "ignored"
+    if _log.enabled(logger):
+        logger.debug(
+            "webhook delivery %r %s (%s, %s): answered 200",
+            event.delivery_id,
+            status,
+            event.type,
+            event.scheme,
+        )
     return _answer(200, {"status": status, "deliveryId": event.delivery_id})
+
+
+def _required(store: Any) -> Any:
+    if store is None:  # pragma: no cover - the flow yields store calls only with a store
+        raise RuntimeError("a replay store call without a replay store")
+    return store
 
 
 def _close_unawaited(result: object) -> None:
@@ -147,11 +181,14 @@ def handle_webhook(
     * 500 when the callback raised: the delivery is forgotten, so the sender's retry runs it;
     * 503 when a duplicate arrives while the first copy is still being processed.
 
-    Callbacks must be synchronous here; use :func:`handle_webhook_async` for coroutines.
+    Callbacks must be synchronous here, and so must the verifier's replay store; use
+    :func:`handle_webhook_async` for coroutines and an :class:`AsyncReplayStore`.
 
     Args:
         verifier: the verifier (its replay store de-duplicates deliveries).
-        headers: the request headers.
+        headers: the request headers in any common shape (a mapping, an
+            ``email.message.Message``, a framework's header object, a WSGI environ, ASGI
+            pairs: :data:`HeadersInput`).
         body: the raw request body.
         callbacks: event type (or ``"*"``) to callback.
 
@@ -159,7 +196,8 @@ def handle_webhook(
         The status code and JSON body to answer with (see :attr:`WebhookResponse.headers`).
 
     Raises:
-        TypeError: a callback is a coroutine function.
+        TypeError: a callback is a coroutine function, the replay store is asynchronous, or
+            the body is not bytes.
 
     Example:
         >>> seen = []
@@ -175,9 +213,13 @@ def handle_webhook(
         if inspect.iscoroutinefunction(callback):
             raise TypeError("handle_webhook needs sync callbacks; use handle_webhook_async")
     flow = _receive_flow(verifier, headers, body, callbacks)
+    store = verifier.replay_store
     try:
         step = next(flow)
         while True:
+            if isinstance(step, StoreCall):
+                step = flow.send(store_call_sync(_required(store), step))
+                continue
             try:
                 result = step.callback(step.event)
                 if inspect.isawaitable(result):
@@ -200,7 +242,9 @@ async def handle_webhook_async(
 ) -> WebhookResponse:
     """Like :func:`handle_webhook`, awaiting callbacks that are coroutine functions.
 
-    Sync callbacks are called directly (on the event loop, so keep them short).
+    Sync callbacks are called directly (on the event loop, so keep them short); the
+    verifier's replay store may be an :class:`AsyncReplayStore` (awaited) or a synchronous
+    one (called directly).
 
     Example:
         >>> import asyncio
@@ -217,9 +261,13 @@ async def handle_webhook_async(
         200
     """
     flow = _receive_flow(verifier, headers, body, callbacks)
+    store = verifier.replay_store
     try:
         step = next(flow)
         while True:
+            if isinstance(step, StoreCall):
+                step = flow.send(await store_call_async(_required(store), step))
+                continue
             try:
                 result = step.callback(step.event)
                 if inspect.isawaitable(result):

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["InMemoryReplayStore", "ReplayStore"]
+__all__ = ["AsyncReplayStore", "InMemoryReplayStore", "ReplayStore"]
 
 
 class ReplayStore(Protocol):
@@ -38,6 +38,27 @@ class ReplayStore(Protocol):
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` is recorded and not expired."""
+        ...
+
+
+class AsyncReplayStore(Protocol):
+    """The asynchronous form of :class:`ReplayStore` (for example
+    :class:`~asyncreply_client.webhooks.AsyncRedisReplayStore`).
+
+    Use it with :meth:`WebhookVerifier.verify_async` and :func:`handle_webhook_async` (and
+    the ready async receivers); the synchronous entry points refuse it.
+    """
+
+    async def add(self, key: str, expires_at: float) -> bool:
+        """Like :meth:`ReplayStore.add` (atomic)."""
+        ...
+
+    async def discard(self, key: str) -> None:
+        """Like :meth:`ReplayStore.discard`."""
+        ...
+
+    async def contains(self, key: str) -> bool:
+        """Like ``key in store`` for a :class:`ReplayStore`."""
         ...
 
 
