@@ -97,11 +97,14 @@ def _header_pairs(headers: Any) -> list[tuple[Any, Any]]:
             items = headers.items()
         else:
             items = headers
+        items = list(items)
+        # A pair must be a real pair: a two-character string would otherwise pass as one.
+        if any(isinstance(item, (str, bytes, bytearray)) for item in items):
+            raise MalformedHeaderError("headers", _NOT_HEADERS)
         pairs = [item if isinstance(item, tuple) else tuple(item) for item in items]
     except (TypeError, ValueError, AttributeError):
         raise MalformedHeaderError("headers", _NOT_HEADERS) from None
-    # A pair must be a real pair: a two-character string would otherwise pass as one.
-    if any(len(pair) != 2 or isinstance(pair, (str, bytes)) for pair in pairs):
+    if any(len(pair) != 2 for pair in pairs):
         raise MalformedHeaderError("headers", _NOT_HEADERS)
     return pairs
 
