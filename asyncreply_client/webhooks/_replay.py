@@ -14,9 +14,10 @@ __all__ = ["AsyncReplayStore", "InMemoryReplayStore", "ReplayStore"]
 class ReplayStore(Protocol):
     """Where a verifier remembers the deliveries it accepted, to reject replays.
 
-    Keys are opaque strings built by the verifier. A store shared by several processes (Redis
-    ``SET key 1 NX EXAT expires_at``, a database table with a unique key) makes replay
-    protection hold across them; give each sender (each secret) its own store or key prefix.
+    Keys are opaque strings built by the verifier. A store shared by several processes
+    (:class:`~asyncreply_client.webhooks.RedisReplayStore`, a database table with a unique
+    key) makes replay protection and de-duplication hold across them; give each sender (each
+    secret) its own store or key prefix.
     The receiver claims a delivery before running its callback and releases the claim when
     the callback fails; with a persistent store, a process that dies in between leaves the
     claim in place, and the sender's retries are answered 503 until it expires.

@@ -5,6 +5,7 @@ framework (issues 20.7, 20.8)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,8 +16,10 @@ import httpx
 import pytest
 
 from asyncreply_client.webhooks import (
+    MissingExtraError,
     WebhookEvent,
     WebhookVerifier,
+    aiohttp_webhook_handler,
     django_webhook_view,
     flask_webhook_view,
     handle_webhook,
@@ -269,3 +272,21 @@ async def test_handle_webhook_async_with_asgi_headers() -> None:
     assert (first.status_code, first.json()["status"]) == (200, "processed")
     assert again.json()["status"] == "duplicate"
     assert seen == ["j1"]
+
+
+@pytest.mark.parametrize(
+    ("build", "module", "extra"),
+    [
+        (starlette_webhook_endpoint, "starlette.requests", "starlette"),
+        (flask_webhook_view, "flask", "flask"),
+        (django_webhook_view, "django.http", "django"),
+        (aiohttp_webhook_handler, "aiohttp", "server"),
+    ],
+)
+def test_a_missing_framework_is_a_typed_error_naming_its_extra(
+    monkeypatch: pytest.MonkeyPatch, build: Callable[..., Any], module: str, extra: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingExtraError, match=rf"asyncreply\[{extra}\]") as caught:
+        build(_verifier(), {})
+    assert caught.value.extra == extra and isinstance(caught.value, ImportError)
