@@ -19,7 +19,7 @@ from ._errors import (
 )
 from ._event import WebhookCallback, WebhookEvent
 from ._headers import HeadersInput, arrange_arguments
-from ._steps import StoreCall, store_call_async, store_call_sync
+from ._steps import StoreCall, is_async_store, store_call_async, store_call_sync
 from ._verify import WebhookVerifier
 
 __all__ = ["CATCH_ALL", "WebhookResponse", "handle_webhook", "handle_webhook_async"]
@@ -59,6 +59,14 @@ class WebhookResponse(NamedTuple):
         if self.status_code == 503:
             headers["Retry-After"] = "1"
         return headers
+
+
+class _StoreUnavailable(Exception):
+    """What a driver throws into the flow when the replay store failed (Redis down, …)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,16 @@ def _receive_flow(
     found, raw = arrange_arguments(headers, body)
     try:
         event = yield from verifier._verify_steps(found, raw)
+    except _StoreUnavailable as exc:
+        # Nothing was processed: the sender's retry is safe and will be de-duplicated.
+        logger.error(
+            "webhook delivery not recorded: the replay store failed (%s): answered 503",
+            type(exc.cause).__name__,
+            exc_info=exc.cause,
+        )
+        return _error_answer(
+            503, "replay_store_unavailable", "the receiver cannot record deliveries now"
+        )
     except ReplayedDeliveryError as exc:
         if exc.processed:
             if _log.enabled(logger):
@@ -129,19 +147,31 @@ def _receive_flow(
             yield _Dispatch(callback, event)
         except Exception:
             # Forget the delivery so that the sender's retry is processed, not taken for a
-            # duplicate.
-            yield from verifier._forget_steps(event)
+            # duplicate (if the store fails too, the claim expires with its window).
+            released = yield from _release(verifier, event)
             logger.exception(
-                "webhook callback for %s (delivery %r) failed: answered 500",
+                "webhook callback for %s (delivery %r) failed: answered 500%s",
                 event.type,
                 event.delivery_id,
+                "" if released else " (the replay store could not release its claim)",
             )
             return _error_answer(500, "callback_failed", "the receiver failed to process it")
         except BaseException:
-            yield from verifier._forget_steps(event)  # cancelled or interrupted: not done
+            yield from _release(verifier, event)  # cancelled or interrupted: not done
             raise
-    yield from verifier._processed_steps(event)
     status = "processed" if callback is not None else "ignored"
+    try:
+        yield from verifier._processed_steps(event)
+    except _StoreUnavailable as exc:
+        # The work is done: acknowledge it. A later duplicate finds only the claim and is
+        # answered 503 until the claim expires, which is safe.
+        logger.error(
+            "webhook delivery %r %s, but the replay store failed to record it (%s): answered 200",
+            event.delivery_id,
+            status,
+            type(exc.cause).__name__,
+        )
+        return _answer(200, {"status": status, "deliveryId": event.delivery_id})
     if _log.enabled(logger):
         logger.debug(
             "webhook delivery %r %s (%s, %s): answered 200",
@@ -151,6 +181,15 @@ def _receive_flow(
             event.scheme,
         )
     return _answer(200, {"status": status, "deliveryId": event.delivery_id})
+
+
+def _release(verifier: WebhookVerifier, event: WebhookEvent) -> Generator[StoreCall, Any, bool]:
+    """Forget ``event``'s claim; ``False`` when the replay store failed to."""
+    try:
+        yield from verifier._forget_steps(event)
+    except _StoreUnavailable:
+        return False
+    return True
 
 
 def _required(store: Any) -> Any:
@@ -179,7 +218,8 @@ def handle_webhook(
     * 400 for a missing or malformed header or payload, 401 for a bad signature or a timestamp
       outside the tolerance (senders do not retry 4xx);
     * 500 when the callback raised: the delivery is forgotten, so the sender's retry runs it;
-    * 503 when a duplicate arrives while the first copy is still being processed.
+    * 503 when a duplicate arrives while the first copy is still being processed, or when
+      the replay store fails before anything was processed (Redis down: the sender retries).
 
     Callbacks must be synchronous here, and so must the verifier's replay store; use
     :func:`handle_webhook_async` for coroutines and an :class:`AsyncReplayStore`.
@@ -212,13 +252,20 @@ def handle_webhook(
     for callback in callbacks.values():
         if inspect.iscoroutinefunction(callback):
             raise TypeError("handle_webhook needs sync callbacks; use handle_webhook_async")
+    if is_async_store(verifier.replay_store):
+        raise TypeError("this verifier's replay store is asynchronous: use handle_webhook_async()")
     flow = _receive_flow(verifier, headers, body, callbacks)
     store = verifier.replay_store
     try:
         step = next(flow)
         while True:
             if isinstance(step, StoreCall):
-                step = flow.send(store_call_sync(_required(store), step))
+                try:
+                    answer = store_call_sync(_required(store), step)
+                except Exception as exc:
+                    step = flow.throw(_StoreUnavailable(exc))
+                else:
+                    step = flow.send(answer)
                 continue
             try:
                 result = step.callback(step.event)
@@ -266,7 +313,12 @@ async def handle_webhook_async(
         step = next(flow)
         while True:
             if isinstance(step, StoreCall):
-                step = flow.send(await store_call_async(_required(store), step))
+                try:
+                    answer = await store_call_async(_required(store), step)
+                except Exception as exc:
+                    step = flow.throw(_StoreUnavailable(exc))
+                else:
+                    step = flow.send(answer)
                 continue
             try:
                 result = step.callback(step.event)
