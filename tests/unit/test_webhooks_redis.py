@@ -169,3 +169,89 @@ async def test_an_async_store_needs_the_async_entry_points(redis_url: str) -> No
         assert (await verifier.verify_async(headers, body)).delivery_id == "msg_3"
     finally:
         await client.aclose()
+
+
+# One receiver process: http.server + handle_webhook + RedisReplayStore; its callback records
+# the job id in a Redis list, the ledger the test reads. It prints its port, then serves.
+_RECEIVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import redis
+
+from asyncreply_client.webhooks import RedisReplayStore, WebhookVerifier, handle_webhook
+
+url, secret, now = sys.argv[1], sys.argv[2], float(sys.argv[3])
+client = redis.Redis.from_url(url)
+verifier = WebhookVerifier(
+    secret, replay_store=RedisReplayStore(client, clock=lambda: now), clock=lambda: now
+)
+
+
+def record(event):
+    client.rpush("ledger", event.job_id)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        answer = handle_webhook(verifier, self.headers, body, {"job.completed": record})
+        self.send_response(answer.status_code)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def log_message(self, *args):
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_three_receiver_processes_process_each_delivery_exactly_once(redis_url: str) -> None:
+    import subprocess
+    import sys
+
+    import httpx
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RECEIVER, redis_url, SECRET, str(NOW)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        ports = [int(p.stdout.readline()) for p in processes if p.stdout is not None]
+        assert len(ports) == 3
+
+        http = httpx.Client(timeout=30)
+
+        def deliver(job: tuple[int, int]) -> int:
+            number, port = job
+            headers, body = _delivery(number)
+            url = f"http://127.0.0.1:{port}/hooks"
+            return http.post(url, content=body, headers=headers).status_code
+
+        # Each delivery goes to all three instances at once, as a load balancer that retried.
+        jobs = [(number, port) for number in range(DELIVERIES) for port in ports]
+        with http, ThreadPoolExecutor(max_workers=12) as pool:
+            codes = list(pool.map(deliver, jobs))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+            if process.stdout is not None:
+                process.stdout.close()
+    ledger = redis.Redis.from_url(redis_url)
+    try:
+        processed = Counter(item.decode() for item in ledger.lrange("ledger", 0, -1))
+    finally:
+        ledger.close()
+    assert processed == Counter({f"j{n}": 1 for n in range(DELIVERIES)})
+    assert set(codes) <= {200, 503} and codes.count(200) >= DELIVERIES
