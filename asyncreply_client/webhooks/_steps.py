@@ -60,6 +60,7 @@ def store_call_sync(store: AnyReplayStore, call: StoreCall) -> Any:
 
 
 async def store_call_async(store: AnyReplayStore, call: StoreCall) -> Any:
+    """Perform ``call``, awaiting an asynchronous store and calling a synchronous one."""
     if not is_async_store(store):
         return store_call_sync(store, call)
     async_store: Any = store

@@ -261,6 +261,9 @@ class WebhookVerifier:
             TypeError: the body is not bytes (decoding it first could change what was
                 signed), or the arguments are neither order; an asynchronous replay store
                 (use :meth:`verify_async`).
+
+        What the replay store raises (``redis.ConnectionError`` when Redis is down) passes
+        through unchanged; the receivers turn it into a 503 answer instead.
         """
         found, raw = arrange_arguments(headers, body, payload)
         return self._logged(lambda: run_sync(self._verify_steps(found, raw), self._store))
