@@ -1,6 +1,7 @@
 """The ``asyncreply`` loggers, and the redaction every log line and span attribute goes through.
 
-Loggers (stdlib :mod:`logging`, silent until the application configures logging):
+Loggers (stdlib :mod:`logging`, silent until the application configures logging: the
+``asyncreply`` root has a ``NullHandler``):
 
 | logger                 | what it says                                                     |
 | ---------------------- | ---------------------------------------------------------------- |
@@ -8,7 +9,8 @@ Loggers (stdlib :mod:`logging`, silent until the application configures logging)
 |                        | and why); INFO: each state change of an operation                |
 | ``asyncreply.sse``     | DEBUG: streams opened, messages, reconnects, fallback to polling |
 | ``asyncreply.retry``   | DEBUG: each retry, its attempt number, cause and delay           |
-| ``asyncreply.webhooks``| webhook verification and delivery                                |
+| ``asyncreply.webhooks``| one record per webhook delivery: DEBUG accepted / duplicate,     |
+|                        | INFO refused / deferred, ERROR a callback that raised            |
 | ``asyncreply.server``  | the reference server's access log                                |
 
 Nothing that could be a secret reaches a log line: URLs lose their user info and the values of
@@ -49,6 +51,11 @@ SSE = logging.getLogger("asyncreply.sse")
 RETRY = logging.getLogger("asyncreply.retry")
 WEBHOOKS = logging.getLogger("asyncreply.webhooks")
 SERVER = logging.getLogger("asyncreply.server")
+
+# A library logs, the application decides where records go: with a handler on the root of the
+# tree, Python's last-resort handler (WARNING and above to stderr) never fires for an
+# application that configured no logging, so it prints nothing (the logging HOWTO's advice).
+logging.getLogger("asyncreply").addHandler(logging.NullHandler())
 
 REDACTED = "REDACTED"
 

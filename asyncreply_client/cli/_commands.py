@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import httpx
-
 from .._errors import JobOutcomeError
 
 # The public names: the dialects' private home is being reorganised (issue 9).
@@ -237,25 +235,53 @@ def cmd_check(ctx: Context) -> int:
 
 def cmd_webhook_verify(ctx: Context) -> int:
     """``asyncreply webhook verify``: verify a delivery read from stdin."""
-    from ..webhooks import WebhookVerificationError, WebhookVerifier
+    from ..webhooks import InvalidSignatureError, WebhookVerificationError, WebhookVerifier
 
     args = ctx.args
     secrets = webhook_secrets(args, ctx.environ)
+    # The pairs as typed (not httpx.Headers, which refuses non-ASCII with a bare
+    # UnicodeEncodeError): the verifier reads any header shape and types its own errors.
     headers: list[tuple[str, str]] = [parse_header(h) for h in args.header or []]
     buffer = getattr(ctx.stdin, "buffer", None)
     body: bytes = buffer.read() if buffer is not None else ctx.stdin.read().encode("utf-8")
+    # --tolerance 0 and --no-timestamp-check both mean the API's tolerance=None: a captured
+    # delivery of any age can be checked.
+    tolerance = None if args.no_timestamp_check or not args.tolerance else args.tolerance
     try:
-        verifier = WebhookVerifier(secrets, scheme=args.scheme, tolerance=args.tolerance)
+        verifier = WebhookVerifier(secrets, scheme=args.scheme, tolerance=tolerance)
     except ValueError as exc:  # an empty secret, a whsec_ secret that is not base64
         raise CliError(f"bad secret: {exc}", ExitCode.USAGE) from None
     try:
-        event = verifier.verify(httpx.Headers(headers), body)
+        event = verifier.verify(headers, body)
     except WebhookVerificationError as exc:
-        raise CliError(
-            f"verification failed ({type(exc).__name__}): {exc}", ExitCode.WEBHOOK_INVALID
-        ) from None
+        message = f"verification failed ({type(exc).__name__}): {exc}"
+        if isinstance(exc, InvalidSignatureError) and _signed_without_newline(
+            secrets, args.scheme, headers, body
+        ):
+            message += (
+                "; the body on stdin ends with a newline the sender did not sign: the body "
+                "must be byte-exact (printf '%s' \"$BODY\", or a file saved as received)"
+            )
+        raise CliError(message, ExitCode.WEBHOOK_INVALID) from None
     ctx.term.emit_json(webhook_event_json(event))
     return ExitCode.OK
+
+
+def _signed_without_newline(
+    secrets: list[str], scheme: Any, headers: list[tuple[str, str]], body: bytes
+) -> bool:
+    """Whether ``body`` fails only because of trailing line breaks (``echo`` adds one)."""
+    from ..webhooks import WebhookVerificationError, WebhookVerifier
+
+    stripped = body.rstrip(b"\r\n")
+    if stripped == body:
+        return False
+    verifier = WebhookVerifier(secrets, scheme=scheme, tolerance=None, replay_store=None)
+    try:
+        verifier.verify(headers, stripped)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 def cmd_serve(argv: Sequence[str]) -> int:

@@ -141,6 +141,17 @@ GROUPS: dict[str, Group] = {
     ),
 }
 
+
+def _tolerance(text: str) -> float:
+    """``webhook verify --tolerance``: a finite number >= 0 (0 skips the timestamp check)."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass  # positive_float names the bad value
+    return positive_float(text)
+
+
 _VERIFY = Command(
     "verify",
     help="verify a webhook delivery read from stdin",
@@ -175,10 +186,15 @@ _VERIFY = Command(
         ),
         arg(
             "--tolerance",
-            type=positive_float,
+            type=_tolerance,
             default=300.0,
             metavar="SECONDS",
-            help="accepted clock skew of the timestamp (default: 300)",
+            help="accepted clock skew of the timestamp (default: 300; 0 skips the check)",
+        ),
+        arg(
+            "--no-timestamp-check",
+            action="store_true",
+            help="skip the timestamp check (a captured delivery of any age), like --tolerance 0",
         ),
     ),
     handler=cmd_webhook_verify,

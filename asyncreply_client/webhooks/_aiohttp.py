@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ._errors import MissingExtraError
+from ._event import WebhookCallback
 from ._receiver import handle_webhook_async
-from ._verify import WebhookCallback, WebhookVerifier
+from ._verify import WebhookVerifier
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -27,7 +29,8 @@ def aiohttp_webhook_handler(
         callbacks: event type (or ``"*"``) to sync or async callback.
 
     Raises:
-        ImportError: aiohttp is not installed (``pip install 'asyncreply[server]'``).
+        MissingExtraError: aiohttp is not installed (``pip install 'asyncreply[server]'``);
+            also an ``ImportError``.
 
     Example:
         >>> from aiohttp import web
@@ -39,9 +42,10 @@ def aiohttp_webhook_handler(
     """
     try:
         from aiohttp import web
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ImportError(
-            "aiohttp_webhook_handler needs aiohttp: pip install 'asyncreply[server]'"
+    except ImportError as exc:
+        raise MissingExtraError(
+            "aiohttp_webhook_handler needs aiohttp: pip install 'asyncreply[server]'",
+            extra="server",
         ) from exc
 
     async def receive_webhook(request: web.Request) -> web.Response:

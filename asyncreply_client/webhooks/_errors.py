@@ -10,6 +10,7 @@ from .._errors import AsyncReplyError
 
 __all__ = [
     "FutureTimestampError",
+    "MissingExtraError",
     "InvalidPayloadError",
     "InvalidSignatureError",
     "MalformedHeaderError",
@@ -122,3 +123,19 @@ class InvalidPayloadError(WebhookVerificationError):
     """The signed body is not UTF-8 encoded JSON."""
 
     code = "invalid_payload"
+
+
+class MissingExtraError(AsyncReplyError, ImportError):
+    """An optional dependency this feature needs is not installed.
+
+    Raised when the verifier is configured (never per delivery), for example with an Ed25519
+    public key (``whpk_``) or a JWKS key set without ``cryptography``. Also an
+    ``ImportError``, so code that guards optional imports catches it.
+
+    Attributes:
+        extra: the package extra that installs it (``pip install 'asyncreply[<extra>]'``).
+    """
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra

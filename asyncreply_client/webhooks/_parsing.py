@@ -12,13 +12,14 @@ import hmac
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeAlias
 
 from asyncreply_signing import hmac_sha256
 
 from .._models import JobState
+from ..dialects import parse_state
 from ._errors import (
     FutureTimestampError,
     InvalidPayloadError,
@@ -35,24 +36,19 @@ __all__ = [
     "STD_ID",
     "STD_SIGNATURE",
     "STD_TIMESTAMP",
-    "HeadersInput",
+    "StateReader",
     "job_state",
     "check_tolerance",
     "decode_payload",
     "describe",
     "matches",
-    "normalise_headers",
+    "parse_hex_signature",
     "parse_simple_signature",
     "parse_standard_signatures",
     "parse_timestamp_header",
     "payload_datetime",
     "require",
 ]
-
-HeadersInput: TypeAlias = (
-    Mapping[str, str] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
-)
-"""Request headers: a mapping (dict, ``httpx.Headers``, aiohttp's ``CIMultiDictProxy``) or pairs."""
 
 SIMPLE_SIGNATURE = "x-webhook-signature"
 SIMPLE_EVENT = "x-webhook-event"
@@ -61,88 +57,16 @@ SIMPLE_TIMESTAMP = "x-webhook-timestamp"
 STD_ID = "webhook-id"
 STD_TIMESTAMP = "webhook-timestamp"
 STD_SIGNATURE = "webhook-signature"
-_SIGNATURE_HEADERS = frozenset(
-    {
-        SIMPLE_SIGNATURE,
-        SIMPLE_EVENT,
-        SIMPLE_DELIVERY,
-        SIMPLE_TIMESTAMP,
-        STD_ID,
-        STD_TIMESTAMP,
-        STD_SIGNATURE,
-    }
-)
 # Seconds since the epoch as plain ASCII digits; 12 digits reach past the year 9999, which is
 # as far as ``datetime`` goes, so anything longer is malformed rather than merely stale.
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 _HEX_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
-# The status-code dialect's names for two states (docs/protocol.md, "Two dialects").
-_STATE_ALIASES = {"inFlight": JobState.PROCESSING, "deadLetter": JobState.FAILED}
+# Where a payload names its job: our own ``jobId``, then the vendors' (fal's ``request_id``,
+# Replicate's prediction ``id``), at the top level or inside ``data``.
+_JOB_ID_KEYS = ("jobId", "job_id", "request_id", "id")
 
-
-def _header_pairs(headers: HeadersInput) -> list[tuple[Any, Any]]:
-    multi_items = getattr(headers, "multi_items", None)  # httpx.Headers: keep repeats apart
-    try:
-        if callable(multi_items):
-            items: Iterable[Any] = multi_items()
-        elif isinstance(headers, Mapping):
-            items = headers.items()
-        else:
-            items = headers
-        pairs = [tuple(item) for item in items]
-    except (TypeError, ValueError):
-        raise MalformedHeaderError("headers", "not a mapping or an iterable of pairs") from None
-    if any(len(pair) != 2 for pair in pairs):
-        raise MalformedHeaderError("headers", "not a mapping or an iterable of pairs")
-    return pairs
-
-
-def _header_value(name: str, raw: Any) -> str:
-    """Return a header value as text: bytes of a signature header must be UTF-8.
-
-    The signer signs the UTF-8 bytes of ``webhook-id`` (Standard Webhooks), so a value that is
-    not UTF-8 (a raw ``0xff`` byte, which aiohttp hands over as the lone surrogate
-    ``"\\udcff"``) cannot have been signed: it is malformed, not merely unverified.
-    """
-    if name in _SIGNATURE_HEADERS:
-        try:
-            if isinstance(raw, bytes):
-                return raw.decode("utf-8")
-            if isinstance(raw, str):
-                raw.encode("utf-8")  # lone surrogates do not encode
-                return raw
-        except UnicodeError:
-            raise MalformedHeaderError(name, "the value is not UTF-8 text") from None
-    elif isinstance(raw, bytes):
-        return raw.decode("latin-1")  # RFC 9110 §5.5: field values are octets, obs-text too
-    elif isinstance(raw, str):
-        return raw
-    raise MalformedHeaderError(name, f"the value is a {type(raw).__name__}, not text")
-
-
-def normalise_headers(headers: HeadersInput) -> dict[str, str]:
-    """Return the headers as a dict with lower-case names and trimmed values.
-
-    A header repeated with different values is ambiguous and therefore malformed; so is a
-    name or value that is neither ``str`` nor ``bytes``, and a signature header that is not
-    UTF-8 text.
-
-    Raises:
-        MalformedHeaderError: any of the above (never a bare ``TypeError`` or
-            ``UnicodeError``).
-    """
-    found: dict[str, str] = {}
-    for raw_name, raw_value in _header_pairs(headers):
-        if isinstance(raw_name, bytes):
-            raw_name = raw_name.decode("latin-1")
-        if not isinstance(raw_name, str):
-            raise MalformedHeaderError("headers", "a header name is not text")
-        name = raw_name.lower()
-        value = _header_value(name, raw_value).strip(" \t")
-        if name in found and found[name] != value:
-            raise MalformedHeaderError(name, "the header is repeated with different values")
-        found[name] = value
-    return found
+StateReader: TypeAlias = Callable[[Any], "JobState | None"]
+"""Reads a state word: returns the :class:`JobState` it means, or ``None`` when unknown."""
 
 
 def require(headers: Mapping[str, str], name: str, display: str) -> str:
@@ -161,26 +85,35 @@ def parse_timestamp_header(value: str, display: str) -> datetime:
         raise MalformedHeaderError(display, "the timestamp is out of range") from None
 
 
-def parse_standard_signatures(value: str) -> list[bytes]:
-    """Return the decoded ``v1`` signatures of a ``webhook-signature`` header.
+def parse_standard_signatures(value: str) -> tuple[list[bytes], list[bytes]]:
+    """Return the decoded ``v1`` (HMAC) and ``v1a`` (Ed25519) signatures of a
+    ``webhook-signature`` header.
 
-    Tokens are space-separated ``version,base64``; versions other than ``v1`` (``v1a`` is the
-    asymmetric ed25519 variant) are skipped as the specification asks.
+    Tokens are space-separated ``version,base64``; other versions are skipped as the
+    specification asks.
     """
-    signatures = []
+    found: dict[str, list[bytes]] = {"v1": [], "v1a": []}
     for token in value.split():
         version, comma, encoded = token.partition(",")
         if not comma:
             raise MalformedHeaderError("webhook-signature", "a signature has no version prefix")
-        if version != "v1":
+        if version not in found:
             continue
         try:
-            signatures.append(base64.b64decode(encoded, validate=True))
+            found[version].append(base64.b64decode(encoded, validate=True))
         except (binascii.Error, ValueError):
             raise MalformedHeaderError(
-                "webhook-signature", "a v1 signature is not base64"
+                "webhook-signature", f"a {version} signature is not base64"
             ) from None
-    return signatures
+    return found["v1"], found["v1a"]
+
+
+def parse_hex_signature(value: str, display: str) -> bytes:
+    """Decode a hex signature header (fal.ai's ``X-Fal-Webhook-Signature``)."""
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise MalformedHeaderError(display, "the signature is not hex") from None
 
 
 def parse_simple_signature(value: str) -> bytes:
@@ -230,30 +163,52 @@ def payload_datetime(value: Any) -> datetime | None:
     return None
 
 
-def job_state(value: Any) -> JobState | str | None:
+def job_state(value: Any, read: StateReader = parse_state) -> JobState | str | None:
+    """Return the :class:`JobState` a state word means, else the word itself (or ``None``).
+
+    ``read`` is the vocabulary: by default the dialects' shared one
+    (:func:`~asyncreply_client.dialects.parse_state`), so a vendor's ``succeeded`` or
+    ``COMPLETED`` reads as completed here exactly as it does when polling.
+    """
     if not isinstance(value, str):
         return None
-    if value in _STATE_ALIASES:
-        return _STATE_ALIASES[value]
-    try:
-        return JobState(value)
-    except ValueError:
-        return value
+    state = read(value)
+    return state if isinstance(state, JobState) else value
 
 
-def describe(payload: Any) -> tuple[str | None, str | None, JobState | str | None]:
-    """Return ``(type, job id, status)`` from a payload of any shape."""
+def _first_text(document: Mapping[str, Any], keys: Sequence[str]) -> str | None:
+    for key in keys:
+        value = document.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def describe(
+    payload: Any, read: StateReader = parse_state
+) -> tuple[str | None, str | None, JobState | str | None]:
+    """Return ``(type, job id, status)`` from a payload of any shape.
+
+    Our envelope ``{"type", "jobId", "data": {status document}}`` first; otherwise a
+    vendor's bare document (a Replicate prediction, a fal result: ``id`` / ``request_id``
+    and ``status``).
+    """
     if not isinstance(payload, dict):
         return None, None, None
     data = payload.get("data")
     data = data if isinstance(data, dict) else {}
     event_type = payload.get("type")
-    job_id = payload.get("jobId", data.get("jobId"))
-    status = data.get("status", data.get("state", payload.get("status")))
+    job_id = _first_text(payload, _JOB_ID_KEYS[:1]) or _first_text(data, _JOB_ID_KEYS[:1])
+    if job_id is None and not isinstance(event_type, str):
+        # No envelope: the payload is the vendor's own document.
+        job_id = _first_text(payload, _JOB_ID_KEYS)
+    if job_id is None:
+        job_id = _first_text(data, _JOB_ID_KEYS)
+    status = data.get("status", data.get("state", payload.get("status", payload.get("state"))))
     return (
         event_type if isinstance(event_type, str) else None,
-        job_id if isinstance(job_id, str) else None,
-        job_state(status),
+        job_id,
+        job_state(status, read),
     )
 
 

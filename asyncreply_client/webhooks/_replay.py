@@ -8,15 +8,16 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["InMemoryReplayStore", "ReplayStore"]
+__all__ = ["AsyncReplayStore", "InMemoryReplayStore", "ReplayStore"]
 
 
 class ReplayStore(Protocol):
     """Where a verifier remembers the deliveries it accepted, to reject replays.
 
-    Keys are opaque strings built by the verifier. A store shared by several processes (Redis
-    ``SET key 1 NX EXAT expires_at``, a database table with a unique key) makes replay
-    protection hold across them; give each sender (each secret) its own store or key prefix.
+    Keys are opaque strings built by the verifier. A store shared by several processes
+    (:class:`~asyncreply_client.webhooks.RedisReplayStore`, a database table with a unique
+    key) makes replay protection and de-duplication hold across them; give each sender (each
+    secret) its own store or key prefix.
     The receiver claims a delivery before running its callback and releases the claim when
     the callback fails; with a persistent store, a process that dies in between leaves the
     claim in place, and the sender's retries are answered 503 until it expires.
@@ -38,6 +39,27 @@ class ReplayStore(Protocol):
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` is recorded and not expired."""
+        ...
+
+
+class AsyncReplayStore(Protocol):
+    """The asynchronous form of :class:`ReplayStore` (for example
+    :class:`~asyncreply_client.webhooks.AsyncRedisReplayStore`).
+
+    Use it with :meth:`WebhookVerifier.verify_async` and :func:`handle_webhook_async` (and
+    the ready async receivers); the synchronous entry points refuse it.
+    """
+
+    async def add(self, key: str, expires_at: float) -> bool:
+        """Like :meth:`ReplayStore.add` (atomic)."""
+        ...
+
+    async def discard(self, key: str) -> None:
+        """Like :meth:`ReplayStore.discard`."""
+        ...
+
+    async def contains(self, key: str) -> bool:
+        """Like ``key in store`` for a :class:`ReplayStore`."""
         ...
 
 

@@ -136,7 +136,7 @@ def test_a_failing_callback_answers_500_and_the_retry_is_processed(
 
     verifier = make_verifier()
     headers, body = delivery()
-    with caplog.at_level(logging.ERROR, logger="asyncreply_client.webhooks"):
+    with caplog.at_level(logging.ERROR, logger="asyncreply.webhooks"):
         first = deliver(verifier, headers, body, {"job.completed": flaky})
     assert first.status_code == 500
     assert document(first)["error"]["code"] == "callback_failed"
