@@ -54,6 +54,7 @@ EXPECTED = {
     "SystemClock",
     "TransportError",
     "WaitTimeoutError",
+    "retry_if_transient",
 }
 
 
