@@ -69,7 +69,7 @@ class Verdict(enum.Enum):
     """A fault worth another attempt (429, 502-504, a 500 that is no job's state)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Answer:
     """The answer an exchange ended with, and its verdict (``TRANSIENT`` only when retries
     are off: then every answer is the caller's). It is also the *result* tenacity's
@@ -82,6 +82,10 @@ class Answer:
     def status_code(self) -> int:
         """The answer's HTTP status."""
         return self.response.status_code
+
+    def __repr__(self) -> str:
+        # Short, and without the URL (its query may hold secrets): tenacity's hooks log it.
+        return f"Answer(HTTP {self.response.status_code}, {self.verdict.value})"
 
     @property
     def headers(self) -> httpx.Headers:
