@@ -145,9 +145,25 @@ def attempts(
     policy = ctx.retry
     if policy is None or not retry:
         return (yield from _once(ctx, make, policy is not None))
+    started = ctx.now()
+    command = make()
+    first: Answer | httpx.TransportError
+    try:
+        first = yield from _attempt(ctx, command, checked=True)
+    except httpx.TransportError as exc:
+        first = exc
+    else:
+        if policy.retry is None and first.verdict is not Verdict.TRANSIENT:
+            # The default retry= never retries an answer that is no fault: nothing to ask
+            # (most exchanges end here, without the cost of tenacity's state).
+            return first
     state = FlowCallState(retrying(policy, _reporter(policy)), ctx, policy, deadline)
+    state.start_time = started
     engine = state.retry_object
     engine.begin()  # its statistics, as tenacity's own loop starts
+    engine.iter(state)  # DoAttempt: the first attempt, made above
+    state.request = command.request
+    _record(state, first)
     while True:
         try:
             action = engine.iter(state)
@@ -159,18 +175,26 @@ def attempts(
         if isinstance(action, tenacity.DoAttempt):
             command = make()
             state.request = command.request
+            outcome: Answer | httpx.TransportError
             try:
-                answer = yield from _attempt(ctx, command, checked=True)
+                outcome = yield from _attempt(ctx, command, checked=True)
             except httpx.TransportError as exc:
-                state.set_exception((type(exc), exc, exc.__traceback__))
-            else:
-                state.set_result(answer)
+                outcome = exc
+            _record(state, outcome)
         elif isinstance(action, tenacity.DoSleep):
             state.prepare_for_next_attempt()
             if float(action) > 0:
                 yield Sleep(float(action))
         else:
             return _final(state, action)
+
+
+def _record(state: FlowCallState, outcome: Answer | httpx.TransportError) -> None:
+    """Give tenacity an attempt's outcome: an answer as a result, httpx's exception as one."""
+    if isinstance(outcome, Answer):
+        state.set_result(outcome)
+    else:
+        state.set_exception((type(outcome), outcome, outcome.__traceback__))
 
 
 def _attempt(ctx: RetryContext, command: Send, *, checked: bool) -> Generator[Command, Any, Answer]:

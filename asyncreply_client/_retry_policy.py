@@ -427,12 +427,27 @@ def _give_up(retry_state: tenacity.RetryCallState) -> object:
 GIVE_UP = object()
 
 
+class _Engine(tenacity.Retrying):
+    """tenacity's ``Retrying`` for one exchange, whose statistics belong to it rather than to
+    a thread: a flow may be resumed from any thread (tenacity keeps them thread-local, and
+    updates them at each step)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._statistics: dict[str, Any] = {}
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        """tenacity's statistics of this exchange."""
+        return self._statistics
+
+
 def retrying(
     policy: RetryPolicy, before_sleep: Callable[[tenacity.RetryCallState], None]
 ) -> tenacity.Retrying:
     """A fresh tenacity engine for one exchange under ``policy`` (its step API only: the
     sub-flow sleeps, never tenacity); ``before_sleep`` reports each retry."""
-    return tenacity.Retrying(
+    return _Engine(
         stop=_STOP_DEFAULT if policy.stop is None else _StopFlow(policy.stop),
         wait=_WAIT,
         retry=retry_if_transient if policy.retry is None else policy.retry,
