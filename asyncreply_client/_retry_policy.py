@@ -187,7 +187,8 @@ class RetryPolicy:
     server's ``Retry-After`` when it gives one (capped at ``max_retry_after``). A refused
     connection (``httpx.ConnectError``: nothing was sent, e.g. a server restarting) is not
     counted against ``attempts`` for ``connect_for`` seconds after the first attempt: it is
-    retried through that time (the last wait cut to end with it), then counted as any fault.
+    retried through that time (the last wait cut to end with it), and a connection refused
+    after that ends the retries. With ``connect_for=0`` it counts as any fault.
 
     tenacity runs the policy (its step API, driven by the retry sub-flow), and takes its own
     strategies, on the flow's clock (``stop_after_delay`` measures the client's clock):
@@ -381,16 +382,17 @@ class FlowCallState(tenacity.RetryCallState):
 
 
 class _StopDefault(stop_base):
-    """Stop after ``attempts`` counted tries (a refused connection within ``connect_for`` is
-    not counted)."""
+    """Stop after ``attempts`` counted tries; a refused connection within ``connect_for`` is
+    not counted, and one refused after that time was spent on them ends the retries."""
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         if not isinstance(retry_state, FlowCallState):
             return True
-        counted = retry_state.counts()
-        return counted and (
-            retry_state.attempt_number - retry_state.uncounted >= retry_state._policy.attempts
-        )
+        if not retry_state.counts():
+            return False
+        if retry_state.uncounted and retry_state.refused():
+            return True  # refused again once the budget is spent: the server is not back
+        return retry_state.attempt_number - retry_state.uncounted >= retry_state._policy.attempts
 
 
 class _StopFlow(stop_base):

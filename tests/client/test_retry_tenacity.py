@@ -167,11 +167,20 @@ def test_a_refused_connection_is_retried_for_connect_for_seconds() -> None:
     policy = RetryPolicy(attempts=2, initial=1.0, factor=1.0, cap=1.0, jitter=False)
     policy = RetryPolicy(**{**_fields(policy), "connect_for": 3.5})
     flow = _flow.send(config(clock=clock, retry=policy), "GET", "/jobs/1")
-    run = drive(flow, [refused()] * 6, clock=clock)
-    # uncounted for 3.5 s (the last wait cut to end with it: 0.5), then counted as any
-    # fault: one more retry, as attempts=2 allows
-    assert run.sleeps == [1.0, 1.0, 1.0, 0.5, 1.0]
-    assert isinstance(run.error, TransportError) and run.error.attempts == 6
+    run = drive(flow, [refused()] * 5, clock=clock)
+    # uncounted for 3.5 s (the last wait cut to end with it: 0.5); refused again at its
+    # end: the server is not back, the fault is final
+    assert run.sleeps == [1.0, 1.0, 1.0, 0.5] and clock.t == 1003.5
+    assert isinstance(run.error, TransportError) and run.error.attempts == 5
+
+
+def test_a_refused_connection_after_other_faults_still_gets_its_budget() -> None:
+    clock = Clock()
+    policy = RetryPolicy(attempts=2, initial=1.0, factor=1.0, cap=1.0, jitter=False)
+    flow = _flow.send(config(clock=clock, retry=policy), "GET", "/jobs/1")
+    run = drive(flow, [httpx.ReadError("cut"), refused(), refused(), OK], clock=clock)
+    # the cut counts (1 of 2 attempts); the refusals that follow do not
+    assert run.sleeps == [1.0, 1.0, 1.0] and run.value.response.status_code == 200
 
 
 def test_a_server_back_within_connect_for_answers_the_same_request() -> None:
@@ -209,8 +218,8 @@ def test_testing_mode_counts_a_refused_connection_at_once(testing_mode: None) ->
 
 def test_a_frozen_clock_and_no_backoff_cannot_spin_for_ever() -> None:
     policy = RetryPolicy(attempts=2, initial=0.0)
-    run = drive(_flow.send(config(retry=policy), "GET", "/jobs/1"), [refused()] * 66)
-    assert isinstance(run.error, TransportError) and run.error.attempts == 66
+    run = drive(_flow.send(config(retry=policy), "GET", "/jobs/1"), [refused()] * 65)
+    assert isinstance(run.error, TransportError) and run.error.attempts == 65
     assert not [c for c in run.commands if isinstance(c, Sleep)]
 
 
