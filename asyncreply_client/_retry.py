@@ -169,9 +169,9 @@ def attempts(
             action = engine.iter(state)
         except httpx.TransportError as exc:
             # Not to be retried: tenacity re-raises the attempt's own exception.
-            if state.request is None or state.outcome is None or not state.outcome.failed:
+            if state.outcome is None or state.outcome.exception() is not exc:
                 raise
-            raise exhausted(exc, state.request, state.attempt_number) from exc
+            raise exhausted(exc, command.request, state.attempt_number) from exc
         if isinstance(action, tenacity.DoAttempt):
             command = make()
             state.request = command.request
@@ -186,7 +186,7 @@ def attempts(
             if float(action) > 0:
                 yield Sleep(float(action))
         else:
-            return _final(state, action)
+            return _final(state, action, command.request)
 
 
 def _record(state: FlowCallState, outcome: Answer | httpx.TransportError) -> None:
@@ -229,27 +229,27 @@ def _once(
     return answer
 
 
-def _final(state: FlowCallState, action: object) -> Answer:
+def _final(state: FlowCallState, action: object, request: httpx.Request) -> Answer:
     """What an exchange ends with once tenacity stops retrying (``GIVE_UP``) or declines to
     retry (the answer itself): an answer that is no fault, else the ``TransportError``."""
-    assert state.request is not None and state.outcome is not None  # after an attempt
-    if action is GIVE_UP and state.outcome.failed:
-        error = state.outcome.exception()
-        assert error is not None
-        raise exhausted(error, state.request, state.attempt_number)
-    answer = state.outcome.result() if action is GIVE_UP else action
-    assert isinstance(answer, Answer)
-    if answer.verdict is Verdict.TRANSIENT:
-        raise exhausted(answer.response, state.request, state.attempt_number)
-    return answer
+    last = action
+    outcome = state.outcome
+    if action is GIVE_UP and outcome is not None:
+        last = outcome.exception() if outcome.failed else outcome.result()
+    if isinstance(last, Answer) and last.verdict is not Verdict.TRANSIENT:
+        return last
+    fault = last.response if isinstance(last, Answer) else last
+    if not isinstance(fault, HttpResponse | BaseException):
+        raise TypeError(f"the retry policy ended with {fault!r}, not an answer")
+    raise exhausted(fault, request, state.attempt_number)
 
 
 def _reporter(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], None]:
     """tenacity's ``before_sleep`` for ``policy``: :func:`_before_sleep`."""
 
     def report(retry_state: tenacity.RetryCallState) -> None:
-        assert isinstance(retry_state, FlowCallState) and retry_state.request is not None
-        _before_sleep(policy, retry_state, retry_state.request)
+        if isinstance(retry_state, FlowCallState) and retry_state.request is not None:
+            _before_sleep(policy, retry_state, retry_state.request)
 
     return report
 
@@ -262,7 +262,8 @@ def _before_sleep(policy: RetryPolicy, state: FlowCallState, request: httpx.Requ
     if hook is None and not report:
         return
     outcome = state.outcome
-    assert outcome is not None
+    if outcome is None:  # (tenacity calls it after an outcome, always)
+        return
     failure = outcome.exception() if outcome.failed else None
     code = None if failure is not None else outcome.result().status_code
     cause = f"HTTP {code}" if code is not None else type(failure).__name__
