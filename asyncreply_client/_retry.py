@@ -143,50 +143,70 @@ def attempts(
             ``httpx.TransportError``, which is never retried).
     """
     policy = ctx.retry
-    if policy is None or not retry:
-        return (yield from _once(ctx, make, policy is not None))
     started = ctx.now()
-    command = make()
-    first: Answer | httpx.TransportError
-    try:
-        first = yield from _attempt(ctx, command, checked=True)
-    except httpx.TransportError as exc:
-        first = exc
-    else:
-        if policy.retry is None and first.verdict is not Verdict.TRANSIENT:
-            # The default retry= never retries an answer that is no fault: nothing to ask
-            # (most exchanges end here, without the cost of tenacity's state).
-            return first
-    state = FlowCallState(retrying(policy, _reporter(policy)), ctx, policy, deadline)
-    state.start_time = started
-    engine = state.retry_object
-    engine.begin()  # its statistics, as tenacity's own loop starts
-    engine.iter(state)  # DoAttempt: the first attempt, made above
-    state.request = command.request
-    _record(state, first)
+    state: FlowCallState | None = None  # made at the first fault (or for a custom retry=)
+    while True:
+        command = make()
+        # One try, inline (a long poll keeps this frame alive while the server holds it):
+        # its answer, or httpx's exception.
+        outcome: Answer | httpx.TransportError
+        try:
+            response: HttpResponse = yield command
+            if policy is not None and command.stream and may_be_transient(response.status_code):
+                response = yield from _read_whole(response)  # its body decides
+        except httpx.TransportError as exc:
+            outcome = exc
+            seen: HttpResponse | httpx.TransportError = exc
+        else:
+            outcome = Answer(response, classify(response, ctx.dialect))
+            seen = response
+        if ctx.record is not None:
+            ctx.record(command.request, seen)
+        if state is None:
+            if isinstance(outcome, Answer) and (
+                policy is None
+                or (
+                    outcome.verdict is not Verdict.TRANSIENT and (not retry or policy.retry is None)
+                )
+            ):
+                # Retries off: every answer is the caller's. Else an answer that is no fault,
+                # which the default retry= never retries: nothing to ask tenacity (most
+                # exchanges end here, without the cost of its state).
+                return outcome
+            if policy is None or not retry:  # one attempt: a fault is final
+                fault = outcome.response if isinstance(outcome, Answer) else outcome
+                raise exhausted(fault, command.request, 1)
+            state = FlowCallState(retrying(policy, _reporter(policy)), ctx, policy, deadline)
+            state.start_time = started
+            state.retry_object.begin()  # its statistics, as tenacity's own loop starts
+            state.retry_object.iter(state)  # DoAttempt: the attempt just made
+        state.request = command.request
+        _record(state, outcome)
+        action = yield from _next_action(state, command.request)
+        if action is not None:
+            return _final(state, action, command.request)
+
+
+def _next_action(
+    state: FlowCallState, request: httpx.Request
+) -> Generator[Command, Any, object | None]:
+    """Ask tenacity what follows an attempt: ``None`` for another attempt (after the
+    ``Sleep`` of its ``DoSleep``), else what ends the exchange (see :func:`_final`)."""
     while True:
         try:
-            action = engine.iter(state)
+            action: object = state.retry_object.iter(state)
         except httpx.TransportError as exc:
             # Not to be retried: tenacity re-raises the attempt's own exception.
             if state.outcome is None or state.outcome.exception() is not exc:
                 raise
-            raise exhausted(exc, command.request, state.attempt_number) from exc
+            raise exhausted(exc, request, state.attempt_number) from exc
         if isinstance(action, tenacity.DoAttempt):
-            command = make()
-            state.request = command.request
-            outcome: Answer | httpx.TransportError
-            try:
-                outcome = yield from _attempt(ctx, command, checked=True)
-            except httpx.TransportError as exc:
-                outcome = exc
-            _record(state, outcome)
-        elif isinstance(action, tenacity.DoSleep):
-            state.prepare_for_next_attempt()
-            if float(action) > 0:
-                yield Sleep(float(action))
-        else:
-            return _final(state, action, command.request)
+            return None
+        if not isinstance(action, tenacity.DoSleep):
+            return action
+        state.prepare_for_next_attempt()
+        if float(action) > 0:
+            yield Sleep(float(action))
 
 
 def _record(state: FlowCallState, outcome: Answer | httpx.TransportError) -> None:
@@ -195,38 +215,6 @@ def _record(state: FlowCallState, outcome: Answer | httpx.TransportError) -> Non
         state.set_result(outcome)
     else:
         state.set_exception((type(outcome), outcome, outcome.__traceback__))
-
-
-def _attempt(ctx: RetryContext, command: Send, *, checked: bool) -> Generator[Command, Any, Answer]:
-    """One try: its answer, classified, or httpx's exception (raised); told to the
-    recorder either way. ``checked``: a streamed answer that may be transient is read whole
-    first (its body decides)."""
-    try:
-        response: HttpResponse = yield command
-        if checked and command.stream and may_be_transient(response.status_code):
-            response = yield from _read_whole(response)
-    except httpx.TransportError as exc:
-        if ctx.record is not None:
-            ctx.record(command.request, exc)
-        raise
-    if ctx.record is not None:
-        ctx.record(command.request, response)
-    return Answer(response, classify(response, ctx.dialect))
-
-
-def _once(
-    ctx: RetryContext, make: Callable[[], Send], checked: bool
-) -> Generator[Command, Any, Answer]:
-    """A single attempt: a fault is final; without a policy (``checked`` false) every answer,
-    transient or not, is the caller's."""
-    command = make()
-    try:
-        answer = yield from _attempt(ctx, command, checked=checked)
-    except httpx.TransportError as exc:
-        raise exhausted(exc, command.request, 1) from exc
-    if checked and answer.verdict is Verdict.TRANSIENT:
-        raise exhausted(answer.response, command.request, 1)
-    return answer
 
 
 def _final(state: FlowCallState, action: object, request: httpx.Request) -> Answer:
