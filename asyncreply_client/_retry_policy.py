@@ -233,6 +233,16 @@ class RetryPolicy:
         default=None, repr=False, compare=False, kw_only=True
     )
 
+    def __repr__(self) -> str:
+        # The numbers always; tenacity's strategies when given (the hook never).
+        names = ("attempts", "initial", "factor", "cap", "jitter", "max_retry_after")
+        parts = [f"{name}={getattr(self, name)!r}" for name in (*names, "connect_for")]
+        for name in ("stop", "wait", "retry"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value!r}")
+        return f"RetryPolicy({', '.join(parts)})"
+
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
             raise TypeError(f"attempts must be an int, got {self.attempts!r}")

@@ -141,6 +141,15 @@ def test_a_retry_event_is_a_snapshot_of_tenacitys_state() -> None:
     assert first.retry_after and first.cause == "HTTP 503"
 
 
+def test_a_policy_shows_its_strategies_and_compares_by_them() -> None:
+    stop = tenacity.stop_after_delay(9)
+    policy = RetryPolicy(stop=stop, before_sleep=print)
+    assert repr(policy).startswith("RetryPolicy(attempts=4, ")
+    assert f"stop={stop!r}" in repr(policy) and "before_sleep" not in repr(policy)
+    assert policy == RetryPolicy(stop=stop) != RetryPolicy()
+    assert "stop=" not in repr(RetryPolicy())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
