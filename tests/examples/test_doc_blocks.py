@@ -6,10 +6,13 @@ Convention (docs/guide.md, "Code in this guide"): a block addresses the server a
 self-contained (its own imports; async code inside ``asyncio.run(main())``); a block that cannot
 run stand-alone is preceded by a line ``<!-- doc-test: skip (reason) -->``. Each block runs in
 its own interpreter, so logging set-ups and event loops do not leak from one into the next.
+A block that talks to a vendor (the "Using it with ..." recipes) runs against that vendor's
+local fake (``tests/vendors``): its base URL is rewritten to the fake's and its API key set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -72,10 +75,38 @@ def blocks_of(path: Path) -> Iterator[Block]:
 
 ALL_BLOCKS = [block for path in DOCS for block in blocks_of(path)]
 
+# Vendor base URL -> (the fake's class name in tests.vendors.fakes, the API key's variable).
+VENDORS = {
+    "https://api.replicate.com": ("Replicate", "REPLICATE_API_TOKEN"),
+    "https://queue.fal.run": ("Fal", "FAL_KEY"),
+    "https://api.runpod.ai": ("RunPod", "RUNPOD_API_KEY"),
+    "https://api.openai.com": ("OpenAIBatch", "OPENAI_API_KEY"),
+    "https://api.assemblyai.com": ("AssemblyAI", "ASSEMBLYAI_API_KEY"),
+}
 
-def run_block(code: str, base_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+
+@contextlib.contextmanager
+def vendor_fake(code: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """The block's code with a vendor's base URL pointed at its local fake, and the variables
+    the block reads; the code unchanged when it names no vendor."""
+    found = [(url, vendor) for url, vendor in VENDORS.items() if f'"{url}"' in code]
+    if not found:
+        yield code, {}
+        return
+    (url, (name, variable)), *_ = found
+    from tests.vendors import fakes
+    from tests.vendors._base import serving_in_thread
+
+    with serving_in_thread(getattr(fakes, name)()) as fake_url:
+        yield code.replace(f'"{url}"', f'"{fake_url}"'), {variable: "test-key"}
+
+
+def run_block(
+    code: str, base_url: str, cwd: Path, variables: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter, with the server's URL in place of the docs' one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ASYNCREPLY_"))}
+    env.update(variables or {})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-c", code.replace(DOC_URL, base_url)],
@@ -107,7 +138,8 @@ def test_the_docs_have_blocks_and_few_are_skipped() -> None:
 def test_block_runs(block: Block, server_url: str, tmp_path: Path) -> None:
     if block.skip is not None:
         pytest.skip(block.skip)
-    done = run_block(block.code, server_url, tmp_path)
+    with vendor_fake(block.code) as (code, variables):
+        done = run_block(code, server_url, tmp_path, variables)
     assert done.returncode == 0, f"{block.id} failed:\n{block.code}\n--- stderr:\n{done.stderr}"
 
 
