@@ -35,7 +35,8 @@ from ._policies import PollingPolicy
 from ._token import TokenData, dump_token
 
 if TYPE_CHECKING:
-    from ._client import AsyncClient, Client, ProgressCallback, _ClientBase
+    from ._client import AsyncClient, Client
+    from ._client_base import ProgressCallback, _ClientBase
 
 __all__ = ["AsyncOperation", "Operation"]
 
