@@ -268,6 +268,8 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         refused := state.webhooks.refuse_callback(str(sub.callback.url))
     ):
         return _error(400, "callback_url_refused", refused)
+    if sub.callback is not None and (full := state.webhooks.backlog_refusal(user)):
+        return _error(429, "webhook_backlog_full", full, headers={"Retry-After": "1"})
     not_before = None
     if sub.notBefore is not None:
         not_before = parse_not_before(sub.notBefore, state.manager.clock())
@@ -583,8 +585,9 @@ def create_app(
     config = config if config is not None else ServerConfig()
     all_handlers: dict[str, Handler | JobType] = dict(BUILTIN_HANDLERS)
     all_handlers.update(handlers or {})
-    sender = WebhookSender(config, clock=clock)
-    manager = JobManager(config, all_handlers, _make_store(config), clock=clock, notifier=sender)
+    store = _make_store(config)
+    sender = WebhookSender(config, store=store.deliveries, clock=clock)
+    manager = JobManager(config, all_handlers, store, clock=clock, notifier=sender)
     state = ServerState(
         config=config,
         manager=manager,
@@ -614,8 +617,9 @@ def create_app(
             await sender.stop()
             raise
         yield
-        await manager.stop()
+        # Deliveries stop first: the store they write to closes with the manager.
         await sender.stop()
+        await manager.stop()
 
     async def on_shutdown(app: web.Application) -> None:
         manager.begin_shutdown()

@@ -171,6 +171,14 @@ class ServerConfig(BaseModel):
     webhook_backoff: float = Field(
         default=0.5, ge=0.0, le=3600.0, description="Base of the webhook retry backoff (s)."
     )
+    webhook_max_deliveries_per_owner: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Webhook delivery records kept per user; a full user's oldest finished ones "
+        "are dropped, pending ones never (a submission with a callback is refused with 429 "
+        "while all of them are pending).",
+    )
     webhook_timeout: float = Field(
         default=10.0, gt=0.0, le=600.0, description="Timeout of one webhook delivery attempt (s)."
     )

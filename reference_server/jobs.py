@@ -1,8 +1,9 @@
 """The job state machine: submission, a bounded worker pool, retries, cancellation, expiry.
 
 All times come from an injected clock (``time.time`` by default). Every change of a job is
-written through to the store, appended to the job's event log (which SSE streams replay)
-and wakes the requests waiting on that job (long polls, ``Prefer: wait``, SSE): waiting is
+written through to the store together with its event-log entry (which SSE streams replay)
+and the webhook deliveries it causes, in one atomic step (:meth:`Store.commit`), and wakes
+the requests waiting on that job (long polls, ``Prefer: wait``, SSE): waiting is
 event-driven, never a sleep loop. The allowed state changes are the table in
 :mod:`reference_server.transitions`; the worker pool is :mod:`reference_server.scheduler`,
 the event logs :mod:`reference_server.event_log`.
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from .config import ServerConfig
+from .deliveries_store import PendingDelivery, StoredDelivery
 from .documents import status_document
 from .event_log import EventLogs
 from .idempotency import IdempotencyKeys
@@ -78,10 +80,29 @@ class JobRejected(Exception):
 
 
 class Notifier(Protocol):
-    """Receives job events (the webhook sender implements it)."""
+    """Turns job events into webhook deliveries (the webhook sender implements it)."""
 
-    def job_event(self, job: JobRecord, event: str, document: dict[str, Any]) -> None:
-        """Called with ``event`` in completed/failed/cancelled/progress."""
+    def deliveries_for(
+        self, job: JobRecord, event: str, document: dict[str, Any]
+    ) -> list[PendingDelivery]:
+        """The deliveries ``event`` (completed/failed/cancelled/progress) causes, unsent."""
+
+    def send(self, deliveries: list[PendingDelivery]) -> None:
+        """Start sending deliveries the store has committed."""
+
+    def restore(self, stored: list[StoredDelivery]) -> None:
+        """Take over the deliveries the store handed back when it opened."""
+
+    def delivery_of(self, job_id: str, event: str) -> str | None:
+        """The id of the recorded delivery of ``event`` for ``job_id``, if any."""
+
+
+#: The webhook event of each final state.
+_TERMINAL_EVENTS = {
+    JobState.COMPLETED: "completed",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "cancelled",
+}
 
 
 class JobManager:
@@ -104,7 +125,7 @@ class JobManager:
         self._jobs: dict[str, JobRecord] = {}
         self._tombstones: dict[str, Tombstone] = {}
         self.keys = IdempotencyKeys(store, clock, config.idempotency_ttl)
-        self.logs = EventLogs(store)
+        self.logs = EventLogs()
         self.scheduler = Scheduler(clock, self._run_queued)
         self._seq = 0
         self._cleanup_task: asyncio.Task[None] | None = None
@@ -119,6 +140,8 @@ class JobManager:
         for t in loaded.tombstones:
             self._tombstones[t.job_id] = t
         self.keys.load(loaded.idempotency)
+        if self.notifier is not None:
+            self.notifier.restore(loaded.deliveries)
         for job in sorted(loaded.jobs, key=lambda j: j.seq):
             self._seq = max(self._seq, job.seq)
             if not self._renders(job):
@@ -133,6 +156,7 @@ class JobManager:
                 self._emit(job, "status")
             if job.state is JobState.PENDING:
                 self.scheduler.schedule(job.id, job.run_at)
+            self._rederive_delivery(job)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="asyncreply-cleanup")
         self.started = True
 
@@ -183,19 +207,63 @@ class JobManager:
         """Return the current reference-dialect status document of ``job``."""
         return status_document(job, self.clock(), self.config)
 
-    def _emit(self, job: JobRecord, event: str) -> None:
-        """Append an event to the job's log, persist the job, wake its waiters."""
-        job.event_seq += 1
-        rec = EventRecord(job.event_seq, event, self.document(job))
-        self._save(job)
-        self.logs.append(job.id, rec)
+    def _emit(self, job: JobRecord, event: str, *, notify: str | None = None) -> None:
+        """Log an event of the job and wake its waiters; ``notify`` names its webhook event.
 
-    def _notify(self, job: JobRecord, event: str) -> None:
-        if self.notifier is not None and job.callback is not None:
-            try:
-                self.notifier.job_event(job, event, self.document(job))
-            except Exception:
-                log.exception("webhook notifier failed for job %s", job.id)
+        The job, its event and the webhook deliveries it causes are committed in one atomic
+        step before anyone is woken and before any delivery is sent: a final job is never
+        on record without the delivery of its terminal event, even after ``kill -9``.
+        """
+        job.event_seq += 1
+        document = self.document(job)
+        rec = EventRecord(job.event_seq, event, document)
+        deliveries = self._deliveries(job, notify, document) if notify is not None else []
+        self.store.commit(job, rec, deliveries)
+        self.logs.append(job.id, rec)
+        if deliveries and self.notifier is not None:
+            self.notifier.send(deliveries)
+
+    def _deliveries(
+        self, job: JobRecord, event: str, document: dict[str, Any]
+    ) -> list[PendingDelivery]:
+        """The deliveries of webhook ``event``; a final job remembers its delivery's id."""
+        if self.notifier is None or job.callback is None:
+            return []
+        try:
+            deliveries = self.notifier.deliveries_for(job, event, document)
+        except Exception:
+            log.exception("webhook notifier failed for job %s", job.id)
+            return []
+        if deliveries and job.state.is_terminal:
+            job.webhook_delivery_id = deliveries[0].record.id
+        return deliveries
+
+    def _rederive_delivery(self, job: JobRecord) -> None:
+        """Give a reloaded final job the delivery its callback asked for, if it has none.
+
+        A job written by a server that saved the state and the delivery separately may have
+        been killed in between: its delivery is derived now (or an existing record of its
+        terminal event adopted). A job that has a delivery id keeps it, even when the
+        record itself was since dropped as finished.
+        """
+        event = _TERMINAL_EVENTS.get(job.state)
+        if (
+            event is None
+            or self.notifier is None
+            or job.callback is None
+            or job.webhook_delivery_id is not None
+        ):
+            return
+        existing = self.notifier.delivery_of(job.id, event)
+        if existing is not None:
+            job.webhook_delivery_id = existing
+            self._save(job)
+            return
+        deliveries = self._deliveries(job, event, self.document(job))
+        if deliveries:
+            log.warning("job %s is %s without its webhook on record: derived", job.id, event)
+            self.store.commit(job, None, deliveries)
+            self.notifier.send(deliveries)
 
     # ----------------------------------------------------------------- queries
     def lookup(self, job_id: str, user: str) -> JobRecord:
@@ -365,8 +433,7 @@ class JobManager:
         job.expires_at = now + self.config.job_ttl
         job.error = None
         self.scheduler.stop_running(job.id, grace=self.config.cancel_grace)
-        self._emit(job, "complete")
-        self._notify(job, "cancelled")
+        self._emit(job, "complete", notify="cancelled")
         return True
 
     def expire(self, job_id: str) -> bool:
@@ -418,9 +485,7 @@ class JobManager:
         now = self.clock()
         job.progress = Progress(_num(cur), None if tot is None else _num(tot), msg)
         job.progress_at = job.updated_at = now
-        self._emit(job, "progress")
-        if job.callback is not None and "progress" in (job.callback.get("events") or ()):
-            self._notify(job, "progress")
+        self._emit(job, "progress", notify="progress")
 
     def set_estimate(self, job: JobRecord, attempt: int, seconds: float) -> None:
         """Record a handler's estimate of its run time."""
@@ -520,8 +585,7 @@ class JobManager:
         job.result_size = len(stored.data)
         if job.progress is not None and job.progress.total is not None:
             job.progress = Progress(job.progress.total, job.progress.total, job.progress.message)
-        self._emit(job, "complete")
-        self._notify(job, "completed")
+        self._emit(job, "complete", notify="completed")
 
     def _failure(self, job: JobRecord, error: JobError) -> None:
         if error.retryable and job.attempt < self.config.max_attempts:
@@ -543,8 +607,7 @@ class JobManager:
         job.dead_letter = dead_letter
         job.finished_at = job.updated_at = now
         job.expires_at = now + self.config.job_ttl
-        self._emit(job, "complete")
-        self._notify(job, "failed")
+        self._emit(job, "complete", notify="failed")
 
     # ----------------------------------------------------------------- expiry
     def _check_result_expiry(self, job: JobRecord, now: float) -> None:

@@ -2,8 +2,12 @@
 
 The job manager keeps its working set in memory and writes every change through to the
 store. :class:`MemoryStore` keeps only results (nothing survives the process);
-:class:`SqliteStore` persists jobs, results (files as blobs), event logs, idempotency keys
-and tombstones, and hands them back on the next start.
+:class:`SqliteStore` persists jobs, results (files as blobs), event logs, idempotency keys,
+tombstones and webhook deliveries, and hands them back on the next start.
+
+Every store writes a job change, its event and the webhook deliveries it causes in one
+atomic step (:meth:`Store.commit`): a job is never final on record without the delivery of
+its terminal event, even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,19 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .deliveries_store import (
+    DeliveryStore,
+    MemoryDeliveryStore,
+    PendingDelivery,
+    SqliteDeliveryStore,
+    StoredDelivery,
+)
 from .records import (
     EventRecord,
     IdempotencyRecord,
@@ -49,10 +62,14 @@ class LoadedState:
     events: dict[str, list[EventRecord]] = field(default_factory=dict)
     tombstones: list[Tombstone] = field(default_factory=list)
     idempotency: list[IdempotencyRecord] = field(default_factory=list)
+    deliveries: list[StoredDelivery] = field(default_factory=list)
 
 
 class Store(Protocol):
     """Write-through persistence used by the job manager (all calls are synchronous)."""
+
+    #: The webhook deliveries kept beside the jobs (opened and closed with the store).
+    deliveries: DeliveryStore
 
     def open(self) -> LoadedState:
         """Open the store and return what it holds."""
@@ -78,8 +95,10 @@ class Store(Protocol):
     def delete_result(self, job_id: str) -> None:
         """Drop a job's result."""
 
-    def append_event(self, job_id: str, event: EventRecord) -> None:
-        """Append to a job's event log."""
+    def commit(
+        self, job: JobRecord, event: EventRecord | None, deliveries: Sequence[PendingDelivery]
+    ) -> None:
+        """Write ``job``, append ``event`` to its log and insert ``deliveries``: all or nothing."""
 
     def save_tombstone(self, tombstone: Tombstone) -> None:
         """Remember an expired job."""
@@ -134,6 +153,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._results: dict[str, StoredResult] = {}
+        self.deliveries: DeliveryStore = MemoryDeliveryStore()
 
     def open(self) -> LoadedState:
         """Open the store and return what it holds."""
@@ -167,8 +187,10 @@ class MemoryStore:
         """Drop a job's result."""
         self._results.pop(job_id, None)
 
-    def append_event(self, job_id: str, event: EventRecord) -> None:
-        """Append to a job's event log."""
+    def commit(
+        self, job: JobRecord, event: EventRecord | None, deliveries: Sequence[PendingDelivery]
+    ) -> None:
+        """Nothing to write: the job manager's memory is the record (one call, no await)."""
         pass
 
     def save_tombstone(self, tombstone: Tombstone) -> None:
@@ -228,6 +250,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
         self._db: sqlite3.Connection | None = None
+        self.deliveries: DeliveryStore = SqliteDeliveryStore(path, connection=lambda: self.db)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -239,11 +262,13 @@ class SqliteStore:
     def open(self) -> LoadedState:
         """Open the store and return what it holds."""
         self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.executescript(_QUARANTINE_SCHEMA)
         state = LoadedState()
+        state.deliveries = self.deliveries.open()
         state.jobs = self._load_jobs()
         state.events = self._load_events({job.id for job in state.jobs})
         for job_id in state.events:
@@ -315,8 +340,21 @@ class SqliteStore:
     def close(self) -> None:
         """Release the store's resources."""
         if self._db is not None:
+            self.deliveries.close()
             self._db.close()
             self._db = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def save_job(self, job: JobRecord) -> None:
         """Insert or update ``job``."""
@@ -327,12 +365,9 @@ class SqliteStore:
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events."""
-        self.db.execute("BEGIN")
-        try:
+        with self._transaction() as db:
             for table, column in (("jobs", "id"), ("results", "job_id"), ("events", "job_id")):
-                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
-        finally:
-            self.db.execute("COMMIT")
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
 
     def put_result(self, job_id: str, result: StoredResult) -> None:
         """Store a job's result."""
@@ -355,8 +390,18 @@ class SqliteStore:
         """Drop a job's result."""
         self.db.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
 
-    def append_event(self, job_id: str, event: EventRecord) -> None:
-        """Append to a job's event log."""
+    def commit(
+        self, job: JobRecord, event: EventRecord | None, deliveries: Sequence[PendingDelivery]
+    ) -> None:
+        """Write ``job``, append ``event`` and insert ``deliveries`` in one transaction."""
+        with self._transaction():
+            self.save_job(job)
+            if event is not None:
+                self._append_event(job.id, event)
+            for delivery in deliveries:
+                self.deliveries.save(delivery)
+
+    def _append_event(self, job_id: str, event: EventRecord) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO events (job_id, id, event, data) VALUES (?, ?, ?, ?)",
             (job_id, event.id, event.event, json.dumps(event.data, separators=(",", ":"))),
@@ -401,3 +446,4 @@ class SqliteStore:
         """Delete everything."""
         for table in ("jobs", "results", "events", "tombstones", "idempotency"):
             self.db.execute(f"DELETE FROM {table}")
+        self.deliveries.clear()

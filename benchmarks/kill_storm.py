@@ -1,0 +1,266 @@
+"""Kill storm: ``kill -9`` of a SQLite-backed server, again and again, during a webhook run.
+
+Jobs (``echo`` with a callback) are submitted with an ``Idempotency-Key`` by a few concurrent
+submitters while a killer sends SIGKILL to the server every ``kill_every`` seconds and starts
+a new one on the same database. A submission whose answer was lost is sent again with its key
+when the next server is up. At the end every job must be final, and every completed job must
+have exactly one delivery record (``job.completed``) whose id is the only ``webhook-id`` its
+receiver ever saw. ``tests/server/test_webhooks_atomic.py`` runs a small storm; this module
+runs the full one (``python -m benchmarks.kill_storm``: 5,000 jobs; ``--quick``: 300).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from ._harness import add_common_args, print_table, write_result
+
+__all__ = ["KillStormReport", "main", "run_kill_storm"]
+
+NAME = "kill_storm"
+
+SECRET = "whsec_dGVzdC1zZWNyZXQta2V5LWZvci1hc3luY3JlcGx5LXRlc3Rz"
+
+
+@dataclass
+class KillStormReport:
+    """What a storm did and what it found (empty ``problems``: the invariant held)."""
+
+    jobs: int
+    kills: int
+    completed: int
+    deliveries: int
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Hooks:
+    """Webhook ids received per job."""
+
+    seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        self.seen[str(body["jobId"])].add(request.headers["webhook-id"])
+        return web.Response(text="ok")
+
+
+@contextlib.asynccontextmanager
+async def _receiver() -> AsyncIterator[tuple[_Hooks, str]]:
+    hooks = _Hooks()
+    app = web.Application()
+    app.router.add_post("/hook", hooks.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield hooks, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    finally:
+        await runner.cleanup()
+
+
+class _Servers:
+    """The current server process; ``up`` is set while one is listening."""
+
+    def __init__(self, db: Path, log: Path, workers: int) -> None:
+        self.db, self.log, self.workers = db, log, workers
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+        self.up = asyncio.Event()
+
+    def _start(self) -> tuple[subprocess.Popen[str], str]:
+        args = [
+            sys.executable, "-m", "reference_server", "--store", "sqlite",
+            "--sqlite-path", str(self.db), "--port", "0", "--workers", str(self.workers),
+            "--webhook-allow-private", "--webhook-secret", SECRET,
+            "--webhook-backoff", "0.05", "--webhook-max-attempts", "20",
+            "--log-level", "WARNING",
+        ]  # fmt: skip
+        with self.log.open("a") as err:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "listening on " not in line:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"the server did not start: {line!r} (see {self.log})")
+        return proc, line.rsplit(" ", 1)[1].strip()
+
+    async def start(self) -> None:
+        self.proc, self.base_url = await asyncio.to_thread(self._start)
+        self.up.set()
+
+    async def kill(self) -> None:
+        self.up.clear()
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(self.proc.wait)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
+
+    async def stop(self) -> None:
+        await self.kill()
+
+
+async def _submit_all(
+    servers: _Servers, client: httpx.AsyncClient, hook_url: str, count: int, ids: list[str]
+) -> None:
+    """Submit ``count`` jobs; a lost answer is retried with the same key on the next server."""
+    body = {"type": "echo", "input": {}, "callback": {"url": hook_url}}
+    for _ in range(count):
+        key = uuid.uuid4().hex
+        while True:
+            await servers.up.wait()
+            try:
+                answer = await client.post(
+                    f"{servers.base_url}/jobs", json=body, headers={"Idempotency-Key": key}
+                )
+            except httpx.TransportError:
+                await asyncio.sleep(0.01)
+                continue
+            if answer.status_code == 202:
+                ids.append(answer.json()["jobId"])
+                break
+            await asyncio.sleep(0.01)  # a server that was dying as it answered
+
+
+async def _get(servers: _Servers, client: httpx.AsyncClient, path: str) -> Any:
+    while True:
+        await servers.up.wait()
+        try:
+            answer = await client.get(f"{servers.base_url}{path}")
+        except httpx.TransportError:
+            await asyncio.sleep(0.01)
+            continue
+        if answer.status_code not in (200, 202, 303):  # 303: a completed job's status
+            raise AssertionError(f"GET {path}: {answer.status_code} {answer.text[:200]}")
+        return answer.json()
+
+
+async def run_kill_storm(
+    tmp: Path, *, jobs: int, kill_every: float, submitters: int = 8, workers: int = 8
+) -> KillStormReport:
+    """Run a storm of ``jobs`` jobs, killing the server every ``kill_every`` seconds."""
+    started = time.monotonic()
+    servers = _Servers(tmp / "storm.sqlite3", tmp / "storm-server.log", workers)
+    ids: list[str] = []
+    kills = 0
+    async with _receiver() as (hooks, hook_url), httpx.AsyncClient(timeout=30) as client:
+        await servers.start()
+        try:
+            share = [jobs // submitters + (i < jobs % submitters) for i in range(submitters)]
+            submitting = asyncio.gather(
+                *(_submit_all(servers, client, hook_url, n, ids) for n in share)
+            )
+            while not submitting.done():
+                await asyncio.wait([submitting], timeout=kill_every)
+                if not submitting.done():
+                    await servers.kill()
+                    kills += 1
+                    await servers.start()
+            await submitting
+            completed, problems = 0, []
+            for job_id in ids:  # wait until every job is final
+                while True:
+                    doc = await _get(servers, client, f"/jobs/{job_id}?wait=5")
+                    if doc["status"] in ("completed", "failed", "cancelled"):
+                        break
+                completed += doc["status"] == "completed"
+            listed = (await _get(servers, client, "/webhooks/deliveries"))["deliveries"]
+            by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for item in listed:
+                by_job[item["jobId"]].append(item)
+            deadline = time.monotonic() + 60
+            while any(d["status"] == "pending" for d in listed) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                listed = (await _get(servers, client, "/webhooks/deliveries"))["deliveries"]
+            for job_id in ids:
+                records = [d for d in by_job[job_id] if d["event"] == "job.completed"]
+                if len(records) != 1:
+                    problems.append(f"job {job_id}: {len(records)} job.completed deliveries")
+                elif hooks.seen[job_id] != {records[0]["id"]}:
+                    problems.append(
+                        f"job {job_id}: delivery {records[0]['id']}, received {hooks.seen[job_id]}"
+                    )
+            if len(set(ids)) != len(ids):
+                problems.append(f"{len(ids) - len(set(ids))} duplicate job ids")
+        finally:
+            await servers.stop()
+    return KillStormReport(
+        jobs=len(ids),
+        kills=kills,
+        completed=completed,
+        deliveries=len(listed),
+        seconds=round(time.monotonic() - started, 2),
+        problems=problems,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Command line entry point; returns the results written."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.kill_storm", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--jobs", type=int, default=None, help="jobs (default 5000; quick 300)")
+    parser.add_argument(
+        "--kill-every", type=float, default=1.0, help="seconds between kills (default 1.0)"
+    )
+    args = parser.parse_args(argv)
+    if args.server_url is not None:
+        parser.error("kill_storm starts (and kills) its own servers; --server-url is unused")
+    jobs = args.jobs or (300 if args.quick else 5000)
+    with tempfile.TemporaryDirectory(prefix="kill-storm-") as tmp:
+        report = asyncio.run(run_kill_storm(Path(tmp), jobs=jobs, kill_every=args.kill_every))
+    rows = [
+        [
+            report.jobs,
+            report.kills,
+            report.completed,
+            report.deliveries,
+            len(report.problems),
+            report.seconds,
+        ]
+    ]
+    headers = ["jobs", "kills", "completed", "deliveries", "problems", "seconds"]
+    table = print_table(
+        f"kill storm: kill -9 every {args.kill_every} s (SQLite, webhooks)", headers, rows
+    )
+    for problem in report.problems[:20]:
+        print(problem)
+    data = {
+        "config": {"jobs": jobs, "kill_every": args.kill_every},
+        "report": {
+            "jobs": report.jobs,
+            "kills": report.kills,
+            "completed": report.completed,
+            "deliveries": report.deliveries,
+            "seconds": report.seconds,
+            "problems": report.problems[:100],
+        },
+        "table": table,
+    }
+    write_result(NAME, data, args.results_dir)
+    return data
+
+
+if __name__ == "__main__":
+    main()
