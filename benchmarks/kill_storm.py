@@ -81,16 +81,16 @@ async def _receiver() -> AsyncIterator[tuple[_Hooks, str]]:
 class _Servers:
     """The current server process; ``up`` is set while one is listening."""
 
-    def __init__(self, db: Path, log: Path, workers: int) -> None:
-        self.db, self.log, self.workers = db, log, workers
+    def __init__(self, store: list[str], log: Path, workers: int) -> None:
+        self.store, self.log, self.workers = store, log, workers
         self.proc: subprocess.Popen[str] | None = None
         self.base_url = ""
         self.up = asyncio.Event()
 
     def _start(self) -> tuple[subprocess.Popen[str], str]:
         args = [
-            sys.executable, "-m", "reference_server", "--store", "sqlite",
-            "--sqlite-path", str(self.db), "--port", "0", "--workers", str(self.workers),
+            sys.executable, "-m", "reference_server", *self.store,
+            "--port", "0", "--workers", str(self.workers),
             "--webhook-allow-private", "--webhook-secret", SECRET,
             "--webhook-backoff", "0.05", "--webhook-max-attempts", "20",
             "--log-level", "WARNING",
@@ -158,11 +158,29 @@ async def _get(servers: _Servers, client: httpx.AsyncClient, path: str) -> Any:
 
 
 async def run_kill_storm(
-    tmp: Path, *, jobs: int, kill_every: float, submitters: int = 8, workers: int = 8
+    tmp: Path,
+    *,
+    jobs: int,
+    kill_every: float,
+    store: str = "sqlite",
+    submitters: int = 8,
+    workers: int = 8,
 ) -> KillStormReport:
-    """Run a storm of ``jobs`` jobs, killing the server every ``kill_every`` seconds."""
+    """Run a storm of ``jobs`` jobs, killing the server every ``kill_every`` seconds.
+
+    Args:
+        tmp: a directory for the SQLite file and the servers' log.
+        jobs: how many jobs to submit.
+        kill_every: seconds between two kills.
+        store: ``"sqlite"``, or a ``redis://`` URL (an empty database).
+        submitters: concurrent submitters.
+        workers: the server's worker pool.
+    """
     started = time.monotonic()
-    servers = _Servers(tmp / "storm.sqlite3", tmp / "storm-server.log", workers)
+    flags = ["--store", store]
+    if store == "sqlite":
+        flags += ["--sqlite-path", str(tmp / "storm.sqlite3")]
+    servers = _Servers(flags, tmp / "storm-server.log", workers)
     ids: list[str] = []
     kills = 0
     async with _receiver() as (hooks, hook_url), httpx.AsyncClient(timeout=30) as client:
@@ -224,12 +242,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--kill-every", type=float, default=1.0, help="seconds between kills (default 1.0)"
     )
+    parser.add_argument(
+        "--store", default="sqlite", help="sqlite (default) or an empty redis:// database"
+    )
     args = parser.parse_args(argv)
     if args.server_url is not None:
         parser.error("kill_storm starts (and kills) its own servers; --server-url is unused")
     jobs = args.jobs or (300 if args.quick else 5000)
     with tempfile.TemporaryDirectory(prefix="kill-storm-") as tmp:
-        report = asyncio.run(run_kill_storm(Path(tmp), jobs=jobs, kill_every=args.kill_every))
+        report = asyncio.run(
+            run_kill_storm(Path(tmp), jobs=jobs, kill_every=args.kill_every, store=args.store)
+        )
     rows = [
         [
             report.jobs,
@@ -242,12 +265,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ]
     headers = ["jobs", "kills", "completed", "deliveries", "problems", "seconds"]
     table = print_table(
-        f"kill storm: kill -9 every {args.kill_every} s (SQLite, webhooks)", headers, rows
+        f"kill storm: kill -9 every {args.kill_every} s ({args.store}, webhooks)", headers, rows
     )
     for problem in report.problems[:20]:
         print(problem)
     data = {
-        "config": {"jobs": jobs, "kill_every": args.kill_every},
+        "config": {"jobs": jobs, "kill_every": args.kill_every, "store": args.store},
         "report": {
             "jobs": report.jobs,
             "kills": report.kills,

@@ -39,7 +39,10 @@ def _add_model_flags(
         args = typing.get_args(annotation)
         origin = typing.get_origin(annotation)
         kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
-        if annotation is bool:
+        if name == "store":  # a name, or a redis:// URL (the model checks it)
+            metavar = "{" + ",".join(args) + ",redis://HOST:PORT/DB}"
+            parser.add_argument(flag, metavar=metavar, **kwargs)
+        elif annotation is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif origin is Literal:
             parser.add_argument(flag, choices=list(args), **kwargs)

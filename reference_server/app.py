@@ -555,6 +555,10 @@ async def _auth(request: web.Request, handler: _HandlerFn) -> web.StreamResponse
 def _make_store(config: ServerConfig) -> Store:
     if config.store == "sqlite":
         return SqliteStore(config.sqlite_path)
+    if config.store == "redis":
+        from .redis_store import RedisStore  # redis is imported only when asked for
+
+        return RedisStore(config.redis_url)
     return MemoryStore()
 
 

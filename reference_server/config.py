@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DEV_WEBHOOK_SECRET", "FaultConfig", "ServerConfig"]
 
@@ -73,9 +73,16 @@ class ServerConfig(BaseModel):
     completion_style: Literal["redirect", "inline"] = Field(
         default="redirect", description="Completed jobs: 303 to the result, or 200 with it inline."
     )
-    store: Literal["memory", "sqlite"] = Field(default="memory", description="Job storage backend.")
+    store: Literal["memory", "sqlite", "redis"] = Field(
+        default="memory",
+        description="Job storage backend (a redis:// URL means redis with that redis_url).",
+    )
     sqlite_path: str = Field(
         default="asyncreply.sqlite3", description="Database file of the sqlite store."
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Server of the redis store: redis://host:port/db (rediss:// for TLS).",
     )
     workers: int = Field(default=4, ge=1, le=1024, description="Size of the worker pool.")
     max_attempts: int = Field(
@@ -195,3 +202,13 @@ class ServerConfig(BaseModel):
         "server's own (local development and tests only; see docs/protocol.md).",
     )
     faults: FaultConfig = Field(default_factory=FaultConfig, description="Fault injection.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _store_url(cls, data: object) -> object:
+        """``store="redis://host:port/db"`` is ``store="redis"`` with that ``redis_url``."""
+        if isinstance(data, dict):
+            store = data.get("store")
+            if isinstance(store, str) and store.startswith(("redis://", "rediss://", "unix://")):
+                return {**data, "store": "redis", "redis_url": store}
+        return data

@@ -25,6 +25,8 @@ __all__ = [
     "PendingDelivery",
     "SqliteDeliveryStore",
     "StoredDelivery",
+    "delivery_from_json",
+    "delivery_to_json",
 ]
 
 log = logging.getLogger("reference_server.webhooks")
@@ -126,7 +128,8 @@ _RECORD_FIELDS = (
 )
 
 
-def _to_json(delivery: PendingDelivery) -> str:
+def delivery_to_json(delivery: PendingDelivery) -> str:
+    """Serialise a delivery (record, event document, next attempt time) to JSON."""
     rec = delivery.record
     data: dict[str, Any] = {name: getattr(rec, name) for name in _RECORD_FIELDS}
     data["event_document"] = delivery.event
@@ -134,7 +137,12 @@ def _to_json(delivery: PendingDelivery) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _from_json(text: str) -> PendingDelivery:
+def delivery_from_json(text: str | bytes) -> PendingDelivery:
+    """Load a delivery serialised by :func:`delivery_to_json`.
+
+    Raises:
+        ValueError, KeyError, TypeError, RecursionError: the text is not such a delivery.
+    """
     data = json.loads(text)
     fields = {name: data[name] for name in _RECORD_FIELDS}
     event = data["event_document"]
@@ -190,7 +198,7 @@ class SqliteDeliveryStore:
         ):
             self._seq = max(self._seq, seq)
             try:
-                pending = _from_json(data)
+                pending = delivery_from_json(data)
             except (ValueError, KeyError, TypeError, RecursionError):
                 log.error("webhook delivery %r in the store is unreadable; skipped", delivery_id)
                 continue
@@ -209,7 +217,7 @@ class SqliteDeliveryStore:
             seq = row[0]
         self.db.execute(
             "INSERT OR REPLACE INTO webhook_deliveries (id, seq, data) VALUES (?, ?, ?)",
-            (delivery.record.id, seq, _to_json(delivery)),
+            (delivery.record.id, seq, delivery_to_json(delivery)),
         )
 
     def record_attempt(
