@@ -39,7 +39,7 @@ from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
 from .middlewares import errors_and_counts, inject_faults
 from .records import JobRecord, JobState
-from .store import MemoryStore, SqliteStore, Store
+from .store import KeyTaken, MemoryStore, SqliteStore, Store
 from .stream_tokens import StreamTokens
 from .tracing import tracing
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
@@ -234,6 +234,23 @@ class _Submission(BaseModel):
     notBefore: datetime | None = None
 
 
+def _replay(state: ServerState, user: str, key: str, body_hash: str) -> web.Response | None:
+    """The answer to a submission whose ``Idempotency-Key`` is known (``None``: it is not)."""
+    rec = state.manager.idempotency_record(user, key)
+    if rec is None:
+        return None
+    if rec.body_hash != body_hash:
+        return _error(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )
+    job = state.manager.get(rec.job_id)
+    if job is None:
+        return _error(410, "expired", "the job created with this key has expired")
+    return _accepted_response(state, job, replayed=True)
+
+
 # --------------------------------------------------------------------------- routes
 async def submit_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs``."""
@@ -250,19 +267,8 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         max_depth=config.max_json_depth,
     )
     body_hash = canonical_hash(body) if key is not None else ""
-    if key is not None:
-        rec = state.manager.idempotency_record(user, key)
-        if rec is not None:
-            if rec.body_hash != body_hash:
-                return _error(
-                    422,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request body",
-                )
-            job = state.manager.get(rec.job_id)
-            if job is None:
-                return _error(410, "expired", "the job created with this key has expired")
-            return _accepted_response(state, job, replayed=True)
+    if key is not None and (replay := _replay(state, user, key, body_hash)) is not None:
+        return replay
     sub = validate_submission(_Submission, body, state.manager)
     if sub.callback is not None and (
         refused := state.webhooks.refuse_callback(str(sub.callback.url))
@@ -281,11 +287,15 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
             input=sub.input,
             callback=callback,
             not_before=not_before,
+            idempotency=(key, body_hash) if key is not None else None,
         )
     except JobRejected as exc:
         return _error(400, "invalid_input", str(exc))
-    if key is not None:
-        state.manager.remember_key(user, key, body_hash, job.id)
+    except KeyTaken:  # another instance committed the same key first: answer as it did
+        replay = _replay(state, user, key or "", body_hash)
+        if replay is None:
+            return _error(409, "conflict", "the Idempotency-Key is being used; retry")
+        return replay
     wait = parse_prefer_wait(request, config)
     if wait is None or wait <= 0:
         return _accepted_response(state, job)

@@ -207,7 +207,14 @@ class JobManager:
         """Return the current reference-dialect status document of ``job``."""
         return status_document(job, self.clock(), self.config)
 
-    def _emit(self, job: JobRecord, event: str, *, notify: str | None = None) -> None:
+    def _emit(
+        self,
+        job: JobRecord,
+        event: str,
+        *,
+        notify: str | None = None,
+        key: IdempotencyRecord | None = None,
+    ) -> None:
         """Log an event of the job and wake its waiters; ``notify`` names its webhook event.
 
         The job, its event and the webhook deliveries it causes are committed in one atomic
@@ -218,7 +225,7 @@ class JobManager:
         document = self.document(job)
         rec = EventRecord(job.event_seq, event, document)
         deliveries = self._deliveries(job, notify, document) if notify is not None else []
-        self.store.commit(job, rec, deliveries)
+        self.store.commit(job, rec, deliveries, key=key)
         self.logs.append(job.id, rec)
         if deliveries and self.notifier is not None:
             self.notifier.send(deliveries)
@@ -357,10 +364,6 @@ class JobManager:
         """Return the live record of ``key`` for ``user``, if any."""
         return self.keys.get(user, key)
 
-    def remember_key(self, user: str, key: str, body_hash: str, job_id: str) -> None:
-        """Remember that ``key`` created ``job_id`` from a body with ``body_hash``."""
-        self.keys.remember(user, key, body_hash, job_id)
-
     # ----------------------------------------------------------------- commands
     def validate_input(self, type_name: str, raw: Any) -> Any:
         """Validate ``raw`` against the input model of ``type_name``.
@@ -380,14 +383,17 @@ class JobManager:
         callback: dict[str, Any] | None = None,
         not_before: float | None = None,
         original_job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> JobRecord:
         """Create and schedule a job (the caller validated the input already).
 
         The job is rendered before it is stored: one that cannot be rendered (a date out of
         range, say) is refused whole, so no half-created job ever poisons a listing.
+        ``idempotency`` (``(key, body hash)``) is committed with the job's first write.
 
         Raises:
             JobRejected: the job's status document cannot be rendered.
+            KeyTaken: another instance's job holds the key (shared stores only).
         """
         resolved = self.types[type_name]
         value = resolved.adapter.validate_python(input)
@@ -417,9 +423,19 @@ class JobManager:
             self.document(job)
         except (ValueError, OverflowError, OSError) as exc:
             raise JobRejected(f"the job cannot be represented: {exc}") from None
+        key = None
+        if idempotency is not None:
+            key = self.keys.record(owner, idempotency[0], idempotency[1], job.id)
         self._seq = job.seq
         self._jobs[job.id] = job
-        self._emit(job, "status")
+        try:
+            self._emit(job, "status", key=key)
+        except BaseException:
+            self._jobs.pop(job.id, None)
+            self.logs.drop(job.id)
+            raise
+        if key is not None:
+            self.keys.adopt(key)
         self.scheduler.schedule(job.id, job.run_at)
         return job
 

@@ -5,6 +5,8 @@ Key layout (prefix ``ar``; every key of one job carries the job id as a Redis Cl
 tag, ``{<job id>}``, so a job's keys live on one shard and its commit is one ``MULTI``)::
 
     ar:{J}:job          STRING  the job record (JSON, as SQLite keeps it)
+    ar:{J}:ver          STRING  its version (the id of its last event): commits compare-and-set
+    ar:{J}:lease        STRING  the instance running it, with a TTL (PX) the instance renews
     ar:{J}:events       STREAM  its event log: entry id ``<event id>-0``, fields ``e``, ``d``;
                                 trimmed to about EVENT_LOG_LIMIT entries (MAXLEN ~)
     ar:{J}:result       HASH    kind, content_type, filename, data
@@ -14,21 +16,33 @@ tag, ``{<job id>}``, so a job's keys live on one shard and its commit is one ``M
     ar:idem:<H>         STRING  an Idempotency-Key record; H = sha256(user NUL key); PXAT its
                                 expiry, so Redis itself forgets it
     ar:quarantine       HASH    job id -> {"data", "reason"} of rows that did not load
+    ar:seq              STRING  the last job sequence number handed out (INCR)
+    ar:changes          PUBSUB  "<job id> <version> <instance>" after every commit
 
-:meth:`RedisStore.commit` writes a job, its event and the deliveries it causes in one
-``MULTI``/``EXEC`` transaction: Redis applies all of it or none of it, whatever happens to
-the server process. With ``appendonly yes`` and ``appendfsync always`` a Redis restart loses
-no acknowledged write. The store protocol is synchronous (the job manager orders its writes
-with its in-memory state, as with SQLite), so the store uses redis-py's blocking client: one
-loopback round trip per write.
+:meth:`RedisStore.commit` is one Lua script (atomic in Redis): it checks the job's version
+(so two instances never both move a job: the loser gets ``StaleJob`` and re-reads), claims
+the ``Idempotency-Key`` with ``SET NX`` for a new job, writes the job, appends its event,
+inserts the deliveries it causes and publishes the change. With ``appendonly yes`` and
+``appendfsync always`` a Redis restart loses no acknowledged write. The store protocol is
+synchronous (the job manager orders its writes with its in-memory state, as with SQLite), so
+writes use redis-py's blocking client (one loopback round trip each); :meth:`watch` uses its
+asyncio client for the change feed.
+
+Redis Cluster: a job's keys share one hash slot, so its script runs on one shard; the
+script of a job's *first* commit also touches its ``ar:idem:`` key, which needs a
+single-node Redis (or a tag scheme that puts it in the job's slot) — tested on one node.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .deliveries_store import (
@@ -39,10 +53,19 @@ from .deliveries_store import (
     delivery_to_json,
 )
 from .records import EventRecord, IdempotencyRecord, JobRecord, StoredResult, Tombstone
-from .store import EVENT_LOG_LIMIT, LoadedState, job_from_json, job_to_json
+from .store import (
+    EVENT_LOG_LIMIT,
+    Fetched,
+    KeyTaken,
+    LoadedState,
+    StaleJob,
+    job_from_json,
+    job_to_json,
+)
 
 try:
     import redis
+    import redis.asyncio
 except ImportError:  # pragma: no cover - the server extra installs it
     redis = None  # type: ignore[assignment]
 
@@ -51,6 +74,28 @@ __all__ = ["RedisDeliveryStore", "RedisStore", "job_key"]
 log = logging.getLogger("reference_server.store")
 
 PREFIX = "ar"
+CHANGES = f"{PREFIX}:changes"
+
+# KEYS: job, ver, events, dlv, idem. ARGV: expected version, new version, job JSON, event id
+# ("" for none), event name, event data, idempotency JSON ("" for none), its PXAT, stream
+# length, channel, change message, then delivery id / JSON pairs.
+_COMMIT = """
+local ver = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ver ~= tonumber(ARGV[1]) then return {0, tostring(ver)} end
+if ARGV[7] ~= '' then
+  if not redis.call('SET', KEYS[5], ARGV[7], 'NX', 'PXAT', ARGV[8]) then
+    return {2, redis.call('GET', KEYS[5])}
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], ARGV[4] .. '-0', 'e', ARGV[5], 'd', ARGV[6])
+end
+for i = 12, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
+redis.call('PUBLISH', ARGV[10], ARGV[11])
+return {1, ''}
+"""
 
 
 def job_key(job_id: str, part: str) -> str:
@@ -76,6 +121,17 @@ def _text(value: bytes | str) -> str:
 def _raw(value: bytes | str) -> bytes:
     """A reply as bytes."""
     return value if isinstance(value, bytes) else value.encode()
+
+
+def _key_doc(record: IdempotencyRecord) -> dict[str, Any]:
+    return {
+        "user": record.user,
+        "key": record.key,
+        "body_hash": record.body_hash,
+        "job_id": record.job_id,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+    }
 
 
 def _job_id_of(key: bytes | str) -> str:
@@ -147,17 +203,15 @@ class RedisDeliveryStore:
             for (_, _, pending), tried in zip(loaded, attempts, strict=True)
         ]
 
-    def write(self, pipe: Any, delivery: PendingDelivery) -> None:
-        """Queue the write of ``delivery`` on a pipeline (a commit's transaction)."""
-        rec = delivery.record
-        self._job_of[rec.id] = rec.job_id
-        pipe.hset(job_key(rec.job_id, "dlv"), rec.id, delivery_to_json(delivery))
+    def remember(self, delivery: PendingDelivery) -> None:
+        """Note which job's keys hold ``delivery`` (a commit writes it)."""
+        self._job_of[delivery.record.id] = delivery.record.job_id
 
     def save(self, delivery: PendingDelivery) -> None:
         """Insert or update a delivery."""
-        pipe = self._client.redis.pipeline(transaction=True)
-        self.write(pipe, delivery)
-        pipe.execute()
+        rec = delivery.record
+        self.remember(delivery)
+        self._client.redis.hset(job_key(rec.job_id, "dlv"), rec.id, delivery_to_json(delivery))
 
     def record_attempt(
         self, delivery_id: str, attempt: int, at: float, outcome: str, status: int | None
@@ -202,11 +256,14 @@ class RedisStore:
         self._client = _Client(url)
         self._deliveries = RedisDeliveryStore(self._client)
         self.deliveries: DeliveryStore = self._deliveries
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._commit: Any = None
 
     def open(self) -> LoadedState:
         """Connect and load what Redis holds (jobs in ``seq`` order)."""
         self._client.open()
         r = self._client.redis
+        self._commit = r.register_script(_COMMIT)
         state = LoadedState()
         keys = list(self._client.scan(f"{PREFIX}:{{*}}:job"))
         for key, data in zip(keys, r.mget(keys) if keys else [], strict=True):
@@ -270,32 +327,118 @@ class RedisStore:
         pipe.execute()
 
     def save_job(self, job: JobRecord) -> None:
-        """Insert or update ``job``."""
-        self._client.redis.set(job_key(job.id, "job"), job_to_json(job))
+        """Update ``job`` unless another instance changed it meanwhile (then it re-reads)."""
+        try:
+            self.commit(job, None, ())
+        except StaleJob:
+            log.debug("job %s changed elsewhere: this update is dropped", job.id)
 
     def commit(
-        self, job: JobRecord, event: EventRecord | None, deliveries: Sequence[PendingDelivery]
+        self,
+        job: JobRecord,
+        event: EventRecord | None,
+        deliveries: Sequence[PendingDelivery],
+        *,
+        key: IdempotencyRecord | None = None,
     ) -> None:
-        """Write ``job``, append ``event`` and insert ``deliveries`` in one MULTI/EXEC."""
+        """Compare-and-set the job's version, then write it all in one Lua script.
 
-        def fill(pipe: Any) -> None:
-            pipe.set(job_key(job.id, "job"), job_to_json(job))
-            if event is not None:
-                pipe.xadd(
-                    job_key(job.id, "events"),
-                    {"e": event.event, "d": json.dumps(event.data, separators=(",", ":"))},
-                    id=f"{event.id}-0",
-                    maxlen=EVENT_LOG_LIMIT,
-                    approximate=True,
-                )
-            for delivery in deliveries:
-                self._deliveries.write(pipe, delivery)
+        Raises:
+            StaleJob: another instance changed the job since this copy was read.
+            KeyTaken: ``key`` is held by another job.
+        """
+        version = job.event_seq
+        expected = version - 1 if event is not None else version
+        idem = _idempotency_key(key.user, key.key) if key is not None else job_key(job.id, "-")
+        args: list[Any] = [
+            expected,
+            version,
+            job_to_json(job),
+            event.id if event is not None else "",
+            event.event if event is not None else "",
+            json.dumps(event.data, separators=(",", ":")) if event is not None else "",
+            json.dumps(_key_doc(key)) if key is not None else "",
+            max(int(key.expires_at * 1000), 1) if key is not None else 0,
+            EVENT_LOG_LIMIT,
+            CHANGES,
+            f"{job.id} {version} {self.instance}",
+        ]
+        for delivery in deliveries:
+            self._deliveries.remember(delivery)
+            args += [delivery.record.id, delivery_to_json(delivery)]
+        keys = [job_key(job.id, p) for p in ("job", "ver", "events", "dlv")] + [idem]
+        status, detail = self._commit(keys=keys, args=args)
+        if status == 0:
+            raise StaleJob(job.id)
+        if status == 2:
+            raise KeyTaken(str((self._json(detail) or {}).get("job_id", "")))
 
-        self._transaction(fill)
+    # ------------------------------------------------------------ shared by instances
+    def next_seq(self) -> int:
+        """A job sequence number no other instance hands out (``INCR ar:seq``)."""
+        return int(self._client.redis.incr(f"{PREFIX}:seq"))
+
+    def fetch(self, job_id: str, after_event: int) -> Fetched:
+        """The job now, with its logged events newer than ``after_event``."""
+        pipe = self._client.redis.pipeline(transaction=True)
+        pipe.get(job_key(job_id, "job"))
+        pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
+        pipe.get(job_key(job_id, "tomb"))
+        data, entries, tomb = pipe.execute()
+        job = None
+        if data is not None:
+            try:
+                job = job_from_json(_text(data))
+            except ValueError as exc:
+                log.error("redis store: job %s does not load (%s)", job_id, exc)
+        doc = self._json(tomb)
+        gone = Tombstone(job_id, str(doc["owner"]), float(doc["expired_at"])) if doc else None
+        return Fetched(job, self._events(job_id, entries) if job else [], gone)
+
+    def find_idempotency(self, user: str, key: str) -> IdempotencyRecord | None:
+        """The live record of ``key`` for ``user`` (Redis drops it at its expiry)."""
+        doc = self._json(self._client.redis.get(_idempotency_key(user, key)))
+        return IdempotencyRecord(**doc) if doc is not None else None
+
+    def lease(self, job_ids: Iterable[str], ttl: float) -> None:
+        """Hold (or renew) this instance's lease on running jobs for ``ttl`` seconds."""
+        pipe = self._client.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.set(job_key(job_id, "lease"), self.instance, px=max(int(ttl * 1000), 1))
+        pipe.execute()
+
+    def leased(self, job_ids: Sequence[str]) -> list[bool]:
+        """Whether each job's lease is held (an instance renewed it within its TTL)."""
+        pipe = self._client.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.exists(job_key(job_id, "lease"))
+        return [bool(n) for n in pipe.execute()]
+
+    async def watch(self, on_change: Callable[[str], None]) -> None:
+        """Call ``on_change(job_id)`` for each change another instance publishes.
+
+        The feed (pub/sub on ``ar:changes``) is reconnected after an error; a change missed
+        meanwhile is caught up by the next request for the job (each one re-reads it).
+        """
+        while True:
+            client = redis.asyncio.Redis.from_url(self._client.url)
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as feed:
+                    await feed.subscribe(CHANGES)
+                    async for message in feed.listen():
+                        job_id, _, instance = _text(message["data"]).split(" ", 2)
+                        if instance != self.instance:
+                            on_change(job_id)
+            except (redis.RedisError, OSError, ValueError) as exc:
+                log.warning("redis change feed lost (%s): reconnecting", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                await client.aclose()
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events (its delivery records stay)."""
-        self._client.redis.delete(*(job_key(job_id, p) for p in ("job", "events", "result")))
+        parts = ("job", "ver", "events", "result", "lease")
+        self._client.redis.delete(*(job_key(job_id, p) for p in parts))
 
     def quarantine_job(self, job_id: str, reason: str) -> None:
         """Move a job the server cannot serve aside (kept in ``ar:quarantine``)."""
@@ -347,17 +490,9 @@ class RedisStore:
 
     def save_idempotency(self, record: IdempotencyRecord) -> None:
         """Remember an idempotency key until it expires (Redis drops it then: ``PXAT``)."""
-        doc = {
-            "user": record.user,
-            "key": record.key,
-            "body_hash": record.body_hash,
-            "job_id": record.job_id,
-            "created_at": record.created_at,
-            "expires_at": record.expires_at,
-        }
         self._client.redis.set(
             _idempotency_key(record.user, record.key),
-            json.dumps(doc),
+            json.dumps(_key_doc(record)),
             pxat=max(int(record.expires_at * 1000), 1),
         )
 

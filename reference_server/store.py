@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .deliveries_store import (
     DeliveryStore,
@@ -39,7 +39,18 @@ from .records import (
     Tombstone,
 )
 
-__all__ = ["LoadedState", "MemoryStore", "SqliteStore", "Store", "job_from_json", "job_to_json"]
+__all__ = [
+    "KeyTaken",
+    "LoadedState",
+    "Fetched",
+    "MemoryStore",
+    "SharedStore",
+    "SqliteStore",
+    "StaleJob",
+    "Store",
+    "job_from_json",
+    "job_to_json",
+]
 
 #: Most events kept per job (older ones are dropped from the replay log).
 EVENT_LOG_LIMIT = 1000
@@ -52,6 +63,22 @@ CREATE TABLE IF NOT EXISTS quarantine (
     tbl TEXT NOT NULL, row_key TEXT NOT NULL, data TEXT, reason TEXT NOT NULL,
     quarantined_at REAL NOT NULL);
 """
+
+
+class StaleJob(Exception):
+    """A commit lost a race: another server instance changed the job first (shared stores)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} was changed by another instance")
+        self.job_id = job_id
+
+
+class KeyTaken(Exception):
+    """A submission's ``Idempotency-Key`` was claimed first by another instance's job."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"the idempotency key belongs to job {job_id}")
+        self.job_id = job_id
 
 
 @dataclass
@@ -96,9 +123,22 @@ class Store(Protocol):
         """Drop a job's result."""
 
     def commit(
-        self, job: JobRecord, event: EventRecord | None, deliveries: Sequence[PendingDelivery]
+        self,
+        job: JobRecord,
+        event: EventRecord | None,
+        deliveries: Sequence[PendingDelivery],
+        *,
+        key: IdempotencyRecord | None = None,
     ) -> None:
-        """Write ``job``, append ``event`` to its log and insert ``deliveries``: all or nothing."""
+        """Write ``job``, append ``event``, insert ``deliveries`` and ``key``: all or nothing.
+
+        ``key`` is the ``Idempotency-Key`` that created the job (its first commit), so an
+        acknowledged job is never without its key, nor a key without its job.
+
+        Raises:
+            StaleJob: a shared store holds a newer version of the job (nothing written).
+            KeyTaken: a shared store already holds ``key`` for another job.
+        """
 
     def save_tombstone(self, tombstone: Tombstone) -> None:
         """Remember an expired job."""
@@ -114,6 +154,46 @@ class Store(Protocol):
 
     def clear(self) -> None:
         """Delete everything."""
+
+
+@dataclass
+class Fetched:
+    """One job as a shared store holds it now (``job`` is ``None`` once it is gone)."""
+
+    job: JobRecord | None
+    events: list[EventRecord]
+    tombstone: Tombstone | None = None
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """What a store shared by several server instances (Redis) adds to :class:`Store`.
+
+    The store is the record of truth and each instance's memory a copy kept in step:
+    :meth:`Store.commit` refuses a change made on an out-of-date copy (``StaleJob``), and
+    :meth:`watch` tells every instance which jobs changed.
+    """
+
+    #: This instance's name (leases and logs).
+    instance: str
+
+    def next_seq(self) -> int:
+        """A job sequence number no other instance hands out."""
+
+    def fetch(self, job_id: str, after_event: int) -> Fetched:
+        """The job now, with its logged events newer than ``after_event``."""
+
+    def find_idempotency(self, user: str, key: str) -> IdempotencyRecord | None:
+        """The live record of ``key`` for ``user``, whichever instance wrote it."""
+
+    def lease(self, job_ids: Iterable[str], ttl: float) -> None:
+        """Hold (or renew) this instance's lease on running jobs for ``ttl`` seconds."""
+
+    def leased(self, job_ids: Sequence[str]) -> list[bool]:
+        """Whether each job's lease is held by a live instance."""
+
+    def watch(self, on_change: Callable[[str], None]) -> Awaitable[None]:
+        """Call ``on_change(job_id)`` for every job another instance changes, until cancelled."""
 
 
 def job_to_json(job: JobRecord) -> str:
@@ -188,7 +268,12 @@ class MemoryStore:
         self._results.pop(job_id, None)
 
     def commit(
-        self, job: JobRecord, event: EventRecord | None, deliveries: Sequence[PendingDelivery]
+        self,
+        job: JobRecord,
+        event: EventRecord | None,
+        deliveries: Sequence[PendingDelivery],
+        *,
+        key: IdempotencyRecord | None = None,
     ) -> None:
         """Nothing to write: the job manager's memory is the record (one call, no await)."""
         pass
@@ -391,15 +476,22 @@ class SqliteStore:
         self.db.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
 
     def commit(
-        self, job: JobRecord, event: EventRecord | None, deliveries: Sequence[PendingDelivery]
+        self,
+        job: JobRecord,
+        event: EventRecord | None,
+        deliveries: Sequence[PendingDelivery],
+        *,
+        key: IdempotencyRecord | None = None,
     ) -> None:
-        """Write ``job``, append ``event`` and insert ``deliveries`` in one transaction."""
+        """Write ``job``, append ``event``, insert ``deliveries`` and ``key`` in one transaction."""
         with self._transaction():
             self.save_job(job)
             if event is not None:
                 self._append_event(job.id, event)
             for delivery in deliveries:
                 self.deliveries.save(delivery)
+            if key is not None:
+                self.save_idempotency(key)
 
     def _append_event(self, job_id: str, event: EventRecord) -> None:
         self.db.execute(

@@ -78,6 +78,7 @@ def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
     assert job_key("j1", "job") == "ar:{j1}:job"
     assert {k for k in keys if "{j1}" in k} == {
         "ar:{j1}:job",
+        "ar:{j1}:ver",
         "ar:{j1}:events",
         "ar:{j1}:result",
         "ar:{j1}:dlv",
