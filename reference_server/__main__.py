@@ -129,6 +129,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "asyncreply-server") 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=str(args.log_level).upper(), format="%(levelname)s %(message)s")
     config = config_from_args(argv)
+    if config.instances > 1:
+        from .instances import supervise
+
+        return supervise(config, list(sys.argv[1:] if argv is None else argv))
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(config))

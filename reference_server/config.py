@@ -165,6 +165,23 @@ class ServerConfig(BaseModel):
     sse_retry_ms: int = Field(
         default=1000, ge=0, le=3_600_000, description="Reconnection delay announced to SSE clients."
     )
+    job_lease: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=3600.0,
+        description="Seconds a running job's lease lasts (shared stores): an instance that "
+        "stops renewing it loses the job to another, which runs it again.",
+    )
+    instances: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port (SO_REUSEPORT); more than one needs "
+        "the redis store.",
+    )
+    reuse_port: bool = Field(
+        default=False, description="Bind with SO_REUSEPORT (set for each of --instances)."
+    )
     cleanup_interval: float = Field(
         default=1.0, gt=0.0, le=3600.0, description="Seconds between expiry sweeps."
     )
@@ -202,6 +219,12 @@ class ServerConfig(BaseModel):
         "server's own (local development and tests only; see docs/protocol.md).",
     )
     faults: FaultConfig = Field(default_factory=FaultConfig, description="Fault injection.")
+
+    @model_validator(mode="after")
+    def _instances_share_a_store(self) -> ServerConfig:
+        if self.instances > 1 and self.store != "redis":
+            raise ValueError("several instances need a shared store: --store redis://…")
+        return self
 
     @model_validator(mode="before")
     @classmethod

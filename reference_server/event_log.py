@@ -73,6 +73,11 @@ class EventLogs:
         log = self._logs.get(job_id)
         return [e for e in log.events if e.id > after] if log is not None else []
 
+    def last_id(self, job_id: str) -> int:
+        """The id of the newest event in the job's log (0 if none)."""
+        log = self._logs.get(job_id)
+        return log.events[-1].id if log is not None and log.events else 0
+
     def first_id(self, job_id: str) -> int:
         """The id of the oldest event still in the job's log (0 if none)."""
         log = self._logs.get(job_id)

@@ -46,8 +46,9 @@ from .records import (
     StoredResult,
     Tombstone,
 )
+from .replica import Replica
 from .scheduler import Scheduler
-from .store import Store
+from .store import SharedStore, StaleJob, Store
 from .transitions import advance
 
 __all__ = [
@@ -93,6 +94,9 @@ class Notifier(Protocol):
     def restore(self, stored: list[StoredDelivery]) -> None:
         """Take over the deliveries the store handed back when it opened."""
 
+    def discard(self, deliveries: list[PendingDelivery]) -> None:
+        """Forget deliveries whose commit the store refused."""
+
     def delivery_of(self, job_id: str, event: str) -> str | None:
         """The id of the recorded delivery of ``event`` for ``job_id``, if any."""
 
@@ -129,6 +133,9 @@ class JobManager:
         self.scheduler = Scheduler(clock, self._run_queued)
         self._seq = 0
         self._cleanup_task: asyncio.Task[None] | None = None
+        self._replica_task: asyncio.Task[None] | None = None
+        #: Set when the store is shared by several instances (Redis).
+        self.replica = Replica(self, store) if isinstance(store, SharedStore) else None
         self.started = False
 
     # ----------------------------------------------------------------- life cycle
@@ -136,7 +143,6 @@ class JobManager:
         """Open the store, recover its jobs, and start the workers and the cleanup task."""
         loaded = self.store.open()
         self.scheduler.start(self.config.workers)
-        now = self.clock()
         for t in loaded.tombstones:
             self._tombstones[t.job_id] = t
         self.keys.load(loaded.idempotency)
@@ -148,17 +154,28 @@ class JobManager:
                 continue
             self._jobs[job.id] = job
             self.logs.load(job.id, loaded.events.get(job.id, []))
-            if job.state is JobState.PROCESSING:
-                # Interrupted by a restart: run it again (its attempt number increases).
-                advance(job, JobState.PENDING)
-                job.updated_at = now
-                job.run_at = None
-                self._emit(job, "status")
-            if job.state is JobState.PENDING:
+            if job.state is JobState.PROCESSING and self.replica is None:
+                self.recover_interrupted(job)  # shared stores: its lease decides (replica)
+            elif job.state is JobState.PENDING:
                 self.scheduler.schedule(job.id, job.run_at)
             self._rederive_delivery(job)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="asyncreply-cleanup")
+        if self.replica is not None:
+            self._replica_task = asyncio.create_task(self.replica.run(), name="asyncreply-replica")
         self.started = True
+
+    def recover_interrupted(self, job: JobRecord) -> None:
+        """A job whose attempt was interrupted (a restart, or its instance died): run it
+        again (its attempt number increases), or fail it once it used ``max_attempts``."""
+        if job.attempt >= self.config.max_attempts:
+            error = JobError("interrupted", "the server running the job stopped", True)
+            self._finish_failed(job, error, dead_letter=True)
+            return
+        advance(job, JobState.PENDING)
+        job.updated_at = self.clock()
+        job.run_at = None
+        if self._emit(job, "status"):
+            self.scheduler.schedule(job.id, job.run_at)
 
     def _renders(self, job: JobRecord) -> bool:
         """Whether a reloaded job renders; one that does not is quarantined, not served.
@@ -191,10 +208,11 @@ class JobManager:
         them again on its next start.
         """
         self.begin_shutdown()
-        if self._cleanup_task is not None:
-            self._cleanup_task.cancel()
-            await asyncio.gather(self._cleanup_task, return_exceptions=True)
-            self._cleanup_task = None
+        for task in (self._cleanup_task, self._replica_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._cleanup_task = self._replica_task = None
         await self.scheduler.stop()
         self.store.close()
         self.started = False
@@ -214,21 +232,31 @@ class JobManager:
         *,
         notify: str | None = None,
         key: IdempotencyRecord | None = None,
-    ) -> None:
+    ) -> bool:
         """Log an event of the job and wake its waiters; ``notify`` names its webhook event.
 
         The job, its event and the webhook deliveries it causes are committed in one atomic
         step before anyone is woken and before any delivery is sent: a final job is never
         on record without the delivery of its terminal event, even after ``kill -9``.
+        Returns ``False`` when a shared store refused the change (another instance moved
+        the job first); the copy is then re-read.
         """
         job.event_seq += 1
         document = self.document(job)
         rec = EventRecord(job.event_seq, event, document)
         deliveries = self._deliveries(job, notify, document) if notify is not None else []
-        self.store.commit(job, rec, deliveries, key=key)
+        try:
+            self.store.commit(job, rec, deliveries, key=key)
+        except StaleJob:  # another instance moved the job first: this change never happened
+            if self.notifier is not None:
+                self.notifier.discard(deliveries)
+            if self.replica is not None:
+                self.replica.refresh(job.id)
+            return False
         self.logs.append(job.id, rec)
         if deliveries and self.notifier is not None:
             self.notifier.send(deliveries)
+        return True
 
     def _deliveries(
         self, job: JobRecord, event: str, document: dict[str, Any]
@@ -280,7 +308,7 @@ class JobManager:
             JobNotFound: unknown id or another user's job.
             JobExpired: the job has expired (checked on access, too).
         """
-        job = self._jobs.get(job_id)
+        job = self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
         if job is not None:
             if job.owner != user:
                 raise JobNotFound(job_id)
@@ -297,7 +325,7 @@ class JobManager:
 
     def get(self, job_id: str) -> JobRecord | None:
         """Return a job regardless of its owner (admin use)."""
-        return self._jobs.get(job_id)
+        return self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
 
     def all_jobs(self) -> list[JobRecord]:
         """Every live job, oldest first."""
@@ -361,8 +389,13 @@ class JobManager:
 
     # ----------------------------------------------------------------- idempotency
     def idempotency_record(self, user: str, key: str) -> IdempotencyRecord | None:
-        """Return the live record of ``key`` for ``user``, if any."""
-        return self.keys.get(user, key)
+        """Return the live record of ``key`` for ``user``, if any (any instance's)."""
+        rec = self.keys.get(user, key)
+        if rec is None and self.replica is not None:
+            rec = self.replica.store.find_idempotency(user, key)
+            if rec is not None:
+                self.keys.adopt(rec)
+        return rec
 
     # ----------------------------------------------------------------- commands
     def validate_input(self, type_name: str, raw: Any) -> Any:
@@ -406,7 +439,7 @@ class JobManager:
         now = self.clock()
         job = JobRecord(
             id=uuid.uuid4().hex,
-            seq=self._seq + 1,
+            seq=self.replica.store.next_seq() if self.replica else self._seq + 1,
             owner=owner,
             type=type_name,
             input=input,
@@ -449,8 +482,7 @@ class JobManager:
         job.expires_at = now + self.config.job_ttl
         job.error = None
         self.scheduler.stop_running(job.id, grace=self.config.cancel_grace)
-        self._emit(job, "complete", notify="cancelled")
-        return True
+        return self._emit(job, "complete", notify="cancelled")
 
     def expire(self, job_id: str) -> bool:
         """Expire a job now: it answers 410 from then on. ``False`` if unknown.
@@ -537,7 +569,10 @@ class JobManager:
         job.progress_at = None
         job.run_at = None
         cancelled = self.scheduler.begin(job.id)
-        self._emit(job, "status")
+        if self.replica is not None:  # held before the claim, so no reaper sees it unleased
+            self.replica.store.lease([job.id], self.replica.lease_ttl)
+        if not self._emit(job, "status"):
+            return  # another instance claimed this attempt
         resolved = self.types.get(job.type)
         if resolved is None:
             self._finish_failed(job, JobError("unknown_type", f"unknown job type {job.type!r}"))

@@ -260,6 +260,11 @@ class WebhookSender:
             self._store.delete(delivery_id)
         return [PendingDelivery(rec, event_document, next_attempt_at=now)]
 
+    def discard(self, deliveries: list[PendingDelivery]) -> None:
+        """Forget deliveries whose commit the store refused (they never existed)."""
+        for pending in deliveries:
+            self.deliveries.remove(pending.record.id)
+
     def send(self, deliveries: list[PendingDelivery]) -> None:
         """Start sending deliveries that are on record (a stopped sender leaves them pending)."""
         if self._session is None:
