@@ -162,6 +162,7 @@ async def run_kill_storm(
     *,
     jobs: int,
     kill_every: float,
+    jobs_between_kills: int = 0,
     store: str = "sqlite",
     submitters: int = 8,
     workers: int = 8,
@@ -172,6 +173,8 @@ async def run_kill_storm(
         tmp: a directory for the SQLite file and the servers' log.
         jobs: how many jobs to submit.
         kill_every: seconds between two kills.
+        jobs_between_kills: also wait until this many more jobs were acknowledged before
+            each kill (the tests: a fixed number of kills however slow the machine is).
         store: ``"sqlite"``, or a ``redis://`` URL (an empty database).
         submitters: concurrent submitters.
         workers: the server's worker pool.
@@ -191,7 +194,10 @@ async def run_kill_storm(
                 *(_submit_all(servers, client, hook_url, n, ids) for n in share)
             )
             while not submitting.done():
+                acknowledged = len(ids)
                 await asyncio.wait([submitting], timeout=kill_every)
+                while not submitting.done() and len(ids) < acknowledged + jobs_between_kills:
+                    await asyncio.wait([submitting], timeout=0.05)
                 if not submitting.done():
                     await servers.kill()
                     kills += 1

@@ -34,7 +34,7 @@ from asyncreply_client.contract import check
 from ..contract.conftest import FAST, SLEEP_JOB
 from .conftest import WEBHOOK_SECRET, poll_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]  # several processes
 
 TERMINAL = ("completed", "failed", "cancelled")
 #: Jobs of the round-robin test (the issue's full run: ASYNCREPLY_ROUND_ROBIN_JOBS=1000).

@@ -25,6 +25,8 @@ from asyncreply_client.contract import check
 from ..contract.conftest import FAST, SLEEP_JOB
 from .test_instances import server
 
+pytestmark = pytest.mark.timeout(240)  # four processes
+
 CONF = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "nginx.conf"
 
 

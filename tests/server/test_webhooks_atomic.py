@@ -124,8 +124,9 @@ async def test_a_final_job_without_its_delivery_gets_one_on_start(
         assert [d.json()["jobId"] for d in hook.received] == ["job1"]
 
 
+@pytest.mark.timeout(300)  # four server starts: slow on a loaded machine
 async def test_kill_storm_every_completed_job_has_exactly_one_delivery(tmp_path: Path) -> None:
-    report = await run_kill_storm(tmp_path, jobs=400, kill_every=0.4)
+    report = await run_kill_storm(tmp_path, jobs=400, kill_every=0.2, jobs_between_kills=80)
     assert report.problems == []
-    assert report.kills >= 1
+    assert report.kills >= 3
     assert report.completed == report.jobs == 400
