@@ -97,6 +97,7 @@ class _Servers:
         ]  # fmt: skip
         with self.log.open("a") as err:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+        self.proc = proc  # stopped by stop() even if the start is abandoned
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if "listening on " not in line:

@@ -59,12 +59,20 @@ class Supervisor:
         return f"http://{host}:{self.port}"
 
     def spawn(self) -> subprocess.Popen[str]:
-        """Start one child and wait until it listens."""
-        child = subprocess.Popen(
+        """Start one child (:meth:`listening` waits for it)."""
+        return subprocess.Popen(
             [sys.executable, "-m", "reference_server", *self.argv],
             stdout=subprocess.PIPE,
             text=True,
         )
+
+    @staticmethod
+    def listening(child: subprocess.Popen[str]) -> subprocess.Popen[str]:
+        """Wait until ``child`` listens.
+
+        Raises:
+            RuntimeError: it exited instead.
+        """
         assert child.stdout is not None
         line = child.stdout.readline()
         if "listening on " not in line:
@@ -78,6 +86,8 @@ class Supervisor:
             signal.signal(sig, lambda *_: self.stopping.set())
         try:
             self.children = [self.spawn() for _ in range(self.config.instances)]
+            for child in self.children:  # started together, so waited for together
+                self.listening(child)
             print(f"{self.config.instances} instances share the port", file=sys.stderr)
             print(f"asyncreply reference server listening on {self.base_url}", flush=True)
             while not self.stopping.wait(0.2):
@@ -86,7 +96,7 @@ class Supervisor:
                         print(f"instance {child.pid} exited ({child.returncode}): replaced",
                               file=sys.stderr, flush=True)  # fmt: skip
                         self._close(child)
-                        self.children[i] = self.spawn()
+                        self.children[i] = self.listening(self.spawn())
         finally:
             self.stop()
         print("asyncreply reference server stopped", flush=True)
