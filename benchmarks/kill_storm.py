@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -81,8 +82,8 @@ async def _receiver() -> AsyncIterator[tuple[_Hooks, str]]:
 class _Servers:
     """The current server process; ``up`` is set while one is listening."""
 
-    def __init__(self, store: list[str], log: Path, workers: int) -> None:
-        self.store, self.log, self.workers = store, log, workers
+    def __init__(self, store: list[str], log: Path, workers: int, instances: int) -> None:
+        self.store, self.log, self.workers, self.instances = store, log, workers, instances
         self.proc: subprocess.Popen[str] | None = None
         self.base_url = ""
         self.up = asyncio.Event()
@@ -93,7 +94,7 @@ class _Servers:
             "--port", "0", "--workers", str(self.workers),
             "--webhook-allow-private", "--webhook-secret", SECRET,
             "--webhook-backoff", "0.05", "--webhook-max-attempts", "20",
-            "--log-level", "WARNING",
+            "--log-level", "WARNING", "--instances", str(self.instances), "--job-lease", "1",
         ]  # fmt: skip
         with self.log.open("a") as err:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -119,8 +120,58 @@ class _Servers:
                 self.proc.stdout.close()
             self.proc = None
 
+    async def kill_one_instance(self) -> None:
+        """SIGKILL one child of an ``--instances`` server (its supervisor replaces it)."""
+        assert self.proc is not None
+        pgrep = ["pgrep", "-P", str(self.proc.pid)]
+        found = await asyncio.to_thread(
+            subprocess.run, pgrep, capture_output=True, text=True, check=False
+        )
+        children = [int(pid) for pid in found.stdout.split()]
+        if children:
+            os.kill(random.choice(children), signal.SIGKILL)
+
     async def stop(self) -> None:
+        if self.proc is not None and self.instances > 1:
+            self.proc.terminate()  # the supervisor stops its children
+            await asyncio.to_thread(self.proc.wait)
+            self.proc = None
         await self.kill()
+
+
+def _redis_records(url: str, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every job's delivery records, read from Redis (any instance's)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return {
+            job_id: [
+                {"id": k.decode() if isinstance(k, bytes) else k, **json.loads(v)}
+                for k, v in client.hgetall(f"ar:{{{job_id}}}:dlv").items()
+            ]
+            for job_id in ids
+        }
+    finally:
+        client.close()
+
+
+async def _records(
+    servers: _Servers, client: httpx.AsyncClient, store: str, ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """``job id -> [{"id", "event", "status"}]`` once no delivery is pending (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        if store == "sqlite":
+            by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for item in (await _get(servers, client, "/webhooks/deliveries"))["deliveries"]:
+                by_job[item["jobId"]].append(item)
+        else:
+            by_job = await asyncio.to_thread(_redis_records, store, ids)
+        items = [d for records in by_job.values() for d in records]
+        if all(d["status"] != "pending" for d in items) or time.monotonic() > deadline:
+            return by_job
+        await asyncio.sleep(0.1)
 
 
 async def _submit_all(
@@ -165,6 +216,7 @@ async def run_kill_storm(
     kill_every: float,
     jobs_between_kills: int = 0,
     store: str = "sqlite",
+    instances: int = 1,
     submitters: int = 8,
     workers: int = 8,
 ) -> KillStormReport:
@@ -177,6 +229,8 @@ async def run_kill_storm(
         jobs_between_kills: also wait until this many more jobs were acknowledged before
             each kill (the tests: a fixed number of kills however slow the machine is).
         store: ``"sqlite"``, or a ``redis://`` URL (an empty database).
+        instances: ``--instances`` of the server (more than one: Redis only; each kill is
+            then of one instance, which the server replaces, while the others serve on).
         submitters: concurrent submitters.
         workers: the server's worker pool.
     """
@@ -184,7 +238,7 @@ async def run_kill_storm(
     flags = ["--store", store]
     if store == "sqlite":
         flags += ["--sqlite-path", str(tmp / "storm.sqlite3")]
-    servers = _Servers(flags, tmp / "storm-server.log", workers)
+    servers = _Servers(flags, tmp / "storm-server.log", workers, instances)
     ids: list[str] = []
     kills = 0
     async with _receiver() as (hooks, hook_url), httpx.AsyncClient(timeout=30) as client:
@@ -199,7 +253,10 @@ async def run_kill_storm(
                 await asyncio.wait([submitting], timeout=kill_every)
                 while not submitting.done() and len(ids) < acknowledged + jobs_between_kills:
                     await asyncio.wait([submitting], timeout=0.05)
-                if not submitting.done():
+                if not submitting.done() and instances > 1:
+                    await servers.kill_one_instance()
+                    kills += 1
+                elif not submitting.done():
                     await servers.kill()
                     kills += 1
                     await servers.start()
@@ -211,16 +268,10 @@ async def run_kill_storm(
                     if doc["status"] in ("completed", "failed", "cancelled"):
                         break
                 completed += doc["status"] == "completed"
-            listed = (await _get(servers, client, "/webhooks/deliveries"))["deliveries"]
-            by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for item in listed:
-                by_job[item["jobId"]].append(item)
-            deadline = time.monotonic() + 60
-            while any(d["status"] == "pending" for d in listed) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-                listed = (await _get(servers, client, "/webhooks/deliveries"))["deliveries"]
+            by_job = await _records(servers, client, store, ids)
+            listed = [d for records in by_job.values() for d in records]
             for job_id in ids:
-                records = [d for d in by_job[job_id] if d["event"] == "job.completed"]
+                records = [d for d in by_job.get(job_id, []) if d["event"] == "job.completed"]
                 if len(records) != 1:
                     problems.append(f"job {job_id}: {len(records)} job.completed deliveries")
                 elif hooks.seen[job_id] != {records[0]["id"]}:
@@ -252,13 +303,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--store", default="sqlite", help="sqlite (default) or an empty redis:// database"
     )
+    parser.add_argument(
+        "--instances", type=int, default=1, help="server instances (more than 1: redis only)"
+    )
     args = parser.parse_args(argv)
     if args.server_url is not None:
         parser.error("kill_storm starts (and kills) its own servers; --server-url is unused")
     jobs = args.jobs or (300 if args.quick else 5000)
     with tempfile.TemporaryDirectory(prefix="kill-storm-") as tmp:
         report = asyncio.run(
-            run_kill_storm(Path(tmp), jobs=jobs, kill_every=args.kill_every, store=args.store)
+            run_kill_storm(
+                Path(tmp),
+                jobs=jobs,
+                kill_every=args.kill_every,
+                store=args.store,
+                instances=args.instances,
+            )
         )
     rows = [
         [
@@ -272,12 +332,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ]
     headers = ["jobs", "kills", "completed", "deliveries", "problems", "seconds"]
     table = print_table(
-        f"kill storm: kill -9 every {args.kill_every} s ({args.store}, webhooks)", headers, rows
+        f"kill storm: kill -9 every {args.kill_every} s ({args.store} x{args.instances}, webhooks)",
+        headers,
+        rows,
     )
     for problem in report.problems[:20]:
         print(problem)
     data = {
-        "config": {"jobs": jobs, "kill_every": args.kill_every, "store": args.store},
+        "config": {
+            "jobs": jobs,
+            "kill_every": args.kill_every,
+            "store": args.store,
+            "instances": args.instances,
+        },
         "report": {
             "jobs": report.jobs,
             "kills": report.kills,
