@@ -17,12 +17,11 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from .config import ServerConfig
-from .deliveries_store import PendingDelivery, StoredDelivery
 from .documents import status_document
 from .event_log import EventLogs
 from .idempotency import IdempotencyKeys
@@ -36,6 +35,7 @@ from .job_api import (
     resolve_job_type,
     stored_result,
 )
+from .notices import Notices, Notifier
 from .records import (
     EventRecord,
     IdempotencyRecord,
@@ -80,35 +80,6 @@ class JobRejected(Exception):
     """A submission the server cannot represent (checked before anything is stored)."""
 
 
-class Notifier(Protocol):
-    """Turns job events into webhook deliveries (the webhook sender implements it)."""
-
-    def deliveries_for(
-        self, job: JobRecord, event: str, document: dict[str, Any]
-    ) -> list[PendingDelivery]:
-        """The deliveries ``event`` (completed/failed/cancelled/progress) causes, unsent."""
-
-    def send(self, deliveries: list[PendingDelivery]) -> None:
-        """Start sending deliveries the store has committed."""
-
-    def restore(self, stored: list[StoredDelivery]) -> None:
-        """Take over the deliveries the store handed back when it opened."""
-
-    def discard(self, deliveries: list[PendingDelivery]) -> None:
-        """Forget deliveries whose commit the store refused."""
-
-    def delivery_of(self, job_id: str, event: str) -> str | None:
-        """The id of the recorded delivery of ``event`` for ``job_id``, if any."""
-
-
-#: The webhook event of each final state.
-_TERMINAL_EVENTS = {
-    JobState.COMPLETED: "completed",
-    JobState.FAILED: "failed",
-    JobState.CANCELLED: "cancelled",
-}
-
-
 class JobManager:
     """Owns the jobs of one server: the state machine, worker pool, event logs and expiry."""
 
@@ -125,6 +96,7 @@ class JobManager:
         self.clock = clock
         self.store = store
         self.notifier = notifier
+        self.notices = Notices(notifier, store)
         self.types = {name: resolve_job_type(name, spec) for name, spec in handlers.items()}
         self._jobs: dict[str, JobRecord] = {}
         self._tombstones: dict[str, Tombstone] = {}
@@ -146,8 +118,7 @@ class JobManager:
         for t in loaded.tombstones:
             self._tombstones[t.job_id] = t
         self.keys.load(loaded.idempotency)
-        if self.notifier is not None:
-            self.notifier.restore(loaded.deliveries)
+        self.notices.restore(loaded.deliveries)
         for job in sorted(loaded.jobs, key=lambda j: j.seq):
             self._seq = max(self._seq, job.seq)
             if not self._renders(job):
@@ -158,7 +129,7 @@ class JobManager:
                 self.recover_interrupted(job)  # shared stores: its lease decides (replica)
             elif job.state is JobState.PENDING:
                 self.scheduler.schedule(job.id, job.run_at)
-            self._rederive_delivery(job)
+            self.notices.rederive(job, self.document)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="asyncreply-cleanup")
         if self.replica is not None:
             self._replica_task = asyncio.create_task(self.replica.run(), name="asyncreply-replica")
@@ -244,61 +215,17 @@ class JobManager:
         job.event_seq += 1
         document = self.document(job)
         rec = EventRecord(job.event_seq, event, document)
-        deliveries = self._deliveries(job, notify, document) if notify is not None else []
+        deliveries = self.notices.plan(job, notify, document) if notify is not None else []
         try:
             self.store.commit(job, rec, deliveries, key=key)
         except StaleJob:  # another instance moved the job first: this change never happened
-            if self.notifier is not None:
-                self.notifier.discard(deliveries)
+            self.notices.discard(deliveries)
             if self.replica is not None:
                 self.replica.refresh(job.id)
             return False
         self.logs.append(job.id, rec)
-        if deliveries and self.notifier is not None:
-            self.notifier.send(deliveries)
+        self.notices.send(deliveries)
         return True
-
-    def _deliveries(
-        self, job: JobRecord, event: str, document: dict[str, Any]
-    ) -> list[PendingDelivery]:
-        """The deliveries of webhook ``event``; a final job remembers its delivery's id."""
-        if self.notifier is None or job.callback is None:
-            return []
-        try:
-            deliveries = self.notifier.deliveries_for(job, event, document)
-        except Exception:
-            log.exception("webhook notifier failed for job %s", job.id)
-            return []
-        if deliveries and job.state.is_terminal:
-            job.webhook_delivery_id = deliveries[0].record.id
-        return deliveries
-
-    def _rederive_delivery(self, job: JobRecord) -> None:
-        """Give a reloaded final job the delivery its callback asked for, if it has none.
-
-        A job written by a server that saved the state and the delivery separately may have
-        been killed in between: its delivery is derived now (or an existing record of its
-        terminal event adopted). A job that has a delivery id keeps it, even when the
-        record itself was since dropped as finished.
-        """
-        event = _TERMINAL_EVENTS.get(job.state)
-        if (
-            event is None
-            or self.notifier is None
-            or job.callback is None
-            or job.webhook_delivery_id is not None
-        ):
-            return
-        existing = self.notifier.delivery_of(job.id, event)
-        if existing is not None:
-            job.webhook_delivery_id = existing
-            self._save(job)
-            return
-        deliveries = self._deliveries(job, event, self.document(job))
-        if deliveries:
-            log.warning("job %s is %s without its webhook on record: derived", job.id, event)
-            self.store.commit(job, None, deliveries)
-            self.notifier.send(deliveries)
 
     # ----------------------------------------------------------------- queries
     def lookup(self, job_id: str, user: str) -> JobRecord:
