@@ -96,11 +96,21 @@ class Supervisor:
                         print(f"instance {child.pid} exited ({child.returncode}): replaced",
                               file=sys.stderr, flush=True)  # fmt: skip
                         self._close(child)
-                        self.children[i] = self.listening(self.spawn())
+                        self.children[i] = self._replace()
         finally:
             self.stop()
         print("asyncreply reference server stopped", flush=True)
         return 0
+
+    def _replace(self) -> subprocess.Popen[str]:
+        """A new child in place of one that died; one that dies while starting (killed too,
+        say) is left for the next round of the loop to replace again."""
+        child = self.spawn()
+        try:
+            return self.listening(child)
+        except RuntimeError as exc:
+            print(f"{exc}: trying again", file=sys.stderr, flush=True)
+            return child
 
     def stop(self) -> None:
         """Stop every child (SIGTERM, then SIGKILL after 10 s)."""

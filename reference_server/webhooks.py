@@ -204,16 +204,20 @@ class WebhookSender:
         return record.id if record is not None else None
 
     async def stop(self) -> None:
-        """Cancel pending deliveries (a persistent store keeps them), close the session."""
+        """Cancel pending deliveries (a persistent store keeps them), close the session.
+
+        Jobs may still end while this runs: their deliveries are committed but not sent
+        (:meth:`send` sees no session), and a persistent store resumes them on the next start.
+        """
+        session, self._session = self._session, None
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._lanes.clear()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if session is not None:
+            await session.close()
 
     def clear(self) -> None:
         """Forget every delivery record (in-flight deliveries go on)."""
