@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import FaultConfig, ServerConfig
 from .serving import serve
+from .store import StoreUnavailable
 
 __all__ = ["build_parser", "config_from_args", "main", "port_in_use"]
 
@@ -140,6 +141,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "asyncreply-server") 
         if exc.errno != errno.EADDRINUSE:
             raise
         print(f"{prog}: error: {port_in_use(config)}", file=sys.stderr)
+        return 1
+    except StoreUnavailable as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -59,6 +59,7 @@ from .store import (
     KeyTaken,
     LoadedState,
     StaleJob,
+    StoreUnavailable,
     job_from_json,
     job_to_json,
 )
@@ -161,7 +162,13 @@ class _Client:
         self._redis = redis.Redis.from_url(
             self.url, socket_timeout=10, socket_connect_timeout=10, health_check_interval=30
         )
-        self._redis.ping()
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            self.close()
+            raise StoreUnavailable(
+                f"the redis store at {self.url} does not answer: {exc}"
+            ) from None
 
     def close(self) -> None:
         if self._redis is not None:

@@ -47,6 +47,7 @@ __all__ = [
     "SharedStore",
     "SqliteStore",
     "StaleJob",
+    "StoreUnavailable",
     "Store",
     "job_from_json",
     "job_to_json",
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS quarantine (
     tbl TEXT NOT NULL, row_key TEXT NOT NULL, data TEXT, reason TEXT NOT NULL,
     quarantined_at REAL NOT NULL);
 """
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be opened (a Redis server that does not answer, say)."""
 
 
 class StaleJob(Exception):

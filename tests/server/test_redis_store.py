@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,20 @@ def job(job_id: str, seq: int, state: JobState = JobState.COMPLETED) -> JobRecor
 def test_config_takes_a_redis_url_as_the_store() -> None:
     config = ServerConfig(store="redis://127.0.0.1:6390/3")
     assert (config.store, config.redis_url) == ("redis", "redis://127.0.0.1:6390/3")
+
+
+def test_a_redis_that_does_not_answer_is_a_one_line_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    args = ["--store", f"redis://127.0.0.1:{port}/0", "--port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "reference_server", *args], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    err = done.stderr.strip()
+    assert err.startswith("asyncreply-server: error: the redis store at redis://127.0.0.1:")
+    assert "does not answer" in err and "\n" not in err
 
 
 def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
