@@ -32,6 +32,7 @@ bench: venv
 	$(PY) -m benchmarks.fanout
 	$(PY) -m benchmarks.sse_fanout
 	$(PY) -m benchmarks.slow_clients
+	$(PY) -m benchmarks.scale_out
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import FaultConfig, ServerConfig
 from .serving import serve
+from .store import StoreUnavailable
 
 __all__ = ["build_parser", "config_from_args", "main", "port_in_use", "sqlite_problem"]
 
@@ -41,7 +42,10 @@ def _add_model_flags(
         args = typing.get_args(annotation)
         origin = typing.get_origin(annotation)
         kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
-        if annotation is bool:
+        if name == "store":  # a name, or a redis:// URL (the model checks it)
+            metavar = "{" + ",".join(args) + ",redis://HOST:PORT/DB}"
+            parser.add_argument(flag, metavar=metavar, **kwargs)
+        elif annotation is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif origin is Literal:
             parser.add_argument(flag, choices=list(args), **kwargs)
@@ -198,6 +202,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         print(f"{prog}: error: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(message)s")
+    if config.instances > 1:
+        from .instances import supervise
+
+        return supervise(config, list(sys.argv[1:] if argv is None else argv))
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(config))
@@ -208,6 +216,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
         if exc.errno != errno.EADDRINUSE:
             raise
         print(f"{prog}: error: {port_in_use(config)}", file=sys.stderr)
+        return 1
+    except StoreUnavailable as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     return 0
 
