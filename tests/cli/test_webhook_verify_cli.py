@@ -33,7 +33,7 @@ def test_the_timestamp_check_can_be_skipped(cli: Cli, flag: list[str]) -> None:
     result = cli("webhook", "verify", "--secret", "s3cret", *flag, *_headers(BODY), input=BODY)
     assert result.code == 0, result.stderr
     event = result.json()
-    assert event["delivery_id"] == "msg_old"
+    assert event["deliveryId"] == "msg_old"
     assert event["status"] == "completed"  # a vendor's word, read through the vocabulary
 
 
