@@ -38,7 +38,7 @@ from ._observe import Observer
 from ._operation import AsyncOperation, Operation
 from ._policies import Adaptive, LongPolling, PollingPolicy
 from ._retry import RetryPolicy
-from ._security import RequestFactory
+from ._security import RequestFactory, check_headers
 from ._sse import SSEOptions
 from ._token import load_token
 from ._transport import AsyncConnectionSlots, ConnectionSlots, env_proxies
@@ -113,6 +113,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             resolved = httpx.Timeout(_DEFAULT_TIMEOUT)
         # The user's httpx client's headers count as configured ones (trusted origins only).
         configured = httpx.Headers(None if http_client is None else http_client.headers)
+        check_headers(headers)  # named here, not a UnicodeEncodeError from httpx
         configured.update(headers or {})
         self._requests = RequestFactory.create(
             base_url,

@@ -20,12 +20,17 @@
 
 A 401 or 403 answer to a *submission* is both: an ``AuthenticationError`` (or
 ``PermissionDeniedError``) and a ``SubmissionRejectedError``, so either ``except`` catches it.
-Messages quote at most an excerpt of a body: never the whole of it.
+Messages quote at most an excerpt of a body: never the whole of it. Errors end up in logs, so
+they carry no more secrets than a log line (``_log.redact_text``, ``_log.redact_url``): the
+URLs in messages, and the ``url`` attributes, lose their user info and the values of query
+parameters named like credentials (``access_token=REDACTED``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from ._log import redact_text, redact_url
 
 if TYPE_CHECKING:
     from ._models import JobStatus
@@ -89,6 +94,10 @@ class AsyncReplyError(Exception):
 
     operation: Any = None
 
+    def __init__(self, *args: object) -> None:
+        # Every subclass's message passes here: the URLs in it lose their secrets.
+        super().__init__(*(redact_text(arg) if isinstance(arg, str) else arg for arg in args))
+
 
 class RequestRejectedError(AsyncReplyError):
     """The server refused a request with a 4xx answer that is not a job's state.
@@ -98,7 +107,7 @@ class RequestRejectedError(AsyncReplyError):
 
     Attributes:
         status_code: the HTTP status.
-        url: the URL the request went to.
+        url: the URL the request went to (redacted: no user info, no credential values).
         error: the server's ``error`` object (or the whole parsed body when it had none, or
             an excerpt of a body that is not JSON).
         www_authenticate: the ``WWW-Authenticate`` challenge, when the answer had one
@@ -116,7 +125,7 @@ class RequestRejectedError(AsyncReplyError):
     ) -> None:
         super().__init__(bounded(message))
         self.status_code = status_code
-        self.url = url
+        self.url = redact_url(url)
         self.error = error
         self.www_authenticate = www_authenticate
 
@@ -212,13 +221,13 @@ class TransportError(AsyncReplyError):
     """A network fault or transient status persisted after every retry.
 
     Attributes:
-        url: the URL of the last attempt.
+        url: the URL of the last attempt (redacted, as ``RequestRejectedError.url``).
         attempts: how many attempts were made.
     """
 
     def __init__(self, message: str, *, url: str | None = None, attempts: int = 1) -> None:
         super().__init__(message)
-        self.url = url
+        self.url = None if url is None else redact_url(url)
         self.attempts = attempts
 
 
@@ -227,7 +236,7 @@ class ProtocolError(AsyncReplyError):
 
     Attributes:
         status_code: the offending response's status (``None`` when there was no response).
-        url: the URL it came from.
+        url: the URL it came from (redacted, as ``RequestRejectedError.url``).
         body_excerpt: the first characters of its body.
     """
 
@@ -240,11 +249,13 @@ class ProtocolError(AsyncReplyError):
         body: bytes | str | None = None,
     ) -> None:
         self.status_code = status_code
-        self.url = url
+        self.url = None if url is None else redact_url(url)
         self.body_excerpt = excerpt(body)
         detail = message
-        if status_code is not None or url is not None:
-            detail += f" (HTTP {status_code} from {url})"
+        if status_code is not None:
+            detail += f" (HTTP {status_code} from {self.url})"
+        elif url is not None:
+            detail += f" (from {self.url})"
         if self.body_excerpt:
             detail += f": {self.body_excerpt!r}"
         super().__init__(bounded(detail))

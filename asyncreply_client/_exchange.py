@@ -16,7 +16,7 @@ from ._errors import ProtocolError
 from ._http import HttpResponse
 from ._policies import PollingPolicy
 from ._retry import Answer, Recorder, RetryPolicy, attempts
-from ._security import RequestFactory
+from ._security import RequestFactory, check_headers
 from ._sse import SSEOptions
 from ._urls import resolve_url, same_origin
 from .dialects import Dialect
@@ -142,7 +142,10 @@ def send(
         TransportError: the last attempt ended with a transport fault or a transient answer.
         ProtocolError: a redirect without a usable ``Location``, a loop, or too many; a
             successful answer's body longer than ``cfg.max_body``.
+        ValueError, TypeError: a header cannot be sent (``_security.check_headers``).
     """
+    check_headers(headers)
+    check_headers(private_headers)
     first = cfg.requests.resolve(url)
     target = first
     visited: set[tuple[str, str]] | None = None  # made at the first redirect

@@ -8,7 +8,26 @@ from typing import Any
 
 import httpx
 
-__all__ = ["HttpResponse"]
+from ._errors import ProtocolError
+
+__all__ = ["UNREADABLE_ANSWER", "HttpResponse", "unusable_location"]
+
+#: What ``httpx.Client.send`` raises when an answer's ``Location`` cannot be parsed: httpx
+#: builds the next request of every 3xx with a ``Location``, even when it does not follow it
+#: (``response.next_request``), and its URL parser raises ``InvalidURL``, or an
+#: ``idna.IDNAError`` (a ``UnicodeError``) for a host like ``xn--a.test``.
+UNREADABLE_ANSWER = (httpx.InvalidURL, UnicodeError)
+
+
+def unusable_location(request: httpx.Request, error: Exception) -> ProtocolError:
+    """The error of an answer to ``request`` whose ``Location`` httpx could not parse (one of
+    :data:`UNREADABLE_ANSWER`, raised by ``send``, which has then closed the answer)."""
+    return ProtocolError(
+        f"the answer to {request.method} redirects to a Location that is no usable URL "
+        f"({type(error).__name__}: {error})",
+        url=str(request.url),
+    )
+
 
 _NO_JSON = object()
 #: The object keys seen in JSON bodies, shared by every document decoded afterwards: a client

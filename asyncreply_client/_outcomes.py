@@ -136,7 +136,8 @@ def download(
 ) -> Generator[Command, Any, int]:
     """Wait, then stream the result's bytes to ``write``; return how many were written.
 
-    An inline JSON result (no result URL) is written as its JSON encoding.
+    An inline result (no result URL) is written as it came: a file's bytes (a status URL that
+    ends in ``200`` with a non-JSON body), or a JSON value's JSON encoding.
     """
     status = yield from wait(cfg, state, options, tracker)
     check_outcome(status)
@@ -146,7 +147,11 @@ def download(
             raise ProtocolError(
                 "the completed job offers no result to download", url=state.status_url
             )
-        data = jsonlib.dumps(status.result).encode("utf-8")
+        value = status.result
+        if isinstance(value, ResultFile):
+            data = value.content
+        else:
+            data = jsonlib.dumps(value).encode("utf-8")
         write(data)
         return len(data)
     response = (yield from send(cfg, "GET", url, accept="*/*", stream=True)).response
