@@ -11,7 +11,7 @@ import io
 import json
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -28,6 +28,7 @@ from asyncreply_client import (
     TransportError,
 )
 from asyncreply_client.testing import FakeClock
+from tests.client.chunks import Chunks
 from tests.client.harness import BOTH, open_client
 
 pytestmark = [pytest.mark.anyio, BOTH]
@@ -146,20 +147,6 @@ async def test_a_client_header_that_cannot_be_sent_is_refused_at_construction(
 
 # --------------------------------------------------------------------------------------------
 # Item 10: compression bombs
-
-
-class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body that arrives as the given network chunks (never read in advance by httpx)."""
-
-    def __init__(self, *chunks: bytes) -> None:
-        self.chunks = chunks
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self.chunks
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
 
 
 @functools.cache
