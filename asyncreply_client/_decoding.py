@@ -16,8 +16,6 @@ from typing import Protocol
 
 import httpx
 
-from ._errors import ProtocolError
-
 __all__ = ["ACCEPT_ENCODING", "PIECE", "BodyDecoder"]
 
 #: The most decoded bytes one step produces (httpx reads 64 KiB from the network at a time).
@@ -92,14 +90,16 @@ class BodyDecoder:
         (True, 200000)
     """
 
-    __slots__ = ("_stages", "_url")
+    __slots__ = ("_request", "_stages")
 
-    def __init__(self, content_encoding: str | None, *, url: str | None = None) -> None:
+    def __init__(
+        self, content_encoding: str | None, *, request: httpx.Request | None = None
+    ) -> None:
         # RFC 9110 §8.4: codings listed in the order applied, so decoded in reverse.
         codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
         stages = [_stage(coding) for coding in reversed(codings)]
         self._stages = [stage for stage in stages if stage is not None]
-        self._url = url
+        self._request = request
 
     @classmethod
     def of(cls, response: httpx.Response) -> BodyDecoder:
@@ -107,13 +107,15 @@ class BodyDecoder:
         decoded) it, as a mock transport's answer built with ``content=`` is."""
         if response.is_stream_consumed:
             return cls(None)
-        return cls(response.headers.get("content-encoding"), url=str(response.request.url))
+        return cls(response.headers.get("content-encoding"), request=response.request)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         """The decoded pieces of the next raw bytes ``data``.
 
         Raises:
-            ProtocolError: the bytes are not of the coding the answer names.
+            httpx.DecodingError: the bytes are not of the coding the answer names (as httpx
+                raises it: the drivers throw it into the flow, which makes it the client's
+                ``ProtocolError``, ``_http.undecodable``).
         """
         return self._through(0, data, last=False)
 
@@ -134,9 +136,9 @@ class BodyDecoder:
                 for piece in stage.end():
                     yield from self._through(index + 1, piece, last=False)
         except zlib.error as exc:
-            raise ProtocolError(
+            raise httpx.DecodingError(
                 f"the answer's body is not of the Content-Encoding it names ({exc})",
-                url=self._url,
+                request=self._request,
             ) from exc
         if last:
             yield from self._through(index + 1, b"", last=True)

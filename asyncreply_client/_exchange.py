@@ -11,9 +11,11 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from ._commands import CloseStream, Command, Send
 from ._errors import ProtocolError
-from ._http import HttpResponse
+from ._http import HttpResponse, undecodable
 from ._policies import PollingPolicy
 from ._retry import Answer, Recorder, RetryPolicy, attempts
 from ._security import RequestFactory, check_headers
@@ -83,7 +85,8 @@ class FlowConfig:
         sse: options of the SSE channel.
         streams: the client's budget of concurrently open event streams.
         retry: how transient faults are retried (the ``_retry`` sub-flow); ``None``: never,
-            and every answer, transient or not, is the caller's (the contract checker).
+            and every answer, transient or not, is the caller's (the contract checker), and
+            so is httpx's ``DecodingError`` of a body that cannot be decoded.
         follow_redirects: whether non-303 redirects are followed (else they are answers).
         record: told of every attempt, its request and its answer or exception.
         wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
@@ -167,7 +170,7 @@ def send(
             cfg.max_body,
             submission,
         )
-        answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
+        answer = yield from _attempts(cfg, make, retry=retry, deadline=deadline)
         response = answer.response
         if response.truncated and response.status_code < 400:
             raise ProtocolError(
@@ -257,8 +260,23 @@ def open_stream(
         request.extensions = {**request.extensions, "timeout": dict(timeout)}
         return Send(request, auth=cfg.requests.auth_for(request.url), stream=True)
 
-    answer = yield from attempts(cfg, make, retry=False)
+    answer = yield from _attempts(cfg, make, retry=False)
     return answer.response
+
+
+def _attempts(
+    cfg: FlowConfig, make: Callable[[], Send], *, retry: bool, deadline: float | None = None
+) -> Generator[Command, Any, Answer]:
+    """``_retry.attempts``, with an answer whose body cannot be decoded (the drivers throw
+    httpx's ``DecodingError``) made the ``ProtocolError`` it is: no retry, the server sent
+    what it says it did not. With ``cfg.retry`` ``None`` (the contract checker) the fault
+    stays httpx's, the caller's to report."""
+    try:
+        return (yield from attempts(cfg, make, retry=retry, deadline=deadline))
+    except httpx.DecodingError as exc:
+        if cfg.retry is None:
+            raise
+        raise undecodable(exc) from exc
 
 
 def answer_fields(response: HttpResponse) -> dict[str, Any]:

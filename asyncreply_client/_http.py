@@ -10,7 +10,7 @@ import httpx
 
 from ._errors import ProtocolError
 
-__all__ = ["UNREADABLE_ANSWER", "HttpResponse", "unusable_location"]
+__all__ = ["UNREADABLE_ANSWER", "HttpResponse", "undecodable", "unusable_location"]
 
 #: What ``httpx.Client.send`` raises when an answer's ``Location`` cannot be parsed: httpx
 #: builds the next request of every 3xx with a ``Location``, even when it does not follow it
@@ -27,6 +27,16 @@ def unusable_location(request: httpx.Request, error: Exception) -> ProtocolError
         f"({type(error).__name__}: {error})",
         url=str(request.url),
     )
+
+
+def undecodable(error: httpx.DecodingError) -> ProtocolError:
+    """The error of an answer whose body is not of the ``Content-Encoding`` it names (what
+    the drivers throw into a flow when they cannot decode it)."""
+    try:
+        url: str | None = str(error.request.url)
+    except RuntimeError:  # httpx raises it for an error made without its request
+        url = None
+    return ProtocolError(f"the answer's body cannot be decoded: {error}", url=url)
 
 
 _NO_JSON = object()

@@ -38,7 +38,7 @@ from ._flow import (
     wait,
 )
 from ._headers import parse_content_disposition_filename
-from ._http import HttpResponse
+from ._http import HttpResponse, undecodable
 from ._models import JobState, JobStatus, ResultFile
 from ._retry import exhausted
 
@@ -164,6 +164,8 @@ def download(
             chunk: bytes | None = yield ReadBytes()
         except httpx.TransportError as exc:
             raise _broken_stream(exc, response) from exc
+        except httpx.DecodingError as exc:
+            raise undecodable(exc) from exc
         if chunk is None:
             break
         write(chunk)

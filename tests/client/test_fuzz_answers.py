@@ -338,11 +338,9 @@ class Steps:
         s, call = self.scenario, self.call
         if s.action == "run":
             return await call(client.run, s.url, json={}, headers=s.headers, timeout=5)
-        if s.action == "resume":
-            op = await call(client.resume, s.token)
-            return await call(op.wait, mode=s.mode, timeout=5)
-        if s.action == "operation":
-            op = await call(client.operation, s.url)
+        if s.action in ("resume", "operation"):
+            s.mark = len(s.sent)  # both are plain calls, in both flavours
+            op = client.resume(s.token) if s.action == "resume" else client.operation(s.url)
             return await call(op.wait, mode=s.mode, timeout=5)
         op = await call(client.submit, s.url, json={}, idempotency_key=s.key, headers=s.headers)
         if s.action == "result":

@@ -261,6 +261,21 @@ async def test_a_body_that_is_not_of_its_coding_is_a_protocol_error(flavor: str)
             await call(op.wait, timeout=5)
 
 
+async def test_an_event_stream_that_is_not_of_its_coding_falls_back_to_polling(
+    flavor: str,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            headers = {"Content-Type": "text/event-stream", "Content-Encoding": "gzip"}
+            return httpx.Response(200, headers=headers, stream=Chunks(b"\x1f\x8b garbage"))
+        return httpx.Response(200, json={"jobId": "1", "status": "completed", "result": 7})
+
+    transport = httpx.MockTransport(answer)
+    async with open_client(flavor, API, transport=transport, **options()) as (client, call):
+        op = client.operation(f"{API}/jobs/1", events_url=f"{API}/jobs/1/events")
+        assert await call(op.result, mode="sse", timeout=5) == 7
+
+
 async def test_a_compressed_status_is_read_as_before(flavor: str) -> None:
     document = json.dumps({"jobId": "1", "status": "completed", "result": "x" * 300_000})
     compressed = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
