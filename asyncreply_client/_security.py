@@ -47,7 +47,7 @@ def check_headers(headers: Mapping[str, str] | None, argument: str = "headers") 
     rather than as a ``UnicodeEncodeError`` from deep inside httpx.
 
     Raises:
-        TypeError: a name or value is not a string.
+        TypeError: a name or value is neither a string nor bytes.
         ValueError: a name is not a token, or a value holds non-ASCII or control characters.
 
     Example:
@@ -59,7 +59,10 @@ def check_headers(headers: Mapping[str, str] | None, argument: str = "headers") 
     """
     if not headers:
         return
-    for name, value in headers.items():
+    for raw_name, raw_value in headers.items():
+        # httpx takes bytes too: checked as the Latin-1 text they are on the wire.
+        name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
+        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(
                 f"{argument}: header names and values must be strings, got {name!r}: {value!r}"
