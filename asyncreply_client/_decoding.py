@@ -109,6 +109,11 @@ class BodyDecoder:
             return cls(None)
         return cls(response.headers.get("content-encoding"), request=response.request)
 
+    @property
+    def identity(self) -> bool:
+        """Whether the body is used as it comes (no coding to decode)."""
+        return not self._stages
+
     def feed(self, data: bytes) -> Iterator[bytes]:
         """The decoded pieces of the next raw bytes ``data``.
 

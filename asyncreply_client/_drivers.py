@@ -228,6 +228,9 @@ def _pieces(response: httpx.Response) -> Iterator[bytes]:
     exploits)."""
     decoder = BodyDecoder.of(response)
     raw = (response.content,) if response.is_stream_consumed else response.iter_raw()
+    if decoder.identity:  # nearly every answer: its chunks as they come
+        yield from raw
+        return
     for chunk in raw:
         yield from decoder.feed(chunk)
     yield from decoder.end()
@@ -237,10 +240,12 @@ async def _apieces(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """:func:`_pieces` of an async response."""
     decoder = BodyDecoder.of(response)
     if response.is_stream_consumed:
-        for piece in decoder.feed(response.content):
-            yield piece
+        yield response.content  # read (and decoded) by httpx already
         return
     async for chunk in response.aiter_raw():
+        if decoder.identity:
+            yield chunk
+            continue
         for piece in decoder.feed(chunk):
             yield piece
     for piece in decoder.end():
