@@ -5,8 +5,8 @@ attempt of a request with the ``auth`` the command carries, reads or closes the 
 sleeps on the client's clock, and hands each ``Emit`` to its caller by yielding it. It decides
 nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.RequestError`` (a
 transport failure, or a body that cannot be decoded) is thrown back into the flow at the
-``yield`` of the command that failed, and so is the ``ProtocolError`` of an answer whose
-``Location`` httpx could not parse (``_http.unusable_location``). The flow's return value
+``yield`` of the command that failed, and so is httpx's error about an answer whose
+``Location`` it could not parse (``_http.UNREADABLE_ANSWER``). The flow's return value
 lands in a ``FlowResult`` (an async generator cannot return one).
 
 Every request passes the client's admission gates (``_admission``) first: it holds a slot of
@@ -25,8 +25,7 @@ from ._admission import Admission, Slot
 from ._clock import Clock
 from ._commands import Command, Emit, ReadBytes, ReadChunk, Send, Sleep
 from ._decoding import BodyDecoder
-from ._errors import ProtocolError
-from ._http import UNREADABLE_ANSWER, HttpResponse, unusable_location
+from ._http import THROWN, HttpResponse
 from ._models import JobStatus
 
 __all__ = ["FlowResult", "drive", "drive_async"]
@@ -55,7 +54,7 @@ def drive(
     takes the ``reserved`` slot (given back at the end if no submission took it)."""
     stream = _Stream()
     reply: Any = None
-    error: httpx.RequestError | ProtocolError | None = None
+    error: Exception | None = None
     try:
         while True:
             try:
@@ -85,7 +84,7 @@ def drive(
                     clock.sleep(command.seconds)
                 else:
                     stream.close()
-            except (httpx.RequestError, ProtocolError) as exc:
+            except THROWN as exc:
                 error = exc
     finally:
         _release(reserved)
@@ -105,7 +104,7 @@ async def drive_async(
     (``admission`` and ``reserved`` as for :func:`drive`)."""
     stream = _AsyncStream()
     reply: Any = None
-    error: httpx.RequestError | ProtocolError | None = None
+    error: Exception | None = None
     try:
         while True:
             try:
@@ -135,7 +134,7 @@ async def drive_async(
                     await clock.asleep(command.seconds)
                 else:
                     await stream.close()
-            except (httpx.RequestError, ProtocolError) as exc:
+            except THROWN as exc:
                 error = exc
     finally:
         _release(reserved)
@@ -166,9 +165,6 @@ def _send(http: httpx.Client, command: Send, stream: _Stream, slot: Slot | None)
         response = http.send(
             command.request, stream=True, auth=command.auth, follow_redirects=False
         )
-    except UNREADABLE_ANSWER as exc:
-        _release(slot)
-        raise unusable_location(command.request, exc) from exc
     except BaseException:
         _release(slot)
         raise
@@ -197,9 +193,6 @@ async def _asend(
         response = await http.send(
             command.request, stream=True, auth=command.auth, follow_redirects=False
         )
-    except UNREADABLE_ANSWER as exc:
-        _release(slot)
-        raise unusable_location(command.request, exc) from exc
     except BaseException:
         _release(slot)
         raise

@@ -15,7 +15,7 @@ import httpx
 
 from ._commands import CloseStream, Command, Send
 from ._errors import ProtocolError
-from ._http import HttpResponse, undecodable
+from ._http import UNREADABLE_ANSWER, HttpResponse, undecodable, unusable_location
 from ._policies import PollingPolicy
 from ._retry import Answer, Recorder, RetryPolicy, attempts
 from ._security import RequestFactory, check_headers
@@ -86,7 +86,7 @@ class FlowConfig:
         streams: the client's budget of concurrently open event streams.
         retry: how transient faults are retried (the ``_retry`` sub-flow); ``None``: never,
             and every answer, transient or not, is the caller's (the contract checker), and
-            so is httpx's ``DecodingError`` of a body that cannot be decoded.
+            so are httpx's errors about answers it cannot read (``_attempts``).
         follow_redirects: whether non-303 redirects are followed (else they are answers).
         record: told of every attempt, its request and its answer or exception.
         wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
@@ -170,7 +170,7 @@ def send(
             cfg.max_body,
             submission,
         )
-        answer = yield from _attempts(cfg, make, retry=retry, deadline=deadline)
+        answer = yield from _attempts(cfg, make, method, target, retry=retry, deadline=deadline)
         response = answer.response
         if response.truncated and response.status_code < 400:
             raise ProtocolError(
@@ -260,23 +260,34 @@ def open_stream(
         request.extensions = {**request.extensions, "timeout": dict(timeout)}
         return Send(request, auth=cfg.requests.auth_for(request.url), stream=True)
 
-    answer = yield from _attempts(cfg, make, retry=False)
+    answer = yield from _attempts(cfg, make, "GET", url, retry=False)
     return answer.response
 
 
 def _attempts(
-    cfg: FlowConfig, make: Callable[[], Send], *, retry: bool, deadline: float | None = None
+    cfg: FlowConfig,
+    make: Callable[[], Send],
+    method: str,
+    url: str,
+    *,
+    retry: bool,
+    deadline: float | None = None,
 ) -> Generator[Command, Any, Answer]:
-    """``_retry.attempts``, with an answer whose body cannot be decoded (the drivers throw
-    httpx's ``DecodingError``) made the ``ProtocolError`` it is: no retry, the server sent
-    what it says it did not. With ``cfg.retry`` ``None`` (the contract checker) the fault
-    stays httpx's, the caller's to report."""
+    """``_retry.attempts`` of ``method url``, with the answers httpx could not read made the
+    ``ProtocolError`` they are (no retry: the server sent what cannot be used): a body that
+    is not of its ``Content-Encoding`` (httpx's ``DecodingError``), a 3xx whose ``Location``
+    is no URL (``_http.UNREADABLE_ANSWER``). With ``cfg.retry`` ``None`` (the contract
+    checker) the fault stays httpx's, the caller's to report."""
     try:
         return (yield from attempts(cfg, make, retry=retry, deadline=deadline))
     except httpx.DecodingError as exc:
         if cfg.retry is None:
             raise
         raise undecodable(exc) from exc
+    except UNREADABLE_ANSWER as exc:
+        if cfg.retry is None:
+            raise
+        raise unusable_location(method, url, exc) from exc
 
 
 def answer_fields(response: HttpResponse) -> dict[str, Any]:

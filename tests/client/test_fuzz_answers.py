@@ -389,6 +389,7 @@ def _closing(client: Client) -> Iterator[Client]:
 
 
 @pytest.mark.parametrize("flavor", ["sync", "async"])
+@pytest.mark.timeout(0 if _EXAMPLES else 60)  # a long run takes what it takes
 @FUZZ
 @given(scenario=SCENARIOS)
 def test_only_typed_errors_escape(flavor: str, scenario: Scenario) -> None:

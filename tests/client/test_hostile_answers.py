@@ -27,6 +27,7 @@ from asyncreply_client import (
     SSEOptions,
     TransportError,
 )
+from asyncreply_client.contract import acheck, check
 from asyncreply_client.testing import FakeClock
 from tests.client.chunks import Chunks
 from tests.client.harness import BOTH, open_client
@@ -90,6 +91,24 @@ async def test_a_redirect_to_an_unparsable_location_is_a_protocol_error(
         with pytest.raises(ProtocolError, match="Location") as raised:
             await call(client.run, "/jobs", json={}, timeout=5)
     assert raised.value.url == f"{API}/jobs/1"
+
+
+async def test_the_contract_checker_reports_an_unparsable_location(flavor: str) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return accepted()
+        return httpx.Response(302, headers={"Location": "http://xn--a.test/"})
+
+    transport = httpx.MockTransport(serve)
+    fast = {"timeout": 2.0, "min_poll_interval": 0.0, "max_poll_interval": 0.01}
+    if flavor == "async":
+        async with httpx.AsyncClient(transport=transport) as http:
+            report = await acheck(f"{API}/jobs", json={}, http_client=http, **fast)
+    else:
+        with httpx.Client(transport=transport) as sync_http:
+            report = check(f"{API}/jobs", json={}, http_client=sync_http, **fast)
+    evidence = report["submit"].evidence
+    assert evidence is not None and (evidence.note or "").startswith("unusable URL")
 
 
 @pytest.mark.parametrize("payload", [{"v": []}, {"v": {}}, {"v": True}, {"v": 1.0}, [], "x"])
