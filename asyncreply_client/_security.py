@@ -25,6 +25,7 @@ import httpx
 
 from ._admission import HELD_EXTENSION
 from ._decoding import ACCEPT_ENCODING
+from ._log import is_secret_name
 from ._urls import Origin, is_http_url, is_plain_url, origin_of
 
 __all__ = ["CookieSource", "RequestFactory", "check_headers"]
@@ -72,9 +73,11 @@ def check_headers(headers: Mapping[str, str] | None, argument: str = "headers") 
         if _VALUE.fullmatch(value) is None:
             source = _ARGUMENTS.get(name.lower())
             what = source if source is not None else f"{argument}: the value of header {name!r}"
+            # A credential's value is not quoted (messages end up in logs, see ``_log``).
+            secret = source is None and is_secret_name(name)
             raise ValueError(
                 f"{what} must be ASCII text without control characters (RFC 9110 §5.5), "
-                f"got {value!r}"
+                + ("its value is not shown" if secret else f"got {value!r}")
             )
 
 

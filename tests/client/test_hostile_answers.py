@@ -156,6 +156,15 @@ async def test_a_header_that_cannot_be_sent_is_a_value_error_naming_it(
     assert sent == []
 
 
+async def test_a_credential_that_cannot_be_sent_is_refused_without_being_quoted(
+    flavor: str,
+) -> None:
+    with pytest.raises(ValueError, match="'Authorization'") as raised:
+        async with open_client(flavor, API, headers={"Authorization": "Bearer s3crét"}):
+            pass  # pragma: no cover
+    assert "s3cr" not in str(raised.value)
+
+
 async def test_a_client_header_that_cannot_be_sent_is_refused_at_construction(
     flavor: str,
 ) -> None:
