@@ -168,5 +168,15 @@ def redact_text(text: str) -> str:
     Example:
         >>> redact_text("GET https://h/e?token=abc failed")
         'GET https://h/e?token=REDACTED failed'
+        >>> redact_text("(HTTP 404 from https://h/e?sig=abc).")
+        '(HTTP 404 from https://h/e?sig=REDACTED).'
     """
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+    return _URL_IN_TEXT.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    # Punctuation that closes the sentence around a URL ("(from https://h/p?sig=x).") is
+    # not part of it: kept after the redacted URL.
+    url = match.group(0)
+    core = url.rstrip(").,;:!?]")
+    return redact_url(core) + url[len(core) :]

@@ -385,6 +385,7 @@ async def test_rejections_and_protocol_errors_do_not_carry_the_urls_secrets(flav
             await call(op.wait, mode="poll", timeout=5)
     assert_redacted(rejected.value, "api_key")
     assert_redacted(broken.value, "token")
+    assert f"from {API}/jobs/1?token=REDACTED)" in str(broken.value)  # the sentence is intact
 
 
 async def test_a_url_without_secrets_is_kept_as_it_is(flavor: str) -> None:
