@@ -40,7 +40,7 @@ from ._models import JobStatus
 from ._observe import Observer
 from ._policies import Adaptive, LongPolling, PollingPolicy
 from ._retry import RetryPolicy
-from ._security import RequestFactory
+from ._security import RequestFactory, check_headers
 from ._sse import SSEOptions
 from ._token import load_token
 from ._transport import env_proxies
@@ -138,6 +138,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             resolved = httpx.Timeout(_DEFAULT_TIMEOUT)
         # The user's httpx client's headers count as configured ones (trusted origins only).
         configured = httpx.Headers(None if http_client is None else http_client.headers)
+        check_headers(headers)  # named here, not a UnicodeEncodeError from httpx
         configured.update(headers or {})
         self._requests = RequestFactory.create(
             base_url,

@@ -5,7 +5,8 @@ attempt of a request with the ``auth`` the command carries, reads or closes the 
 sleeps on the client's clock, and hands each ``Emit`` to its caller by yielding it. It decides
 nothing: no retry, no redirect, no dialect, no credentials. An ``httpx.RequestError`` (a
 transport failure, or a body that cannot be decoded) is thrown back into the flow at the
-``yield`` of the command that failed. The flow's return value
+``yield`` of the command that failed, and so is httpx's error about an answer whose
+``Location`` it could not parse (``_http.UNREADABLE_ANSWER``). The flow's return value
 lands in a ``FlowResult`` (an async generator cannot return one).
 
 Every request passes the client's admission gates (``_admission``) first: it holds a slot of
@@ -14,7 +15,8 @@ its lane from ``http.send`` until its response is closed (read, or the stream cl
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+import codecs
+from collections.abc import AsyncGenerator, Generator, Iterator
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -22,7 +24,8 @@ import httpx
 from ._admission import Admission, Slot
 from ._clock import Clock
 from ._commands import Command, Emit, ReadBytes, ReadChunk, Send, Sleep
-from ._http import HttpResponse
+from ._decoding import BodyDecoder
+from ._http import THROWN, HttpResponse
 from ._models import JobStatus
 
 __all__ = ["FlowResult", "drive", "drive_async"]
@@ -51,7 +54,7 @@ def drive(
     takes the ``reserved`` slot (given back at the end if no submission took it)."""
     stream = _Stream()
     reply: Any = None
-    error: httpx.RequestError | None = None
+    error: Exception | None = None
     try:
         while True:
             try:
@@ -81,7 +84,7 @@ def drive(
                     clock.sleep(command.seconds)
                 else:
                     stream.close()
-            except httpx.RequestError as exc:
+            except THROWN as exc:
                 error = exc
     finally:
         _release(reserved)
@@ -101,7 +104,7 @@ async def drive_async(
     (``admission`` and ``reserved`` as for :func:`drive`)."""
     stream = _AsyncStream()
     reply: Any = None
-    error: httpx.RequestError | None = None
+    error: Exception | None = None
     try:
         while True:
             try:
@@ -131,7 +134,7 @@ async def drive_async(
                     await clock.asleep(command.seconds)
                 else:
                     await stream.close()
-            except httpx.RequestError as exc:
+            except THROWN as exc:
                 error = exc
     finally:
         _release(reserved)
@@ -168,14 +171,11 @@ def _send(http: httpx.Client, command: Send, stream: _Stream, slot: Slot | None)
     if command.stream:
         return stream.keep(response, slot)
     limit = _limit(response, command)
+    body = bytearray()
     try:
-        if limit is None:
-            response.read()
-            return HttpResponse.from_httpx(response)
-        body = bytearray()
-        for chunk in response.iter_bytes():  # decoded: the bound holds for gzip bombs too
-            body += chunk
-            if len(body) > limit:
+        for piece in _pieces(response):
+            body += piece
+            if limit is not None and len(body) > limit:
                 break
     finally:
         try:
@@ -199,31 +199,67 @@ async def _asend(
     if command.stream:
         return stream.keep(response, slot)
     limit = _limit(response, command)
+    body = bytearray()
+    pieces = _apieces(response)
     try:
-        if limit is None:
-            await response.aread()
-            return HttpResponse.from_httpx(response)
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
+        async for piece in pieces:
+            body += piece
+            if limit is not None and len(body) > limit:
                 break
     finally:
         try:
+            await pieces.aclose()
             await response.aclose()
         finally:
             _release(slot)
     return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
 
+def _pieces(response: httpx.Response) -> Iterator[bytes]:
+    """The decoded body of a response opened with ``stream=True``, in bounded pieces
+    (``_decoding``: httpx's own decoding of a whole network chunk is what a gzip bomb
+    exploits)."""
+    decoder = BodyDecoder.of(response)
+    raw = (response.content,) if response.is_stream_consumed else response.iter_raw()
+    if decoder.identity:  # nearly every answer: its chunks as they come
+        yield from raw
+        return
+    for chunk in raw:
+        yield from decoder.feed(chunk)
+    yield from decoder.end()
+
+
+async def _apieces(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """:func:`_pieces` of an async response."""
+    decoder = BodyDecoder.of(response)
+    if response.is_stream_consumed:
+        yield response.content  # read (and decoded) by httpx already
+        return
+    async for chunk in response.aiter_raw():
+        if decoder.identity:
+            yield chunk
+            continue
+        for piece in decoder.feed(chunk):
+            yield piece
+    for piece in decoder.end():
+        yield piece
+
+
+def _text(response: httpx.Response) -> codecs.IncrementalDecoder:
+    """The text decoder of an event stream (its charset, else UTF-8, as httpx's
+    ``iter_text``)."""
+    return codecs.getincrementaldecoder(response.encoding or "utf-8")(errors="replace")
+
+
 class _OpenStream:
     """The open stream of a driver (one at most), its iterator of chunks and its slot."""
 
-    __slots__ = ("chunks", "response", "slot")
+    __slots__ = ("chunks", "response", "slot", "text")
 
     def __init__(self) -> None:
         self.response: httpx.Response | None = None
         self.chunks: Any = None
+        self.text: codecs.IncrementalDecoder | None = None
         self.slot: Slot | None = None
 
     def keep(self, response: httpx.Response, slot: Slot | None) -> HttpResponse:
@@ -240,11 +276,21 @@ class _Stream(_OpenStream):
         if self.response is None:
             return None
         if self.chunks is None:
-            self.chunks = self.response.iter_text() if text else self.response.iter_bytes()
-        return next(self.chunks, None)
+            self.chunks = _pieces(self.response)
+            self.text = _text(self.response) if text else None
+        while (piece := next(self.chunks, None)) is not None:
+            if self.text is None:
+                return piece
+            if chunk := self.text.decode(piece):
+                return chunk
+        if self.text is not None:
+            tail, self.text = self.text.decode(b"", final=True), None
+            return tail or None
+        return None
 
     def close(self) -> None:
         response, self.response, self.chunks = self.response, None, None
+        self.text = None
         slot, self.slot = self.slot, None
         try:
             if response is not None:
@@ -262,13 +308,25 @@ class _AsyncStream(_OpenStream):
         if self.response is None:
             return None
         if self.chunks is None:
-            self.chunks = self.response.aiter_text() if text else self.response.aiter_bytes()
-        return await anext(self.chunks, None)
+            self.chunks = _apieces(self.response)
+            self.text = _text(self.response) if text else None
+        while (piece := await anext(self.chunks, None)) is not None:
+            if self.text is None:
+                return piece
+            if chunk := self.text.decode(piece):
+                return chunk
+        if self.text is not None:
+            tail, self.text = self.text.decode(b"", final=True), None
+            return tail or None
+        return None
 
     async def close(self) -> None:
-        response, self.response, self.chunks = self.response, None, None
+        response, self.response = self.response, None
+        chunks, self.chunks, self.text = self.chunks, None, None
         slot, self.slot = self.slot, None
         try:
+            if chunks is not None:
+                await chunks.aclose()
             if response is not None:
                 await response.aclose()
         finally:

@@ -27,12 +27,17 @@
 A 401 or 403 answer to a *submission* is both: a ``SubmissionAuthenticationError`` (or
 ``SubmissionPermissionDeniedError``) is an ``AuthenticationError`` (``PermissionDeniedError``)
 and a ``SubmissionRejectedError``, so either ``except`` catches it.
-Messages quote at most an excerpt of a body: never the whole of it.
+Messages quote at most an excerpt of a body: never the whole of it. Errors end up in logs, so
+they carry no more secrets than a log line (``_log.redact_text``, ``_log.redact_url``): the
+URLs in messages, and the ``url`` attributes, lose their user info and the values of query
+parameters named like credentials (``access_token=REDACTED``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from ._log import redact_text, redact_url
 
 if TYPE_CHECKING:
     import httpx
@@ -102,6 +107,10 @@ class AsyncReplyError(Exception):
 
     operation: Any = None
 
+    def __init__(self, *args: object) -> None:
+        # Every subclass's message passes here: the URLs in it lose their secrets.
+        super().__init__(*(redact_text(arg) if isinstance(arg, str) else arg for arg in args))
+
 
 class RequestRejectedError(AsyncReplyError):
     """The server refused a request with a 4xx answer that is not a job's state.
@@ -111,7 +120,7 @@ class RequestRejectedError(AsyncReplyError):
 
     Attributes:
         status_code: the HTTP status.
-        url: the URL the request went to.
+        url: the URL the request went to (redacted: no user info, no credential values).
         error: the server's ``error`` object (or the whole parsed body when it had none, or
             an excerpt of a body that is not JSON).
         www_authenticate: the ``WWW-Authenticate`` challenge, when the answer had one
@@ -129,7 +138,7 @@ class RequestRejectedError(AsyncReplyError):
     ) -> None:
         super().__init__(bounded(message))
         self.status_code = status_code
-        self.url = url
+        self.url = redact_url(url)
         self.error = error
         self.www_authenticate = www_authenticate
 
@@ -232,7 +241,7 @@ class TransportError(AsyncReplyError):
     same job instead of a second one.
 
     Attributes:
-        url: the URL of the last attempt.
+        url: the URL of the last attempt (redacted, as ``RequestRejectedError.url``).
         attempts: how many attempts were made.
         idempotency_key: the ``Idempotency-Key`` the request carried (a submission's), or
             ``None``.
@@ -250,7 +259,7 @@ class TransportError(AsyncReplyError):
         request: httpx.Request | None = None,
     ) -> None:
         super().__init__(message)
-        self.url = url
+        self.url = None if url is None else redact_url(url)
         self.attempts = attempts
         self.idempotency_key = idempotency_key
         self.request = request
@@ -261,7 +270,7 @@ class ProtocolError(AsyncReplyError):
 
     Attributes:
         status_code: the offending response's status (``None`` when there was no response).
-        url: the URL it came from.
+        url: the URL it came from (redacted, as ``RequestRejectedError.url``).
         body_excerpt: the first characters of its body.
     """
 
@@ -274,13 +283,13 @@ class ProtocolError(AsyncReplyError):
         body: bytes | str | None = None,
     ) -> None:
         self.status_code = status_code
-        self.url = url
+        self.url = None if url is None else redact_url(url)
         self.body_excerpt = excerpt(body)
         detail = message
         if status_code is not None:
-            detail += f" (HTTP {status_code} from {url})"
+            detail += f" (HTTP {status_code} from {self.url})"
         elif url is not None:
-            detail += f" (from {url})"
+            detail += f" (from {self.url})"
         if self.body_excerpt:
             detail += f": {self.body_excerpt!r}"
         super().__init__(bounded(detail))

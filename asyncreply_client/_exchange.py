@@ -11,12 +11,14 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from ._commands import CloseStream, Command, Send
 from ._errors import ProtocolError
-from ._http import HttpResponse
+from ._http import UNREADABLE_ANSWER, HttpResponse, undecodable, unusable_location
 from ._policies import PollingPolicy
 from ._retry import Answer, Recorder, RetryPolicy, attempts
-from ._security import RequestFactory
+from ._security import RequestFactory, check_headers
 from ._sse import SSEOptions
 from ._uploads import Body
 from ._urls import resolve_url, same_origin
@@ -84,7 +86,8 @@ class FlowConfig:
         sse: options of the SSE channel.
         streams: the client's budget of concurrently open event streams.
         retry: how transient faults are retried (the ``_retry`` sub-flow); ``None``: never,
-            and every answer, transient or not, is the caller's (the contract checker).
+            and every answer, transient or not, is the caller's (the contract checker), and
+            so are httpx's errors about answers it cannot read (``_attempts``).
         follow_redirects: whether non-303 redirects are followed (else they are answers).
         record: told of every attempt, its request and its answer or exception.
         wall_now: wall-clock epoch seconds, for an HTTP-date ``Retry-After`` sent without
@@ -143,7 +146,10 @@ def send(
         TransportError: the last attempt ended with a transport fault or a transient answer.
         ProtocolError: a redirect without a usable ``Location``, a loop, or too many; a
             successful answer's body longer than ``cfg.max_body``.
+        ValueError, TypeError: a header cannot be sent (``_security.check_headers``).
     """
+    check_headers(headers)
+    check_headers(private_headers)
     first = cfg.requests.resolve(url)
     target = first
     visited: set[tuple[str, str]] | None = None  # made at the first redirect
@@ -165,7 +171,7 @@ def send(
             cfg.max_body,
             submission,
         )
-        answer = yield from attempts(cfg, make, retry=retry, deadline=deadline)
+        answer = yield from _attempts(cfg, make, method, target, retry=retry, deadline=deadline)
         response = answer.response
         if response.truncated and response.status_code < 400:
             raise ProtocolError(
@@ -261,8 +267,34 @@ def open_stream(
         request.extensions = {**request.extensions, "timeout": dict(timeout)}
         return Send(request, auth=cfg.requests.auth_for(request.url), stream=True)
 
-    answer = yield from attempts(cfg, make, retry=False)
+    answer = yield from _attempts(cfg, make, "GET", url, retry=False)
     return answer.response
+
+
+def _attempts(
+    cfg: FlowConfig,
+    make: Callable[[], Send],
+    method: str,
+    url: str,
+    *,
+    retry: bool,
+    deadline: float | None = None,
+) -> Generator[Command, Any, Answer]:
+    """``_retry.attempts`` of ``method url``, with the answers httpx could not read made the
+    ``ProtocolError`` they are (no retry: the server sent what cannot be used): a body that
+    is not of its ``Content-Encoding`` (httpx's ``DecodingError``), a 3xx whose ``Location``
+    is no URL (``_http.UNREADABLE_ANSWER``). With ``cfg.retry`` ``None`` (the contract
+    checker) the fault stays httpx's, the caller's to report."""
+    try:
+        return (yield from attempts(cfg, make, retry=retry, deadline=deadline))
+    except httpx.DecodingError as exc:
+        if cfg.retry is None:
+            raise
+        raise undecodable(exc) from exc
+    except UNREADABLE_ANSWER as exc:
+        if cfg.retry is None:
+            raise
+        raise unusable_location(method, url, exc) from exc
 
 
 def answer_fields(response: HttpResponse) -> dict[str, Any]:

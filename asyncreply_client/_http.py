@@ -8,7 +8,40 @@ from typing import Any
 
 import httpx
 
-__all__ = ["HttpResponse"]
+from ._errors import ProtocolError
+
+__all__ = ["THROWN", "UNREADABLE_ANSWER", "HttpResponse", "undecodable", "unusable_location"]
+
+#: What ``httpx.Client.send`` raises when an answer's ``Location`` cannot be parsed: httpx
+#: builds the next request of every 3xx with a ``Location``, even when it does not follow it
+#: (``response.next_request``), and its URL parser raises ``InvalidURL``, or an
+#: ``idna.IDNAError`` (a ``UnicodeError``) for a host like ``xn--a.test``. The answer is lost
+#: (httpx closes it): the drivers throw the error into the flow.
+UNREADABLE_ANSWER: tuple[type[Exception], ...] = (httpx.InvalidURL, UnicodeError)
+#: What the drivers throw into a flow, at the ``yield`` of the command that failed: httpx's
+#: request errors (a transport fault, a body that cannot be decoded), and the above.
+THROWN: tuple[type[Exception], ...] = (httpx.RequestError, *UNREADABLE_ANSWER)
+
+
+def unusable_location(method: str, url: str, error: Exception) -> ProtocolError:
+    """The error of an answer to ``method url`` whose ``Location`` httpx could not parse (one
+    of :data:`UNREADABLE_ANSWER`)."""
+    return ProtocolError(
+        f"the answer to {method} redirects to a Location that is no usable URL "
+        f"({type(error).__name__}: {error})",
+        url=url,
+    )
+
+
+def undecodable(error: httpx.DecodingError) -> ProtocolError:
+    """The error of an answer whose body is not of the ``Content-Encoding`` it names (what
+    the drivers throw into a flow when they cannot decode it)."""
+    try:
+        url: str | None = str(error.request.url)
+    except RuntimeError:  # httpx raises it for an error made without its request
+        url = None
+    return ProtocolError(f"the answer's body cannot be decoded: {error}", url=url)
+
 
 _NO_JSON = object()
 #: The object keys seen in JSON bodies, shared by every document decoded afterwards: a client

@@ -15,8 +15,10 @@ Loggers (stdlib :mod:`logging`, silent until the application configures logging:
 
 Nothing that could be a secret reaches a log line: URLs lose their user info and the values of
 query parameters named like credentials (``token``, ``api_key``, ``sig``...), and neither
-headers nor bodies are ever logged. Callers test ``enabled(logger)``
-before building a line, so that logging costs one attribute lookup when it is off.
+headers nor bodies are ever logged. The messages and ``url`` attributes of the client's
+errors (``_errors``) go through the same redaction, as they end up in logs too. Callers test
+``enabled(logger)`` before building a line, so that logging costs one attribute lookup when
+it is off.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 __all__ = [
     "CLIENT",
@@ -132,8 +134,10 @@ def is_secret_name(name: str) -> bool:
 
 
 def redact_url(url: object) -> str:
-    """``url`` as text, without user info and with the values of secret-looking query
-    parameters replaced by ``REDACTED``; never raises (an unparsable URL becomes a marker).
+    """``url`` as text, without user info and fragment and with the values of secret-looking
+    query parameters replaced by ``REDACTED`` (the other parameters are kept as they were
+    written); never raises (an unparsable URL becomes a marker). A URL with nothing to
+    redact comes back unchanged.
 
     Example:
         >>> redact_url("https://u:p@example.com/jobs/1?api_key=abc&wait=5")
@@ -145,14 +149,20 @@ def redact_url(url: object) -> str:
         netloc = parts.netloc.rpartition("@")[2]
         query = parts.query
         if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode(
-                [(name, REDACTED if is_secret_name(name) else value) for name, value in pairs],
-                safe="/:",
-            )
+            query = "&".join(_redact_parameter(item) for item in query.split("&"))
+        if netloc == parts.netloc and query == parts.query and "#" not in text:
+            return text
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return "<unparsable URL>"
+
+
+def _redact_parameter(item: str) -> str:
+    """One ``name=value`` of a query, its value replaced when the name looks secret."""
+    name, sep, _ = item.partition("=")
+    if sep and is_secret_name(unquote_plus(name)):
+        return f"{name}={REDACTED}"
+    return item
 
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
@@ -165,5 +175,15 @@ def redact_text(text: str) -> str:
     Example:
         >>> redact_text("GET https://h/e?token=abc failed")
         'GET https://h/e?token=REDACTED failed'
+        >>> redact_text("(HTTP 404 from https://h/e?sig=abc).")
+        '(HTTP 404 from https://h/e?sig=REDACTED).'
     """
-    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+    return _URL_IN_TEXT.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    # Punctuation that closes the sentence around a URL ("(from https://h/p?sig=x).") is
+    # not part of it: kept after the redacted URL.
+    url = match.group(0)
+    core = url.rstrip(").,;:!?]")
+    return redact_url(core) + url[len(core) :]

@@ -39,7 +39,7 @@ from ._flow import (
     wait,
 )
 from ._headers import parse_content_disposition_filename
-from ._http import HttpResponse
+from ._http import HttpResponse, undecodable
 from ._models import JobState, JobStatus, ResultFile
 from ._retry import exhausted
 from .dialects import cancel_method_of, result_failure_of
@@ -180,7 +180,8 @@ def download(
 ) -> Generator[Command, Any, int]:
     """Wait, then stream the result's bytes to ``write``; return how many were written.
 
-    An inline JSON result (no result URL) is written as its JSON encoding.
+    An inline result (no result URL) is written as it came: a file's bytes (a status URL that
+    ends in ``200`` with a non-JSON body), or a JSON value's JSON encoding.
     """
     status = yield from _finished(cfg, state, options, tracker)
     url = status.result_url or state.final_url
@@ -189,7 +190,11 @@ def download(
             raise ProtocolError(
                 "the completed job offers no result to download", url=state.status_url
             )
-        data = jsonlib.dumps(status.result).encode("utf-8")
+        value = status.result
+        if isinstance(value, ResultFile):
+            data = value.content
+        else:
+            data = jsonlib.dumps(value).encode("utf-8")
         write(data)
         return len(data)
     response = (yield from send(cfg, "GET", url, accept="*/*", stream=True)).response
@@ -202,6 +207,8 @@ def download(
             chunk: bytes | None = yield ReadBytes()
         except httpx.TransportError as exc:
             raise _broken_stream(exc, response) from exc
+        except httpx.DecodingError as exc:
+            raise undecodable(exc) from exc
         if chunk is None:
             break
         write(chunk)

@@ -16,6 +16,7 @@ see ``_urls.resolve_url``.)
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,14 +24,62 @@ from typing import Any, Protocol
 import httpx
 
 from ._admission import HELD_EXTENSION
+from ._decoding import ACCEPT_ENCODING
+from ._log import is_secret_name
 from ._uploads import Body
 from ._urls import Origin, is_http_url, is_plain_url, origin_of
 
-__all__ = ["CookieSource", "RequestFactory"]
+__all__ = ["CookieSource", "RequestFactory", "check_headers"]
 
 _USER_AGENT = "asyncreply-client/0.1"
 _MAX_URL_LENGTH = 8192
 Resolved = tuple[str, httpx.URL, Origin | None]
+
+# RFC 9110 §5.1 (a field name is a token) and §5.5 (a value is visible ASCII, space and tab;
+# obs-text is obsolete): what httpx can encode, and what cannot split a request (no CR/LF).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(r"[\t\x20-\x7e]*")
+#: The argument a protocol header comes from, named when its value is refused.
+_ARGUMENTS = {"idempotency-key": "idempotency_key"}
+
+
+def check_headers(headers: Mapping[str, str] | None, argument: str = "headers") -> None:
+    """Check that ``headers`` can be sent: names are tokens, values ASCII text without control
+    characters (RFC 9110 §5), so a bad one is refused at the call that passed it, named,
+    rather than as a ``UnicodeEncodeError`` from deep inside httpx.
+
+    Raises:
+        TypeError: a name or value is neither a string nor bytes.
+        ValueError: a name is not a token, or a value holds non-ASCII or control characters.
+
+    Example:
+        >>> check_headers({"X-Trace": "abc"})
+        >>> check_headers({"X-Trace": "caf\u00e9"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: headers: the value of header 'X-Trace' must be ASCII text without ...
+    """
+    if not headers:
+        return
+    for raw_name, raw_value in headers.items():
+        # httpx takes bytes too: checked as the Latin-1 text they are on the wire.
+        name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
+        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(
+                f"{argument}: header names and values must be strings, got {name!r}: {value!r}"
+            )
+        if _TOKEN.fullmatch(name) is None:
+            raise ValueError(f"{argument}: {name!r} is not a valid header name (RFC 9110 §5.1)")
+        if _VALUE.fullmatch(value) is None:
+            source = _ARGUMENTS.get(name.lower())
+            what = source if source is not None else f"{argument}: the value of header {name!r}"
+            # A credential's value is not quoted (messages end up in logs, see ``_log``).
+            secret = source is None and is_secret_name(name)
+            raise ValueError(
+                f"{what} must be ASCII text without control characters (RFC 9110 §5.5), "
+                + ("its value is not shown" if secret else f"got {value!r}")
+            )
 
 
 class CookieSource(Protocol):
@@ -135,8 +184,11 @@ class RequestFactory:
         """Validate the inputs and build a factory.
 
         Raises:
-            ValueError: ``base_url`` or a trusted origin is not an absolute http(s) URL.
+            ValueError: ``base_url`` or a trusted origin is not an absolute http(s) URL, or a
+                header cannot be sent (:func:`check_headers`).
+            TypeError: a header name or value is not a string.
         """
+        check_headers(headers)
         base = origin_of(base_url)
         if base is None:
             raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
@@ -227,12 +279,16 @@ class RequestFactory:
         (a submission's) is encoded afresh by httpx for each request built.
 
         ``headers`` are protocol headers of this request and are always sent; the configured
-        headers are added first only when the origin is trusted.
+        headers are added first only when the origin is trusted. ``Accept-Encoding`` names
+        the codings the client decodes (``_decoding``), unless ``headers`` name others.
         """
         _, target, origin = self._parse(url)
         merged = httpx.Headers({"Accept": accept, "User-Agent": _USER_AGENT})
         if origin in self.trusted_origins:
             merged.update(self.headers)
+        # Only the codings the drivers decode in bounded steps (an httpx client's default
+        # asks for br and zstd too when their modules are installed).
+        merged["Accept-Encoding"] = ACCEPT_ENCODING
         if headers:
             merged.update(headers)
         timeout = self.timeout

@@ -351,6 +351,8 @@ class _Following:
                 chunk: bytes | str | None = yield ReadBytes()
             except _DROPS as exc:
                 return f"the event stream broke: {exc}"
+            except httpx.DecodingError as exc:  # not of its Content-Encoding: no retry
+                return self.finish(SSEEnd.FALLBACK, f"unusable event stream: {exc}")
             if chunk is None:
                 return "the event stream ended before the operation finished"
             try:

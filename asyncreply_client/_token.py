@@ -125,7 +125,8 @@ def load_token(token: object) -> TokenData:
     if not isinstance(payload, dict):
         raise InvalidTokenError("the resume token does not hold a JSON object")
     version = payload.get("v")
-    if isinstance(version, bool) or version not in _FIELDS:
+    # Only an int can name a version (a list or an object is unhashable, True is no 1).
+    if not isinstance(version, int) or isinstance(version, bool) or version not in _FIELDS:
         raise InvalidTokenError(f"unsupported resume token version {version!r}")
     unknown = sorted(set(payload) - _FIELDS[version])
     if unknown:

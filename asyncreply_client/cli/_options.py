@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import httpx
 
+from .._security import check_headers
 from ..dialects import DIALECT_NAMES, DeclarativeDialect
 from ._exit import CliError, ExitCode
 
@@ -33,13 +34,19 @@ def parse_header(text: str) -> tuple[str, str]:
     """Parse ``"Name: value"``.
 
     Raises:
-        CliError: when there is no colon or the name is empty or not a token.
+        CliError: when there is no colon, the name is empty or not a token, or the value is
+            not ASCII text without control characters (a usage error, exit 2).
     """
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not name or any(c.isspace() for c in name):
         raise CliError(f"bad header {text!r}: expected 'Name: value'", ExitCode.USAGE)
-    return name, value.strip()
+    value = value.strip()
+    try:
+        check_headers({name: value}, "header")
+    except ValueError as exc:
+        raise CliError(f"bad header {text!r}: {exc}", ExitCode.USAGE) from None
+    return name, value
 
 
 def env_headers(raw: str | None) -> list[tuple[str, str]]:
@@ -58,6 +65,10 @@ def env_headers(raw: str | None) -> list[tuple[str, str]]:
             raise CliError(f"ASYNCREPLY_HEADERS is not valid JSON: {exc}", ExitCode.USAGE) from None
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise CliError("ASYNCREPLY_HEADERS must be a JSON object of strings", ExitCode.USAGE)
+        try:
+            check_headers(value, "ASYNCREPLY_HEADERS")
+        except ValueError as exc:
+            raise CliError(str(exc), ExitCode.USAGE) from None
         return [(str(k), v) for k, v in value.items()]
     try:
         return [parse_header(line) for line in text.splitlines() if line.strip()]

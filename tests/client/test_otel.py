@@ -249,8 +249,10 @@ async def test_a_failed_submission_ends_its_span_without_query_secrets(
         # connect_for=0: a refused connection counts as an attempt at once (one retry).
         retry = RetryPolicy(attempts=2, initial=0.0, connect_for=0.0)
         async with open_client(flavor, BASE, retry=retry) as (client, call):
-            with pytest.raises(TransportError, match="SECRET-KEY"):  # the error itself: as sent
+            with pytest.raises(TransportError, match="api_key=REDACTED") as raised:
                 await call(client.submit, "/jobs?api_key=SECRET-KEY", json={})
+    # The error is redacted as the span is (issue 19 item 12): message and URL attribute.
+    assert "SECRET" not in str(raised.value) and "SECRET" not in (raised.value.url or "")
     span = traces.operation()
     assert dict(span.attributes or {})["error.type"] == "TransportError"
     assert span.status.status_code is StatusCode.ERROR
