@@ -39,6 +39,7 @@ from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
 from .middlewares import errors_and_counts, inject_faults
 from .records import JobRecord, JobState
+from .result_stream import json_with_raw_result, stream
 from .store import MemoryStore, SqliteStore, Store
 from .stream_tokens import StreamTokens
 from .tracing import tracing
@@ -151,9 +152,13 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
             if config.completion_style == "inline" and job.result_kind == "json":
                 result = state.manager.result(job)
                 if result is not None:
-                    doc["result"] = json.loads(result.data)
                     headers["Content-Location"] = result_url
-                    return web.json_response(doc, status=200, headers=headers)
+                    return stream(
+                        json_with_raw_result(doc, result.data),
+                        content_type="application/json",
+                        write_timeout=config.write_timeout,
+                        headers=headers,
+                    )
             headers["Location"] = result_url
             return web.json_response(doc, status=303, headers=headers)
         return web.json_response(doc, status=200, headers=headers)
@@ -164,8 +169,11 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
             if result is None:
                 return _error(410, "expired", "the result has expired")
             headers["Content-Location"] = result_url
-            return web.Response(
-                body=result.data, status=200, content_type="application/json", headers=headers
+            return stream(
+                [result.data],
+                content_type="application/json",
+                write_timeout=config.write_timeout,
+                headers=headers,
             )
         headers["Location"] = result_url
         return web.json_response(doc, status=303, headers=headers)
@@ -330,16 +338,19 @@ async def get_result(request: web.Request) -> web.StreamResponse:
     result = state.manager.result(job)
     if result is None:
         return _error(410, "expired", "the result has expired")
+    # Streamed in chunks at the reader's pace: a reader that does not read holds one chunk,
+    # not a copy of the result (issue 19 item 4).
     if result.kind == "file":
         filename = safe_filename(result.filename)
-        return web.Response(
-            body=result.data,
-            headers={
-                "Content-Type": safe_content_type(result.content_type),
-                "Content-Disposition": f'attachment; filename="{filename}"',
-            },
+        return stream(
+            [result.data],
+            content_type=safe_content_type(result.content_type),
+            write_timeout=state.config.write_timeout,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
-    return web.Response(body=result.data, content_type="application/json")
+    return stream(
+        [result.data], content_type="application/json", write_timeout=state.config.write_timeout
+    )
 
 
 async def cancel_job(request: web.Request) -> web.StreamResponse:

@@ -137,6 +137,13 @@ class ServerConfig(BaseModel):
         le=3600.0,
         description="Seconds an idle keep-alive connection waits for its next request.",
     )
+    write_timeout: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=3600.0,
+        description="Seconds a result being sent may wait for a reader that reads nothing "
+        "(the connection is then closed).",
+    )
     max_connections: int | None = Field(
         default=None,
         ge=1,
