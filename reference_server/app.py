@@ -68,6 +68,8 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), bounded length.
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+#: The user of requests without a token in dev mode; reserved as a token there.
+ANONYMOUS = "anonymous"
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 
 
@@ -524,19 +526,27 @@ def _resolve_user(request: web.Request) -> str | None:
         stream_tokens = _state(request).stream_tokens
         if stream_tokens is not None and (user := stream_tokens.user_from_request(request)):
             return user  # a browser's EventSource on its job's events URL
-        return "anonymous" if tokens is None else None
+        return ANONYMOUS if tokens is None else None
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
         return None
     if tokens is None:
-        return token
+        # Dev mode: a token is its own user, except the name of the user without a token
+        # (otherwise "Bearer anonymous" would read every job submitted without one).
+        return None if token == ANONYMOUS else token
     user: str | None = None
     for known, name in tokens.items():
         # Constant-time comparison: do not leak how much of a token matched.
         if hmac.compare_digest(known.encode(), token.encode()):
             user = name
     return user
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The bearer token of ``Authorization``, if it has that form."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _user(request: web.Request) -> str:
@@ -551,10 +561,13 @@ def _user(request: web.Request) -> str:
 async def _auth(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
     """Answer 401 unless the request carries acceptable credentials."""
     if request.path != "/health" and _resolve_user(request) is None:
+        reserved = _state(request).config.tokens is None and _bearer(request) == ANONYMOUS
         return _error(
             401,
             "unauthorized",
-            "a valid bearer token is required",
+            f"the bearer token {ANONYMOUS!r} is reserved (it names requests without a token)"
+            if reserved
+            else "a valid bearer token is required",
             headers={"WWW-Authenticate": 'Bearer realm="asyncreply"'},
         )
     return await handler(request)
