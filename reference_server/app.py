@@ -41,7 +41,7 @@ from .middlewares import errors_and_counts, inject_faults
 from .records import JobRecord, JobState
 from .result_stream import json_with_raw_result, stream
 from .store import MemoryStore, SqliteStore, Store
-from .stream_tokens import StreamTokens
+from .stream_tokens import EVENTS_ROUTE, StreamTokens
 from .tracing import tracing
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
 from .wire import HTTPError as _HTTPError
@@ -653,6 +653,6 @@ def create_app(
     app.router.add_delete("/jobs/{job_id}", cancel_job)
     app.router.add_get("/jobs/{job_id}/result", get_result)
     app.router.add_post("/jobs/{job_id}/retry", retry_job)
-    app.router.add_get("/jobs/{job_id}/events", job_events)
+    app.router.add_get(EVENTS_ROUTE, job_events)
     app.router.add_get("/webhooks/deliveries", list_deliveries)
     return app
