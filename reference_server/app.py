@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +39,7 @@ from .documents import (
 from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
 from .middlewares import errors_and_counts, inject_faults
+from .openapi import OPENAPI_PATH, build_document
 from .records import JobRecord, JobState
 from .result_stream import json_with_raw_result, stream
 from .store import MemoryStore, SqliteStore, Store
@@ -95,6 +97,9 @@ class ServerState:
 
 
 STATE_KEY = web.AppKey("asyncreply_state", ServerState)
+OPENAPI_KEY = web.AppKey("asyncreply_openapi", dict[str, Any])
+#: Paths served without authentication.
+_PUBLIC_PATHS = frozenset({"/health", OPENAPI_PATH})
 
 
 # --------------------------------------------------------------------------- helpers
@@ -514,6 +519,18 @@ async def health(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
+async def openapi_document(request: web.Request) -> web.StreamResponse:
+    """``GET /openapi.json``: the protocol of this server as OpenAPI 3.1 (no auth)."""
+    return web.json_response(request.app[OPENAPI_KEY])
+
+
+def _server_version() -> str:
+    try:
+        return version("asyncreply")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 # --------------------------------------------------------------------------- middlewares
 _HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -560,7 +577,7 @@ def _user(request: web.Request) -> str:
 @web.middleware
 async def _auth(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
     """Answer 401 unless the request carries acceptable credentials."""
-    if request.path != "/health" and _resolve_user(request) is None:
+    if request.path not in _PUBLIC_PATHS and _resolve_user(request) is None:
         reserved = _state(request).config.tokens is None and _bearer(request) == ANONYMOUS
         return _error(
             401,
@@ -628,6 +645,12 @@ def create_app(
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )
     app[STATE_KEY] = state
+    app[OPENAPI_KEY] = build_document(
+        config,
+        envelope=_Submission,
+        inputs={name: job_type.adapter for name, job_type in manager.types.items()},
+        version=_server_version(),
+    )
 
     async def lifecycle(app: web.Application) -> Any:
         state.loop = asyncio.get_running_loop()
@@ -647,6 +670,7 @@ def create_app(
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/health", health)
+    app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_post("/jobs", submit_job)
     app.router.add_get("/jobs", list_jobs)
     app.router.add_get("/jobs/{job_id}", get_job)
