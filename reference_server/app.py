@@ -38,7 +38,7 @@ from .documents import (
 )
 from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
-from .middlewares import errors_and_counts, inject_faults
+from .middlewares import cors, cors_headers, errors_and_counts, inject_faults
 from .openapi import OPENAPI_PATH, build_document
 from .records import JobRecord, JobState
 from .result_stream import json_with_raw_result, stream
@@ -639,6 +639,7 @@ def create_app(
             tracing(),
             access_log(_resolve_user, hash_users=config.tokens is None),
             errors_and_counts(state),
+            cors(state),
             inject_faults(state),
             _auth,
         ],
@@ -667,6 +668,8 @@ def create_app(
     async def on_shutdown(app: web.Application) -> None:
         manager.begin_shutdown()
 
+    if config.cors_origins:
+        app.on_response_prepare.append(cors_headers(state))
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/health", health)
