@@ -10,9 +10,10 @@ the expiry under a per-process random secret. It is accepted only:
 * until its expiry (``events_token_ttl`` seconds after it was issued; a stream already open
   runs on). A client re-reads the job's status for a fresh URL.
 
-Tokens never enter logs: the server runs no access log by default, and
-:class:`RedactingAccessLogger` (the access-log class :func:`reference_server.serve` installs)
-replaces the token with ``REDACTED`` when one is enabled.
+Tokens never enter logs: the server's access log (:mod:`reference_server.access_log`) writes
+paths without their query string, aiohttp's own access log is off, and
+:class:`RedactingAccessLogger` (the class :func:`reference_server.serve` installs for it)
+replaces the token with ``REDACTED`` when an application turns it on.
 """
 
 from __future__ import annotations
