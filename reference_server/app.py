@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +38,7 @@ from .documents import (
 from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
 from .middlewares import cors, cors_headers, errors_and_counts, inject_faults
-from .openapi import OPENAPI_PATH, build_document
+from .openapi import OPENAPI_KEY, OPENAPI_PATH, build_document, openapi_document, server_version
 from .records import JobRecord, JobState
 from .result_stream import json_with_raw_result, stream
 from .store import MemoryStore, SqliteStore, Store
@@ -97,7 +96,6 @@ class ServerState:
 
 
 STATE_KEY = web.AppKey("asyncreply_state", ServerState)
-OPENAPI_KEY = web.AppKey("asyncreply_openapi", dict[str, Any])
 #: Paths served without authentication.
 _PUBLIC_PATHS = frozenset({"/health", OPENAPI_PATH})
 
@@ -519,18 +517,6 @@ async def health(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
-async def openapi_document(request: web.Request) -> web.StreamResponse:
-    """``GET /openapi.json``: the protocol of this server as OpenAPI 3.1 (no auth)."""
-    return web.json_response(request.app[OPENAPI_KEY])
-
-
-def _server_version() -> str:
-    try:
-        return version("asyncreply")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
-
-
 # --------------------------------------------------------------------------- middlewares
 _HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -650,7 +636,7 @@ def create_app(
         config,
         envelope=_Submission,
         inputs={name: job_type.adapter for name, job_type in manager.types.items()},
-        version=_server_version(),
+        version=server_version(),
     )
 
     async def lifecycle(app: web.Application) -> Any:

@@ -14,17 +14,28 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
 from .config import ServerConfig
 
-__all__ = ["OPENAPI_PATH", "OPENAPI_VERSION", "build_document"]
+__all__ = [
+    "OPENAPI_KEY",
+    "OPENAPI_PATH",
+    "OPENAPI_VERSION",
+    "build_document",
+    "openapi_document",
+    "server_version",
+]
 
 #: Where the document is served (no authentication needed).
 OPENAPI_PATH = "/openapi.json"
 OPENAPI_VERSION = "3.1.0"
+#: Where the application keeps its document (built once, when the application is made).
+OPENAPI_KEY = web.AppKey("asyncreply_openapi", dict[str, Any])
 _REF = "#/components/schemas/{model}"
 _STATES = ["pending", "processing", "completed", "failed", "cancelled"]
 _DATE_TIME = {"type": "string", "format": "date-time"}
@@ -481,3 +492,16 @@ def build_document(
             },
         },
     }
+
+
+async def openapi_document(request: web.Request) -> web.StreamResponse:
+    """``GET /openapi.json``: the protocol of this server as OpenAPI 3.1 (no auth)."""
+    return web.json_response(request.app[OPENAPI_KEY])
+
+
+def server_version() -> str:
+    """The installed distribution's version (``0+unknown`` in a source tree)."""
+    try:
+        return version("asyncreply")
+    except PackageNotFoundError:
+        return "0+unknown"

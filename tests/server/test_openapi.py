@@ -26,8 +26,7 @@ from openapi_spec_validator import validate
 from schemathesis import GenerationMode, checks
 
 from reference_server import ServerConfig, ServerThread, create_app
-from reference_server.app import OPENAPI_KEY
-from reference_server.openapi import OPENAPI_PATH
+from reference_server.openapi import OPENAPI_KEY, OPENAPI_PATH
 
 from .conftest import FAST_DEFAULTS
 
