@@ -40,7 +40,7 @@ from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, Job
 from .middlewares import cors, cors_headers, errors_and_counts, inject_faults
 from .openapi import OPENAPI_KEY, OPENAPI_PATH, build_document, openapi_document, server_version
 from .records import JobRecord, JobState
-from .result_stream import json_with_raw_result, stream
+from .result_stream import bounded, json_with_raw_result, stream
 from .store import MemoryStore, SqliteStore, Store
 from .stream_tokens import EVENTS_ROUTE, StreamTokens
 from .tracing import tracing
@@ -455,24 +455,30 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     )
     await resp.prepare(request)
     sent = 0
+    write_timeout = state.config.write_timeout
+
+    async def write(data: bytes) -> None:
+        # A reader that accepts nothing for write_timeout is cut off: otherwise a stream that
+        # is never read stays busy forever in the connection guard.
+        await bounded(resp.write(data), request.transport, write_timeout)
 
     async def send(chunk: bytes) -> bool:
         """Write an event; ``False`` when the stream must end (fault cut)."""
         nonlocal sent
-        await resp.write(chunk)
+        await write(chunk)
         sent += 1
         return cut_after is None or sent < cut_after
 
-    try:
-        await resp.write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
+    async def stream(last_id: int | None) -> None:
+        await write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
         if last_id is None:
             doc = manager.document(job)
             if job.state.is_terminal:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
                     await send(_sse_event(job.event_seq, "complete", doc))
-                return resp
+                return
             if not await send(_sse_event(job.event_seq, "status", doc)):
-                return resp
+                return
             last_id = job.event_seq
         keepalive = state.config.sse_keepalive
         while not manager.closing:
@@ -480,15 +486,19 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             for ev in manager.events_after(job_id, last_id):
                 last_id = ev.id
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
-                    return resp
+                    return
             current = manager.get(job_id)
             if current is None or current.state.is_terminal:
-                return resp
+                return
             await manager.wait_change(job_id, version, keepalive)
             if manager.version(job_id) == version and not manager.closing:
-                await resp.write(b": keepalive\n\n")
+                await write(b": keepalive\n\n")
+
+    try:
+        await stream(last_id)
+        await bounded(resp.write_eof(), request.transport, write_timeout)
     except ConnectionResetError:
-        # The client went away; nothing more to send.
+        # The client went away (or read nothing for write_timeout); nothing more to send.
         pass
     return resp
 

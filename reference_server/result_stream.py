@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aiohttp import payload, web
 from aiohttp.abc import AbstractStreamWriter
 
-__all__ = ["CHUNK_SIZE", "ChunkedBody", "WriteTimeout", "json_with_raw_result", "stream"]
+__all__ = [
+    "CHUNK_SIZE",
+    "ChunkedBody",
+    "WriteTimeout",
+    "bounded",
+    "json_with_raw_result",
+    "stream",
+]
 
 #: Bytes handed to the transport at a time.
 CHUNK_SIZE = 64 * 1024
@@ -84,16 +91,22 @@ class ChunkedBody(payload.Payload):
         # stops before the last chunk is timed out like one that stops at the first.
         await self._bounded(writer, writer.drain())
 
-    async def _bounded(self, writer: AbstractStreamWriter, step: Any) -> None:
-        try:
-            await asyncio.wait_for(step, self._write_timeout)
-        except asyncio.TimeoutError:
-            transport = getattr(writer, "transport", None)
-            if transport is not None:
-                transport.abort()
-            raise WriteTimeout(
-                f"the peer read nothing for {self._write_timeout:g} s; connection closed"
-            ) from None
+    async def _bounded(self, writer: AbstractStreamWriter, step: Awaitable[None]) -> None:
+        await bounded(step, getattr(writer, "transport", None), self._write_timeout)
+
+
+async def bounded(step: Awaitable[None], transport: Any, timeout: float) -> None:
+    """Await a write ``step``; after ``timeout`` seconds abort ``transport`` instead.
+
+    Raises:
+        WriteTimeout: the step did not finish in time (the connection is closed).
+    """
+    try:
+        await asyncio.wait_for(step, timeout)
+    except asyncio.TimeoutError:
+        if transport is not None:
+            transport.abort()
+        raise WriteTimeout(f"the peer read nothing for {timeout:g} s; connection closed") from None
 
 
 def stream(

@@ -158,3 +158,29 @@ def test_the_rss_benchmark_runs_in_its_tiniest_form(tmp_path: Path) -> None:
     assert results["readers"] == 3
     assert results["rss_before_mib"] > 0
     assert results["result_mib"] > 0
+
+
+async def _chatty(ctx: JobContext, input: dict[str, Any]) -> dict[str, int]:
+    for step in range(int(input["steps"])):
+        await ctx.progress(step, None, "m" * 1000)  # 20,000 events of 1 KB fill any buffer
+    await ctx.sleep(3600)  # then stay running: the stream would stay open
+    return {"steps": int(input["steps"])}
+
+
+async def test_an_event_stream_that_is_never_read_is_timed_out(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = await make_server(write_timeout=0.2, handlers={"chatty": _chatty})
+    spy = _Spy(monkeypatch)
+    job_id = await srv.submit_ok("chatty", {"steps": 20_000})
+    reader, writer = await _stalled_reader(srv, f"/jobs/{job_id}/events")
+    try:
+        # The stream stalls on its reader, then is cut off after write_timeout.
+        await poll_until(lambda: spy.lost >= 1, within=60)
+        with anyio.fail_after(60):
+            answer = await read_until_closed(reader)
+        assert answer.startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
+    await srv.delete(f"/jobs/{job_id}")
+    assert (await srv.get("/health")).status_code == 200
