@@ -184,3 +184,9 @@ async def test_an_event_stream_that_is_never_read_is_timed_out(
         writer.close()
     await srv.delete(f"/jobs/{job_id}")
     assert (await srv.get("/health")).status_code == 200
+
+
+def test_the_write_timeout_is_a_command_line_flag() -> None:
+    from reference_server.__main__ import config_from_args
+
+    assert config_from_args(["--write-timeout", "2.5"]).write_timeout == 2.5
