@@ -62,11 +62,12 @@ def default_max_connections() -> int:
 class _Guarded(asyncio.Protocol):
     """One connection: forwards to aiohttp's protocol; knows whether a request is in flight.
 
-    A connection is *busy* while aiohttp runs a request handler on it, or while its answer
-    waits for the peer to read (the transport paused writing). Otherwise it is *idle*: new,
-    between two kept-alive requests, or sending bytes that are no request (``\r\n`` only,
-    which the HTTP parser skips). An idle connection has ``header_timeout`` seconds to start
-    its next request, and is what the guard evicts at the cap.
+    A connection is *busy* from the moment aiohttp starts handling a request on it until its
+    answer is written, and while the transport paused writing (the peer reads slowly).
+    Otherwise it is *idle*: new, between two kept-alive requests, or sending bytes that are no
+    request (``\r\n`` only, which the HTTP parser skips). An idle connection has
+    ``header_timeout`` seconds to start its next request, and is what the guard evicts at the
+    cap.
     """
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
@@ -133,7 +134,7 @@ class _Guarded(asyncio.Protocol):
         self._became_busy()
 
     def request_finished(self) -> None:
-        """aiohttp's handler for a request on this connection returned (or failed)."""
+        """A request on this connection is over: its answer is written (or it failed)."""
         self.in_flight -= 1
         if not self.busy:
             self._became_idle()
@@ -209,10 +210,17 @@ class ConnectionGuard:
         if conn is None:  # a connection this guard did not accept (another site)
             return await handler(request)
         conn.request_started()
-        try:
-            return await handler(request)
-        finally:
-            conn.request_finished()
+        # aiohttp runs each request in a task of its own that returns once the answer has
+        # been written (a streamed result, or a body that waits for a slow reader, is written
+        # after the handler returns): the request is in flight until that task is done.
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - aiohttp always runs handlers in a task
+            try:
+                return await handler(request)
+            finally:
+                conn.request_finished()
+        task.add_done_callback(lambda _task: conn.request_finished())
+        return await handler(request)
 
     def admit(self, conn: _Guarded) -> bool:
         """Make room for ``conn`` (evicting the longest idle one); ``False``: refuse it."""

@@ -11,12 +11,14 @@ connections are evicted longest-idle first, and ``/health`` answers throughout t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import pytest
 
 from benchmarks import guard_attack
+from reference_server import FileResult
 
 from .conftest import ServerFactory, poll_until
 from .test_hostile_clients import connect, raw_connections, read_response, read_until_closed
@@ -129,3 +131,39 @@ def test_the_attack_benchmark_runs_in_its_tiniest_form(tmp_path: Path) -> None:
     assert (tmp_path / "guard_attack.json").is_file()
     assert results["met"] is True
     assert results["probes"] == results["ok_200"] >= 1
+
+
+async def _big(ctx: Any, input: dict[str, Any]) -> FileResult:
+    return FileResult(b"x" * int(input["size"]), "application/octet-stream", "big.bin")
+
+
+async def test_a_connection_still_receiving_its_answer_is_not_evicted(
+    make_server: ServerFactory,
+) -> None:
+    # The result is written after the handler returned (in chunks, at the reader's pace):
+    # the request is in flight until the last byte is written, so at the cap the idle
+    # newcomer is evicted, never the download.
+    size = 12 * 1024 * 1024
+    srv = await make_server(
+        max_connections=2, header_timeout=60, max_result_bytes=2 * size, handlers={"big": _big}
+    )
+    job_id = await srv.submit_ok("big", {"size": size})
+    await srv.wait_terminal(job_id, within=60)
+    request = (
+        f"GET /jobs/{job_id}/result HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    async with raw_connections(srv) as conns:
+        download, _ = await connect(srv, conns, request)
+        with anyio.fail_after(30):
+            head = await download.readuntil(b"\r\n\r\n")
+            first = await download.readexactly(256 * 1024)  # some, not all: it continues
+        idle, _ = await connect(srv, conns, b"\r\n")
+        newcomer, _ = await connect(srv, conns, _HEALTH)
+        with anyio.fail_after(30):
+            health, _ = await read_response(newcomer)
+            assert health.startswith(b"HTTP/1.1 200"), health
+            assert await read_until_closed(idle) == b""  # the idle one made room
+            rest = await read_until_closed(download)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert len(first) + len(rest) == size
