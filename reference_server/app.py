@@ -483,10 +483,15 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         keepalive = state.config.sse_keepalive
         while not manager.closing:
             version = manager.version(job_id)
-            for ev in manager.events_after(job_id, last_id):
+            events = manager.events_after(job_id, last_id)
+            for ev in events:
                 last_id = ev.id
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
                     return
+            if events:
+                # Sending waits for the reader: the job may have moved on meanwhile (even to
+                # its end), so look again before deciding the stream is over.
+                continue
             current = manager.get(job_id)
             if current is None or current.state.is_terminal:
                 return
