@@ -96,17 +96,32 @@ class ChunkedBody(payload.Payload):
 
 
 async def bounded(step: Awaitable[None], transport: Any, timeout: float) -> None:
-    """Await a write ``step``; after ``timeout`` seconds abort ``transport`` instead.
+    """Await a write ``step``; if it takes over ``timeout`` seconds, abort ``transport``.
+
+    A timer, not a task: a write that does not wait for the reader (the common case) does not
+    even yield to the event loop.
 
     Raises:
         WriteTimeout: the step did not finish in time (the connection is closed).
     """
-    try:
-        await asyncio.wait_for(step, timeout)
-    except asyncio.TimeoutError:
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
         if transport is not None:
-            transport.abort()
-        raise WriteTimeout(f"the peer read nothing for {timeout:g} s; connection closed") from None
+            transport.abort()  # wakes the pending drain with a ConnectionResetError
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        await step
+    except ConnectionError:
+        if not expired:
+            raise
+    finally:
+        timer.cancel()
+    if expired:
+        raise WriteTimeout(f"the peer read nothing for {timeout:g} s; connection closed")
 
 
 def stream(
