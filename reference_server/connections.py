@@ -83,6 +83,12 @@ class _Guarded(asyncio.Protocol):
         #: Requests that have started on this connection.
         self.requests = 0
         self._timer: asyncio.TimerHandle | None = None
+        # Since the connection became idle: whether a request has begun (a byte other than
+        # the CR/LF the parser skips) and whether its whole head is in (what aiohttp needs
+        # to start the handler, which runs a loop iteration or more later).
+        self._begun = False
+        self.head_in = False
+        self._tail = b""
 
     @property
     def busy(self) -> bool:
@@ -102,8 +108,21 @@ class _Guarded(asyncio.Protocol):
         self._became_idle()
 
     def data_received(self, data: bytes) -> None:
-        if self.admitted:
-            self.inner.data_received(data)
+        if not self.admitted:
+            return
+        if not self.busy and not self.head_in:
+            self._watch_head(data)
+        self.inner.data_received(data)
+
+    def _watch_head(self, data: bytes) -> None:
+        buf = self._tail + data
+        if not self._begun:
+            buf = buf.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request
+            self._begun = bool(buf)
+        if _HEAD_END in buf:
+            self.head_in = True
+        # Only the bytes that could complete "\r\n\r\n" across chunks are carried over.
+        self._tail = buf[-3:]
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received() if self.admitted else None
@@ -153,6 +172,8 @@ class _Guarded(asyncio.Protocol):
     def _became_idle(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
+        self._begun = self.head_in = False
+        self._tail = b""
         self.guard.mark_idle(self)
         self._cancel_timer()
         loop = asyncio.get_running_loop()
@@ -160,8 +181,17 @@ class _Guarded(asyncio.Protocol):
 
     def _head_timeout(self) -> None:
         self._timer = None
-        if not self.busy:
-            self.close("header_timeout")
+        if self.busy:
+            return
+        if self.head_in:
+            # The head arrived in time and its handler is about to start (a busy loop may
+            # run the timer first): give it one more period rather than cut it off.
+            self.head_in = False
+            self._timer = asyncio.get_running_loop().call_later(
+                self.guard.header_timeout, self._head_timeout
+            )
+            return
+        self.close("header_timeout")
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -225,7 +255,10 @@ class ConnectionGuard:
     def admit(self, conn: _Guarded) -> bool:
         """Make room for ``conn`` (evicting the longest idle one); ``False``: refuse it."""
         if len(self.open) >= self.max_connections:
-            victim = next(iter(self.idle), None)
+            # Longest idle first; one whose next request head is already in (its handler is
+            # about to start) only when no other is idle.
+            victim = next((c for c in self.idle if not c.head_in), None)
+            victim = victim if victim is not None else next(iter(self.idle), None)
             if victim is None:
                 self._by_protocol.pop(conn.inner, None)
                 self.note("refused", conn.peer)
