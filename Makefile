@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench schemathesis clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench: venv
 	$(PY) -m benchmarks.sse_fanout
 	$(PY) -m benchmarks.slow_clients
 	$(PY) -m benchmarks.scale_out
+
+# The long Schemathesis run against the published OpenAPI document (the suite runs a quick one):
+# every operation, positive and negative, 8 server configurations; prints a summary of each.
+SCHEMATHESIS_EXAMPLES ?= 150
+schemathesis: venv
+	ASYNCREPLY_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) $(PY) -m pytest -q -s --timeout 0 \
+		tests/server/test_openapi.py -k schemathesis
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

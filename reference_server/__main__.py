@@ -79,7 +79,17 @@ def build_parser(*, prog: str = PROG) -> argparse.ArgumentParser:
         description="Run the asyncreply reference server (async request-reply protocol).",
         allow_abbrev=False,
     )
-    _add_model_flags(parser, ServerConfig, "", {"faults", "tokens"})
+    _add_model_flags(parser, ServerConfig, "", {"faults", "tokens", "cors_origins"})
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origin_list",
+        default=None,
+        metavar="ORIGIN",
+        help="Let browser pages of ORIGIN (scheme://host[:port], or '*') call the API: CORS "
+        "headers on every answer and on preflight (OPTIONS). Repeatable, or a comma-separated "
+        "list.",
+    )
     parser.add_argument(
         "--token",
         action="append",
@@ -131,7 +141,14 @@ def config_from_args(argv: Sequence[str] | None = None, *, prog: str = PROG) -> 
     ns = vars(parser.parse_args(argv))
     ns.pop("log_level", None)
     faults = {k[len("fault_") :]: v for k, v in ns.items() if k.startswith("fault_")}
-    fields = {k: v for k, v in ns.items() if not k.startswith("fault_") and k != "token_list"}
+    fields = {
+        k: v
+        for k, v in ns.items()
+        if not k.startswith("fault_") and k not in ("token_list", "cors_origin_list")
+    }
+    if ns.get("cors_origin_list"):
+        origins = [o.strip() for item in ns["cors_origin_list"] for o in item.split(",")]
+        fields["cors_origins"] = tuple(o for o in origins if o)
     tokens: dict[str, str] | None = None
     if ns.get("token_list"):
         tokens = {}

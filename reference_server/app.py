@@ -37,10 +37,12 @@ from .documents import (
 )
 from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
-from .middlewares import errors_and_counts, inject_faults
+from .middlewares import cors, cors_headers, errors_and_counts, inject_faults
+from .openapi import OPENAPI_KEY, OPENAPI_PATH, build_document, openapi_document, server_version
 from .records import JobRecord, JobState
+from .result_stream import bounded, json_with_raw_result, stream
 from .store import KeyTaken, MemoryStore, SqliteStore, Store
-from .stream_tokens import StreamTokens
+from .stream_tokens import EVENTS_ROUTE, StreamTokens
 from .tracing import tracing
 from .uploads import UPLOADS_ACCEPTED, accepts_upload, upload_submission
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
@@ -68,6 +70,8 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), bounded length.
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+#: The user of requests without a token in dev mode; reserved as a token there.
+ANONYMOUS = "anonymous"
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 
 
@@ -93,6 +97,8 @@ class ServerState:
 
 
 STATE_KEY = web.AppKey("asyncreply_state", ServerState)
+#: Paths served without authentication.
+_PUBLIC_PATHS = frozenset({"/health", OPENAPI_PATH})
 
 
 # --------------------------------------------------------------------------- helpers
@@ -152,9 +158,13 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
             if config.completion_style == "inline" and job.result_kind == "json":
                 result = state.manager.result(job)
                 if result is not None:
-                    doc["result"] = json.loads(result.data)
                     headers["Content-Location"] = result_url
-                    return web.json_response(doc, status=200, headers=headers)
+                    return stream(
+                        json_with_raw_result(doc, result.data),
+                        content_type="application/json",
+                        write_timeout=config.write_timeout,
+                        headers=headers,
+                    )
             headers["Location"] = result_url
             return web.json_response(doc, status=303, headers=headers)
         return web.json_response(doc, status=200, headers=headers)
@@ -165,8 +175,11 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
             if result is None:
                 return _error(410, "expired", "the result has expired")
             headers["Content-Location"] = result_url
-            return web.Response(
-                body=result.data, status=200, content_type="application/json", headers=headers
+            return stream(
+                [result.data],
+                content_type="application/json",
+                write_timeout=config.write_timeout,
+                headers=headers,
             )
         headers["Location"] = result_url
         return web.json_response(doc, status=303, headers=headers)
@@ -345,16 +358,19 @@ async def get_result(request: web.Request) -> web.StreamResponse:
     result = state.manager.result(job)
     if result is None:
         return _error(410, "expired", "the result has expired")
+    # Streamed in chunks at the reader's pace: a reader that does not read holds one chunk,
+    # not a copy of the result (issue 19 item 4).
     if result.kind == "file":
         filename = safe_filename(result.filename)
-        return web.Response(
-            body=result.data,
-            headers={
-                "Content-Type": safe_content_type(result.content_type),
-                "Content-Disposition": f'attachment; filename="{filename}"',
-            },
+        return stream(
+            [result.data],
+            content_type=safe_content_type(result.content_type),
+            write_timeout=state.config.write_timeout,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
-    return web.Response(body=result.data, content_type="application/json")
+    return stream(
+        [result.data], content_type="application/json", write_timeout=state.config.write_timeout
+    )
 
 
 async def cancel_job(request: web.Request) -> web.StreamResponse:
@@ -454,40 +470,55 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     )
     await resp.prepare(request)
     sent = 0
+    write_timeout = state.config.write_timeout
+
+    async def write(data: bytes) -> None:
+        # A reader that accepts nothing for write_timeout is cut off: otherwise a stream that
+        # is never read stays busy forever in the connection guard.
+        await bounded(resp.write(data), request.transport, write_timeout)
 
     async def send(chunk: bytes) -> bool:
         """Write an event; ``False`` when the stream must end (fault cut)."""
         nonlocal sent
-        await resp.write(chunk)
+        await write(chunk)
         sent += 1
         return cut_after is None or sent < cut_after
 
-    try:
-        await resp.write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
+    async def stream(last_id: int | None) -> None:
+        await write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
         if last_id is None:
             doc = manager.document(job)
             if job.state.is_terminal:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
                     await send(_sse_event(job.event_seq, "complete", doc))
-                return resp
+                return
             if not await send(_sse_event(job.event_seq, "status", doc)):
-                return resp
+                return
             last_id = job.event_seq
         keepalive = state.config.sse_keepalive
         while not manager.closing:
             version = manager.version(job_id)
-            for ev in manager.events_after(job_id, last_id):
+            events = manager.events_after(job_id, last_id)
+            for ev in events:
                 last_id = ev.id
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
-                    return resp
+                    return
+            if events:
+                # Sending waits for the reader: the job may have moved on meanwhile (even to
+                # its end), so look again before deciding the stream is over.
+                continue
             current = manager.get(job_id)
             if current is None or current.state.is_terminal:
-                return resp
+                return
             await manager.wait_change(job_id, version, keepalive)
             if manager.version(job_id) == version and not manager.closing:
-                await resp.write(b": keepalive\n\n")
+                await write(b": keepalive\n\n")
+
+    try:
+        await stream(last_id)
+        await bounded(resp.write_eof(), request.transport, write_timeout)
     except ConnectionResetError:
-        # The client went away; nothing more to send.
+        # The client went away (or read nothing for write_timeout); nothing more to send.
         pass
     return resp
 
@@ -528,19 +559,27 @@ def _resolve_user(request: web.Request) -> str | None:
         stream_tokens = _state(request).stream_tokens
         if stream_tokens is not None and (user := stream_tokens.user_from_request(request)):
             return user  # a browser's EventSource on its job's events URL
-        return "anonymous" if tokens is None else None
+        return ANONYMOUS if tokens is None else None
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
         return None
     if tokens is None:
-        return token
+        # Dev mode: a token is its own user, except the name of the user without a token
+        # (otherwise "Bearer anonymous" would read every job submitted without one).
+        return None if token == ANONYMOUS else token
     user: str | None = None
     for known, name in tokens.items():
         # Constant-time comparison: do not leak how much of a token matched.
         if hmac.compare_digest(known.encode(), token.encode()):
             user = name
     return user
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The bearer token of ``Authorization``, if it has that form."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _user(request: web.Request) -> str:
@@ -554,11 +593,14 @@ def _user(request: web.Request) -> str:
 @web.middleware
 async def _auth(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
     """Answer 401 unless the request carries acceptable credentials."""
-    if request.path != "/health" and _resolve_user(request) is None:
+    if request.path not in _PUBLIC_PATHS and _resolve_user(request) is None:
+        reserved = _state(request).config.tokens is None and _bearer(request) == ANONYMOUS
         return _error(
             401,
             "unauthorized",
-            "a valid bearer token is required",
+            f"the bearer token {ANONYMOUS!r} is reserved (it names requests without a token)"
+            if reserved
+            else "a valid bearer token is required",
             headers={"WWW-Authenticate": 'Bearer realm="asyncreply"'},
         )
     return await handler(request)
@@ -618,12 +660,19 @@ def create_app(
             tracing(),
             access_log(_resolve_user, hash_users=config.tokens is None),
             errors_and_counts(state),
+            cors(state),
             inject_faults(state),
             _auth,
         ],
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )
     app[STATE_KEY] = state
+    app[OPENAPI_KEY] = build_document(
+        config,
+        envelope=_Submission,
+        inputs={name: job_type.adapter for name, job_type in manager.types.items()},
+        version=server_version(),
+    )
 
     async def lifecycle(app: web.Application) -> Any:
         state.loop = asyncio.get_running_loop()
@@ -641,15 +690,18 @@ def create_app(
     async def on_shutdown(app: web.Application) -> None:
         manager.begin_shutdown()
 
+    if config.cors_origins:
+        app.on_response_prepare.append(cors_headers(state))
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/health", health)
+    app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_post("/jobs", submit_job)
     app.router.add_get("/jobs", list_jobs)
     app.router.add_get("/jobs/{job_id}", get_job)
     app.router.add_delete("/jobs/{job_id}", cancel_job)
     app.router.add_get("/jobs/{job_id}/result", get_result)
     app.router.add_post("/jobs/{job_id}/retry", retry_job)
-    app.router.add_get("/jobs/{job_id}/events", job_events)
+    app.router.add_get(EVENTS_ROUTE, job_events)
     app.router.add_get("/webhooks/deliveries", list_deliveries)
     return app

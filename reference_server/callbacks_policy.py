@@ -1,7 +1,8 @@
 """Where webhook callbacks may go: no loopback, private, link-local or own addresses (SSRF).
 
 A callback URL is attacker-chosen, so by default the server only delivers to globally routable
-addresses. The rule is applied three times:
+addresses outside every IANA special-purpose range (the table is
+:data:`reference_server.special_purpose.SPECIAL_PURPOSE`). The rule is applied three times:
 
 1. at submission, to the URL's literal host (``127.0.0.1``, ``[::ffff:127.0.0.1]``,
    ``2130706433``, ``127.1``, ``0x7f.1``, ``localhost``, …): ``400 callback_url_refused``;
@@ -29,6 +30,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+
+from .special_purpose import special_purpose
 
 __all__ = [
     "CallbackAddressRefused",
@@ -148,10 +151,19 @@ class CallbackPolicy:
             (ip.is_multicast, "multicast"),
             (ip.is_private, "private"),
             (ip.is_reserved, "reserved"),
-            (not ip.is_global, "not globally routable"),
-            (ip in self.own_addresses, "the server's own address"),
         )
-        return next((reason for refused, reason in checks if refused), None)
+        reason = next((reason for refused, reason in checks if refused), None)
+        if reason is not None:
+            return reason
+        # Every IANA special-purpose range, not only what this Python's is_global knows.
+        special = special_purpose(ip)
+        if special is not None:
+            return f"special-purpose: {special.name} ({special.rfc})"
+        if not ip.is_global:
+            return "not globally routable"
+        if ip in self.own_addresses:
+            return "the server's own address"
+        return None
 
     def url_refusal(self, url: str) -> str | None:
         """Why a callback URL is refused from its text alone, or ``None``.

@@ -6,15 +6,17 @@ Every field is also a command-line flag of ``python -m reference_server`` (see
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["DEV_WEBHOOK_SECRET", "FaultConfig", "ServerConfig"]
 
 #: The development webhook secret (Standard Webhooks ``whsec_`` form: base64 of
 #: ``asyncreply-dev-webhook-secret``). Never use it outside development and tests.
 DEV_WEBHOOK_SECRET = "whsec_YXN5bmNyZXBseS1kZXYtd2ViaG9vay1zZWNyZXQ="
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._~-]+)(:[0-9]{1,5})?")
 
 
 class FaultConfig(BaseModel):
@@ -144,6 +146,13 @@ class ServerConfig(BaseModel):
         le=3600.0,
         description="Seconds an idle keep-alive connection waits for its next request.",
     )
+    write_timeout: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=3600.0,
+        description="Seconds a result being sent may wait for a reader that reads nothing "
+        "(the connection is then closed).",
+    )
     max_connections: int | None = Field(
         default=None,
         ge=1,
@@ -218,6 +227,11 @@ class ServerConfig(BaseModel):
         description="Deliver webhooks to loopback, private and link-local addresses and to the "
         "server's own (local development and tests only; see docs/protocol.md).",
     )
+    cors_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Origins whose browser pages may call the API (CORS), e.g. "
+        "'https://app.example.com'; '*' for any. Empty: no CORS headers.",
+    )
     faults: FaultConfig = Field(default_factory=FaultConfig, description="Fault injection.")
 
     @model_validator(mode="after")
@@ -235,3 +249,15 @@ class ServerConfig(BaseModel):
             if isinstance(store, str) and store.startswith(("redis://", "rediss://", "unix://")):
                 return {**data, "store": "redis", "redis_url": store}
         return data
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each origin is ``*`` or ``scheme://host[:port]`` (RFC 6454 §6.2 serialisation)."""
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: expected scheme://host[:port] (no path, "
+                    "no trailing slash) or '*'"
+                )
+        return value

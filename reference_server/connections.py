@@ -3,23 +3,27 @@
 aiohttp serves every accepted connection until it sends a request; a crowd of half-open
 connections (a slowloris, or 1,100 idle sockets against a 1024 open-file limit) would use
 up the file descriptors and keep ``/health`` from ever being accepted. :class:`GuardedSite`
-listens like ``aiohttp.web.TCPSite`` but puts a :class:`ConnectionGuard` in front:
+listens like ``aiohttp.web.TCPSite`` but puts a :class:`ConnectionGuard` in front. A
+connection is *busy* only while a request is in flight (its handler runs, or its answer waits
+for the peer to read); otherwise it is *idle* (new, kept alive between requests, or sending
+bytes that are no request, such as bare ``\r\n``, which the HTTP parser skips):
 
-- a new connection must deliver its first request head within ``header_timeout`` seconds,
-  or it is closed (later requests on a kept-alive connection fall under aiohttp's own
-  ``keepalive_timeout``; request bodies under ``body_timeout``);
-- at most ``max_connections`` are open; at the cap, the oldest connection that has not yet
-  sent a request head is closed to make room, and if every open connection is busy with a
-  request the new one is answered ``503`` and closed. Both are logged (at most once per
-  second, with counts).
+- an idle connection must start its next request within ``header_timeout`` seconds, or it
+  is closed: the timer starts when the connection opens and again whenever a request ends
+  (request bodies fall under ``body_timeout``);
+- at most ``max_connections`` are open; at the cap, the connection idle for longest is closed
+  to make room, and if every open connection is busy the new one is answered ``503`` and
+  closed. Both are logged (at most once per second, with counts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -56,7 +60,15 @@ def default_max_connections() -> int:
 
 
 class _Guarded(asyncio.Protocol):
-    """One connection: forwards to aiohttp's protocol, watches for the first request head."""
+    """One connection: forwards to aiohttp's protocol; knows whether a request is in flight.
+
+    A connection is *busy* from the moment aiohttp starts handling a request on it until its
+    answer is written, and while the transport paused writing (the peer reads slowly).
+    Otherwise it is *idle*: new, between two kept-alive requests, or sending bytes that are no
+    request (``\r\n`` only, which the HTTP parser skips). An idle connection has
+    ``header_timeout`` seconds to start its next request, and is what the guard evicts at the
+    cap.
+    """
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
         self.guard = guard
@@ -64,9 +76,24 @@ class _Guarded(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None
         self.admitted = False
-        self.head_done = False
-        self._tail = b""
+        #: Request handlers running on this connection (pipelining runs them one by one).
+        self.in_flight = 0
+        #: Whether the transport paused writing (the peer is not reading fast enough).
+        self.writing_paused = False
+        #: Requests that have started on this connection.
+        self.requests = 0
         self._timer: asyncio.TimerHandle | None = None
+        # Since the connection became idle: whether a request has begun (a byte other than
+        # the CR/LF the parser skips) and whether its whole head is in (what aiohttp needs
+        # to start the handler, which runs a loop iteration or more later).
+        self._begun = False
+        self.head_in = False
+        self._tail = b""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is in flight (handled, or its answer still being written)."""
+        return self.in_flight > 0 or self.writing_paused
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -77,39 +104,59 @@ class _Guarded(asyncio.Protocol):
             transport.close()
             return
         self.admitted = True
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.guard.header_timeout, self._head_timeout)
         self.inner.connection_made(transport)
+        self._became_idle()
 
     def data_received(self, data: bytes) -> None:
         if not self.admitted:
             return
-        if not self.head_done:
-            # Only the bytes that could complete "\r\n\r\n" across chunks are carried over.
-            if _HEAD_END in self._tail + data:
-                self.head_done = True
-                self._tail = b""
-                self._cancel_timer()
-            else:
-                self._tail = (self._tail + data)[-3:]
+        if not self.busy and not self.head_in:
+            self._watch_head(data)
         self.inner.data_received(data)
+
+    def _watch_head(self, data: bytes) -> None:
+        buf = self._tail + data
+        if not self._begun:
+            buf = buf.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request
+            self._begun = bool(buf)
+        if _HEAD_END in buf:
+            self.head_in = True
+        # Only the bytes that could complete "\r\n\r\n" across chunks are carried over.
+        self._tail = buf[-3:]
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received() if self.admitted else None
 
     def pause_writing(self) -> None:
         if self.admitted:
+            self.writing_paused = True
+            self._became_busy()
             self.inner.pause_writing()
 
     def resume_writing(self) -> None:
         if self.admitted:
+            self.writing_paused = False
             self.inner.resume_writing()
+            if not self.busy:
+                self._became_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         if self.admitted:
             self.guard.release(self)
             self.inner.connection_lost(exc)
+
+    def request_started(self) -> None:
+        """aiohttp starts handling a request on this connection."""
+        self.requests += 1
+        self.in_flight += 1
+        self._became_busy()
+
+    def request_finished(self) -> None:
+        """A request on this connection is over: its answer is written (or it failed)."""
+        self.in_flight -= 1
+        if not self.busy:
+            self._became_idle()
 
     def close(self, reason: str) -> None:
         """Abort the connection at once (frees its file descriptor)."""
@@ -118,10 +165,33 @@ class _Guarded(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def _became_busy(self) -> None:
+        self._cancel_timer()
+        self.guard.mark_busy(self)
+
+    def _became_idle(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._begun = self.head_in = False
+        self._tail = b""
+        self.guard.mark_idle(self)
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.guard.header_timeout, self._head_timeout)
+
     def _head_timeout(self) -> None:
         self._timer = None
-        if not self.head_done:
-            self.close("header_timeout")
+        if self.busy:
+            return
+        if self.head_in:
+            # The head arrived in time and its handler is about to start (a busy loop may
+            # run the timer first): give it one more period rather than cut it off.
+            self.head_in = False
+            self._timer = asyncio.get_running_loop().call_later(
+                self.guard.header_timeout, self._head_timeout
+            )
+            return
+        self.close("header_timeout")
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -130,7 +200,12 @@ class _Guarded(asyncio.Protocol):
 
 
 class ConnectionGuard:
-    """Protocol factory: aiohttp's low-level server behind a cap and a header timeout."""
+    """Protocol factory: aiohttp's low-level server behind a cap and a header timeout.
+
+    It wraps the server's request handler (``web.Server.request_handler``, which aiohttp
+    copies into every new connection) to learn when a request starts and ends on which
+    connection.
+    """
 
     def __init__(self, server: web.Server, *, max_connections: int, header_timeout: float) -> None:
         self.server = server
@@ -138,32 +213,76 @@ class ConnectionGuard:
         self.header_timeout = header_timeout
         #: Open connections, oldest first (dicts keep insertion order).
         self.open: dict[_Guarded, None] = {}
+        #: Idle open connections, longest idle first.
+        self.idle: dict[_Guarded, None] = {}
         #: How many connections were closed, by reason.
         self.counts: dict[str, int] = {"header_timeout": 0, "evicted": 0, "refused": 0}
+        self._by_protocol: dict[asyncio.Protocol, _Guarded] = {}
         self._pending_log: dict[str, int] = {}
         self._last_log = -1.0e9
         self._last_peer: Any = None
         self._flush_handle: asyncio.TimerHandle | None = None
+        handler = server.request_handler
+        server.request_handler = functools.partial(self._handle, handler)
 
     def __call__(self) -> asyncio.Protocol:
         inner: asyncio.Protocol = self.server()
-        return _Guarded(self, inner)
+        guarded = _Guarded(self, inner)
+        self._by_protocol[inner] = guarded
+        return guarded
+
+    async def _handle(
+        self,
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+        request: web.BaseRequest,
+    ) -> web.StreamResponse:
+        conn = self._by_protocol.get(request.protocol)
+        if conn is None:  # a connection this guard did not accept (another site)
+            return await handler(request)
+        conn.request_started()
+        # aiohttp runs each request in a task of its own that returns once the answer has
+        # been written (a streamed result, or a body that waits for a slow reader, is written
+        # after the handler returns): the request is in flight until that task is done.
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - aiohttp always runs handlers in a task
+            try:
+                return await handler(request)
+            finally:
+                conn.request_finished()
+        task.add_done_callback(lambda _task: conn.request_finished())
+        return await handler(request)
 
     def admit(self, conn: _Guarded) -> bool:
-        """Make room for ``conn`` (evicting the oldest head-less one); ``False``: refuse it."""
+        """Make room for ``conn`` (evicting the longest idle one); ``False``: refuse it."""
         if len(self.open) >= self.max_connections:
-            victim = next((c for c in self.open if not c.head_done), None)
+            # Longest idle first; one whose next request head is already in (its handler is
+            # about to start) only when no other is idle.
+            victim = next((c for c in self.idle if not c.head_in), None)
+            victim = victim if victim is not None else next(iter(self.idle), None)
             if victim is None:
+                self._by_protocol.pop(conn.inner, None)
                 self.note("refused", conn.peer)
                 return False
-            self.open.pop(victim, None)
+            self.release(victim)
             victim.close("evicted")
         self.open[conn] = None
         return True
 
+    def mark_idle(self, conn: _Guarded) -> None:
+        """``conn`` has no request in flight (it moves to the end of the idle order)."""
+        if conn in self.open:
+            self.idle.pop(conn, None)
+            self.idle[conn] = None
+
+    def mark_busy(self, conn: _Guarded) -> None:
+        """``conn`` has a request in flight: not evictable."""
+        self.idle.pop(conn, None)
+
     def release(self, conn: _Guarded) -> None:
         """Forget a closed connection."""
         self.open.pop(conn, None)
+        self.idle.pop(conn, None)
+        self._by_protocol.pop(conn.inner, None)
 
     def note(self, reason: str, peer: Any) -> None:
         """Count a closed connection; log the counts at once, then at most once a second."""

@@ -1,4 +1,4 @@
-"""The reference server's own middlewares: request counts and error documents, faults.
+"""The reference server's own middlewares: request counts and error documents, faults, CORS.
 
 Bound to one server's :class:`~reference_server.app.ServerState` when the application is
 built (``create_app``), so they need no global state.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -20,7 +20,15 @@ if TYPE_CHECKING:
 
     from .app import ServerState
 
-__all__ = ["HandlerFn", "errors_and_counts", "inject_faults"]
+__all__ = [
+    "CORS_ALLOWED_HEADERS",
+    "CORS_EXPOSED_HEADERS",
+    "HandlerFn",
+    "cors",
+    "cors_headers",
+    "errors_and_counts",
+    "inject_faults",
+]
 
 log = logging.getLogger("reference_server")
 
@@ -108,3 +116,89 @@ async def _faults(
     if draw < faults.p_500:
         return error(500, "internal_error", "injected fault: internal error")
     return await handler(request)
+
+
+# ------------------------------------------------------------------------------------ CORS
+#: Request headers a page may send (answered to a preflight's Access-Control-Request-Headers).
+CORS_ALLOWED_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Prefer",
+    "Last-Event-ID",
+    "traceparent",
+    "tracestate",
+)
+#: Answer headers a page may read (beyond the CORS-safelisted ones): what a client of the
+#: protocol needs to follow a job.
+CORS_EXPOSED_HEADERS = (
+    "Location",
+    "Content-Location",
+    "Retry-After",
+    "Link",
+    "Preference-Applied",
+    "Idempotent-Replayed",
+    "Content-Disposition",
+    "WWW-Authenticate",
+    "traceparent",
+)
+_CORS_METHODS = "GET, POST, DELETE"
+_PREFLIGHT_MAX_AGE = "600"
+
+
+def _allowed_origin(state: ServerState, request: web.BaseRequest) -> str | None:
+    """The request's ``Origin`` when the configuration lets it call the API, else ``None``."""
+    origins = state.config.cors_origins
+    origin = request.headers.get("Origin")
+    if not origins or origin is None:
+        return None
+    if "*" in origins or origin.lower() in (o.lower() for o in origins):
+        return origin
+    return None
+
+
+def cors_headers(state: ServerState) -> Callable[[web.BaseRequest, web.StreamResponse], Any]:
+    """An ``on_response_prepare`` hook: CORS headers on every answer to an allowed origin.
+
+    A signal rather than a middleware, so that streams (SSE), which send their head inside
+    the handler, carry the headers too.
+    """
+
+    async def hook(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        if not state.config.cors_origins:
+            return
+        response.headers.add("Vary", "Origin")  # the answer depends on the Origin header
+        origin = _allowed_origin(state, request)
+        if origin is None:
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = ", ".join(CORS_EXPOSED_HEADERS)
+
+    return hook
+
+
+def cors(state: ServerState) -> Middleware:
+    """Answer CORS preflights (``OPTIONS`` with ``Access-Control-Request-Method``).
+
+    A preflight carries no credentials (Fetch standard), so it is answered before
+    authentication: ``204`` with the allowed methods and headers for an allowed origin, and
+    ``403 cors_origin_refused`` for any other.
+    """
+    return _bound(state, _cors)
+
+
+async def _cors(state: ServerState, request: web.Request, handler: HandlerFn) -> web.StreamResponse:
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return await handler(request)
+    if not state.config.cors_origins:
+        return await handler(request)
+    if _allowed_origin(state, request) is None:
+        return error(403, "cors_origin_refused", "this origin may not call the API")
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": _CORS_METHODS,
+            "Access-Control-Allow-Headers": ", ".join(CORS_ALLOWED_HEADERS),
+            "Access-Control-Max-Age": _PREFLIGHT_MAX_AGE,
+        },
+    )

@@ -10,9 +10,10 @@ the expiry under a per-process random secret. It is accepted only:
 * until its expiry (``events_token_ttl`` seconds after it was issued; a stream already open
   runs on). A client re-reads the job's status for a fresh URL.
 
-Tokens never enter logs: the server runs no access log by default, and
-:class:`RedactingAccessLogger` (the access-log class :func:`reference_server.serve` installs)
-replaces the token with ``REDACTED`` when one is enabled.
+Tokens never enter logs: the server's access log (:mod:`reference_server.access_log`) writes
+paths without their query string, aiohttp's own access log is off, and
+:class:`RedactingAccessLogger` (the class :func:`reference_server.serve` installs for it)
+replaces the token with ``REDACTED`` when an application turns it on.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from asyncreply_signing import hmac_sha256
 
 from .config import ServerConfig
 
-__all__ = ["QUERY_PARAMETER", "RedactingAccessLogger", "StreamTokens", "redact"]
+__all__ = ["EVENTS_ROUTE", "QUERY_PARAMETER", "RedactingAccessLogger", "StreamTokens", "redact"]
 
 #: The query parameter that carries the token.
 QUERY_PARAMETER = "access_token"
 
-_EVENTS_PATH = re.compile(r"/jobs/([A-Za-z0-9_-]{1,128})/events")
+#: The route (as registered) whose requests a token may authorise.
+EVENTS_ROUTE = "/jobs/{job_id}/events"
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _TOKEN = re.compile(r"v1\.([0-9]{1,12})\.([A-Za-z0-9_-]{1,1400})\.([A-Za-z0-9_-]{43})")
 _IN_QUERY = re.compile(rf"({QUERY_PARAMETER}=)[^&#\s]*")
 
@@ -123,14 +126,24 @@ class StreamTokens:
         return f"/jobs/{job_id}/events?{QUERY_PARAMETER}={self.issue(user, job_id)}"
 
     def user_from_request(self, request: web.Request) -> str | None:
-        """The token's user when ``request`` is a GET of the events of the token's job."""
+        """The token's user when ``request`` is a GET of the events of the token's job.
+
+        The decision uses what the router matched (the route and its decoded ``job_id``),
+        never a separately decoded path: ``/jobs/<id>%2Fevents`` is routed to the status of
+        a job named ``<id>/events``, so the events token of ``<id>`` does not apply to it.
+        """
         if request.method != "GET":
             return None
-        match = _EVENTS_PATH.fullmatch(request.path)
+        match_info = request.match_info
+        route = match_info.route if match_info is not None else None
+        resource = route.resource if route is not None else None
         values = request.query.getall(QUERY_PARAMETER, [])
-        if match is None or len(values) != 1:
+        if resource is None or resource.canonical != EVENTS_ROUTE or len(values) != 1:
             return None
-        return self.user_for(values[0], match.group(1))
+        job_id = match_info.get("job_id", "")
+        if not _JOB_ID.fullmatch(job_id):
+            return None
+        return self.user_for(values[0], job_id)
 
     def add_to(self, document: dict[str, Any], owner: str, job_id: str) -> None:
         """Point ``document["eventsUrl"]`` at a token-carrying URL (if it has one)."""

@@ -128,8 +128,27 @@ async def test_malformed_authorization_is_always_401(srv: Server, header: str) -
 async def test_no_token_is_the_anonymous_user(srv: Server) -> None:
     job_id = await srv.submit_ok("echo", {}, user="")
     assert (await srv.wait_terminal(job_id, user="")).status_code == 303
-    assert (await srv.get(f"/jobs/{job_id}", user="anonymous")).status_code == 303
     assert (await srv.get(f"/jobs/{job_id}", user="alice")).status_code == 404
+
+
+async def test_the_token_anonymous_is_reserved_in_dev_mode(srv: Server) -> None:
+    # Issue 19 item 5: "Bearer anonymous" was the same user as no token at all.
+    job_id = await srv.submit_ok("echo", {}, user="")
+    for method, path in [("GET", f"/jobs/{job_id}"), ("GET", "/jobs"), ("POST", "/jobs")]:
+        response = await srv.request(
+            method, path, user="anonymous", json={"type": "echo", "input": {}}
+        )
+        assert response.status_code == 401, (method, path)
+        assert error_code(response) == "unauthorized"
+        assert "reserved" in response.json()["error"]["message"]
+    assert [j["jobId"] for j in (await srv.get("/jobs", user="")).json()["jobs"]] == [job_id]
+
+
+async def test_a_configured_token_may_name_any_user(make_server: ServerFactory) -> None:
+    srv = await make_server(tokens={"anonymous": "carol"})
+    job_id = await srv.submit_ok("echo", {}, user="anonymous")
+    assert (await srv.get(f"/jobs/{job_id}", user="anonymous")).status_code in (200, 303)
+    assert (await srv.get(f"/jobs/{job_id}", user="")).status_code == 401
 
 
 async def test_many_concurrent_requests(srv: Server) -> None:
