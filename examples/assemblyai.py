@@ -12,34 +12,20 @@ The preset reads ``queued`` / ``processing`` / ``completed`` / ``error`` and fol
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+
+from _vendor_fake import api
 
 from asyncreply_client import CancelNotSupportedError, Client, JobFailedError
-
-
-@contextlib.contextmanager
-def api(argv: list[str]) -> Iterator[str]:
-    """The base URL given on the command line, or the repository's fake on a free port."""
-    if len(argv) > 1:
-        yield argv[1]
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.vendors._base import serving_in_thread
-    from tests.vendors.fakes import AssemblyAI
-
-    with serving_in_thread(AssemblyAI()) as url:
-        yield url
 
 
 def main(argv: list[str]) -> int:
     key = os.environ.get("ASSEMBLYAI_API_KEY", "")
     headers = {"Authorization": key} if key else {}
     audio = {"audio_url": "https://assembly.ai/wildfires.mp3"}
-    with api(argv) as base_url, Client(base_url, headers=headers, dialect="assemblyai") as client:
+    target = api(argv, "AssemblyAI")
+    with target as base_url, Client(base_url, headers=headers, dialect="assemblyai") as client:
         transcript = client.run("/v2/transcript", json=audio, timeout=600)
         print(f"text: {transcript['text']} (confidence {transcript['confidence']})")
 

@@ -12,33 +12,19 @@ cancels with ``PUT cancel_url``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+
+from _vendor_fake import api
 
 from asyncreply_client import Client, JobFailedError
-
-
-@contextlib.contextmanager
-def api(argv: list[str]) -> Iterator[str]:
-    """The base URL given on the command line, or the repository's fake on a free port."""
-    if len(argv) > 1:
-        yield argv[1]
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.vendors._base import serving_in_thread
-    from tests.vendors.fakes import Fal
-
-    with serving_in_thread(Fal()) as url:
-        yield url
 
 
 def main(argv: list[str]) -> int:
     key = os.environ.get("FAL_KEY", "")
     headers = {"Authorization": f"Key {key}"} if key else {}
-    with api(argv) as base_url, Client(base_url, headers=headers, dialect="fal") as client:
+    target = api(argv, "Fal")
+    with target as base_url, Client(base_url, headers=headers, dialect="fal") as client:
         op = client.submit("/fal-ai/fast-sdxl", json={"prompt": "a cat"})
         print(f"request {op.id} -> {op.status_url}")
         for status in op.watch(mode="poll"):

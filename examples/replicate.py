@@ -11,27 +11,12 @@ The preset reads ``status`` (``starting`` … ``succeeded``), follows ``urls.get
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+
+from _vendor_fake import api
 
 from asyncreply_client import Client, JobStatus
-
-
-@contextlib.contextmanager
-def api(argv: list[str]) -> Iterator[str]:
-    """The base URL given on the command line, or the repository's fake on a free port."""
-    if len(argv) > 1:
-        yield argv[1]
-        return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.vendors._base import serving_in_thread
-    from tests.vendors.fakes import Replicate
-
-    with serving_in_thread(Replicate()) as url:
-        yield url
 
 
 def show(status: JobStatus) -> None:
@@ -44,7 +29,8 @@ def main(argv: list[str]) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     prediction = {"version": "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
                   "input": {"prompt": "Say hello"}}  # fmt: skip
-    with api(argv) as base_url, Client(base_url, headers=headers, dialect="replicate") as client:
+    target = api(argv, "Replicate")
+    with target as base_url, Client(base_url, headers=headers, dialect="replicate") as client:
         # One call: Prefer: wait holds the request until the prediction ends: its output.
         print(f"run: {client.run('/v1/predictions', json=prediction, timeout=60)}")
 
