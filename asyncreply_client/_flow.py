@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from . import _log
-from ._arguments import check_submission, polling_policy, seconds_or_none, wait_mode
+from ._arguments import check_submission
 from ._commands import Command, Emit, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
@@ -35,6 +35,7 @@ from ._exchange import (
     open_stream,
     send,
 )
+from ._flow_state import OperationState, WaitMode, WaitOptions
 from ._headers import preference_applied_wait
 from ._http import HttpResponse
 from ._models import JobStatus
@@ -68,7 +69,6 @@ __all__ = [
 ]
 
 Flow = Generator[Command, Any, Any]
-WaitMode = Literal["auto", "sse", "long-poll", "poll"]
 
 #: Extra read time on top of a long poll's ``wait``, so the server answers before we give up.
 _LONG_POLL_MARGIN = 5.0
@@ -78,79 +78,6 @@ _MIN_HOLD = 0.01
 #: time: the server then holds it across the job's end and its answer, not our timer (late
 #: by the 202's transit and the sleep's wake-up), marks when the end is noticed.
 _LONG_POLL_LEAD = 0.05
-
-
-@dataclass(slots=True)
-class OperationState:
-    """What the client knows of one operation; owned by an ``Operation`` and updated by flows.
-
-    Attributes:
-        status_url: absolute URL of the status monitor.
-        id: the job id, when known.
-        events_url: absolute URL of the SSE stream, when known.
-        cancel_url: absolute URL to cancel at (with the dialect's method), when known.
-        final_url: where the final result lives when the status does not say (ARM).
-        submission: the interpreted submission, when this client made it. Its ``status``
-            follows ``last``: only the latest snapshot is kept alive, not the first one too.
-        last: the latest snapshot.
-        seen: whether the server ever acknowledged the job (its submission or a status).
-        answered: whether the status URL (or the event stream) ever answered with a status;
-            only then is a 404 there a job that vanished (``JobExpiredError``), before it is
-            ``JobNotFoundError``: a 404 makes no claim that the job ever existed (RFC 9110
-            §15.5.5), however the operation was obtained (submitted, resumed, attached).
-        first_delay: the submission's ``Retry-After``, honoured before the first poll.
-        sse_unusable: the event stream failed once (refused, or dropped too often): later
-            waits in ``"auto"`` mode poll straight away.
-    """
-
-    status_url: str | None
-    id: str | None = None
-    events_url: str | None = None
-    cancel_url: str | None = None
-    final_url: str | None = None
-    submission: Submission | None = None
-    last: JobStatus | None = None
-    seen: bool = False
-    answered: bool = False
-    first_delay: float | None = None
-    sse_unusable: bool = False
-
-    def learn(self, status: JobStatus) -> None:
-        """Record a snapshot, keeping URLs it reveals that were not known yet."""
-        self.last = status
-        submission = self.submission
-        if submission is not None and submission.status is not status:
-            self.submission = replace(submission, status=status)
-        self.seen = True
-        self.id = self.id or status.id
-        self.events_url = self.events_url or status.events_url
-        self.cancel_url = self.cancel_url or status.cancel_url
-
-
-@dataclass(frozen=True, slots=True)
-class WaitOptions:
-    """Per-call settings of a wait.
-
-    Attributes:
-        timeout: seconds the wait may last (``None``: no limit).
-        polling: the policy (``None``: the client's); a number of seconds is
-            ``FixedInterval(seconds)``.
-        mode: ``"auto"``, ``"sse"``, ``"long-poll"`` or ``"poll"`` (any case).
-        watching: the caller watches progress (``on_progress``, ``watch()``): a snapshot
-            already terminal is reported once, and hints that point at the job's end are
-            split into a progress-friendly pace (``_pace``).
-    """
-
-    timeout: float | None = None
-    polling: PollingPolicy | None = None
-    mode: WaitMode = "auto"
-    watching: bool = False
-
-    def __post_init__(self) -> None:
-        # Normalised here, once for every wait (frozen: set through object.__setattr__).
-        object.__setattr__(self, "mode", wait_mode(self.mode))
-        object.__setattr__(self, "polling", polling_policy(self.polling))
-        object.__setattr__(self, "timeout", seconds_or_none(self.timeout, "timeout"))
 
 
 # --------------------------------------------------------------------------------------------
