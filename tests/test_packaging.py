@@ -46,6 +46,8 @@ def _imported_top_level_modules(*folders: str) -> set[str]:
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     found.add(node.module.split(".")[0])
     local = {*PACKAGES, "tests", "benchmarks", "examples", "__future__"}
+    # A script's sibling module (examples/_vendor_fake.py), imported as scripts import them.
+    local |= {path.stem for folder in folders for path in (ROOT / folder).glob("*.py")}
     return found - set(sys.stdlib_module_names) - local
 
 
