@@ -241,7 +241,7 @@ def cmd_webhook_verify(ctx: Context) -> int:
     secrets = webhook_secrets(args, ctx.environ)
     # The pairs as typed (not httpx.Headers, which refuses non-ASCII with a bare
     # UnicodeEncodeError): the verifier reads any header shape and types its own errors.
-    headers: list[tuple[str, str]] = [parse_header(h) for h in args.header or []]
+    headers: list[tuple[str, str]] = [parse_header(h, sent=False) for h in args.header or []]
     buffer = getattr(ctx.stdin, "buffer", None)
     body: bytes = buffer.read() if buffer is not None else ctx.stdin.read().encode("utf-8")
     # --tolerance 0 and --no-timestamp-check both mean the API's tolerance=None: a captured

@@ -30,18 +30,24 @@ __all__ = [
 SECRET_ENV = "ASYNCREPLY_WEBHOOK_SECRET"
 
 
-def parse_header(text: str) -> tuple[str, str]:
+def parse_header(text: str, *, sent: bool = True) -> tuple[str, str]:
     """Parse ``"Name: value"``.
 
+    ``sent=False`` for headers the CLI only reads (``webhook verify``'s, as a sender sent
+    them): their values are the verifier's to judge (exit 10), not a usage error.
+
     Raises:
-        CliError: when there is no colon, the name is empty or not a token, or the value is
-            not ASCII text without control characters (a usage error, exit 2).
+        CliError: when there is no colon or the name is empty; for a header to send, also when
+            the name is not a token or the value is not ASCII text without control characters
+            (a usage error, exit 2).
     """
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not name or any(c.isspace() for c in name):
         raise CliError(f"bad header {text!r}: expected 'Name: value'", ExitCode.USAGE)
     value = value.strip()
+    if not sent:
+        return name, value
     try:
         check_headers({name: value}, "header")
     except ValueError as exc:
