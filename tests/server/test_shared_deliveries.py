@@ -7,6 +7,11 @@
   every instance.
 - A pending delivery of an instance that died is taken over by a live instance (its lease
   lapses) without any instance starting, under the same delivery id.
+- The issue's kill storm: ``--instances 3``, ``kill -9`` of one instance at a time during a
+  webhook run, deliveries to two receiver instances sharing the SDK's Redis replay store:
+  every job ends, every completed job has exactly one delivery id, and the receivers together
+  process each delivery id exactly once (full run: ``python -m benchmarks.kill_storm --store
+  redis://… --instances 3 --receivers 2 --jobs 1000``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,6 +29,8 @@ import httpx
 import pytest
 import redis
 from aiohttp import web
+
+from benchmarks.kill_storm import run_kill_storm
 
 from .conftest import poll_until
 from .test_instances import receiver, server, status
@@ -175,3 +183,22 @@ async def test_a_live_instance_takes_over_a_dead_instances_pending_delivery(
         hook.release.set()
         store.close()
         await runner.cleanup()
+
+
+@pytest.mark.timeout(300)  # several process starts: slow on a loaded machine
+async def test_kill_storm_of_three_instances_with_two_deduping_receivers(
+    tmp_path: Path, redis_url: str
+) -> None:
+    report = await run_kill_storm(
+        tmp_path,
+        jobs=120,
+        kill_every=0.2,
+        jobs_between_kills=30,
+        store=redis_url,
+        instances=3,
+        receivers=2,
+    )
+    assert report.problems == []  # one delivery id per completed job, processed once
+    assert report.kills >= 2
+    assert report.completed == report.jobs == 120
+    assert sum(report.processed_by) == 120
