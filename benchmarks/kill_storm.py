@@ -190,16 +190,42 @@ class _Servers:
                 self.proc.stdout.close()
             self.proc = None
 
-    async def kill_one_instance(self) -> None:
-        """SIGKILL one child of an ``--instances`` server (its supervisor replaces it)."""
+    async def kill_one_instance(self) -> bool:
+        """SIGKILL one serving child of an ``--instances`` server (its supervisor replaces it).
+
+        Only while at least two children listen (when ``ss`` can tell): one instance of
+        several dies at a time and the others serve on; a kill faster than an instance
+        starts would otherwise kill the replacements before they listen. Returns whether
+        it killed one.
+        """
         assert self.proc is not None
         pgrep = ["pgrep", "-P", str(self.proc.pid)]
         found = await asyncio.to_thread(
             subprocess.run, pgrep, capture_output=True, text=True, check=False
         )
         children = [int(pid) for pid in found.stdout.split()]
-        if children:
-            os.kill(random.choice(children), signal.SIGKILL)
+        serving = await asyncio.to_thread(self._listening, children)
+        if serving is not None:
+            if len(serving) < 2:
+                return False
+            children = serving
+        if not children:
+            return False
+        os.kill(random.choice(children), signal.SIGKILL)
+        return True
+
+    def _listening(self, pids: list[int]) -> list[int] | None:
+        """Which of ``pids`` listen on the server's port (``None``: ``ss`` is missing)."""
+        port = self.base_url.rsplit(":", 1)[-1].split("/", 1)[0]
+        try:
+            found = subprocess.run(
+                ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False
+            )
+        except OSError:
+            return None
+        if found.returncode != 0 or "pid=" not in found.stdout:
+            return None  # no ss, or it may not name other users' processes
+        return [pid for pid in pids if f"pid={pid}," in found.stdout]
 
     async def stop(self) -> None:
         if self.proc is not None and self.instances > 1:
@@ -338,8 +364,7 @@ async def run_kill_storm(
                 while not submitting.done() and len(ids) < acknowledged + jobs_between_kills:
                     await asyncio.wait([submitting], timeout=0.05)
                 if not submitting.done() and instances > 1:
-                    await servers.kill_one_instance()
-                    kills += 1
+                    kills += await servers.kill_one_instance()
                 elif not submitting.done():
                     await servers.kill()
                     kills += 1
