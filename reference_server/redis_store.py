@@ -33,7 +33,7 @@ delivery lease and publishes the change. With ``appendonly yes`` and
 ``appendfsync always`` a Redis restart loses no acknowledged write. The store protocol is
 synchronous (the job manager orders its writes with its in-memory state, as with SQLite), so
 writes use redis-py's blocking client (one loopback round trip each); :meth:`watch` uses its
-asyncio client for the change feed.
+asyncio client for the change feed and for re-reading the jobs other instances change.
 
 Redis Cluster: a job's keys share one hash slot, so its script runs on one shard; the
 script of a job's *first* commit also touches its ``ar:idem:`` key, which needs a
@@ -277,7 +277,18 @@ class RedisStore:
         pipe.get(job_key(job_id, "job"))
         pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
         pipe.get(job_key(job_id, "tomb"))
-        data, entries, tomb = pipe.execute()
+        return self._fetched(job_id, *pipe.execute())
+
+    async def _fetch_async(self, client: Any, job_id: str, after_event: int) -> Fetched:
+        """:meth:`fetch` on redis-py's asyncio client (the loop serves on meanwhile)."""
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.get(job_key(job_id, "job"))
+            pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
+            pipe.get(job_key(job_id, "tomb"))
+            replies = await pipe.execute()
+        return self._fetched(job_id, *replies)
+
+    def _fetched(self, job_id: str, data: Any, entries: Any, tomb: Any) -> Fetched:
         job = None
         if data is not None:
             try:
@@ -307,11 +318,15 @@ class RedisStore:
             pipe.exists(job_key(job_id, "lease"))
         return [bool(n) for n in pipe.execute()]
 
-    async def watch(self, on_change: Callable[[str], None]) -> None:
-        """Call ``on_change(job_id)`` for each change another instance publishes.
+    async def watch(
+        self, on_change: Callable[[str, Fetched], None], after: Callable[[str], int]
+    ) -> None:
+        """Re-read each job another instance changes and hand it to ``on_change``.
 
-        The feed (pub/sub on ``ar:changes``) is reconnected after an error; a change missed
-        meanwhile is caught up by the next request for the job (each one re-reads it).
+        The feed (pub/sub on ``ar:changes``) and the re-reads (the job with its events newer
+        than ``after(job_id)``) use redis-py's asyncio client, so they never block the event
+        loop. The feed is reconnected after an error; a change missed meanwhile is caught up
+        by the next request for the job (each one re-reads it).
         """
         while True:
             client = redis.asyncio.Redis.from_url(self._client.url)
@@ -321,7 +336,8 @@ class RedisStore:
                     async for message in feed.listen():
                         job_id, _, instance = text(message["data"]).split(" ", 2)
                         if instance != self.instance:
-                            on_change(job_id)
+                            fetched = await self._fetch_async(client, job_id, after(job_id))
+                            on_change(job_id, fetched)
             except (redis.RedisError, OSError, ValueError) as exc:
                 log.warning("redis change feed lost (%s): reconnecting", exc)
                 await asyncio.sleep(0.5)
