@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import redis
@@ -33,6 +35,8 @@ from reference_server.records import (
 )
 from reference_server.redis_client import owner_key
 from reference_server.redis_store import RedisStore, job_key
+from reference_server.replica import Replica
+from reference_server.store import Fetched
 from tests.redis_server import RedisServer
 
 from .conftest import Receiver, ServerFactory
@@ -195,3 +199,14 @@ async def test_kill_storm_on_redis_every_completed_job_has_exactly_one_delivery(
     assert report.problems == []
     assert report.kills >= 2
     assert report.completed == report.jobs == 300
+
+
+def test_a_change_feed_re_read_older_than_the_copy_is_ignored() -> None:
+    local = job("j1", 1, JobState.COMPLETED)
+    local.event_seq = 3
+    older = job("j1", 1, JobState.PROCESSING)
+    older.event_seq = 2
+    manager = SimpleNamespace(_jobs={"j1": local})
+    replica = Replica(cast(Any, manager), cast(Any, None))
+    assert replica.apply("j1", Fetched(older, [], None), newer_only=True) is local
+    assert local.state is JobState.COMPLETED and local.event_seq == 3
