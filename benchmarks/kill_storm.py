@@ -7,6 +7,11 @@ when the next server is up. At the end every job must be final, and every comple
 have exactly one delivery record (``job.completed``) whose id is the only ``webhook-id`` its
 receiver ever saw. ``tests/server/test_webhooks_atomic.py`` runs a small storm; this module
 runs the full one (``python -m benchmarks.kill_storm``: 5,000 jobs; ``--quick``: 300).
+
+With ``--store redis://… --instances 3 --receivers 2`` (issue 18's "done when") one instance
+of three is killed at a time, and the deliveries go to two receiver instances behind one port
+(``SO_REUSEPORT``), each with the SDK's ``AsyncRedisReplayStore`` on the same Redis: every
+delivery id must also be *processed* exactly once over the two receivers.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ class KillStormReport:
     deliveries: int
     seconds: float
     problems: list[str] = field(default_factory=list)
+    #: With deduping receivers: deliveries processed by each receiver instance.
+    processed_by: list[int] = field(default_factory=list)
+    #: With deduping receivers: answers other than "processed" (duplicates, in progress).
+    not_processed: int = 0
 
 
 @dataclass
@@ -77,6 +86,67 @@ async def _receiver() -> AsyncIterator[tuple[_Hooks, str]]:
         yield hooks, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
     finally:
         await runner.cleanup()
+
+
+@dataclass
+class _DedupingReceivers:
+    """Receiver instances that share the SDK's Redis replay store (one port, SO_REUSEPORT)."""
+
+    seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    processed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    processed_by: list[int] = field(default_factory=list)
+    not_processed: int = 0
+
+    def handler(self, verifier: Any, number: int) -> Any:
+        from asyncreply_client.webhooks import WebhookEvent, handle_webhook_async
+
+        async def on_completed(event: WebhookEvent) -> None:
+            self.processed[str(event.delivery_id)] += 1
+            self.processed_by[number] += 1
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            self.seen[str(json.loads(body)["jobId"])].add(request.headers["webhook-id"])
+            answer = await handle_webhook_async(
+                verifier, dict(request.headers), body, {"job.completed": on_completed}
+            )
+            if answer.json().get("status") != "processed":
+                self.not_processed += 1
+            return web.Response(status=answer.status_code, body=answer.body, headers=answer.headers)
+
+        return handle
+
+
+@contextlib.asynccontextmanager
+async def _deduping_receivers(
+    redis_url: str, count: int
+) -> AsyncIterator[tuple[_DedupingReceivers, str]]:
+    import redis.asyncio
+
+    from asyncreply_client.webhooks import AsyncRedisReplayStore, WebhookVerifier
+
+    hooks = _DedupingReceivers(processed_by=[0] * count)
+    clients: list[Any] = []
+    runners: list[web.AppRunner] = []
+    port = 0
+    try:
+        for number in range(count):
+            client = redis.asyncio.Redis.from_url(redis_url)
+            clients.append(client)
+            verifier = WebhookVerifier(SECRET, replay_store=AsyncRedisReplayStore(client))
+            app = web.Application()
+            app.router.add_post("/hook", hooks.handler(verifier, number))
+            runner = web.AppRunner(app, shutdown_timeout=0.1)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
+            port = runner.addresses[0][1]
+        yield hooks, f"http://127.0.0.1:{port}/hook"
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        for client in clients:
+            await client.aclose()
 
 
 class _Servers:
@@ -120,21 +190,49 @@ class _Servers:
                 self.proc.stdout.close()
             self.proc = None
 
-    async def kill_one_instance(self) -> None:
-        """SIGKILL one child of an ``--instances`` server (its supervisor replaces it)."""
+    async def kill_one_instance(self) -> bool:
+        """SIGKILL one serving child of an ``--instances`` server (its supervisor replaces it).
+
+        Only while at least two children listen (when ``ss`` can tell): one instance of
+        several dies at a time and the others serve on; a kill faster than an instance
+        starts would otherwise kill the replacements before they listen. Returns whether
+        it killed one.
+        """
         assert self.proc is not None
         pgrep = ["pgrep", "-P", str(self.proc.pid)]
         found = await asyncio.to_thread(
             subprocess.run, pgrep, capture_output=True, text=True, check=False
         )
         children = [int(pid) for pid in found.stdout.split()]
-        if children:
-            os.kill(random.choice(children), signal.SIGKILL)
+        serving = await asyncio.to_thread(self._listening, children)
+        if serving is not None:
+            if len(serving) < 2:
+                return False
+            children = serving
+        if not children:
+            return False
+        os.kill(random.choice(children), signal.SIGKILL)
+        return True
+
+    def _listening(self, pids: list[int]) -> list[int] | None:
+        """Which of ``pids`` listen on the server's port (``None``: ``ss`` is missing)."""
+        port = self.base_url.rsplit(":", 1)[-1].split("/", 1)[0]
+        try:
+            found = subprocess.run(
+                ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False
+            )
+        except OSError:
+            return None
+        if found.returncode != 0 or "pid=" not in found.stdout:
+            return None  # no ss, or it may not name other users' processes
+        return [pid for pid in pids if f"pid={pid}," in found.stdout]
 
     async def stop(self) -> None:
         if self.proc is not None and self.instances > 1:
             self.proc.terminate()  # the supervisor stops its children
             await asyncio.to_thread(self.proc.wait)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
             self.proc = None
         await self.kill()
 
@@ -219,6 +317,7 @@ async def run_kill_storm(
     instances: int = 1,
     submitters: int = 8,
     workers: int = 8,
+    receivers: int = 1,
 ) -> KillStormReport:
     """Run a storm of ``jobs`` jobs, killing the server every ``kill_every`` seconds.
 
@@ -233,6 +332,9 @@ async def run_kill_storm(
             then of one instance, which the server replaces, while the others serve on).
         submitters: concurrent submitters.
         workers: the server's worker pool.
+        receivers: more than one: that many receiver instances on one port sharing the
+            SDK's ``AsyncRedisReplayStore`` on ``store`` (a ``redis://`` URL); each delivery
+            id must then be processed exactly once over all of them.
     """
     started = time.monotonic()
     flags = ["--store", store]
@@ -241,7 +343,15 @@ async def run_kill_storm(
     servers = _Servers(flags, tmp / "storm-server.log", workers, instances)
     ids: list[str] = []
     kills = 0
-    async with _receiver() as (hooks, hook_url), httpx.AsyncClient(timeout=30) as client:
+    deduping: _DedupingReceivers | None = None
+    receiving: Any = _receiver()
+    if receivers > 1:
+        if store == "sqlite":
+            raise ValueError("receivers > 1 share a Redis replay store: store must be redis://")
+        receiving = _deduping_receivers(store, receivers)
+    async with receiving as (hooks, hook_url), httpx.AsyncClient(timeout=30) as client:
+        if isinstance(hooks, _DedupingReceivers):
+            deduping = hooks
         await servers.start()
         try:
             share = [jobs // submitters + (i < jobs % submitters) for i in range(submitters)]
@@ -254,8 +364,7 @@ async def run_kill_storm(
                 while not submitting.done() and len(ids) < acknowledged + jobs_between_kills:
                     await asyncio.wait([submitting], timeout=0.05)
                 if not submitting.done() and instances > 1:
-                    await servers.kill_one_instance()
-                    kills += 1
+                    kills += await servers.kill_one_instance()
                 elif not submitting.done():
                     await servers.kill()
                     kills += 1
@@ -280,6 +389,8 @@ async def run_kill_storm(
                     )
             if len(set(ids)) != len(ids):
                 problems.append(f"{len(ids) - len(set(ids))} duplicate job ids")
+            if deduping is not None:
+                problems += _processing_problems(deduping, by_job, ids)
         finally:
             await servers.stop()
     return KillStormReport(
@@ -289,7 +400,31 @@ async def run_kill_storm(
         deliveries=len(listed),
         seconds=round(time.monotonic() - started, 2),
         problems=problems,
+        processed_by=list(deduping.processed_by) if deduping is not None else [],
+        not_processed=deduping.not_processed if deduping is not None else 0,
     )
+
+
+def _processing_problems(
+    hooks: _DedupingReceivers, by_job: dict[str, list[dict[str, Any]]], ids: list[str]
+) -> list[str]:
+    """Delivery ids of completed jobs not processed exactly once over the receivers."""
+    expected = {
+        d["id"]
+        for job_id in ids
+        for d in by_job.get(job_id, [])
+        if d["event"] == "job.completed" and d["status"] == "delivered"
+    }
+    problems = [
+        f"delivery {delivery_id}: processed {hooks.processed.get(delivery_id, 0)} times"
+        for delivery_id in sorted(expected)
+        if hooks.processed.get(delivery_id, 0) != 1
+    ]
+    problems += [
+        f"delivery {delivery_id}: processed but not on record"
+        for delivery_id in sorted(set(hooks.processed) - expected)
+    ]
+    return problems
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -306,6 +441,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--instances", type=int, default=1, help="server instances (more than 1: redis only)"
     )
+    parser.add_argument(
+        "--receivers",
+        type=int,
+        default=1,
+        help="receiver instances sharing the SDK's Redis replay store (more than 1: redis only)",
+    )
     args = parser.parse_args(argv)
     if args.server_url is not None:
         parser.error("kill_storm starts (and kills) its own servers; --server-url is unused")
@@ -318,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 kill_every=args.kill_every,
                 store=args.store,
                 instances=args.instances,
+                receivers=args.receivers,
             )
         )
     rows = [
@@ -331,6 +473,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ]
     ]
     headers = ["jobs", "kills", "completed", "deliveries", "problems", "seconds"]
+    if args.receivers > 1:
+        rows[0] += ["/".join(map(str, report.processed_by)), report.not_processed]
+        headers += ["processed per receiver", "duplicates answered"]
     table = print_table(
         f"kill storm: kill -9 every {args.kill_every} s ({args.store} x{args.instances}, webhooks)",
         headers,
@@ -344,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "kill_every": args.kill_every,
             "store": args.store,
             "instances": args.instances,
+            "receivers": args.receivers,
         },
         "report": {
             "jobs": report.jobs,
@@ -352,10 +498,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "deliveries": report.deliveries,
             "seconds": report.seconds,
             "problems": report.problems[:100],
+            "processed_by": report.processed_by,
+            "not_processed": report.not_processed,
         },
         "table": table,
     }
-    write_result(NAME, data, args.results_dir)
+    # The several-instance storm with deduping receivers (issue 18) is its own result file.
+    write_result(NAME if args.receivers <= 1 else f"{NAME}_instances", data, args.results_dir)
     return data
 
 

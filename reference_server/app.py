@@ -534,10 +534,8 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
 
     items = [
         d.to_json(rfc3339)
-        for d in state.webhooks.deliveries.values()
-        if d.owner == _user(request)
-        and (status is None or d.status == status)
-        and (job_id is None or d.job_id == job_id)
+        for d in state.webhooks.records_of(_user(request))
+        if (status is None or d.status == status) and (job_id is None or d.job_id == job_id)
     ]
     return web.json_response({"deliveries": items})
 
@@ -613,7 +611,11 @@ def _make_store(config: ServerConfig) -> Store:
     if config.store == "redis":
         from .redis_store import RedisStore  # redis is imported only when asked for
 
-        return RedisStore(config.redis_url)
+        return RedisStore(
+            config.redis_url,
+            max_deliveries_per_owner=config.webhook_max_deliveries_per_owner,
+            delivery_lease=config.job_lease,
+        )
     return MemoryStore()
 
 

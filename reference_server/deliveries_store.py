@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .records import DeliveryRecord
 
@@ -23,6 +23,7 @@ __all__ = [
     "DeliveryStore",
     "MemoryDeliveryStore",
     "PendingDelivery",
+    "SharedDeliveryStore",
     "SqliteDeliveryStore",
     "StoredDelivery",
     "delivery_from_json",
@@ -78,6 +79,28 @@ class DeliveryStore(Protocol):
 
     def close(self) -> None:
         """Release resources."""
+
+
+@runtime_checkable
+class SharedDeliveryStore(Protocol):
+    """What a store shared by several instances adds (``--store redis``).
+
+    The store, not the instance, is then the truth for the listing, the per-user bound and
+    which instance sends a pending delivery: each delivery carries a lease its sender renews
+    (:meth:`renew`); a live instance takes over those whose lease lapsed (:meth:`claim`).
+    """
+
+    def records_of(self, owner: str) -> list[DeliveryRecord]:
+        """Every delivery record of ``owner``, oldest first."""
+
+    def pending_count(self, owner: str) -> int:
+        """How many of ``owner``'s deliveries are pending."""
+
+    def renew(self, delivery_ids: Iterable[str], ttl: float) -> None:
+        """Extend this instance's lease on the deliveries it is sending by ``ttl`` seconds."""
+
+    def claim(self, ttl: float, batch: int = 200) -> list[StoredDelivery]:
+        """Take over (atomically) pending deliveries whose lease lapsed."""
 
 
 class MemoryDeliveryStore:

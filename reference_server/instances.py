@@ -3,7 +3,7 @@
 The supervisor starts N children (``python -m reference_server`` with the same flags plus
 ``--port P --instances 1 --reuse-port``), prints one ``listening on`` line once all of them
 listen, replaces a child that dies (``kill -9`` of one instance: the others go on serving,
-and the replacement resumes its pending webhook deliveries; its running jobs are recovered
+and their pending webhook deliveries and running jobs are taken over by a live instance
 when their leases lapse), and stops them all on SIGINT or SIGTERM. The kernel spreads new
 connections over the children.
 """

@@ -13,6 +13,11 @@ tag, ``{<job id>}``, so a job's keys live on one shard and its commit is one ``M
     ar:{J}:tomb         STRING  what remains once it expired: {"owner", "expired_at"}
     ar:{J}:dlv          HASH    delivery id -> the delivery (JSON, as SQLite keeps it)
     ar:{J}:att:<D>      LIST    the attempts of delivery D (JSON, oldest first)
+    ar:{J}:dlease:<D>   STRING  the instance sending delivery D, PX the lease (it renews it)
+    ar:owner:<H>:dlv:pending / :dlv:done
+                        ZSET    "<J> <D>" of a user's pending / finished deliveries;
+                                H = sha256(user) (:mod:`reference_server.redis_deliveries`)
+    ar:dlv:pending      ZSET    "<J> <D>" of every pending delivery (the takeover scan)
     ar:idem:<H>         STRING  an Idempotency-Key record; H = sha256(user NUL key); PXAT its
                                 expiry, so Redis itself forgets it
     ar:quarantine       HASH    job id -> {"data", "reason"} of rows that did not load
@@ -22,15 +27,18 @@ tag, ``{<job id>}``, so a job's keys live on one shard and its commit is one ``M
 :meth:`RedisStore.commit` is one Lua script (atomic in Redis): it checks the job's version
 (so two instances never both move a job: the loser gets ``StaleJob`` and re-reads), claims
 the ``Idempotency-Key`` with ``SET NX`` for a new job, writes the job, appends its event,
-inserts the deliveries it causes and publishes the change. With ``appendonly yes`` and
+inserts the deliveries it causes into the job's hash and the per-user indexes (dropping the
+user's oldest finished records beyond ``webhook_max_deliveries_per_owner``), takes their
+delivery lease and publishes the change. With ``appendonly yes`` and
 ``appendfsync always`` a Redis restart loses no acknowledged write. The store protocol is
 synchronous (the job manager orders its writes with its in-memory state, as with SQLite), so
 writes use redis-py's blocking client (one loopback round trip each); :meth:`watch` uses its
-asyncio client for the change feed.
+asyncio client for the change feed and for re-reading the jobs other instances change.
 
 Redis Cluster: a job's keys share one hash slot, so its script runs on one shard; the
 script of a job's *first* commit also touches its ``ar:idem:`` key, which needs a
-single-node Redis (or a tag scheme that puts it in the job's slot) — tested on one node.
+single-node Redis (or a tag scheme that puts it in the job's slot) — tested on one node;
+so do the per-user delivery indexes (``ar:owner:…``, ``ar:dlv:pending``).
 """
 
 from __future__ import annotations
@@ -42,24 +50,19 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .deliveries_store import (
-    DeliveryStore,
-    PendingDelivery,
-    StoredDelivery,
-    delivery_from_json,
-    delivery_to_json,
-)
+from .deliveries_store import DeliveryStore, PendingDelivery
 from .records import EventRecord, IdempotencyRecord, JobRecord, StoredResult, Tombstone
+from .redis_client import PREFIX, RedisClient, job_key, owner_key, raw, text
+from .redis_deliveries import COMMIT_DELIVERIES, PENDING, RedisDeliveryStore, delivery_args
 from .store import (
     EVENT_LOG_LIMIT,
     Fetched,
     KeyTaken,
     LoadedState,
     StaleJob,
-    StoreUnavailable,
     job_from_json,
     job_to_json,
 )
@@ -74,13 +77,15 @@ __all__ = ["RedisDeliveryStore", "RedisStore", "job_key"]
 
 log = logging.getLogger("reference_server.store")
 
-PREFIX = "ar"
 CHANGES = f"{PREFIX}:changes"
 
-# KEYS: job, ver, events, dlv, idem. ARGV: expected version, new version, job JSON, event id
-# ("" for none), event name, event data, idempotency JSON ("" for none), its PXAT, stream
-# length, channel, change message, then delivery id / JSON pairs.
-_COMMIT = """
+# KEYS: job, ver, events, dlv, idem, the owner's pending and done delivery sets, every
+# pending delivery. ARGV: expected version, new version, job JSON, event id ("" for none),
+# event name, event data, idempotency JSON ("" for none), its PXAT, stream length, channel,
+# change message, the per-user delivery bound, this instance, the delivery lease (ms), the
+# key prefix, then the deliveries (redis_deliveries.COMMIT_DELIVERIES).
+_COMMIT = (
+    """
 local ver = tonumber(redis.call('GET', KEYS[2]) or '0')
 if ver ~= tonumber(ARGV[1]) then return {0, tostring(ver)} end
 if ARGV[7] ~= '' then
@@ -93,35 +98,18 @@ redis.call('SET', KEYS[2], ARGV[2])
 if ARGV[4] ~= '' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], ARGV[4] .. '-0', 'e', ARGV[5], 'd', ARGV[6])
 end
-for i = 12, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
+"""
+    + COMMIT_DELIVERIES
+    + """
 redis.call('PUBLISH', ARGV[10], ARGV[11])
 return {1, ''}
 """
-
-
-def job_key(job_id: str, part: str) -> str:
-    """The key of one part (``job``, ``events``…) of a job, hash-tagged by its id.
-
-    Example:
-        >>> job_key("0f3a", "events")
-        'ar:{0f3a}:events'
-    """
-    return f"{PREFIX}:{{{job_id}}}:{part}"
+)
 
 
 def _idempotency_key(user: str, key: str) -> str:
     digest = hashlib.sha256(f"{user}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
     return f"{PREFIX}:idem:{digest}"
-
-
-def _text(value: bytes | str) -> str:
-    """A reply as text (the client answers bytes; its type stubs allow either)."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _raw(value: bytes | str) -> bytes:
-    """A reply as bytes."""
-    return value if isinstance(value, bytes) else value.encode()
 
 
 def _key_doc(record: IdempotencyRecord) -> dict[str, Any]:
@@ -137,119 +125,8 @@ def _key_doc(record: IdempotencyRecord) -> dict[str, Any]:
 
 def _job_id_of(key: bytes | str) -> str:
     """``ar:{J}:part`` -> ``J``."""
-    text = _text(key)
-    return text[text.index("{") + 1 : text.index("}")]
-
-
-class _Client:
-    """The store's open connection, shared with its delivery store."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._redis: redis.Redis | None = None
-
-    @property
-    def redis(self) -> redis.Redis:
-        if self._redis is None:
-            raise RuntimeError("the redis store is not open")
-        return self._redis
-
-    def open(self) -> None:
-        if redis is None:
-            raise RuntimeError(
-                "--store redis needs the redis package: pip install 'asyncreply[server]'"
-            )
-        self._redis = redis.Redis.from_url(
-            self.url, socket_timeout=10, socket_connect_timeout=10, health_check_interval=30
-        )
-        try:
-            self._redis.ping()
-        except redis.RedisError as exc:
-            self.close()
-            raise StoreUnavailable(
-                f"the redis store at {self.url} does not answer: {exc}"
-            ) from None
-
-    def close(self) -> None:
-        if self._redis is not None:
-            self._redis.close()
-            self._redis = None
-
-    def scan(self, pattern: str) -> Iterator[bytes]:
-        yield from self.redis.scan_iter(match=pattern, count=1000)
-
-
-class RedisDeliveryStore:
-    """Webhook deliveries in the job's hash-tagged keys (opened by the :class:`RedisStore`)."""
-
-    def __init__(self, client: _Client) -> None:
-        self._client = client
-        self._job_of: dict[str, str] = {}
-
-    def open(self) -> list[StoredDelivery]:
-        """Load every delivery, oldest first; an unreadable one is logged and skipped."""
-        r = self._client.redis
-        loaded: list[tuple[float, str, PendingDelivery]] = []
-        for key in self._client.scan(f"{PREFIX}:{{*}}:dlv"):
-            for raw_id, data in r.hgetall(key).items():
-                delivery_id = _text(raw_id)
-                try:
-                    pending = delivery_from_json(data)
-                except (ValueError, KeyError, TypeError, RecursionError):
-                    log.error("webhook delivery %r in the store is unreadable; skipped", raw_id)
-                    continue
-                loaded.append((pending.record.created_at, delivery_id, pending))
-        loaded.sort(key=lambda item: (item[0], item[1]))
-        pipe = r.pipeline(transaction=False)
-        for _, delivery_id, pending in loaded:
-            self._job_of[delivery_id] = pending.record.job_id
-            pipe.lrange(job_key(pending.record.job_id, f"att:{delivery_id}"), 0, -1)
-        attempts = pipe.execute()
-        return [
-            StoredDelivery(pending, [json.loads(a) for a in tried])
-            for (_, _, pending), tried in zip(loaded, attempts, strict=True)
-        ]
-
-    def remember(self, delivery: PendingDelivery) -> None:
-        """Note which job's keys hold ``delivery`` (a commit writes it)."""
-        self._job_of[delivery.record.id] = delivery.record.job_id
-
-    def save(self, delivery: PendingDelivery) -> None:
-        """Insert or update a delivery."""
-        rec = delivery.record
-        self.remember(delivery)
-        self._client.redis.hset(job_key(rec.job_id, "dlv"), rec.id, delivery_to_json(delivery))
-
-    def record_attempt(
-        self, delivery_id: str, attempt: int, at: float, outcome: str, status: int | None
-    ) -> None:
-        """Append one attempt's outcome."""
-        job_id = self._job_of.get(delivery_id)
-        if job_id is None:
-            return
-        doc = {"attempt": attempt, "at": at, "outcome": outcome, "status": status}
-        self._client.redis.rpush(job_key(job_id, f"att:{delivery_id}"), json.dumps(doc))
-
-    def delete(self, delivery_id: str) -> None:
-        """Forget a delivery and its attempts."""
-        job_id = self._job_of.pop(delivery_id, None)
-        if job_id is None:
-            return
-        pipe = self._client.redis.pipeline(transaction=True)
-        pipe.hdel(job_key(job_id, "dlv"), delivery_id)
-        pipe.delete(job_key(job_id, f"att:{delivery_id}"))
-        pipe.execute()
-
-    def clear(self) -> None:
-        """Forget every delivery."""
-        r = self._client.redis
-        for pattern in (f"{PREFIX}:{{*}}:dlv", f"{PREFIX}:{{*}}:att:*"):
-            for key in self._client.scan(pattern):
-                r.delete(key)
-        self._job_of.clear()
-
-    def close(self) -> None:
-        """Nothing to do: the connection is the job store's."""
+    name = text(key)
+    return name[name.index("{") + 1 : name.index("}")]
 
 
 class RedisStore:
@@ -259,11 +136,15 @@ class RedisStore:
         url: ``redis://host:port/db`` (``rediss://`` for TLS, ``unix://`` for a socket).
     """
 
-    def __init__(self, url: str) -> None:
-        self._client = _Client(url)
-        self._deliveries = RedisDeliveryStore(self._client)
-        self.deliveries: DeliveryStore = self._deliveries
+    def __init__(
+        self, url: str, *, max_deliveries_per_owner: int = 10_000, delivery_lease: float = 5.0
+    ) -> None:
+        self._client = RedisClient(url)
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._deliveries = RedisDeliveryStore(self._client, self.instance)
+        self.deliveries: DeliveryStore = self._deliveries
+        self.max_deliveries_per_owner = max_deliveries_per_owner
+        self.delivery_lease = delivery_lease
         self._commit: Any = None
 
     def open(self) -> LoadedState:
@@ -277,7 +158,7 @@ class RedisStore:
             if data is None:
                 continue
             try:
-                state.jobs.append(job_from_json(_text(data)))
+                state.jobs.append(job_from_json(text(data)))
             except ValueError as exc:
                 self.quarantine_job(_job_id_of(key), str(exc))
         state.jobs.sort(key=lambda job: job.seq)
@@ -369,11 +250,16 @@ class RedisStore:
             EVENT_LOG_LIMIT,
             CHANGES,
             f"{job.id} {version} {self.instance}",
+            self.max_deliveries_per_owner,
+            self.instance,
+            max(int(self.delivery_lease * 1000), 1),
+            PREFIX,
+            *delivery_args(deliveries),
         ]
         for delivery in deliveries:
             self._deliveries.remember(delivery)
-            args += [delivery.record.id, delivery_to_json(delivery)]
         keys = [job_key(job.id, p) for p in ("job", "ver", "events", "dlv")] + [idem]
+        keys += [owner_key(job.owner, "dlv:pending"), owner_key(job.owner, "dlv:done"), PENDING]
         status, detail = self._commit(keys=keys, args=args)
         if status == 0:
             raise StaleJob(job.id)
@@ -391,11 +277,22 @@ class RedisStore:
         pipe.get(job_key(job_id, "job"))
         pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
         pipe.get(job_key(job_id, "tomb"))
-        data, entries, tomb = pipe.execute()
+        return self._fetched(job_id, *pipe.execute())
+
+    async def _fetch_async(self, client: Any, job_id: str, after_event: int) -> Fetched:
+        """:meth:`fetch` on redis-py's asyncio client (the loop serves on meanwhile)."""
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.get(job_key(job_id, "job"))
+            pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
+            pipe.get(job_key(job_id, "tomb"))
+            replies = await pipe.execute()
+        return self._fetched(job_id, *replies)
+
+    def _fetched(self, job_id: str, data: Any, entries: Any, tomb: Any) -> Fetched:
         job = None
         if data is not None:
             try:
-                job = job_from_json(_text(data))
+                job = job_from_json(text(data))
             except ValueError as exc:
                 log.error("redis store: job %s does not load (%s)", job_id, exc)
         doc = self._json(tomb)
@@ -421,11 +318,15 @@ class RedisStore:
             pipe.exists(job_key(job_id, "lease"))
         return [bool(n) for n in pipe.execute()]
 
-    async def watch(self, on_change: Callable[[str], None]) -> None:
-        """Call ``on_change(job_id)`` for each change another instance publishes.
+    async def watch(
+        self, on_change: Callable[[str, Fetched], None], after: Callable[[str], int]
+    ) -> None:
+        """Re-read each job another instance changes and hand it to ``on_change``.
 
-        The feed (pub/sub on ``ar:changes``) is reconnected after an error; a change missed
-        meanwhile is caught up by the next request for the job (each one re-reads it).
+        The feed (pub/sub on ``ar:changes``) and the re-reads (the job with its events newer
+        than ``after(job_id)``) use redis-py's asyncio client, so they never block the event
+        loop. The feed is reconnected after an error; a change missed meanwhile is caught up
+        by the next request for the job (each one re-reads it).
         """
         while True:
             client = redis.asyncio.Redis.from_url(self._client.url)
@@ -433,9 +334,10 @@ class RedisStore:
                 async with client.pubsub(ignore_subscribe_messages=True) as feed:
                     await feed.subscribe(CHANGES)
                     async for message in feed.listen():
-                        job_id, _, instance = _text(message["data"]).split(" ", 2)
+                        job_id, _, instance = text(message["data"]).split(" ", 2)
                         if instance != self.instance:
-                            on_change(job_id)
+                            fetched = await self._fetch_async(client, job_id, after(job_id))
+                            on_change(job_id, fetched)
             except (redis.RedisError, OSError, ValueError) as exc:
                 log.warning("redis change feed lost (%s): reconnecting", exc)
                 await asyncio.sleep(0.5)
@@ -450,10 +352,10 @@ class RedisStore:
     def quarantine_job(self, job_id: str, reason: str) -> None:
         """Move a job the server cannot serve aside (kept in ``ar:quarantine``)."""
         data = self._client.redis.get(job_key(job_id, "job"))
-        text = _text(data) if data is not None else None
+        doc = text(data) if data is not None else None
         log.error("redis store: job %s does not load (%s): quarantined", job_id, reason)
         self._client.redis.hset(
-            f"{PREFIX}:quarantine", job_id, json.dumps({"data": text, "reason": reason})
+            f"{PREFIX}:quarantine", job_id, json.dumps({"data": doc, "reason": reason})
         )
         self.delete_job(job_id)
 
@@ -476,10 +378,10 @@ class RedisStore:
             return None
         filename = fields.get(b"filename")
         return StoredResult(
-            _text(fields[b"kind"]),
-            _raw(fields[b"data"]),
-            _text(fields[b"content_type"]),
-            _text(filename) if filename is not None else None,
+            text(fields[b"kind"]),
+            raw(fields[b"data"]),
+            text(fields[b"content_type"]),
+            text(filename) if filename is not None else None,
         )
 
     def delete_result(self, job_id: str) -> None:

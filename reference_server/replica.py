@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .records import EventRecord, JobRecord, JobState
-from .store import SharedStore
+from .store import Fetched, SharedStore
 
 if TYPE_CHECKING:
     from .jobs import JobManager
@@ -52,10 +52,29 @@ class Replica:
         New events are appended to the local log (waking its waiters); a handler running
         here for an attempt the store no longer has running is told to stop.
         """
+        fetched = self.store.fetch(job_id, self.manager.logs.last_id(job_id))
+        return self.apply(job_id, fetched)
+
+    def apply(self, job_id: str, fetched: Fetched, *, newer_only: bool = False) -> JobRecord | None:
+        """Take a re-read of ``job_id`` into this instance's copy; return the copy.
+
+        Args:
+            job_id: the job.
+            fetched: what the store answered.
+            newer_only: ignore a re-read older than the copy (one read while the loop went
+                on, so a local commit may have landed meanwhile); a copy is only ever
+                ahead of the store between a change and its commit, within one call.
+        """
         m = self.manager
         local = m._jobs.get(job_id)
-        fetched = self.store.fetch(job_id, m.logs.last_id(job_id))
         stored = fetched.job
+        if (
+            newer_only
+            and local is not None
+            and stored is not None
+            and stored.event_seq < local.event_seq
+        ):
+            return local
         if stored is None:
             if local is not None:
                 m._jobs.pop(job_id, None)
@@ -88,16 +107,18 @@ class Replica:
             if event.id > last:
                 self.manager.logs.append(job_id, event)
 
-    def on_change(self, job_id: str) -> None:
-        """The change feed's callback: re-read the job (an error is logged, not raised)."""
+    def on_change(self, job_id: str, fetched: Fetched) -> None:
+        """The change feed's callback: take the re-read job (an error is logged, not raised)."""
         try:
-            self.refresh(job_id)
+            self.apply(job_id, fetched, newer_only=True)
         except Exception:
             log.exception("re-reading job %s after a change elsewhere failed", job_id)
 
     async def run(self) -> None:
         """Follow the change feed and keep leases, until cancelled."""
-        await asyncio.gather(self.store.watch(self.on_change), self._lease_loop())
+        await asyncio.gather(
+            self.store.watch(self.on_change, self.manager.logs.last_id), self._lease_loop()
+        )
 
     async def _lease_loop(self) -> None:
         while True:

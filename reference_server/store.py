@@ -197,8 +197,12 @@ class SharedStore(Protocol):
     def leased(self, job_ids: Sequence[str]) -> list[bool]:
         """Whether each job's lease is held by a live instance."""
 
-    def watch(self, on_change: Callable[[str], None]) -> Awaitable[None]:
-        """Call ``on_change(job_id)`` for every job another instance changes, until cancelled."""
+    def watch(
+        self, on_change: Callable[[str, Fetched], None], after: Callable[[str], int]
+    ) -> Awaitable[None]:
+        """Until cancelled, re-read every job another instance changes (without blocking the
+        event loop) and call ``on_change(job_id, fetched)``; ``after(job_id)`` is the last
+        event id already held."""
 
 
 def job_to_json(job: JobRecord) -> str:

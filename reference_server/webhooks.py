@@ -11,7 +11,10 @@ manager asks for a job event's deliveries (:meth:`WebhookSender.deliveries_for`)
 with the job in one atomic step, then hands them back to be sent (:meth:`WebhookSender.send`);
 with ``--store sqlite`` deliveries and their attempts are persisted
 (:mod:`reference_server.deliveries_store`) and pending ones resume after a restart under the
-same delivery id.
+same delivery id. With a store several instances share (``--store redis``,
+:class:`~reference_server.deliveries_store.SharedDeliveryStore`) the store is the truth for the
+listing and the per-user bound, and each pending delivery carries a lease its sender renews: a
+live instance takes over (atomically) the deliveries whose lease lapsed, without a restart.
 
 Each attempt is signed afresh: the payload's ``timestamp`` and the ``webhook-timestamp`` /
 ``X-Webhook-Timestamp`` headers are the attempt's time, so a retry hours later still passes a
@@ -49,6 +52,7 @@ from .deliveries_store import (
     DeliveryStore,
     MemoryDeliveryStore,
     PendingDelivery,
+    SharedDeliveryStore,
     StoredDelivery,
 )
 from .delivery_book import DeliveryBook, OwnerDeliveriesFull
@@ -149,6 +153,11 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
         self._full_owners: set[str] = set()
         self._store: DeliveryStore = store if store is not None else MemoryDeliveryStore()
+        #: The store's shared side (``--store redis``), if it has one.
+        self._shared = store if isinstance(store, SharedDeliveryStore) else None
+        #: Deliveries queued or in flight here, by id (their leases are renewed).
+        self._active: dict[str, PendingDelivery] = {}
+        self._lease_task: asyncio.Task[None] | None = None
 
     def refuse_callback(self, url: str) -> str | None:
         """The client-facing reason a callback URL is refused at submission, or ``None``."""
@@ -167,10 +176,23 @@ class WebhookSender:
         event could only be recorded beyond the bound.
         """
         try:
-            self.deliveries.room_for(owner)
+            self._room_for(owner)
         except OwnerDeliveriesFull as exc:
             return str(exc)
         return None
+
+    def _room_for(self, owner: str) -> None:
+        """Raise :class:`OwnerDeliveriesFull` when every record of ``owner`` is pending."""
+        if self._shared is None:
+            self.deliveries.room_for(owner)
+        elif self._shared.pending_count(owner) >= self.deliveries.limit:
+            raise OwnerDeliveriesFull(owner, self.deliveries.limit)
+
+    def records_of(self, owner: str) -> list[DeliveryRecord]:
+        """Every delivery record of ``owner``, oldest first (a shared store's, all instances')."""
+        if self._shared is not None:
+            return self._shared.records_of(owner)
+        return [d for d in self.deliveries.values() if d.owner == owner]
 
     async def start(self) -> None:
         """Learn the server's own addresses and open the HTTP session.
@@ -197,6 +219,27 @@ class WebhookSender:
         if pending:
             log.info("resuming %d pending webhook deliveries", len(pending))
         self.send(pending)
+        if self._shared is not None and self._session is not None and self._lease_task is None:
+            self._lease_task = asyncio.create_task(
+                self._keep_leases(self._shared), name="asyncreply-webhook-leases"
+            )
+
+    async def _keep_leases(self, shared: SharedDeliveryStore) -> None:
+        """Renew the leases of the deliveries sent here; take over those whose lease lapsed."""
+        ttl = self.config.job_lease
+        while True:
+            try:
+                shared.renew(list(self._active), ttl)
+                for stored in shared.claim(ttl):
+                    pending = stored.pending
+                    if pending.record.id in self._active:
+                        continue
+                    log.info("webhook %s: its sender's lease lapsed, taken over", pending.record.id)
+                    self.deliveries.add(pending.record, force=True)
+                    self._enqueue(pending)
+            except Exception as exc:  # a Redis outage: try again at the next beat
+                log.warning("webhook leases not renewed (%s): retrying", exc)
+            await asyncio.sleep(ttl / 3)
 
     def delivery_of(self, job_id: str, event: str) -> str | None:
         """The id of the recorded delivery of ``event`` (``completed``…) for ``job_id``."""
@@ -211,11 +254,15 @@ class WebhookSender:
         """
         session, self._session = self._session, None
         tasks = list(self._tasks.values())
+        if self._lease_task is not None:
+            tasks.append(self._lease_task)
+            self._lease_task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._lanes.clear()
+        self._active.clear()
         if session is not None:
             await session.close()
 
@@ -253,7 +300,13 @@ class WebhookSender:
         )
         rec.payload = render_payload(rec.id, event_document, now)
         try:
-            dropped = self.deliveries.add(rec, force=event in ALWAYS_SENT)
+            if self._shared is not None:  # the store bounds it (in the commit)
+                if event not in ALWAYS_SENT:
+                    self._room_for(job.owner)
+                self.deliveries.add(rec, force=True)
+                dropped = []
+            else:
+                dropped = self.deliveries.add(rec, force=event in ALWAYS_SENT)
         except OwnerDeliveriesFull as exc:
             if job.owner not in self._full_owners:  # once per episode, not once per event
                 self._full_owners.add(job.owner)
@@ -278,6 +331,7 @@ class WebhookSender:
 
     def _enqueue(self, pending: PendingDelivery) -> None:
         job_id = pending.record.job_id
+        self._active[pending.record.id] = pending
         self._lanes.setdefault(job_id, []).append(pending)
         if job_id not in self._tasks:
             self._tasks[job_id] = asyncio.create_task(
@@ -288,9 +342,13 @@ class WebhookSender:
         try:
             lane = self._lanes[job_id]
             while lane:
-                await self._deliver(lane.pop(0))
+                pending = lane[0]
+                await self._deliver(pending)
+                lane.pop(0)
+                self._active.pop(pending.record.id, None)
         finally:
-            self._lanes.pop(job_id, None)
+            for left in self._lanes.pop(job_id, []):
+                self._active.pop(left.record.id, None)
             self._tasks.pop(job_id, None)
 
     def _largest_backoff(self) -> float:

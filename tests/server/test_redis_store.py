@@ -13,14 +13,17 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import redis
 
 from benchmarks.kill_storm import run_kill_storm
 from reference_server import ServerConfig
-from reference_server.deliveries_store import PendingDelivery
+from reference_server.deliveries_store import PendingDelivery, SharedDeliveryStore
 from reference_server.records import (
     DeliveryRecord,
     EventRecord,
@@ -30,7 +33,10 @@ from reference_server.records import (
     StoredResult,
     Tombstone,
 )
+from reference_server.redis_client import owner_key
 from reference_server.redis_store import RedisStore, job_key
+from reference_server.replica import Replica
+from reference_server.store import Fetched
 from tests.redis_server import RedisServer
 
 from .conftest import Receiver, ServerFactory
@@ -73,7 +79,7 @@ def test_a_redis_that_does_not_answer_is_a_one_line_error() -> None:
 
 
 def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
-    store = RedisStore(redis_url)
+    store = RedisStore(redis_url, delivery_lease=0.05)
     assert store.open().jobs == []
     delivery = PendingDelivery(
         DeliveryRecord("msg_1", "j1", "alice", "job.completed", "https://h/x", 1000.0, 1000.0),
@@ -100,17 +106,27 @@ def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
         "ar:{j1}:result",
         "ar:{j1}:dlv",
         "ar:{j1}:att:msg_1",
+        "ar:{j1}:dlease:msg_1",  # the committing instance's lease on sending it
     }
+    assert set(keys) >= {"ar:dlv:pending", owner_key("alice", "dlv:pending")}
     assert len([k for k in keys if k.startswith("ar:idem:")]) == 1  # Redis dropped the old key
 
-    again = RedisStore(redis_url)
+    again = RedisStore(redis_url, delivery_lease=0.05)
     loaded = again.open()
     assert [j.id for j in loaded.jobs] == ["j1", "j2"]  # seq order
     assert loaded.jobs[0].input == {"n": 1}
     assert loaded.events["j1"] == [EventRecord(1, "complete", {"status": "completed"})]
     assert loaded.tombstones == [Tombstone("gone", "bob", 999.0)]
     assert [(r.user, r.key, r.job_id) for r in loaded.idempotency] == [("alice", "k1", "j1")]
-    (stored,) = loaded.deliveries
+    assert loaded.deliveries == []  # they stay in Redis: listed, bounded and claimed there
+    shared = again.deliveries
+    assert isinstance(shared, SharedDeliveryStore)
+    assert [r.id for r in shared.records_of("alice")] == ["msg_1"]
+    assert shared.pending_count("alice") == 1
+    deadline = time.monotonic() + 10
+    while not (claimed := shared.claim(0.05)):  # the first instance's lease lapses
+        assert time.monotonic() < deadline
+    (stored,) = claimed
     assert stored.pending.record.id == "msg_1" and stored.pending.next_attempt_at == 1001.0
     assert stored.attempts == [{"attempt": 1, "at": 1002.0, "outcome": "HTTP 503", "status": 503}]
     assert again.get_result("j1") == StoredResult("file", b"\x00pdf", "application/pdf", "r.pdf")
@@ -183,3 +199,14 @@ async def test_kill_storm_on_redis_every_completed_job_has_exactly_one_delivery(
     assert report.problems == []
     assert report.kills >= 2
     assert report.completed == report.jobs == 300
+
+
+def test_a_change_feed_re_read_older_than_the_copy_is_ignored() -> None:
+    local = job("j1", 1, JobState.COMPLETED)
+    local.event_seq = 3
+    older = job("j1", 1, JobState.PROCESSING)
+    older.event_seq = 2
+    manager = SimpleNamespace(_jobs={"j1": local})
+    replica = Replica(cast(Any, manager), cast(Any, None))
+    assert replica.apply("j1", Fetched(older, [], None), newer_only=True) is local
+    assert local.state is JobState.COMPLETED and local.event_seq == 3
