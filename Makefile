@@ -32,6 +32,7 @@ bench: venv
 	$(PY) -m benchmarks.fanout
 	$(PY) -m benchmarks.sse_fanout
 	$(PY) -m benchmarks.slow_clients
+	$(PY) -m benchmarks.scale_out
 
 # The long Schemathesis run against the published OpenAPI document (the suite runs a quick one):
 # every operation, positive and negative, 8 server configurations; prints a summary of each.

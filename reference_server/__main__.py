@@ -39,7 +39,10 @@ def _add_model_flags(
         args = typing.get_args(annotation)
         origin = typing.get_origin(annotation)
         kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
-        if annotation is bool:
+        if name == "store":  # a name, or a redis:// URL (the model checks it)
+            metavar = "{" + ",".join(args) + ",redis://HOST:PORT/DB}"
+            parser.add_argument(flag, metavar=metavar, **kwargs)
+        elif annotation is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif origin is Literal:
             parser.add_argument(flag, choices=list(args), **kwargs)
@@ -143,6 +146,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "asyncreply-server") 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=str(args.log_level).upper(), format="%(levelname)s %(message)s")
     config = config_from_args(argv)
+    if config.instances > 1:
+        from .instances import supervise
+
+        return supervise(config, list(sys.argv[1:] if argv is None else argv))
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(config))

@@ -41,7 +41,7 @@ from .middlewares import cors, cors_headers, errors_and_counts, inject_faults
 from .openapi import OPENAPI_KEY, OPENAPI_PATH, build_document, openapi_document, server_version
 from .records import JobRecord, JobState
 from .result_stream import bounded, json_with_raw_result, stream
-from .store import MemoryStore, SqliteStore, Store
+from .store import KeyTaken, MemoryStore, SqliteStore, Store
 from .stream_tokens import EVENTS_ROUTE, StreamTokens
 from .tracing import tracing
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
@@ -247,6 +247,23 @@ class _Submission(BaseModel):
     notBefore: datetime | None = None
 
 
+def _replay(state: ServerState, user: str, key: str, body_hash: str) -> web.Response | None:
+    """The answer to a submission whose ``Idempotency-Key`` is known (``None``: it is not)."""
+    rec = state.manager.idempotency_record(user, key)
+    if rec is None:
+        return None
+    if rec.body_hash != body_hash:
+        return _error(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )
+    job = state.manager.get(rec.job_id)
+    if job is None:
+        return _error(410, "expired", "the job created with this key has expired")
+    return _accepted_response(state, job, replayed=True)
+
+
 # --------------------------------------------------------------------------- routes
 async def submit_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs``."""
@@ -263,24 +280,15 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         max_depth=config.max_json_depth,
     )
     body_hash = canonical_hash(body) if key is not None else ""
-    if key is not None:
-        rec = state.manager.idempotency_record(user, key)
-        if rec is not None:
-            if rec.body_hash != body_hash:
-                return _error(
-                    422,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request body",
-                )
-            job = state.manager.get(rec.job_id)
-            if job is None:
-                return _error(410, "expired", "the job created with this key has expired")
-            return _accepted_response(state, job, replayed=True)
+    if key is not None and (replay := _replay(state, user, key, body_hash)) is not None:
+        return replay
     sub = validate_submission(_Submission, body, state.manager)
     if sub.callback is not None and (
         refused := state.webhooks.refuse_callback(str(sub.callback.url))
     ):
         return _error(400, "callback_url_refused", refused)
+    if sub.callback is not None and (full := state.webhooks.backlog_refusal(user)):
+        return _error(429, "webhook_backlog_full", full, headers={"Retry-After": "1"})
     not_before = None
     if sub.notBefore is not None:
         not_before = parse_not_before(sub.notBefore, state.manager.clock())
@@ -292,11 +300,15 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
             input=sub.input,
             callback=callback,
             not_before=not_before,
+            idempotency=(key, body_hash) if key is not None else None,
         )
     except JobRejected as exc:
         return _error(400, "invalid_input", str(exc))
-    if key is not None:
-        state.manager.remember_key(user, key, body_hash, job.id)
+    except KeyTaken:  # another instance committed the same key first: answer as it did
+        replay = _replay(state, user, key or "", body_hash)
+        if replay is None:
+            return _error(409, "conflict", "the Idempotency-Key is being used; retry")
+        return replay
     wait = parse_prefer_wait(request, config)
     if wait is None or wait <= 0:
         return _accepted_response(state, job)
@@ -590,6 +602,10 @@ async def _auth(request: web.Request, handler: _HandlerFn) -> web.StreamResponse
 def _make_store(config: ServerConfig) -> Store:
     if config.store == "sqlite":
         return SqliteStore(config.sqlite_path)
+    if config.store == "redis":
+        from .redis_store import RedisStore  # redis is imported only when asked for
+
+        return RedisStore(config.redis_url)
     return MemoryStore()
 
 
@@ -620,8 +636,9 @@ def create_app(
     config = config if config is not None else ServerConfig()
     all_handlers: dict[str, Handler | JobType] = dict(BUILTIN_HANDLERS)
     all_handlers.update(handlers or {})
-    sender = WebhookSender(config, clock=clock)
-    manager = JobManager(config, all_handlers, _make_store(config), clock=clock, notifier=sender)
+    store = _make_store(config)
+    sender = WebhookSender(config, store=store.deliveries, clock=clock)
+    manager = JobManager(config, all_handlers, store, clock=clock, notifier=sender)
     state = ServerState(
         config=config,
         manager=manager,
@@ -658,8 +675,9 @@ def create_app(
             await sender.stop()
             raise
         yield
-        await manager.stop()
+        # Deliveries stop first: the store they write to closes with the manager.
         await sender.stop()
+        await manager.stop()
 
     async def on_shutdown(app: web.Application) -> None:
         manager.begin_shutdown()

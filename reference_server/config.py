@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["DEV_WEBHOOK_SECRET", "FaultConfig", "ServerConfig"]
 
@@ -75,9 +75,16 @@ class ServerConfig(BaseModel):
     completion_style: Literal["redirect", "inline"] = Field(
         default="redirect", description="Completed jobs: 303 to the result, or 200 with it inline."
     )
-    store: Literal["memory", "sqlite"] = Field(default="memory", description="Job storage backend.")
+    store: Literal["memory", "sqlite", "redis"] = Field(
+        default="memory",
+        description="Job storage backend (a redis:// URL means redis with that redis_url).",
+    )
     sqlite_path: str = Field(
         default="asyncreply.sqlite3", description="Database file of the sqlite store."
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Server of the redis store: redis://host:port/db (rediss:// for TLS).",
     )
     workers: int = Field(default=4, ge=1, le=1024, description="Size of the worker pool.")
     max_attempts: int = Field(
@@ -167,6 +174,23 @@ class ServerConfig(BaseModel):
     sse_retry_ms: int = Field(
         default=1000, ge=0, le=3_600_000, description="Reconnection delay announced to SSE clients."
     )
+    job_lease: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=3600.0,
+        description="Seconds a running job's lease lasts (shared stores): an instance that "
+        "stops renewing it loses the job to another, which runs it again.",
+    )
+    instances: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port (SO_REUSEPORT); more than one needs "
+        "the redis store.",
+    )
+    reuse_port: bool = Field(
+        default=False, description="Bind with SO_REUSEPORT (set for each of --instances)."
+    )
     cleanup_interval: float = Field(
         default=1.0, gt=0.0, le=3600.0, description="Seconds between expiry sweeps."
     )
@@ -179,6 +203,14 @@ class ServerConfig(BaseModel):
     )
     webhook_backoff: float = Field(
         default=0.5, ge=0.0, le=3600.0, description="Base of the webhook retry backoff (s)."
+    )
+    webhook_max_deliveries_per_owner: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Webhook delivery records kept per user; a full user's oldest finished ones "
+        "are dropped, pending ones never (a submission with a callback is refused with 429 "
+        "while all of them are pending).",
     )
     webhook_timeout: float = Field(
         default=10.0, gt=0.0, le=600.0, description="Timeout of one webhook delivery attempt (s)."
@@ -213,3 +245,19 @@ class ServerConfig(BaseModel):
                     "no trailing slash) or '*'"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _instances_share_a_store(self) -> ServerConfig:
+        if self.instances > 1 and self.store != "redis":
+            raise ValueError("several instances need a shared store: --store redis://…")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _store_url(cls, data: object) -> object:
+        """``store="redis://host:port/db"`` is ``store="redis"`` with that ``redis_url``."""
+        if isinstance(data, dict):
+            store = data.get("store")
+            if isinstance(store, str) and store.startswith(("redis://", "rediss://", "unix://")):
+                return {**data, "store": "redis", "redis_url": store}
+        return data

@@ -294,8 +294,10 @@ class GuardedSite(web.BaseSite):
         max_connections: int,
         header_timeout: float,
         backlog: int = 128,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, backlog=backlog)
+        self._reuse_port = reuse_port
         self._host = host
         self._port = port
         self._max_connections = max_connections
@@ -318,5 +320,9 @@ class GuardedSite(web.BaseSite):
         )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self.guard, self._host, self._port, backlog=self._backlog
+            self.guard,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_port=self._reuse_port or None,
         )

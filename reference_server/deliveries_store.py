@@ -2,8 +2,9 @@
 
 With ``--store sqlite`` a delivery pending at shutdown (or at a crash, ``kill -9``) is resumed
 on the next start under the same delivery id, so a receiver that de-duplicates on
-``webhook-id`` sees it exactly once. The SQLite tables live in the jobs database file, on a
-connection of their own; every write commits at once (WAL journal).
+``webhook-id`` sees it exactly once. The SQLite tables live in the jobs database file, on the
+job store's connection: a job's terminal state and its delivery are one transaction
+(:meth:`reference_server.store.SqliteStore.commit`). Every other write commits at once (WAL).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +25,8 @@ __all__ = [
     "PendingDelivery",
     "SqliteDeliveryStore",
     "StoredDelivery",
+    "delivery_from_json",
+    "delivery_to_json",
 ]
 
 log = logging.getLogger("reference_server.webhooks")
@@ -124,7 +128,8 @@ _RECORD_FIELDS = (
 )
 
 
-def _to_json(delivery: PendingDelivery) -> str:
+def delivery_to_json(delivery: PendingDelivery) -> str:
+    """Serialise a delivery (record, event document, next attempt time) to JSON."""
     rec = delivery.record
     data: dict[str, Any] = {name: getattr(rec, name) for name in _RECORD_FIELDS}
     data["event_document"] = delivery.event
@@ -132,7 +137,12 @@ def _to_json(delivery: PendingDelivery) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _from_json(text: str) -> PendingDelivery:
+def delivery_from_json(text: str | bytes) -> PendingDelivery:
+    """Load a delivery serialised by :func:`delivery_to_json`.
+
+    Raises:
+        ValueError, KeyError, TypeError, RecursionError: the text is not such a delivery.
+    """
     data = json.loads(text)
     fields = {name: data[name] for name in _RECORD_FIELDS}
     event = data["event_document"]
@@ -146,10 +156,15 @@ class SqliteDeliveryStore:
 
     Args:
         path: the database file (``ServerConfig.sqlite_path``).
+        connection: the job store's open connection, shared so that a job and its delivery
+            are written in one transaction (``None``: a connection of its own).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, connection: Callable[[], sqlite3.Connection] | None = None
+    ) -> None:
         self._path = str(path)
+        self._connection = connection
         self._db: sqlite3.Connection | None = None
         self._seq = 0
 
@@ -162,9 +177,12 @@ class SqliteDeliveryStore:
 
     def open(self) -> list[StoredDelivery]:
         """Open the database and load every delivery; an unreadable row is logged and skipped."""
-        self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        if self._connection is not None:
+            self._db = self._connection()
+        else:
+            self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         attempts: dict[str, list[dict[str, Any]]] = {}
         for delivery_id, attempt, at, outcome, status in self.db.execute(
@@ -180,7 +198,7 @@ class SqliteDeliveryStore:
         ):
             self._seq = max(self._seq, seq)
             try:
-                pending = _from_json(data)
+                pending = delivery_from_json(data)
             except (ValueError, KeyError, TypeError, RecursionError):
                 log.error("webhook delivery %r in the store is unreadable; skipped", delivery_id)
                 continue
@@ -199,7 +217,7 @@ class SqliteDeliveryStore:
             seq = row[0]
         self.db.execute(
             "INSERT OR REPLACE INTO webhook_deliveries (id, seq, data) VALUES (?, ?, ?)",
-            (delivery.record.id, seq, _to_json(delivery)),
+            (delivery.record.id, seq, delivery_to_json(delivery)),
         )
 
     def record_attempt(
@@ -223,7 +241,7 @@ class SqliteDeliveryStore:
         self.db.execute("DELETE FROM webhook_attempts")
 
     def close(self) -> None:
-        """Close the connection."""
-        if self._db is not None:
+        """Close the connection (a shared one is closed by its owner)."""
+        if self._db is not None and self._connection is None:
             self._db.close()
-            self._db = None
+        self._db = None

@@ -1,8 +1,9 @@
 """Per-job event logs and change notification: what SSE streams replay and waiters await.
 
-Every change of a job appends an event (bounded to :data:`EVENT_LOG_LIMIT` per job, also
-written to the store) and wakes everyone waiting on that job: long polls, ``Prefer: wait``
-and event streams wait on an :class:`asyncio.Event`, never in a sleep loop.
+Every change of a job appends an event (bounded to :data:`EVENT_LOG_LIMIT` per job; the job
+manager writes it to the store with the job, ``Store.commit``) and wakes everyone waiting
+on that job: long polls, ``Prefer: wait`` and event streams wait on an
+:class:`asyncio.Event`, never in a sleep loop.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .records import EventRecord
-from .store import EVENT_LOG_LIMIT, Store
+from .store import EVENT_LOG_LIMIT
 
 __all__ = ["EventLogs"]
 
@@ -33,8 +34,7 @@ class _Log:
 class EventLogs:
     """The event logs of one server's live jobs."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
         #: Set at shutdown: waits return at once.
         self.closing = False
@@ -44,12 +44,11 @@ class EventLogs:
         self._log(job_id).events = list(events)
 
     def append(self, job_id: str, event: EventRecord) -> None:
-        """Log ``event`` (persisting it) and wake the job's waiters."""
+        """Log ``event`` (already committed to the store) and wake the job's waiters."""
         log = self._log(job_id)
         log.events.append(event)
         if len(log.events) > EVENT_LOG_LIMIT:
             del log.events[: len(log.events) - EVENT_LOG_LIMIT]
-        self._store.append_event(job_id, event)
         log.wake()
 
     def close(self) -> None:
@@ -73,6 +72,11 @@ class EventLogs:
         """The logged events of a job with an id greater than ``after``."""
         log = self._logs.get(job_id)
         return [e for e in log.events if e.id > after] if log is not None else []
+
+    def last_id(self, job_id: str) -> int:
+        """The id of the newest event in the job's log (0 if none)."""
+        log = self._logs.get(job_id)
+        return log.events[-1].id if log is not None and log.events else 0
 
     def first_id(self, job_id: str) -> int:
         """The id of the oldest event still in the job's log (0 if none)."""

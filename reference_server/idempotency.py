@@ -36,12 +36,14 @@ class IdempotencyKeys:
             return None
         return rec
 
-    def remember(self, user: str, key: str, body_hash: str, job_id: str) -> None:
-        """Remember that ``key`` created ``job_id`` from a body with ``body_hash``."""
+    def record(self, user: str, key: str, body_hash: str, job_id: str) -> IdempotencyRecord:
+        """A new record of ``key`` for ``job_id`` (written by the job's first commit)."""
         now = self._clock()
-        rec = IdempotencyRecord(user, key, body_hash, job_id, now, now + self._ttl)
-        self._records[(user, key)] = rec
-        self._store.save_idempotency(rec)
+        return IdempotencyRecord(user, key, body_hash, job_id, now, now + self._ttl)
+
+    def adopt(self, rec: IdempotencyRecord) -> None:
+        """Keep a record the store has committed (or another instance did)."""
+        self._records[(rec.user, rec.key)] = rec
 
     def sweep(self, now: float) -> None:
         """Forget every key past its TTL."""

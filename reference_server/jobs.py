@@ -1,8 +1,9 @@
 """The job state machine: submission, a bounded worker pool, retries, cancellation, expiry.
 
 All times come from an injected clock (``time.time`` by default). Every change of a job is
-written through to the store, appended to the job's event log (which SSE streams replay)
-and wakes the requests waiting on that job (long polls, ``Prefer: wait``, SSE): waiting is
+written through to the store together with its event-log entry (which SSE streams replay)
+and the webhook deliveries it causes, in one atomic step (:meth:`Store.commit`), and wakes
+the requests waiting on that job (long polls, ``Prefer: wait``, SSE): waiting is
 event-driven, never a sleep loop. The allowed state changes are the table in
 :mod:`reference_server.transitions`; the worker pool is :mod:`reference_server.scheduler`,
 the event logs :mod:`reference_server.event_log`.
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from .config import ServerConfig
+from .deliveries_store import PendingDelivery, StoredDelivery
 from .documents import status_document
 from .event_log import EventLogs
 from .idempotency import IdempotencyKeys
@@ -44,8 +46,9 @@ from .records import (
     StoredResult,
     Tombstone,
 )
+from .replica import Replica
 from .scheduler import Scheduler
-from .store import Store
+from .store import SharedStore, StaleJob, Store
 from .transitions import advance
 
 __all__ = [
@@ -78,10 +81,32 @@ class JobRejected(Exception):
 
 
 class Notifier(Protocol):
-    """Receives job events (the webhook sender implements it)."""
+    """Turns job events into webhook deliveries (the webhook sender implements it)."""
 
-    def job_event(self, job: JobRecord, event: str, document: dict[str, Any]) -> None:
-        """Called with ``event`` in completed/failed/cancelled/progress."""
+    def deliveries_for(
+        self, job: JobRecord, event: str, document: dict[str, Any]
+    ) -> list[PendingDelivery]:
+        """The deliveries ``event`` (completed/failed/cancelled/progress) causes, unsent."""
+
+    def send(self, deliveries: list[PendingDelivery]) -> None:
+        """Start sending deliveries the store has committed."""
+
+    def restore(self, stored: list[StoredDelivery]) -> None:
+        """Take over the deliveries the store handed back when it opened."""
+
+    def discard(self, deliveries: list[PendingDelivery]) -> None:
+        """Forget deliveries whose commit the store refused."""
+
+    def delivery_of(self, job_id: str, event: str) -> str | None:
+        """The id of the recorded delivery of ``event`` for ``job_id``, if any."""
+
+
+#: The webhook event of each final state.
+_TERMINAL_EVENTS = {
+    JobState.COMPLETED: "completed",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "cancelled",
+}
 
 
 class JobManager:
@@ -104,10 +129,13 @@ class JobManager:
         self._jobs: dict[str, JobRecord] = {}
         self._tombstones: dict[str, Tombstone] = {}
         self.keys = IdempotencyKeys(store, clock, config.idempotency_ttl)
-        self.logs = EventLogs(store)
+        self.logs = EventLogs()
         self.scheduler = Scheduler(clock, self._run_queued)
         self._seq = 0
         self._cleanup_task: asyncio.Task[None] | None = None
+        self._replica_task: asyncio.Task[None] | None = None
+        #: Set when the store is shared by several instances (Redis).
+        self.replica = Replica(self, store) if isinstance(store, SharedStore) else None
         self.started = False
 
     # ----------------------------------------------------------------- life cycle
@@ -115,26 +143,39 @@ class JobManager:
         """Open the store, recover its jobs, and start the workers and the cleanup task."""
         loaded = self.store.open()
         self.scheduler.start(self.config.workers)
-        now = self.clock()
         for t in loaded.tombstones:
             self._tombstones[t.job_id] = t
         self.keys.load(loaded.idempotency)
+        if self.notifier is not None:
+            self.notifier.restore(loaded.deliveries)
         for job in sorted(loaded.jobs, key=lambda j: j.seq):
             self._seq = max(self._seq, job.seq)
             if not self._renders(job):
                 continue
             self._jobs[job.id] = job
             self.logs.load(job.id, loaded.events.get(job.id, []))
-            if job.state is JobState.PROCESSING:
-                # Interrupted by a restart: run it again (its attempt number increases).
-                advance(job, JobState.PENDING)
-                job.updated_at = now
-                job.run_at = None
-                self._emit(job, "status")
-            if job.state is JobState.PENDING:
+            if job.state is JobState.PROCESSING and self.replica is None:
+                self.recover_interrupted(job)  # shared stores: its lease decides (replica)
+            elif job.state is JobState.PENDING:
                 self.scheduler.schedule(job.id, job.run_at)
+            self._rederive_delivery(job)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="asyncreply-cleanup")
+        if self.replica is not None:
+            self._replica_task = asyncio.create_task(self.replica.run(), name="asyncreply-replica")
         self.started = True
+
+    def recover_interrupted(self, job: JobRecord) -> None:
+        """A job whose attempt was interrupted (a restart, or its instance died): run it
+        again (its attempt number increases), or fail it once it used ``max_attempts``."""
+        if job.attempt >= self.config.max_attempts:
+            error = JobError("interrupted", "the server running the job stopped", True)
+            self._finish_failed(job, error, dead_letter=True)
+            return
+        advance(job, JobState.PENDING)
+        job.updated_at = self.clock()
+        job.run_at = None
+        if self._emit(job, "status"):
+            self.scheduler.schedule(job.id, job.run_at)
 
     def _renders(self, job: JobRecord) -> bool:
         """Whether a reloaded job renders; one that does not is quarantined, not served.
@@ -167,10 +208,11 @@ class JobManager:
         them again on its next start.
         """
         self.begin_shutdown()
-        if self._cleanup_task is not None:
-            self._cleanup_task.cancel()
-            await asyncio.gather(self._cleanup_task, return_exceptions=True)
-            self._cleanup_task = None
+        for task in (self._cleanup_task, self._replica_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._cleanup_task = self._replica_task = None
         await self.scheduler.stop()
         self.store.close()
         self.started = False
@@ -183,19 +225,80 @@ class JobManager:
         """Return the current reference-dialect status document of ``job``."""
         return status_document(job, self.clock(), self.config)
 
-    def _emit(self, job: JobRecord, event: str) -> None:
-        """Append an event to the job's log, persist the job, wake its waiters."""
-        job.event_seq += 1
-        rec = EventRecord(job.event_seq, event, self.document(job))
-        self._save(job)
-        self.logs.append(job.id, rec)
+    def _emit(
+        self,
+        job: JobRecord,
+        event: str,
+        *,
+        notify: str | None = None,
+        key: IdempotencyRecord | None = None,
+    ) -> bool:
+        """Log an event of the job and wake its waiters; ``notify`` names its webhook event.
 
-    def _notify(self, job: JobRecord, event: str) -> None:
-        if self.notifier is not None and job.callback is not None:
-            try:
-                self.notifier.job_event(job, event, self.document(job))
-            except Exception:
-                log.exception("webhook notifier failed for job %s", job.id)
+        The job, its event and the webhook deliveries it causes are committed in one atomic
+        step before anyone is woken and before any delivery is sent: a final job is never
+        on record without the delivery of its terminal event, even after ``kill -9``.
+        Returns ``False`` when a shared store refused the change (another instance moved
+        the job first); the copy is then re-read.
+        """
+        job.event_seq += 1
+        document = self.document(job)
+        rec = EventRecord(job.event_seq, event, document)
+        deliveries = self._deliveries(job, notify, document) if notify is not None else []
+        try:
+            self.store.commit(job, rec, deliveries, key=key)
+        except StaleJob:  # another instance moved the job first: this change never happened
+            if self.notifier is not None:
+                self.notifier.discard(deliveries)
+            if self.replica is not None:
+                self.replica.refresh(job.id)
+            return False
+        self.logs.append(job.id, rec)
+        if deliveries and self.notifier is not None:
+            self.notifier.send(deliveries)
+        return True
+
+    def _deliveries(
+        self, job: JobRecord, event: str, document: dict[str, Any]
+    ) -> list[PendingDelivery]:
+        """The deliveries of webhook ``event``; a final job remembers its delivery's id."""
+        if self.notifier is None or job.callback is None:
+            return []
+        try:
+            deliveries = self.notifier.deliveries_for(job, event, document)
+        except Exception:
+            log.exception("webhook notifier failed for job %s", job.id)
+            return []
+        if deliveries and job.state.is_terminal:
+            job.webhook_delivery_id = deliveries[0].record.id
+        return deliveries
+
+    def _rederive_delivery(self, job: JobRecord) -> None:
+        """Give a reloaded final job the delivery its callback asked for, if it has none.
+
+        A job written by a server that saved the state and the delivery separately may have
+        been killed in between: its delivery is derived now (or an existing record of its
+        terminal event adopted). A job that has a delivery id keeps it, even when the
+        record itself was since dropped as finished.
+        """
+        event = _TERMINAL_EVENTS.get(job.state)
+        if (
+            event is None
+            or self.notifier is None
+            or job.callback is None
+            or job.webhook_delivery_id is not None
+        ):
+            return
+        existing = self.notifier.delivery_of(job.id, event)
+        if existing is not None:
+            job.webhook_delivery_id = existing
+            self._save(job)
+            return
+        deliveries = self._deliveries(job, event, self.document(job))
+        if deliveries:
+            log.warning("job %s is %s without its webhook on record: derived", job.id, event)
+            self.store.commit(job, None, deliveries)
+            self.notifier.send(deliveries)
 
     # ----------------------------------------------------------------- queries
     def lookup(self, job_id: str, user: str) -> JobRecord:
@@ -205,7 +308,7 @@ class JobManager:
             JobNotFound: unknown id or another user's job.
             JobExpired: the job has expired (checked on access, too).
         """
-        job = self._jobs.get(job_id)
+        job = self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
         if job is not None:
             if job.owner != user:
                 raise JobNotFound(job_id)
@@ -222,7 +325,7 @@ class JobManager:
 
     def get(self, job_id: str) -> JobRecord | None:
         """Return a job regardless of its owner (admin use)."""
-        return self._jobs.get(job_id)
+        return self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
 
     def all_jobs(self) -> list[JobRecord]:
         """Every live job, oldest first."""
@@ -286,12 +389,13 @@ class JobManager:
 
     # ----------------------------------------------------------------- idempotency
     def idempotency_record(self, user: str, key: str) -> IdempotencyRecord | None:
-        """Return the live record of ``key`` for ``user``, if any."""
-        return self.keys.get(user, key)
-
-    def remember_key(self, user: str, key: str, body_hash: str, job_id: str) -> None:
-        """Remember that ``key`` created ``job_id`` from a body with ``body_hash``."""
-        self.keys.remember(user, key, body_hash, job_id)
+        """Return the live record of ``key`` for ``user``, if any (any instance's)."""
+        rec = self.keys.get(user, key)
+        if rec is None and self.replica is not None:
+            rec = self.replica.store.find_idempotency(user, key)
+            if rec is not None:
+                self.keys.adopt(rec)
+        return rec
 
     # ----------------------------------------------------------------- commands
     def validate_input(self, type_name: str, raw: Any) -> Any:
@@ -312,14 +416,17 @@ class JobManager:
         callback: dict[str, Any] | None = None,
         not_before: float | None = None,
         original_job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> JobRecord:
         """Create and schedule a job (the caller validated the input already).
 
         The job is rendered before it is stored: one that cannot be rendered (a date out of
         range, say) is refused whole, so no half-created job ever poisons a listing.
+        ``idempotency`` (``(key, body hash)``) is committed with the job's first write.
 
         Raises:
             JobRejected: the job's status document cannot be rendered.
+            KeyTaken: another instance's job holds the key (shared stores only).
         """
         resolved = self.types[type_name]
         value = resolved.adapter.validate_python(input)
@@ -332,7 +439,7 @@ class JobManager:
         now = self.clock()
         job = JobRecord(
             id=uuid.uuid4().hex,
-            seq=self._seq + 1,
+            seq=self.replica.store.next_seq() if self.replica else self._seq + 1,
             owner=owner,
             type=type_name,
             input=input,
@@ -349,9 +456,19 @@ class JobManager:
             self.document(job)
         except (ValueError, OverflowError, OSError) as exc:
             raise JobRejected(f"the job cannot be represented: {exc}") from None
+        key = None
+        if idempotency is not None:
+            key = self.keys.record(owner, idempotency[0], idempotency[1], job.id)
         self._seq = job.seq
         self._jobs[job.id] = job
-        self._emit(job, "status")
+        try:
+            self._emit(job, "status", key=key)
+        except BaseException:
+            self._jobs.pop(job.id, None)
+            self.logs.drop(job.id)
+            raise
+        if key is not None:
+            self.keys.adopt(key)
         self.scheduler.schedule(job.id, job.run_at)
         return job
 
@@ -365,9 +482,7 @@ class JobManager:
         job.expires_at = now + self.config.job_ttl
         job.error = None
         self.scheduler.stop_running(job.id, grace=self.config.cancel_grace)
-        self._emit(job, "complete")
-        self._notify(job, "cancelled")
-        return True
+        return self._emit(job, "complete", notify="cancelled")
 
     def expire(self, job_id: str) -> bool:
         """Expire a job now: it answers 410 from then on. ``False`` if unknown.
@@ -418,9 +533,7 @@ class JobManager:
         now = self.clock()
         job.progress = Progress(_num(cur), None if tot is None else _num(tot), msg)
         job.progress_at = job.updated_at = now
-        self._emit(job, "progress")
-        if job.callback is not None and "progress" in (job.callback.get("events") or ()):
-            self._notify(job, "progress")
+        self._emit(job, "progress", notify="progress")
 
     def set_estimate(self, job: JobRecord, attempt: int, seconds: float) -> None:
         """Record a handler's estimate of its run time."""
@@ -456,7 +569,10 @@ class JobManager:
         job.progress_at = None
         job.run_at = None
         cancelled = self.scheduler.begin(job.id)
-        self._emit(job, "status")
+        if self.replica is not None:  # held before the claim, so no reaper sees it unleased
+            self.replica.store.lease([job.id], self.replica.lease_ttl)
+        if not self._emit(job, "status"):
+            return  # another instance claimed this attempt
         resolved = self.types.get(job.type)
         if resolved is None:
             self._finish_failed(job, JobError("unknown_type", f"unknown job type {job.type!r}"))
@@ -520,8 +636,7 @@ class JobManager:
         job.result_size = len(stored.data)
         if job.progress is not None and job.progress.total is not None:
             job.progress = Progress(job.progress.total, job.progress.total, job.progress.message)
-        self._emit(job, "complete")
-        self._notify(job, "completed")
+        self._emit(job, "complete", notify="completed")
 
     def _failure(self, job: JobRecord, error: JobError) -> None:
         if error.retryable and job.attempt < self.config.max_attempts:
@@ -543,8 +658,7 @@ class JobManager:
         job.dead_letter = dead_letter
         job.finished_at = job.updated_at = now
         job.expires_at = now + self.config.job_ttl
-        self._emit(job, "complete")
-        self._notify(job, "failed")
+        self._emit(job, "complete", notify="failed")
 
     # ----------------------------------------------------------------- expiry
     def _check_result_expiry(self, job: JobRecord, now: float) -> None:

@@ -98,6 +98,9 @@ class JobRecord:
     result_expires_at: float | None = None
     original_job_id: str | None = None
     event_seq: int = 0
+    #: The webhook delivery of the job's terminal event, written in the same atomic step as
+    #: the terminal state (``None``: no callback wanted it, or the job is not final yet).
+    webhook_delivery_id: str | None = None
 
     def copy(self) -> JobRecord:
         """Return a shallow copy (records are mutated in place by the job manager)."""

@@ -67,6 +67,14 @@ class Scheduler:
         """Whether every worker task is still running (a worker dies only on a bug)."""
         return bool(self._workers) and all(not w.done() for w in self._workers)
 
+    def running(self) -> list[str]:
+        """The jobs whose handler runs here now."""
+        return [
+            job_id
+            for job_id, run in self._runs.items()
+            if run.task is not None and not run.task.done()
+        ]
+
     def schedule(self, job_id: str, run_at: float | None) -> None:
         """Queue a job now, or when ``run_at`` comes."""
         assert self._loop is not None and self._queue is not None

@@ -83,6 +83,7 @@ async def serve(
             max_connections=config.max_connections or default_max_connections(),
             header_timeout=config.header_timeout,
             backlog=1024,
+            reuse_port=config.reuse_port,
         )
         await site.start()
         bound = runner.addresses[0]

@@ -2,8 +2,12 @@
 
 The job manager keeps its working set in memory and writes every change through to the
 store. :class:`MemoryStore` keeps only results (nothing survives the process);
-:class:`SqliteStore` persists jobs, results (files as blobs), event logs, idempotency keys
-and tombstones, and hands them back on the next start.
+:class:`SqliteStore` persists jobs, results (files as blobs), event logs, idempotency keys,
+tombstones and webhook deliveries, and hands them back on the next start.
+
+Every store writes a job change, its event and the webhook deliveries it causes in one
+atomic step (:meth:`Store.commit`): a job is never final on record without the delivery of
+its terminal event, even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,19 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from .deliveries_store import (
+    DeliveryStore,
+    MemoryDeliveryStore,
+    PendingDelivery,
+    SqliteDeliveryStore,
+    StoredDelivery,
+)
 from .records import (
     EventRecord,
     IdempotencyRecord,
@@ -26,7 +39,18 @@ from .records import (
     Tombstone,
 )
 
-__all__ = ["LoadedState", "MemoryStore", "SqliteStore", "Store", "job_from_json", "job_to_json"]
+__all__ = [
+    "KeyTaken",
+    "LoadedState",
+    "Fetched",
+    "MemoryStore",
+    "SharedStore",
+    "SqliteStore",
+    "StaleJob",
+    "Store",
+    "job_from_json",
+    "job_to_json",
+]
 
 #: Most events kept per job (older ones are dropped from the replay log).
 EVENT_LOG_LIMIT = 1000
@@ -41,6 +65,22 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 
+class StaleJob(Exception):
+    """A commit lost a race: another server instance changed the job first (shared stores)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} was changed by another instance")
+        self.job_id = job_id
+
+
+class KeyTaken(Exception):
+    """A submission's ``Idempotency-Key`` was claimed first by another instance's job."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"the idempotency key belongs to job {job_id}")
+        self.job_id = job_id
+
+
 @dataclass
 class LoadedState:
     """What a store hands back when it opens."""
@@ -49,10 +89,14 @@ class LoadedState:
     events: dict[str, list[EventRecord]] = field(default_factory=dict)
     tombstones: list[Tombstone] = field(default_factory=list)
     idempotency: list[IdempotencyRecord] = field(default_factory=list)
+    deliveries: list[StoredDelivery] = field(default_factory=list)
 
 
 class Store(Protocol):
     """Write-through persistence used by the job manager (all calls are synchronous)."""
+
+    #: The webhook deliveries kept beside the jobs (opened and closed with the store).
+    deliveries: DeliveryStore
 
     def open(self) -> LoadedState:
         """Open the store and return what it holds."""
@@ -78,8 +122,23 @@ class Store(Protocol):
     def delete_result(self, job_id: str) -> None:
         """Drop a job's result."""
 
-    def append_event(self, job_id: str, event: EventRecord) -> None:
-        """Append to a job's event log."""
+    def commit(
+        self,
+        job: JobRecord,
+        event: EventRecord | None,
+        deliveries: Sequence[PendingDelivery],
+        *,
+        key: IdempotencyRecord | None = None,
+    ) -> None:
+        """Write ``job``, append ``event``, insert ``deliveries`` and ``key``: all or nothing.
+
+        ``key`` is the ``Idempotency-Key`` that created the job (its first commit), so an
+        acknowledged job is never without its key, nor a key without its job.
+
+        Raises:
+            StaleJob: a shared store holds a newer version of the job (nothing written).
+            KeyTaken: a shared store already holds ``key`` for another job.
+        """
 
     def save_tombstone(self, tombstone: Tombstone) -> None:
         """Remember an expired job."""
@@ -95,6 +154,46 @@ class Store(Protocol):
 
     def clear(self) -> None:
         """Delete everything."""
+
+
+@dataclass
+class Fetched:
+    """One job as a shared store holds it now (``job`` is ``None`` once it is gone)."""
+
+    job: JobRecord | None
+    events: list[EventRecord]
+    tombstone: Tombstone | None = None
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """What a store shared by several server instances (Redis) adds to :class:`Store`.
+
+    The store is the record of truth and each instance's memory a copy kept in step:
+    :meth:`Store.commit` refuses a change made on an out-of-date copy (``StaleJob``), and
+    :meth:`watch` tells every instance which jobs changed.
+    """
+
+    #: This instance's name (leases and logs).
+    instance: str
+
+    def next_seq(self) -> int:
+        """A job sequence number no other instance hands out."""
+
+    def fetch(self, job_id: str, after_event: int) -> Fetched:
+        """The job now, with its logged events newer than ``after_event``."""
+
+    def find_idempotency(self, user: str, key: str) -> IdempotencyRecord | None:
+        """The live record of ``key`` for ``user``, whichever instance wrote it."""
+
+    def lease(self, job_ids: Iterable[str], ttl: float) -> None:
+        """Hold (or renew) this instance's lease on running jobs for ``ttl`` seconds."""
+
+    def leased(self, job_ids: Sequence[str]) -> list[bool]:
+        """Whether each job's lease is held by a live instance."""
+
+    def watch(self, on_change: Callable[[str], None]) -> Awaitable[None]:
+        """Call ``on_change(job_id)`` for every job another instance changes, until cancelled."""
 
 
 def job_to_json(job: JobRecord) -> str:
@@ -134,6 +233,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._results: dict[str, StoredResult] = {}
+        self.deliveries: DeliveryStore = MemoryDeliveryStore()
 
     def open(self) -> LoadedState:
         """Open the store and return what it holds."""
@@ -167,8 +267,15 @@ class MemoryStore:
         """Drop a job's result."""
         self._results.pop(job_id, None)
 
-    def append_event(self, job_id: str, event: EventRecord) -> None:
-        """Append to a job's event log."""
+    def commit(
+        self,
+        job: JobRecord,
+        event: EventRecord | None,
+        deliveries: Sequence[PendingDelivery],
+        *,
+        key: IdempotencyRecord | None = None,
+    ) -> None:
+        """Nothing to write: the job manager's memory is the record (one call, no await)."""
         pass
 
     def save_tombstone(self, tombstone: Tombstone) -> None:
@@ -228,6 +335,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
         self._db: sqlite3.Connection | None = None
+        self.deliveries: DeliveryStore = SqliteDeliveryStore(path, connection=lambda: self.db)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -239,11 +347,13 @@ class SqliteStore:
     def open(self) -> LoadedState:
         """Open the store and return what it holds."""
         self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.executescript(_QUARANTINE_SCHEMA)
         state = LoadedState()
+        state.deliveries = self.deliveries.open()
         state.jobs = self._load_jobs()
         state.events = self._load_events({job.id for job in state.jobs})
         for job_id in state.events:
@@ -315,8 +425,21 @@ class SqliteStore:
     def close(self) -> None:
         """Release the store's resources."""
         if self._db is not None:
+            self.deliveries.close()
             self._db.close()
             self._db = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def save_job(self, job: JobRecord) -> None:
         """Insert or update ``job``."""
@@ -327,12 +450,9 @@ class SqliteStore:
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events."""
-        self.db.execute("BEGIN")
-        try:
+        with self._transaction() as db:
             for table, column in (("jobs", "id"), ("results", "job_id"), ("events", "job_id")):
-                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
-        finally:
-            self.db.execute("COMMIT")
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
 
     def put_result(self, job_id: str, result: StoredResult) -> None:
         """Store a job's result."""
@@ -355,8 +475,25 @@ class SqliteStore:
         """Drop a job's result."""
         self.db.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
 
-    def append_event(self, job_id: str, event: EventRecord) -> None:
-        """Append to a job's event log."""
+    def commit(
+        self,
+        job: JobRecord,
+        event: EventRecord | None,
+        deliveries: Sequence[PendingDelivery],
+        *,
+        key: IdempotencyRecord | None = None,
+    ) -> None:
+        """Write ``job``, append ``event``, insert ``deliveries`` and ``key`` in one transaction."""
+        with self._transaction():
+            self.save_job(job)
+            if event is not None:
+                self._append_event(job.id, event)
+            for delivery in deliveries:
+                self.deliveries.save(delivery)
+            if key is not None:
+                self.save_idempotency(key)
+
+    def _append_event(self, job_id: str, event: EventRecord) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO events (job_id, id, event, data) VALUES (?, ?, ?, ?)",
             (job_id, event.id, event.event, json.dumps(event.data, separators=(",", ":"))),
@@ -401,3 +538,4 @@ class SqliteStore:
         """Delete everything."""
         for table in ("jobs", "results", "events", "tombstones", "idempotency"):
             self.db.execute(f"DELETE FROM {table}")
+        self.deliveries.clear()

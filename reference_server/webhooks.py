@@ -5,9 +5,13 @@ fails with a network error, a timeout or a 5xx is retried with exponential backo
 (``webhook_backoff * 2**(attempt-1)``) up to ``webhook_max_attempts``; a 3xx or 4xx answer
 fails the delivery at once, and so does a target the callback policy refuses
 (:mod:`reference_server.callbacks_policy`). Every delivery is kept as a
-:class:`~reference_server.records.DeliveryRecord`; with ``--store sqlite`` deliveries and their
-attempts are persisted (:mod:`reference_server.deliveries_store`) and pending ones resume after
-a restart under the same delivery id.
+:class:`~reference_server.records.DeliveryRecord`, at most ``webhook_max_deliveries_per_owner``
+per user (:mod:`reference_server.delivery_book`: pending deliveries are never evicted). The job
+manager asks for a job event's deliveries (:meth:`WebhookSender.deliveries_for`), commits them
+with the job in one atomic step, then hands them back to be sent (:meth:`WebhookSender.send`);
+with ``--store sqlite`` deliveries and their attempts are persisted
+(:mod:`reference_server.deliveries_store`) and pending ones resume after a restart under the
+same delivery id.
 
 Each attempt is signed afresh: the payload's ``timestamp`` and the ``webhook-timestamp`` /
 ``X-Webhook-Timestamp`` headers are the attempt's time, so a retry hours later still passes a
@@ -45,8 +49,9 @@ from .deliveries_store import (
     DeliveryStore,
     MemoryDeliveryStore,
     PendingDelivery,
-    SqliteDeliveryStore,
+    StoredDelivery,
 )
+from .delivery_book import DeliveryBook, OwnerDeliveriesFull
 from .documents import rfc3339
 from .records import DeliveryRecord, JobRecord
 
@@ -58,9 +63,6 @@ log = logging.getLogger("reference_server.webhooks")
 ALWAYS_SENT = frozenset({"completed", "failed"})
 #: Events sent only when listed in the callback's ``events``.
 OPTIONAL_EVENTS = frozenset({"progress", "cancelled"})
-
-#: Delivery records kept (the oldest are dropped beyond this).
-MAX_DELIVERIES = 10_000
 
 # What ``lastError`` says about a failed attempt. Fixed words only: the raw connection error
 # (refused, reset, which address, how long) would turn GET /webhooks/deliveries into a port
@@ -121,6 +123,8 @@ class WebhookSender:
 
     Args:
         config: the server configuration.
+        store: where deliveries persist: the job store's ``deliveries`` (opened, loaded and
+            closed by the job manager with the job store; default: nothing persisted).
         clock: epoch seconds (timestamps, backoff deadlines).
         resolver: the DNS resolver under the policy filter (default: aiohttp's); tests
             inject one that maps names to chosen addresses.
@@ -130,22 +134,21 @@ class WebhookSender:
         self,
         config: ServerConfig,
         *,
+        store: DeliveryStore | None = None,
         clock: Callable[[], float] = time.time,
         resolver: AbstractResolver | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.deliveries: dict[str, DeliveryRecord] = {}
+        #: Every delivery record, bounded per owner.
+        self.deliveries = DeliveryBook(config.webhook_max_deliveries_per_owner)
         self.policy = CallbackPolicy(allow_private=config.webhook_allow_private)
         self._resolver = resolver
         self._lanes: dict[str, list[PendingDelivery]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._store: DeliveryStore = (
-            SqliteDeliveryStore(config.sqlite_path)
-            if config.store == "sqlite"
-            else MemoryDeliveryStore()
-        )
+        self._full_owners: set[str] = set()
+        self._store: DeliveryStore = store if store is not None else MemoryDeliveryStore()
 
     def refuse_callback(self, url: str) -> str | None:
         """The client-facing reason a callback URL is refused at submission, or ``None``."""
@@ -157,8 +160,23 @@ class WebhookSender:
             "a server for local development allows private ones with --webhook-allow-private"
         )
 
+    def backlog_refusal(self, owner: str) -> str | None:
+        """Why ``owner`` may not submit a job with a callback now (``None``: it may).
+
+        Refused while every one of the owner's delivery records is pending: its terminal
+        event could only be recorded beyond the bound.
+        """
+        try:
+            self.deliveries.room_for(owner)
+        except OwnerDeliveriesFull as exc:
+            return str(exc)
+        return None
+
     async def start(self) -> None:
-        """Learn the server's own addresses, open the HTTP session, resume stored deliveries."""
+        """Learn the server's own addresses and open the HTTP session.
+
+        Stored deliveries come back through :meth:`restore` when the job store opens.
+        """
         if not self.policy.allow_private:
             own = await local_addresses(self.config.host)
             self.policy = dataclasses.replace(self.policy, own_addresses=own)
@@ -170,15 +188,20 @@ class WebhookSender:
             timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout),
             headers={"User-Agent": "asyncreply-reference-server"},
         )
-        resumed = 0
-        for stored in self._store.open():
-            pending = stored.pending
-            self.deliveries[pending.record.id] = pending.record
-            if pending.record.status == "pending":
-                self._enqueue(pending)
-                resumed += 1
-        if resumed:
-            log.info("resuming %d pending webhook deliveries", resumed)
+
+    def restore(self, stored: list[StoredDelivery]) -> None:
+        """Take over the deliveries a store handed back (oldest first); resume pending ones."""
+        for delivery_id in self.deliveries.load(s.pending.record for s in stored):
+            self._store.delete(delivery_id)
+        pending = [s.pending for s in stored if s.pending.record.status == "pending"]
+        if pending:
+            log.info("resuming %d pending webhook deliveries", len(pending))
+        self.send(pending)
+
+    def delivery_of(self, job_id: str, event: str) -> str | None:
+        """The id of the recorded delivery of ``event`` (``completed``…) for ``job_id``."""
+        record = self.deliveries.of_job(job_id, f"job.{event}")
+        return record.id if record is not None else None
 
     async def stop(self) -> None:
         """Cancel pending deliveries (a persistent store keeps them), close the session."""
@@ -191,21 +214,28 @@ class WebhookSender:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        self._store.close()
 
     def clear(self) -> None:
         """Forget every delivery record (in-flight deliveries go on)."""
         self.deliveries.clear()
         self._store.clear()
 
-    def job_event(self, job: JobRecord, event: str, document: dict[str, Any]) -> None:
-        """Queue a delivery of ``event`` for ``job`` if its callback wants it."""
+    def deliveries_for(
+        self, job: JobRecord, event: str, document: dict[str, Any]
+    ) -> list[PendingDelivery]:
+        """The deliveries ``event`` of ``job`` causes, recorded here but not yet sent.
+
+        The caller commits them with the job (:meth:`Store.commit`), then calls
+        :meth:`send`. A ``completed``/``failed`` delivery is always recorded; an optional
+        event (progress, cancelled) of an owner whose records are all pending is not, and
+        a warning says so: pending deliveries are never evicted to make room.
+        """
         callback = job.callback
-        if callback is None or self._session is None:
-            return
+        if callback is None:
+            return []
         wanted = set(callback.get("events") or ()) | ALWAYS_SENT
         if event not in wanted:
-            return
+            return []
         now = self.clock()
         event_document = {"type": f"job.{event}", "jobId": job.id, "data": document}
         rec = DeliveryRecord(
@@ -218,14 +248,29 @@ class WebhookSender:
             updated_at=now,
         )
         rec.payload = render_payload(rec.id, event_document, now)
-        pending = PendingDelivery(rec, event_document, next_attempt_at=now)
-        self.deliveries[rec.id] = rec
-        self._store.save(pending)
-        while len(self.deliveries) > MAX_DELIVERIES:
-            oldest = next(iter(self.deliveries))
-            del self.deliveries[oldest]
-            self._store.delete(oldest)
-        self._enqueue(pending)
+        try:
+            dropped = self.deliveries.add(rec, force=event in ALWAYS_SENT)
+        except OwnerDeliveriesFull as exc:
+            if job.owner not in self._full_owners:  # once per episode, not once per event
+                self._full_owners.add(job.owner)
+                log.warning("webhook job.%s of job %s not recorded: %s", event, job.id, exc)
+            return []
+        self._full_owners.discard(job.owner)
+        for delivery_id in dropped:
+            self._store.delete(delivery_id)
+        return [PendingDelivery(rec, event_document, next_attempt_at=now)]
+
+    def discard(self, deliveries: list[PendingDelivery]) -> None:
+        """Forget deliveries whose commit the store refused (they never existed)."""
+        for pending in deliveries:
+            self.deliveries.remove(pending.record.id)
+
+    def send(self, deliveries: list[PendingDelivery]) -> None:
+        """Start sending deliveries that are on record (a stopped sender leaves them pending)."""
+        if self._session is None:
+            return
+        for pending in deliveries:
+            self._enqueue(pending)
 
     def _enqueue(self, pending: PendingDelivery) -> None:
         job_id = pending.record.job_id
@@ -314,5 +359,6 @@ class WebhookSender:
         rec.status = status
         rec.updated_at = self.clock()
         self._store.save(pending)
+        self.deliveries.finished(rec.id)
         if status == "failed":
             log.info("webhook %s to %s failed: %s", rec.id, rec.url, rec.last_error)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import detection_lag, fanout, instant, overhead, scaling, sse_fanout
+from benchmarks import detection_lag, fanout, instant, overhead, scale_out, scaling, sse_fanout
 from benchmarks._harness import running_server
 
 Main = Callable[[Sequence[str] | None], dict[str, Any]]
@@ -81,3 +81,15 @@ def test_a_child_server_is_started_and_stopped_when_no_url_is_given(tmp_path: Pa
     result = overhead.main(["--blocks", "1", "--calls", "2", "--results-dir", str(tmp_path)])
     assert (tmp_path / "overhead.json").is_file()
     assert result["config"] == {"blocks": 1, "calls_per_block": 2}
+
+
+def test_scale_out_measures_every_store_and_three_instances(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--jobs", "6", "--concurrency", "2", "--redis-url", redis_url]
+    returned = scale_out.main([*args, "--results-dir", str(tmp_path)])
+    written = json.loads((tmp_path / "scale_out.json").read_text(encoding="utf-8"))
+    assert written["table"] == returned["table"]
+    assert written["table"] in capsys.readouterr().out
+    assert set(written["cells"]) == {"memory", "sqlite", "redis x1", "redis x3"}
+    assert all(c["completed"] == 6 and c["errors"] == 0 for c in written["cells"].values())

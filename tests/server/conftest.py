@@ -549,8 +549,9 @@ class Receiver:
         return [d for d in self.received if d.json().get("type") == event_type]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+@contextlib.asynccontextmanager
+async def served_receiver() -> AsyncIterator[Receiver]:
+    """A :class:`Receiver` listening on a free loopback port while the block runs."""
     recv = Receiver()
     app = web.Application()
     app.router.add_post("/hook", recv.handle)
@@ -564,6 +565,12 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield recv
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with served_receiver() as recv:
+        yield recv
 
 
 def error_code(response: httpx.Response) -> str:
