@@ -29,10 +29,18 @@ from typing_extensions import TypeVar
 
 from . import _flow
 from ._admission import DEFAULT_MAX_IN_FLIGHT, Admission, Slot, pool_limits
+from ._arguments import callbacks, check_client_options, client_timeout, polling_policy
 from ._clock import Clock, SystemClock
 from ._commands import Command
 from ._drivers import FlowResult, drive, drive_async
-from ._flow import DEFAULT_MAX_BODY, FlowConfig, OperationState, StreamBudget, WaitMode
+from ._flow import (
+    DEFAULT_MAX_BODY,
+    FlowConfig,
+    OperationState,
+    StreamBudget,
+    WaitMode,
+    WaitOptions,
+)
 from ._models import JobStatus
 from ._observe import Observer
 from ._operation import AsyncOperation, Operation
@@ -42,6 +50,7 @@ from ._security import RequestFactory
 from ._sse import SSEOptions
 from ._token import load_token
 from ._transport import AsyncConnectionSlots, ConnectionSlots, env_proxies
+from ._uploads import Content, Files, QueryParams
 from .dialects import Dialect, FinalStateVia, dialect_from
 
 __all__ = ["AsyncClient", "Client", "ProgressCallback"]
@@ -72,14 +81,25 @@ _DEFAULT_TIMEOUT = 30.0
 _RUN_HOLD = 10.0
 
 
-def _run_hold(timeout: float | None) -> float:
-    """The ``Prefer: wait`` of ``run()``'s submission: its ``timeout``, capped."""
-    return _RUN_HOLD if timeout is None else min(max(timeout, 0.0), _RUN_HOLD)
+#: The hold of a ``run()`` whose caller watches progress: a held submission reports nothing
+#: until it is answered, so it is held one second only (the least ``Prefer: wait`` says):
+#: an instant job still costs one request, a longer one reports from its first second on.
+_WATCHED_HOLD = 1.0
+
+
+def _run_hold(timeout: float | None, watching: bool) -> float:
+    """The ``Prefer: wait`` of ``run()``'s submission: its ``timeout``, capped at
+    ``_RUN_HOLD``, or at ``_WATCHED_HOLD`` when the caller watches progress."""
+    cap = _WATCHED_HOLD if watching else _RUN_HOLD
+    return cap if timeout is None else min(max(timeout, 0.0), cap)
 
 
 class _ClientBase(abc.ABC, Generic[HttpClientT]):
     """The constructor (documented on :class:`Client`), configuration and flow construction
     shared by ``Client`` and ``AsyncClient``; each drives the flows on its ``HttpClientT``."""
+
+    #: Whether the client sends with ``httpx.AsyncClient`` (its byte streams are async).
+    _asynchronous = False
 
     def __init__(
         self,
@@ -89,7 +109,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         auth: Any = None,
         timeout: float | httpx.Timeout | _Default | None = AUTO,
         http_client: HttpClientT | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         retry: RetryPolicy | None = None,
         dialect: Dialect | str | None = None,
         on_progress: ProgressCallback | Sequence[ProgressCallback] | None = None,
@@ -104,9 +124,20 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
     ) -> None:
         if max_body_size is not None and not (isinstance(max_body_size, int) and max_body_size > 0):
             raise ValueError(f"max_body_size must be a positive int or None; got {max_body_size!r}")
+        check_client_options(
+            headers=headers,
+            retry=retry,
+            sse=sse,
+            trusted_origins=trusted_origins,
+            max_redirects=max_redirects,
+            clock=clock,
+            events_url_template=events_url_template,
+        )
+        default_polling = polling_policy(polling)
+        self._callbacks: tuple[ProgressCallback, ...] = callbacks(on_progress)
         self._admission = Admission(max_in_flight, max_streams)
         if timeout is not AUTO:
-            resolved = httpx.Timeout(timeout)
+            resolved = client_timeout(timeout)
         elif http_client is not None:
             resolved = http_client.timeout
         else:
@@ -131,7 +162,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             requests=self._requests,
             dialect=chosen_dialect,
             now=self._clock.now,
-            polling=polling if polling is not None else Adaptive(),
+            polling=default_polling if default_polling is not None else Adaptive(),
             long_polling=LongPolling(),
             max_redirects=max_redirects,
             events_url_template=events_url_template,
@@ -140,12 +171,6 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             max_body=max_body_size,
             retry=retry or RetryPolicy(),
         )
-        if on_progress is None:
-            self._callbacks: tuple[ProgressCallback, ...] = ()
-        elif callable(on_progress):
-            self._callbacks = (on_progress,)
-        else:
-            self._callbacks = tuple(on_progress)
 
     @abc.abstractmethod
     def _new_http(self) -> HttpClientT:
@@ -180,7 +205,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         self,
         url: str,
         json: Any,
-        content: bytes | str | None,
+        content: Content,
         method: str,
         headers: Mapping[str, str] | None,
         idempotency_key: str | _Default | None,
@@ -188,9 +213,10 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         final_state_via: FinalStateVia | None,
         /,
         hold: float | None = None,
+        upload: Mapping[str, Any] | None = None,
     ) -> Generator[Command, Any, OperationState]:
         """The submission flow; the arguments are ``submit``'s, in its order (``hold``:
-        ``run()``'s ``Prefer: wait``)."""
+        ``run()``'s ``Prefer: wait``; ``upload``: its ``params``, ``data`` and ``files``)."""
         return _flow.submit(
             self._flow_cfg,
             url,
@@ -202,6 +228,8 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             callback=callback,
             final_state_via=final_state_via,
             hold=hold,
+            asynchronous=self._asynchronous,
+            **(upload or {}),
         )
 
     def _submission(
@@ -209,7 +237,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         reserved: Slot,
         url: str,
         json: Any,
-        content: bytes | str | None,
+        content: Content,
         method: str,
         headers: Mapping[str, str] | None,
         idempotency_key: str | _Default | None,
@@ -217,6 +245,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         final_state_via: FinalStateVia | None,
         hold: float | None = None,
         /,
+        upload: Mapping[str, Any] | None = None,
     ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
         """The submission flow, watched by its observer; ``reserved`` (the turn it waited
         for, see ``Admission.reserve``) is given back if they cannot be built."""
@@ -231,6 +260,7 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
                 callback,
                 final_state_via,
                 hold,
+                upload,
             )
             return self._watch_submission(flow)
         except BaseException:
@@ -270,6 +300,24 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
             seen=True,
         )
 
+    def _wait_options(
+        self,
+        timeout: float | None,
+        polling: PollingPolicy | float | None,
+        mode: WaitMode,
+        on_progress: ProgressCallback | None,
+        *,
+        watch: bool = False,
+    ) -> WaitOptions:
+        """A wait's options, checked before anything is sent; it watches progress when
+        its caller does (``watch()``, or a progress callback of the call or the client)."""
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError(f"on_progress must be a callable or None; got {on_progress!r}")
+        watching = watch or on_progress is not None or bool(self._callbacks)
+        return WaitOptions(
+            timeout=timeout, polling=polling_policy(polling), mode=mode, watching=watching
+        )
+
     def _emitters(self, extra: ProgressCallback | None) -> tuple[ProgressCallback, ...]:
         return self._callbacks if extra is None else (*self._callbacks, extra)
 
@@ -283,14 +331,16 @@ class Client(_ClientBase[httpx.Client]):
         headers: headers sent with every request to a trusted origin.
         auth: httpx auth (a ``(user, password)`` tuple, an ``httpx.Auth``…), trusted origins
             only.
-        timeout: per-request timeout (default 30 s, or ``http_client``'s).
+        timeout: per-request timeout: seconds (>= 0), ``None`` (no limit) or an
+            ``httpx.Timeout`` (default 30 s, or ``http_client``'s).
         http_client: your own ``httpx.Client`` (proxies, TLS, transports, respx). Its
             headers and auth are treated as configured ones: sent to trusted origins only.
             Its cookie jar (filled by httpx from every response, affinity cookies
             included) is sent with every request to a trusted origin, never elsewhere; its
             transport, event hooks and proxies apply to every request, which is the user's
             responsibility. It is not closed by this client.
-        polling: the default polling policy (default :class:`Adaptive`).
+        polling: the default polling policy (default :class:`Adaptive`), or a number of
+            seconds between polls (``FixedInterval(seconds)``).
         retry: the transient-fault policy (default :class:`RetryPolicy`).
         dialect: how responses are interpreted: a :class:`Dialect`, or one of the names
             ``"auto"`` (default), ``"reference"``, ``"status-code"``, ``"microsoft"``,
@@ -367,7 +417,10 @@ class Client(_ClientBase[httpx.Client]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -379,7 +432,14 @@ class Client(_ClientBase[httpx.Client]):
 
         Args:
             url: where to submit (relative to ``base_url``, or absolute).
-            json: a JSON body. ``content``: raw bytes or text instead.
+            json: a JSON body. Or ``content``: bytes (sent as
+                ``application/octet-stream`` unless ``headers`` name a ``Content-Type``),
+                text (``text/plain; charset=utf-8``), or a byte stream (an iterator; an
+                async one for ``AsyncClient``), which is sent once and never retried.
+                Or a form: ``data`` (fields) and ``files`` (httpx's ``files=``: a
+                multipart upload; each file is read again from its start on a retry, and
+                an unseekable one makes the submission one-shot).
+            params: query parameters of the submission URL (httpx's ``params=``).
             method: POST by default (PUT, PATCH, DELETE for APIs that start operations so).
             headers: extra headers for this submission (its origin only).
             idempotency_key: by default a fresh UUID per call, reused across the retries
@@ -413,6 +473,8 @@ class Client(_ClientBase[httpx.Client]):
             idempotency_key,
             callback,
             final_state_via,
+            None,
+            {"params": params, "data": data, "files": files},
         )
         return Operation(self, self._run(flow, reserved=reserved), result_type, observer)
 
@@ -441,7 +503,10 @@ class Client(_ClientBase[httpx.Client]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -449,7 +514,7 @@ class Client(_ClientBase[httpx.Client]):
         final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> R:
@@ -459,8 +524,12 @@ class Client(_ClientBase[httpx.Client]):
         The submission asks the server to hold its answer until the job ends (``Prefer:
         wait=N``, N the ``timeout`` capped at 10 s): a server that supports it answers an
         instant job with its result (one request; two when the result is behind a 303).
-        ``timeout`` covers the submission and the wait together.
+        With a progress callback (``on_progress``, or the client's) the hold is 1 s only,
+        so that the callbacks see the job from its first second (its snapshot as
+        submitted, then each change). ``timeout`` covers the submission and the wait.
         """
+        options = self._wait_options(timeout, polling, mode, on_progress)
+        emitters, watching = self._emitters(on_progress), options.watching
         started = self._clock.now()
         reserved = self._admission.reserve()  # the turn first: nothing built while waiting
         observer, flow = self._submission(
@@ -473,12 +542,13 @@ class Client(_ClientBase[httpx.Client]):
             idempotency_key,
             callback,
             final_state_via,
-            _run_hold(timeout),
+            _run_hold(timeout, watching),
+            {"params": params, "data": data, "files": files},
         )
         state = self._run(flow, reserved=reserved)
-        if state.last is not None and state.last.is_terminal:
-            # Finished within the held submission: its callbacks still see the end.
-            for report in self._emitters(on_progress):
+        if state.last is not None and not state.last.is_terminal:
+            # The job as submitted: reported at once (the wait reports a terminal one).
+            for report in emitters:
                 report(state.last)
         op = Operation(self, state, result_type, observer)
         return op.result(
@@ -515,7 +585,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     """An asynchronous client: :class:`Client`'s constructor and methods, awaited.
 
     ``http_client`` is an ``httpx.AsyncClient``; ``on_progress`` callbacks may be plain
-    functions or coroutine functions.
+    functions or coroutine functions; a ``content=`` stream is an async iterable of bytes.
 
     Example:
         >>> async with AsyncClient("http://127.0.0.1:8080") as client:  # doctest: +SKIP
@@ -526,6 +596,8 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     def _new_http(self) -> httpx.AsyncClient:
         limits, transport = self._own_pool(AsyncConnectionSlots)
         return httpx.AsyncClient(limits=limits, transport=transport)
+
+    _asynchronous = True
 
     async def _iterate(
         self,
@@ -562,7 +634,10 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -582,6 +657,8 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
             idempotency_key,
             callback,
             final_state_via,
+            None,
+            {"params": params, "data": data, "files": files},
         )
         state = await self._run(flow, reserved=reserved)
         return AsyncOperation(self, state, result_type, observer)
@@ -607,7 +684,10 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         url: str,
         *,
         json: Any = None,
-        content: bytes | str | None = None,
+        content: Content = None,
+        params: QueryParams | None = None,
+        data: Mapping[str, Any] | None = None,
+        files: Files | None = None,
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | _Default | None = AUTO,
@@ -615,11 +695,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         final_state_via: FinalStateVia | None = None,
         result_type: type[R] | None = None,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> R:
         """Submit and wait: return the result; see :meth:`Client.run`."""
+        options = self._wait_options(timeout, polling, mode, on_progress)
+        emitters, watching = self._emitters(on_progress), options.watching
         started = self._clock.now()
         reserved = await self._admission.areserve()  # see Client.submit
         observer, flow = self._submission(
@@ -632,12 +714,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
             idempotency_key,
             callback,
             final_state_via,
-            _run_hold(timeout),
+            _run_hold(timeout, watching),
+            {"params": params, "data": data, "files": files},
         )
         state = await self._run(flow, reserved=reserved)
-        if state.last is not None and state.last.is_terminal:
-            # Finished within the held submission: its callbacks still see the end.
-            for report in self._emitters(on_progress):
+        if state.last is not None and not state.last.is_terminal:
+            # The job as submitted: reported at once (the wait reports a terminal one).
+            for report in emitters:
                 await _call(report, state.last)
         op = AsyncOperation(self, state, result_type, observer)
         return await op.result(

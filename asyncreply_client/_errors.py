@@ -6,7 +6,11 @@
     ├── RequestRejectedError         a 4xx that is no job state (status, URL, the server's error)
     │   ├── SubmissionRejectedError  the server refused the submission (4xx)
     │   ├── AuthenticationError      401: credentials missing or refused (WWW-Authenticate)
+    │   │   └── SubmissionAuthenticationError      401 to a submission (also Submission-
+    │   │                                          RejectedError)
     │   └── PermissionDeniedError    403: the credentials may not do this
+    │       └── SubmissionPermissionDeniedError    403 to a submission (also Submission-
+    │                                              RejectedError)
     ├── JobOutcomeError              what happened to the job itself
     │   ├── JobFailedError           the job ran and failed
     │   ├── JobCancelledError        the job was cancelled
@@ -18,8 +22,9 @@
     ├── InvalidTokenError            a resume token that cannot be loaded
     └── WebhookVerificationError     (asyncreply_client.webhooks) a delivery failed verification
 
-A 401 or 403 answer to a *submission* is both: an ``AuthenticationError`` (or
-``PermissionDeniedError``) and a ``SubmissionRejectedError``, so either ``except`` catches it.
+A 401 or 403 answer to a *submission* is both: a ``SubmissionAuthenticationError`` (or
+``SubmissionPermissionDeniedError``) is an ``AuthenticationError`` (``PermissionDeniedError``)
+and a ``SubmissionRejectedError``, so either ``except`` catches it.
 Messages quote at most an excerpt of a body: never the whole of it.
 """
 
@@ -42,6 +47,8 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RequestRejectedError",
+    "SubmissionAuthenticationError",
+    "SubmissionPermissionDeniedError",
     "SubmissionRejectedError",
     "TransportError",
     "WaitTimeoutError",
@@ -142,12 +149,14 @@ class PermissionDeniedError(RequestRejectedError):
     """403: the server knows the credentials but does not let them do this."""
 
 
-class _SubmissionAuthenticationError(AuthenticationError, SubmissionRejectedError):
-    """A 401 to a submission: both errors, so ``except SubmissionRejectedError`` catches it."""
+class SubmissionAuthenticationError(AuthenticationError, SubmissionRejectedError):
+    """A 401 to a submission: both errors, so ``except AuthenticationError`` and
+    ``except SubmissionRejectedError`` catch it."""
 
 
-class _SubmissionPermissionDeniedError(PermissionDeniedError, SubmissionRejectedError):
-    """A 403 to a submission: both errors, so ``except SubmissionRejectedError`` catches it."""
+class SubmissionPermissionDeniedError(PermissionDeniedError, SubmissionRejectedError):
+    """A 403 to a submission: both errors, so ``except PermissionDeniedError`` and
+    ``except SubmissionRejectedError`` catch it."""
 
 
 def rejection_class(status_code: int, *, submission: bool) -> type[RequestRejectedError]:
@@ -160,9 +169,9 @@ def rejection_class(status_code: int, *, submission: bool) -> type[RequestReject
         True
     """
     if status_code == 401:
-        return _SubmissionAuthenticationError if submission else AuthenticationError
+        return SubmissionAuthenticationError if submission else AuthenticationError
     if status_code == 403:
-        return _SubmissionPermissionDeniedError if submission else PermissionDeniedError
+        return SubmissionPermissionDeniedError if submission else PermissionDeniedError
     return SubmissionRejectedError if submission else RequestRejectedError
 
 
@@ -243,8 +252,10 @@ class ProtocolError(AsyncReplyError):
         self.url = url
         self.body_excerpt = excerpt(body)
         detail = message
-        if status_code is not None or url is not None:
+        if status_code is not None:
             detail += f" (HTTP {status_code} from {url})"
+        elif url is not None:
+            detail += f" (from {url})"
         if self.body_excerpt:
             detail += f": {self.body_excerpt!r}"
         super().__init__(bounded(detail))

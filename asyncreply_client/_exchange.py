@@ -18,6 +18,7 @@ from ._policies import PollingPolicy
 from ._retry import Answer, Recorder, RetryPolicy, attempts
 from ._security import RequestFactory
 from ._sse import SSEOptions
+from ._uploads import Body
 from ._urls import resolve_url, same_origin
 from .dialects import Dialect
 
@@ -118,7 +119,7 @@ def send(
     headers: Mapping[str, str] | None = None,
     private_headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
-    content: bytes | None = None,
+    content: bytes | Body | None = None,
     read_timeout: float | None = None,
     accept: str = "application/json",
     retry: bool = True,
@@ -190,6 +191,12 @@ def send(
         if response.status_code in (301, 302) and method == "POST":
             method, content = "GET", None
             headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
+        elif isinstance(content, Body) and content.one_shot is not None:
+            raise ProtocolError(
+                f"the server redirected the request, which must then be sent again: "
+                f"{content.one_shot}",
+                **answer_fields(response),
+            )
         if (method, target) in visited:
             raise ProtocolError(f"redirect loop back to {target}", **answer_fields(response))
     raise ProtocolError(f"more than {cfg.max_redirects} redirects", url=first)
@@ -209,7 +216,7 @@ class _Attempt:
     url: str
     headers: Mapping[str, str]
     params: Mapping[str, str] | None
-    content: bytes | None
+    content: bytes | Body | None
     read_timeout: float | None
     accept: str
     stream: bool

@@ -10,19 +10,21 @@ retry sub-flow, redirects). Nothing here touches a socket or a clock: time comes
 from __future__ import annotations
 
 import functools
-import json as jsonlib
 import math
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import _log
+from ._arguments import check_submission, polling_policy, seconds_or_none, wait_mode
 from ._commands import Command, Emit, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
     JobExpiredError,
     JobNotFoundError,
     ProtocolError,
+    RequestRejectedError,
+    TransportError,
     WaitTimeoutError,
 )
 from ._exchange import (
@@ -36,9 +38,11 @@ from ._exchange import (
 from ._headers import preference_applied_wait
 from ._http import HttpResponse
 from ._models import JobStatus
+from ._pace import ProgressPace
 from ._policies import PollDecision, PollingPolicy, PollObservation, hint_ceiling
 from ._retry import Answer, Verdict
 from ._sse import SSEEnd, follow_events
+from ._uploads import encode_body, query_params
 from .dialects import (
     FINAL_STATE_VIA,
     FinalStateVia,
@@ -65,7 +69,6 @@ __all__ = [
 
 Flow = Generator[Command, Any, Any]
 WaitMode = Literal["auto", "sse", "long-poll", "poll"]
-WAIT_MODES: tuple[str, ...] = ("auto", "sse", "long-poll", "poll")
 
 #: Extra read time on top of a long poll's ``wait``, so the server answers before we give up.
 _LONG_POLL_MARGIN = 5.0
@@ -130,21 +133,24 @@ class WaitOptions:
 
     Attributes:
         timeout: seconds the wait may last (``None``: no limit).
-        polling: the policy (``None``: the client's).
-        mode: ``"auto"``, ``"sse"``, ``"long-poll"`` or ``"poll"``.
+        polling: the policy (``None``: the client's); a number of seconds is
+            ``FixedInterval(seconds)``.
+        mode: ``"auto"``, ``"sse"``, ``"long-poll"`` or ``"poll"`` (any case).
+        watching: the caller watches progress (``on_progress``, ``watch()``): a snapshot
+            already terminal is reported once, and hints that point at the job's end are
+            split into a progress-friendly pace (``_pace``).
     """
 
     timeout: float | None = None
     polling: PollingPolicy | None = None
     mode: WaitMode = "auto"
+    watching: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in WAIT_MODES:
-            raise ValueError(f"mode must be one of {', '.join(WAIT_MODES)}; got {self.mode!r}")
-        if self.timeout is not None and not self.timeout >= 0:
-            raise ValueError(
-                f"timeout must be a non-negative number of seconds or None; got {self.timeout!r}"
-            )
+        # Normalised here, once for every wait (frozen: set through object.__setattr__).
+        object.__setattr__(self, "mode", wait_mode(self.mode))
+        object.__setattr__(self, "polling", polling_policy(self.polling))
+        object.__setattr__(self, "timeout", seconds_or_none(self.timeout, "timeout"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,14 +182,22 @@ def submit(
     *,
     method: str = "POST",
     json: Any = None,
-    content: bytes | str | None = None,
+    content: Any = None,
     headers: Mapping[str, str] | None = None,
     idempotency_key: str | None = None,
     callback: str | Mapping[str, Any] | None = None,
     final_state_via: FinalStateVia | None = None,
     hold: float | None = None,
+    params: Any = None,
+    data: Any = None,
+    files: Any = None,
+    asynchronous: bool = False,
 ) -> Generator[Command, Any, OperationState]:
     """Submit an operation and interpret the answer.
+
+    The body is one of ``json``, ``content`` (bytes, text, or a byte stream: async for an
+    ``asynchronous`` client) or a form (``data`` / ``files``), see ``_uploads``; ``params``
+    is the query. A one-shot body (a stream, an unseekable file) is never retried.
 
     Retried on transient faults only with an ``idempotency_key`` (the same key on every
     attempt, so a retry can never create a second job). ``final_state_via`` says where the
@@ -198,21 +212,30 @@ def submit(
         SubmissionRejectedError: a 4xx answer (with the server's error body).
         ProtocolError: a redirect loop, or an answer the dialect cannot interpret.
     """
+    check_submission(method=method, headers=headers, idempotency_key=idempotency_key)
     if final_state_via is not None and final_state_via not in FINAL_STATE_VIA:
         raise ValueError(
             f"final_state_via must be one of {', '.join(FINAL_STATE_VIA)} or None; "
             f"got {final_state_via!r}"
         )
-    body, content_type = _encode_body(json, content, callback)
+    body = encode_body(
+        json=json,
+        content=content,
+        data=data,
+        files=files,
+        callback=callback,
+        asynchronous=asynchronous,
+    )
+    query = query_params(params)
     proto: dict[str, str] = {}
-    if content_type is not None:
-        proto["Content-Type"] = content_type
+    if body.content_type is not None and not _names(headers, "content-type"):
+        proto["Content-Type"] = body.content_type  # the caller's own wins
     if idempotency_key is not None:
         proto["Idempotency-Key"] = idempotency_key
     held = (
         hold is not None
         and hold >= 1
-        and not any(name.lower() == "prefer" for name in headers or {})
+        and not _names(headers, "prefer")
         and cfg.streams.try_acquire()
     )
     read_timeout: float | None = None
@@ -227,11 +250,16 @@ def submit(
             url,
             headers=proto,
             private_headers=headers,
+            params=query,
             content=body,
-            retry=idempotency_key is not None,
+            retry=idempotency_key is not None and body.one_shot is None,
             read_timeout=read_timeout,
             submission=True,
         )
+    except TransportError as exc:
+        if body.one_shot is not None and idempotency_key is not None:
+            exc.args = (f"{exc.args[0] if exc.args else exc}; not retried: {body.one_shot}",)
+        raise
     finally:
         if held:
             cfg.streams.release()
@@ -251,26 +279,9 @@ def submit(
     return state
 
 
-def _encode_body(
-    json: Any, content: bytes | str | None, callback: str | Mapping[str, Any] | None
-) -> tuple[bytes | None, str | None]:
-    if json is not None and content is not None:
-        raise ValueError("pass json= or content=, not both")
-    if callback is not None:
-        hook = {"url": callback} if isinstance(callback, str) else dict(callback)
-        if not isinstance(hook.get("url"), str):
-            raise ValueError("callback must be a URL or a mapping with a 'url' string")
-        if json is None:
-            json = {}
-        if not isinstance(json, Mapping):
-            raise TypeError("callback= needs a JSON object body (json= a mapping)")
-        json = {**json, "callback": hook}  # a copy: the caller's mapping is never modified
-    if json is not None:
-        encoded = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False)
-        return encoded.encode("utf-8"), "application/json"
-    if isinstance(content, str):
-        return content.encode("utf-8"), None
-    return content, None
+def _names(headers: Mapping[str, str] | None, name: str) -> bool:
+    """Whether ``headers`` has ``name`` (any case)."""
+    return any(key.lower() == name for key in headers or {})
 
 
 def _operation_from_submit_answer(
@@ -367,12 +378,24 @@ def _interpret(cfg: FlowConfig, state: OperationState, response: HttpResponse) -
                 f"the job vanished: its status URL {response.url} now answers 404",
                 status=state.last,
             ) from exc
+        _explain_withheld(cfg, response, exc)
+        raise
+    except RequestRejectedError as exc:
+        _explain_withheld(cfg, response, exc)
         raise
     state.learn(status)
     state.answered = True
     if not status.is_terminal:
         _follow_monitor(state, response)
     return status
+
+
+def _explain_withheld(cfg: FlowConfig, response: HttpResponse, exc: AsyncReplyError) -> None:
+    """Add to ``exc`` (a 404 or 4xx of a status URL) that the client withheld its
+    credentials from that URL's origin, when it did (``RequestFactory.withheld_note``)."""
+    note = cfg.requests.withheld_note(response.url)
+    if note is not None:
+        exc.args = (f"{exc.args[0] if exc.args else exc}; {note}", *exc.args[1:])
 
 
 def _follow_monitor(state: OperationState, response: HttpResponse) -> None:
@@ -408,6 +431,8 @@ def wait(
     started = cfg.now()
     deadline = None if options.timeout is None else started + options.timeout
     if state.last is not None and state.last.is_terminal:
+        if options.watching:  # a watcher of a finished job sees its end once
+            yield Emit(state.last)
         return state.last
 
     if options.mode == "sse" and state.events_url is None:
@@ -427,12 +452,18 @@ def wait(
     if _log.active(_log.CLIENT):
         _mode_chosen(state, "long-poll" if options.mode == "long-poll" else "poll", poll_reason)
     schedule = policy.schedule()
+    pace = ProgressPace(policy) if options.watching else None
     polls = 0
     while True:
         decision: PollDecision = schedule.next(
             PollObservation(status=state.last, now=cfg.now(), started=started, polls=polls)
         )
-        delay, reason = _delay(cfg, state, policy, decision, deadline)
+        delay, reason = _delay(cfg, state, policy, decision, deadline, pace)
+        if pace is not None and polls == 0:
+            # A watcher's first request is a plain poll: a server holds a long poll until
+            # the job changes after the request arrives, so a change made since the
+            # submission's answer (the job started, step 1) would show only at the next one.
+            decision = PollDecision(decision.delay)
         if _log.active(_log.CLIENT):
             _delay_chosen(state, delay, reason, decision.wait)
         if delay > 0:
@@ -515,8 +546,12 @@ def _delay(
     policy: PollingPolicy,
     decision: PollDecision,
     deadline: float | None,
+    pace: ProgressPace | None = None,
 ) -> tuple[float, str]:
-    """How long to sleep before the next poll, and why (``hint``, ``backoff``, ``deadline``)."""
+    """How long to sleep before the next poll, and why (``hint``, ``backoff``,
+    ``progress``, ``deadline``). With ``pace`` (the caller watches progress), a delay that
+    points at the job's end is shortened, and a first long poll goes out at once: the
+    server answers it at the job's next change."""
     delay = max(decision.delay, 0.0)
     hinted = state.last is not None and state.last.retry_after is not None
     if state.first_delay is not None:
@@ -524,9 +559,13 @@ def _delay(
         # "Retry-After: 999999999" must not sleep for 31 years).
         delay = min(max(state.first_delay, 0.0), hint_ceiling(policy))
         if decision.wait is not None:  # a long poll: be held across the hinted time
-            delay = max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
+            delay = 0.0 if pace is not None else max(delay - min(_LONG_POLL_LEAD, delay / 4), 0.0)
         hinted = True
     reason = "hint" if hinted else "backoff"
+    if pace is not None and delay > 0:
+        paced = pace.delay(delay, state.last)
+        reason = "progress" if paced < delay else reason
+        delay = paced
     if deadline is not None:
         capped = min(delay, max(deadline - cfg.now(), 0.0))
         reason = "deadline" if capped < delay else reason

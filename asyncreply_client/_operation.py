@@ -189,20 +189,26 @@ class _OperationBase(Generic[ResultT]):
     def _refresh_flow(self) -> Generator[Command, Any, JobStatus]:
         return self._attached(_flow.refresh(self._base._flow_cfg, self._state))
 
-    def _wait_flow(
-        self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
-    ) -> Generator[Command, Any, JobStatus]:
-        options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
-        self._observer.waiting(mode)
+    def _options(
+        self,
+        timeout: float | None,
+        polling: PollingPolicy | float | None,
+        mode: WaitMode,
+        on_progress: ProgressCallback | None,
+        *,
+        watch: bool = False,
+    ) -> WaitOptions:
+        """A wait's options (see ``_ClientBase._wait_options``), noted by the observer."""
+        options = self._base._wait_options(timeout, polling, mode, on_progress, watch=watch)
+        self._observer.waiting(options.mode)
+        return options
+
+    def _wait_flow(self, options: WaitOptions) -> Generator[Command, Any, JobStatus]:
         return self._attached(
             _flow.wait(self._base._flow_cfg, self._state, options, self._tracker())
         )
 
-    def _result_flow(
-        self, timeout: float | None, polling: PollingPolicy | None, mode: WaitMode
-    ) -> Generator[Command, Any, ResultT]:
-        options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
-        self._observer.waiting(mode)
+    def _result_flow(self, options: WaitOptions) -> Generator[Command, Any, ResultT]:
         cfg, tracker = self._base._flow_cfg, self._tracker()
         return self._attached(
             _outcomes.result(cfg, self._state, options, tracker, self._result_type)
@@ -221,14 +227,8 @@ class _OperationBase(Generic[ResultT]):
         return observer, observer.observe(flow, submitting=True)
 
     def _download_flow(
-        self,
-        destination: Destination,
-        timeout: float | None,
-        polling: PollingPolicy | None,
-        mode: WaitMode,
+        self, destination: Destination, options: WaitOptions
     ) -> Generator[Command, Any, int]:
-        options = WaitOptions(timeout=timeout, polling=polling, mode=mode)
-        self._observer.waiting(mode)
         return self._attached(self._download_into(destination, options, self._tracker()))
 
     def _download_into(
@@ -301,7 +301,7 @@ class Operation(_OperationBase[ResultT]):
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> JobStatus:
@@ -310,21 +310,28 @@ class Operation(_OperationBase[ResultT]):
 
         Args:
             timeout: seconds to wait at most (``None``: no limit).
-            polling: a polling policy for this wait (default: the client's).
+            polling: a polling policy for this wait (default: the client's), or a number
+                of seconds between polls (``FixedInterval(seconds)``).
             mode: ``"auto"`` (SSE when an events URL is known, else polling), ``"sse"``,
-                ``"long-poll"`` or ``"poll"``.
-            on_progress: called with each new snapshot, after the client's callbacks.
+                ``"long-poll"`` or ``"poll"`` (any case).
+            on_progress: called with each new snapshot, after the client's callbacks. With
+                a progress callback (this one or the client's) the wait watches progress:
+                a hint that only points at the job's end is split into shorter polls
+                (guide §4), and a job already finished is reported once.
 
+        Raises:
+            ValueError, TypeError: a bad argument (before anything is sent).
         Raises:
             WaitTimeoutError: the timeout passed; the job goes on (``error.operation``).
         """
-        return self._base._run(self._wait_flow(timeout, polling, mode), on_progress)
+        options = self._options(timeout, polling, mode, on_progress)
+        return self._base._run(self._wait_flow(options), on_progress)
 
     def result(
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> ResultT:
@@ -337,27 +344,31 @@ class Operation(_OperationBase[ResultT]):
             JobExpiredError: the job or its result is gone.
             WaitTimeoutError: the timeout passed; the job goes on.
         """
-        return self._base._run(self._result_flow(timeout, polling, mode), on_progress)
+        options = self._options(timeout, polling, mode, on_progress)
+        return self._base._run(self._result_flow(options), on_progress)
 
     def watch(
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
     ) -> Iterator[JobStatus]:
-        """Iterate over each new snapshot until the job is terminal (the last one yielded).
+        """Iterate over each new snapshot until the job is terminal (the last one yielded);
+        a job already finished yields its terminal snapshot once. The wait watches progress
+        (see :meth:`wait`'s ``on_progress``).
 
         Raises:
             WaitTimeoutError: the timeout passed; the job goes on.
         """
-        yield from self._base._iterate(self._wait_flow(timeout, polling, mode))
+        options = self._options(timeout, polling, mode, None, watch=True)
+        yield from self._base._iterate(self._wait_flow(options))
 
     def exception(
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
     ) -> JobFailedError | JobCancelledError | None:
         """Wait until the job is terminal, then return the error :meth:`result` would raise
@@ -401,13 +412,14 @@ class Operation(_OperationBase[ResultT]):
         destination: Destination,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
     ) -> int:
         """Wait, then stream the result's bytes to a path or a binary file object; return
         the number of bytes written. A path is written through a ``.part`` file renamed
         at the end, so it never holds a partial result."""
-        return self._base._run(self._download_flow(destination, timeout, polling, mode))
+        options = self._options(timeout, polling, mode, None)
+        return self._base._run(self._download_flow(destination, options))
 
 
 class AsyncOperation(_OperationBase[ResultT]):
@@ -432,34 +444,36 @@ class AsyncOperation(_OperationBase[ResultT]):
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> JobStatus:
         """Wait until the job is terminal; see :meth:`Operation.wait`."""
-        return await self._base._run(self._wait_flow(timeout, polling, mode), on_progress)
+        options = self._options(timeout, polling, mode, on_progress)
+        return await self._base._run(self._wait_flow(options), on_progress)
 
     async def result(
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
         on_progress: ProgressCallback | None = None,
     ) -> ResultT:
         """Wait, then return the result; see :meth:`Operation.result`."""
-        return await self._base._run(self._result_flow(timeout, polling, mode), on_progress)
+        options = self._options(timeout, polling, mode, on_progress)
+        return await self._base._run(self._result_flow(options), on_progress)
 
     async def watch(
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
     ) -> AsyncGenerator[JobStatus, None]:
         """Iterate over each new snapshot until the job is terminal; see
         :meth:`Operation.watch`."""
-        flow = self._wait_flow(timeout, polling, mode)
+        flow = self._wait_flow(self._options(timeout, polling, mode, None, watch=True))
         async with contextlib.aclosing(self._base._iterate(flow)) as statuses:
             async for status in statuses:
                 yield status
@@ -468,7 +482,7 @@ class AsyncOperation(_OperationBase[ResultT]):
         self,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
     ) -> JobFailedError | JobCancelledError | None:
         """Wait, then return the outcome's error (``None`` when completed); see
@@ -501,9 +515,10 @@ class AsyncOperation(_OperationBase[ResultT]):
         destination: Destination,
         *,
         timeout: float | None = None,
-        polling: PollingPolicy | None = None,
+        polling: PollingPolicy | float | None = None,
         mode: WaitMode = "auto",
     ) -> int:
         """Stream the result to a path or binary file; see :meth:`Operation.download`.
         (File writes are plain blocking writes of each received chunk.)"""
-        return await self._base._run(self._download_flow(destination, timeout, polling, mode))
+        options = self._options(timeout, polling, mode, None)
+        return await self._base._run(self._download_flow(destination, options))

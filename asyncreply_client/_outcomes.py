@@ -66,10 +66,10 @@ def result(
     status = yield from wait(cfg, state, options, tracker)
     check_outcome(status)
     if status.has_result:
-        return _convert(status.result, result_type, url=state.status_url)
+        return _convert(status.result, result_type, url=state.status_url, code=status.http_status)
     url = status.result_url or state.final_url
     if url is None:
-        return _convert(None, result_type, url=state.status_url)
+        return _convert(None, result_type, url=state.status_url, code=status.http_status)
     fetched = yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8", bound=False)
     response = fetched.response
     _check_result_answer(response, state)
@@ -77,13 +77,13 @@ def result(
         value = response.json()
         if value is None and response.content.strip() not in (b"", b"null"):
             raise ProtocolError("the result is not valid JSON", **answer_fields(response))
-        return _convert(value, result_type, url=response.url)
+        return _convert(value, result_type, url=response.url, code=response.status_code)
     file = ResultFile(
         content_type=response.headers.get("content-type", "application/octet-stream"),
         filename=parse_content_disposition_filename(response.headers.get("content-disposition")),
         content=response.content,
     )
-    return _convert(file, result_type, url=response.url)
+    return _convert(file, result_type, url=response.url, code=response.status_code)
 
 
 def check_outcome(status: JobStatus) -> None:
@@ -111,7 +111,13 @@ def _check_result_answer(response: HttpResponse, state: OperationState) -> None:
         raise ProtocolError("could not fetch the result", **answer_fields(response))
 
 
-def _convert(value: Any, result_type: Any, *, url: str | None) -> Any:
+#: Validation errors a result-type mismatch names (the rest are counted).
+_NAMED_ERRORS = 3
+
+
+def _convert(value: Any, result_type: Any, *, url: str | None, code: int | None) -> Any:
+    """``value`` validated into ``result_type`` (the answer it came from: ``url``,
+    ``code``, the HTTP status of that answer when known)."""
     if result_type is None:
         return value
     if isinstance(value, ResultFile) and result_type is bytes:
@@ -121,10 +127,22 @@ def _convert(value: Any, result_type: Any, *, url: str | None) -> Any:
     except pydantic.ValidationError as exc:
         raise ProtocolError(
             f"the result does not match {getattr(result_type, '__name__', result_type)}: "
-            f"{exc.error_count()} validation error(s)",
+            f"{_mismatches(exc)}",
+            status_code=code,
             url=url,
             body=repr(value),
         ) from exc
+
+
+def _mismatches(exc: pydantic.ValidationError) -> str:
+    """Which fields failed and why: ``field 'slept': Field required; …``."""
+    named = []
+    for error in exc.errors(include_url=False)[:_NAMED_ERRORS]:
+        where = ".".join(str(part) for part in error["loc"])
+        field = f"field {where!r}" if where else "the value"
+        named.append(f"{field}: {error['msg']}")
+    more = exc.error_count() - len(named)
+    return "; ".join(named) + (f" (and {more} more)" if more > 0 else "")
 
 
 def download(

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import httpx
 
 from ._admission import HELD_EXTENSION
+from ._uploads import Body
 from ._urls import Origin, is_http_url, is_plain_url, origin_of
 
 __all__ = ["CookieSource", "RequestFactory"]
@@ -179,6 +180,30 @@ class RequestFactory:
             origin = _origin(url) if isinstance(url, str) else origin_of(url)
         return origin in self.trusted_origins
 
+    def withheld_note(self, url: str | httpx.URL) -> str | None:
+        """What an error about ``url`` should add when the client has credentials and
+        withholds them from its origin (``None`` otherwise): a server that no longer knows
+        whose request it is answers 404 or 401, which reads as "no such job" without it
+        (a resume token made with ``http://127.0.0.1:8080`` and resumed by
+        ``Client("http://localhost:8080")``)."""
+        if self.is_trusted(url):
+            return None
+        has_cookies = self.cookies is not None and bool(self.cookies.cookies.jar)
+        client_auth = getattr(self.cookies, "auth", None)
+        if not (self.headers or self.auth is not None or client_auth is not None or has_cookies):
+            return None
+        origin = origin_of(url)
+        if origin is None:
+            return None
+        scheme, host, port = origin
+        shown = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+        return (
+            f"note: the URL's origin {shown} differs from the client's base URL "
+            f"{self.base_url}, so the client's credentials were withheld from it: if that "
+            f"origin is yours, pass trusted_origins=[{shown!r}] to the client (or make it "
+            "with the base URL the operation was made with)"
+        )
+
     def auth_for(self, url: str | httpx.URL) -> Any:
         """The ``auth`` argument for ``httpx.Client.send``: ``None`` (no auth at all) for an
         untrusted origin, else the client's auth or the httpx client's default."""
@@ -194,11 +219,12 @@ class RequestFactory:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | Body | None = None,
         read_timeout: float | None = None,
         accept: str = "application/json",
     ) -> httpx.Request:
-        """Build a request for ``url`` (resolved against the base URL).
+        """Build a request for ``url`` (resolved against the base URL). A :class:`Body`
+        (a submission's) is encoded afresh by httpx for each request built.
 
         ``headers`` are protocol headers of this request and are always sent; the configured
         headers are added first only when the origin is trusted.
@@ -223,13 +249,14 @@ class RequestFactory:
         extensions["timeout"] = timeout.as_dict()
         if params:
             target = target.copy_merge_params(params)
+        body = content.request_args() if isinstance(content, Body) else {"content": content}
         request = httpx.Request(
             method,
             target,
             headers=merged,
             json=json,
-            content=content,
             extensions=extensions,
+            **body,
         )
         if origin in self.trusted_origins and self.cookies is not None:
             jar = self.cookies.cookies

@@ -44,6 +44,7 @@ from .result_stream import bounded, json_with_raw_result, stream
 from .store import KeyTaken, MemoryStore, SqliteStore, Store
 from .stream_tokens import EVENTS_ROUTE, StreamTokens
 from .tracing import tracing
+from .uploads import UPLOADS_ACCEPTED, accepts_upload, upload_submission
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
 from .wire import HTTPError as _HTTPError
 from .wire import (
@@ -270,15 +271,17 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     state = _state(request)
     config = state.config
     user = _user(request)
-    if not _JSON_TYPE.match(request.content_type or ""):
-        return _error(415, "unsupported_media_type", "the body must be application/json")
+    is_json = bool(_JSON_TYPE.match(request.content_type or ""))
+    if not is_json and not accepts_upload(request):
+        return _error(415, "unsupported_media_type", UPLOADS_ACCEPTED)
     key = idempotency_key(request)
     if key is None and config.require_idempotency_key:
         return _error(400, "idempotency_key_required", "an Idempotency-Key header is required")
-    body = parse_json(
-        await read_body(request, config.max_body_bytes, config.body_timeout),
-        max_depth=config.max_json_depth,
-    )
+    raw = await read_body(request, config.max_body_bytes, config.body_timeout)
+    if is_json:
+        body = parse_json(raw, max_depth=config.max_json_depth)
+    else:  # a form or a raw upload (uploads.py): the same document as a JSON submission
+        body = upload_submission(request, raw)
     body_hash = canonical_hash(body) if key is not None else ""
     if key is not None and (replay := _replay(state, user, key, body_hash)) is not None:
         return replay

@@ -1,4 +1,5 @@
-"""Built-in job types for tests and the demo: ``sleep``, ``report``, ``echo`` and ``fail``.
+"""Built-in job types for tests and the demo: ``sleep``, ``report``, ``echo``, ``fail`` and
+``digest`` (an upload: multipart files or a raw body, see ``uploads``).
 
 Each validates its input with a pydantic model (the annotation of the handler's second
 parameter). Custom handlers passed to ``create_app(handlers=...)`` are merged over these.
@@ -7,21 +8,27 @@ parameter). Custom handlers passed to ``create_app(handlers=...)`` are merged ov
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import csv
+import hashlib
 import io
 import weakref
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from .jobs import FileResult, JobContext, JobFailure, JobType
 
 __all__ = [
     "BUILTIN_HANDLERS",
+    "DigestInput",
     "EchoInput",
+    "UploadedFile",
     "FailInput",
     "ReportInput",
     "SleepInput",
+    "digest",
     "echo",
     "fail",
     "report",
@@ -184,10 +191,71 @@ async def fail(ctx: JobContext, input: FailInput) -> dict[str, Any]:
     raise JobFailure(input.code, input.message, retryable=input.retryable)
 
 
+class UploadedFile(BaseModel):
+    """One uploaded file, as ``uploads`` stores it in a job's input (``data``: base64)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1, max_length=200)
+    filename: str | None = Field(default=None, max_length=1000)
+    contentType: str = Field(default="application/octet-stream", max_length=200)
+    size: int = Field(ge=0)
+    data: str
+
+    @field_validator("data")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("data must be standard base64") from None
+        return value
+
+    def content(self) -> bytes:
+        """The file's bytes."""
+        return base64.b64decode(self.data)
+
+
+class DigestInput(BaseModel):
+    """Input of ``digest``: the uploaded ``files`` (a form's file parts, or a raw body) and
+    the form's other text fields (kept as given, echoed in the result)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    files: list[UploadedFile] = Field(min_length=1, max_length=100)
+    delay: float = Field(default=0.0, ge=0.0, le=3600.0)
+
+
+async def digest(ctx: JobContext, input: DigestInput) -> dict[str, Any]:
+    """Hash each uploaded file (SHA-256), reporting a step per file, after ``delay`` s.
+
+    Result: ``{"files": [{"field", "filename", "contentType", "size", "sha256"}],
+    "fields": {...the form's other text fields...}}``.
+    """
+    total = len(input.files)
+    out: list[dict[str, Any]] = []
+    for i, file in enumerate(input.files):
+        if input.delay:
+            await ctx.sleep(input.delay / total)
+        data = file.content()
+        out.append(
+            {
+                "field": file.field,
+                "filename": file.filename,
+                "contentType": file.contentType,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+        await ctx.progress(i + 1, total, f"file {i + 1}/{total}")
+    return {"files": out, "fields": dict(input.model_extra or {})}
+
+
 #: The built-in job types by name.
 BUILTIN_HANDLERS: dict[str, JobType] = {
     "sleep": JobType(run=sleep, model=SleepInput, estimate=lambda i: i.seconds),
     "report": JobType(run=report, model=ReportInput, estimate=lambda i: i.delay),
     "echo": JobType(run=echo, model=EchoInput, estimate=lambda i: 0.0),
     "fail": JobType(run=fail, model=FailInput, estimate=lambda i: i.delay),
+    "digest": JobType(run=digest, model=DigestInput, estimate=lambda i: i.delay),
 }

@@ -50,6 +50,8 @@ EXPECTED = {
     "SSEOptions",
     "StatusCodeDialect",
     "Submission",
+    "SubmissionAuthenticationError",
+    "SubmissionPermissionDeniedError",
     "SubmissionRejectedError",
     "SystemClock",
     "TransportError",
