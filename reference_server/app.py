@@ -152,6 +152,9 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
     doc = _document(state, job)
     headers = _links(job)
     headers.update(retry_headers(retry_hint(job, now, config)))
+    if config.timing_headers and job.finished_at is not None:
+        # The precise moment the job ended, for measuring sub-millisecond detection lag.
+        headers["Job-Finished-At"] = f"{job.finished_at:.6f}"
     result_url = f"/jobs/{job.id}/result"
     if config.dialect == "reference":
         if job.state is JobState.COMPLETED:
