@@ -19,6 +19,8 @@
     ├── WaitTimeoutError             only the *wait* ended; the job goes on
     ├── TransportError               network faults / transient statuses, retries exhausted
     ├── ProtocolError                the server broke the protocol
+    │   └── NoStatusUrlError         a running job with nothing to follow it by
+    ├── CancelNotSupportedError      the dialect says this API has no cancel (nothing sent)
     ├── InvalidTokenError            a resume token that cannot be loaded
     └── WebhookVerificationError     (asyncreply_client.webhooks) a delivery failed verification
 
@@ -38,12 +40,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncReplyError",
     "AuthenticationError",
+    "CancelNotSupportedError",
     "InvalidTokenError",
     "JobCancelledError",
     "JobExpiredError",
     "JobFailedError",
     "JobNotFoundError",
     "JobOutcomeError",
+    "NoStatusUrlError",
     "PermissionDeniedError",
     "ProtocolError",
     "RequestRejectedError",
@@ -259,6 +263,19 @@ class ProtocolError(AsyncReplyError):
         if self.body_excerpt:
             detail += f": {self.body_excerpt!r}"
         super().__init__(bounded(detail))
+
+
+class NoStatusUrlError(ProtocolError):
+    """The server says the job is still running but names no URL to follow it by.
+
+    A running job is never returned as a result: describe where the status lives
+    (``dialect="replicate"`` and the other presets, or ``DeclarativeDialect(status_url=...)``).
+    """
+
+
+class CancelNotSupportedError(AsyncReplyError):
+    """The dialect says this API cannot cancel a job (or names no cancel URL): nothing was
+    sent, so nothing was deleted by mistake."""
 
 
 class InvalidTokenError(AsyncReplyError, ValueError):

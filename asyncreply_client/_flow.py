@@ -88,7 +88,7 @@ class OperationState:
         status_url: absolute URL of the status monitor.
         id: the job id, when known.
         events_url: absolute URL of the SSE stream, when known.
-        cancel_url: absolute URL to DELETE to cancel, when known.
+        cancel_url: absolute URL to cancel at (with the dialect's method), when known.
         final_url: where the final result lives when the status does not say (ARM).
         submission: the interpreted submission, when this client made it. Its ``status``
             follows ``last``: only the latest snapshot is kept alive, not the first one too.

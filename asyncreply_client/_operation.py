@@ -392,8 +392,12 @@ class Operation(_OperationBase[ResultT]):
     def cancel(self) -> JobStatus:
         """Ask the server to cancel the job; return the status after the request.
 
-        A job that had already finished is not an error: its terminal status is returned
-        (check ``status.state``).
+        The request uses the dialect's cancel URL and method (``DELETE`` on the cancel URL
+        or the status URL for the built-in families). A job that had already finished is not
+        an error: its terminal status is returned (check ``status.state``).
+
+        Raises:
+            CancelNotSupportedError: the dialect says the API has no cancel (nothing sent).
         """
         return self._base._run(self._cancel_flow())
 

@@ -15,6 +15,7 @@ import pydantic
 from ._commands import CloseStream, Command, ReadBytes, Tracker
 from ._errors import (
     AsyncReplyError,
+    CancelNotSupportedError,
     JobCancelledError,
     JobExpiredError,
     JobFailedError,
@@ -41,6 +42,7 @@ from ._headers import parse_content_disposition_filename
 from ._http import HttpResponse
 from ._models import JobState, JobStatus, ResultFile
 from ._retry import exhausted
+from .dialects import cancel_method_of, result_failure_of
 
 __all__ = ["cancel", "check_outcome", "download", "result", "retry"]
 
@@ -63,8 +65,7 @@ def result(
         JobExpiredError: the result is gone (410, or 404 after the job was seen).
         ProtocolError: the result cannot be fetched or does not match ``result_type``.
     """
-    status = yield from wait(cfg, state, options, tracker)
-    check_outcome(status)
+    status = yield from _finished(cfg, state, options, tracker)
     if status.has_result:
         return _convert(status.result, result_type, url=state.status_url, code=status.http_status)
     url = status.result_url or state.final_url
@@ -72,7 +73,7 @@ def result(
         return _convert(None, result_type, url=state.status_url, code=status.http_status)
     fetched = yield from send(cfg, "GET", url, accept="application/json, */*;q=0.8", bound=False)
     response = fetched.response
-    _check_result_answer(response, state)
+    _check_result_answer(cfg, response, state)
     if response.is_json or not response.headers.get("content-type"):
         value = response.json()
         if value is None and response.content.strip() not in (b"", b"null"):
@@ -86,6 +87,26 @@ def result(
     return _convert(file, result_type, url=response.url, code=response.status_code)
 
 
+def _finished(
+    cfg: FlowConfig, state: OperationState, options: WaitOptions, tracker: Tracker
+) -> Generator[Command, Any, JobStatus]:
+    """Wait for the end; a failed or cancelled job raises. An end learnt from an event
+    stream that carries neither the result nor its URL (Replicate's ``done`` event) is
+    followed by one status request, whose completed document names the output."""
+    status = yield from wait(cfg, state, options, tracker)
+    if (
+        status.state is JobState.COMPLETED
+        and status.http_status is None
+        and not status.has_result
+        and status.result_url is None
+        and state.final_url is None
+        and state.status_url is not None
+    ):
+        status = yield from refresh(cfg, state)
+    check_outcome(status)
+    return status
+
+
 def check_outcome(status: JobStatus) -> None:
     if status.state is JobState.FAILED:
         # The server's own words only: no code is made up when it gave none.
@@ -97,8 +118,13 @@ def check_outcome(status: JobStatus) -> None:
         raise JobCancelledError("the job was cancelled", status=status)
 
 
-def _check_result_answer(response: HttpResponse, state: OperationState) -> None:
+def _check_result_answer(cfg: FlowConfig, response: HttpResponse, state: OperationState) -> None:
     code = response.status_code
+    failed = result_failure_of(cfg.dialect, response)
+    if failed is not None:
+        # The vendor's documented failure answer at the result URL: the job failed.
+        state.learn(failed)
+        check_outcome(failed)
     if code == 410 or (code == 404 and state.seen):
         raise JobExpiredError(
             f"the result at {response.url} is gone (HTTP {code})", status=state.last
@@ -156,8 +182,7 @@ def download(
 
     An inline JSON result (no result URL) is written as its JSON encoding.
     """
-    status = yield from wait(cfg, state, options, tracker)
-    check_outcome(status)
+    status = yield from _finished(cfg, state, options, tracker)
     url = status.result_url or state.final_url
     if url is None:
         if not status.has_result:
@@ -170,7 +195,7 @@ def download(
     response = (yield from send(cfg, "GET", url, accept="*/*", stream=True)).response
     if response.status_code != 200:
         yield CloseStream()
-        _check_result_answer(response, state)
+        _check_result_answer(cfg, response, state)
     total = 0
     while True:
         try:
@@ -197,14 +222,32 @@ def _broken_stream(error: httpx.TransportError, response: HttpResponse) -> Trans
 def cancel(cfg: FlowConfig, state: OperationState) -> Generator[Command, Any, JobStatus]:
     """Ask the server to cancel; return the status after the request.
 
-    A job already terminal (409) is not an error: its current (terminal) status is returned,
-    so callers check ``status.state``. A cancellation the server accepted but has not finished
-    (202, or a body that does not say cancelled) is followed by one status request.
+    The dialect says how (``cancel_method_of``): a ``DELETE`` on the cancel URL, else on
+    the status monitor (our protocol, Microsoft's); another method only on a cancel URL the
+    server named (learnt by one status request when not known yet); no cancel at all raises
+    ``CancelNotSupportedError`` and sends nothing. A job already terminal (409) is not an
+    error: its current (terminal) status is returned, so callers check ``status.state``. A
+    cancellation the server accepted but has not finished (202, or a body that does not say
+    cancelled) is followed by one status request.
     """
-    url = state.cancel_url or state.status_url
+    method = cancel_method_of(cfg.dialect)
+    if method is None:
+        raise CancelNotSupportedError(
+            f"the {cfg.dialect.name} dialect says this API cannot cancel a job; nothing was sent"
+        )
+    url = state.cancel_url
+    if url is None and method != "DELETE" and state.status_url is not None:
+        yield from refresh(cfg, state)
+        url = state.cancel_url
+        if url is None:
+            raise CancelNotSupportedError(
+                f"the server named no cancel URL for this job ({cfg.dialect.name} dialect); "
+                "nothing was sent"
+            )
+    url = url or state.status_url
     if url is None:
         raise ProtocolError("the operation has no cancel or status URL")
-    response = (yield from send(cfg, "DELETE", url)).response
+    response = (yield from send(cfg, method, url)).response
     code = response.status_code
     if code in (404, 410):
         _interpret(cfg, state, response)  # raises the typed error

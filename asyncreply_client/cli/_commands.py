@@ -51,7 +51,12 @@ def _client(ctx: Context, url: str) -> Client:
     headers = request_headers(ctx.args, ctx.environ)
     from .._client import Client
 
-    return Client(base_url, headers=headers, timeout=ctx.args.http_timeout)
+    return Client(
+        base_url,
+        headers=headers,
+        timeout=ctx.args.http_timeout,
+        dialect=getattr(ctx.args, "dialect", None),
+    )
 
 
 def _status_json(status: JobStatus) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from typing import IO, Any
 
 import httpx
 
+from ..dialects import DIALECT_NAMES, DeclarativeDialect
 from ._exit import CliError, ExitCode
 
 __all__ = [
     "SECRET_ENV",
+    "dialect_option",
     "env_headers",
     "load_body",
     "origin",
@@ -115,6 +117,22 @@ def origin(url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise CliError(f"bad URL {url!r}: expected an absolute http(s) URL", ExitCode.USAGE)
     return str(parsed.copy_with(path="/", query=None, fragment=None)).rstrip("/")
+
+
+def dialect_option(text: str) -> str | DeclarativeDialect:
+    """An argparse type: a dialect name (``replicate``…), or a JSON / TOML file describing
+    the API (:meth:`DeclarativeDialect.from_file`)."""
+    name = text.strip().lower()
+    if name in DIALECT_NAMES:
+        return name
+    if not name.endswith((".json", ".toml")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a dialect ({', '.join(DIALECT_NAMES)}) nor a .json/.toml file"
+        )
+    try:
+        return DeclarativeDialect.from_file(text)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot use the dialect file {text}: {exc}") from None
 
 
 def positive_float(text: str) -> float:

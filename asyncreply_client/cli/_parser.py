@@ -25,7 +25,7 @@ from ._commands import (
     cmd_webhook_verify,
 )
 from ._exit import EXIT_CODES, PROG
-from ._options import SECRET_ENV, positive_float
+from ._options import SECRET_ENV, dialect_option, positive_float
 
 __all__ = ["COMMANDS", "GROUPS", "Arg", "Command", "build_parser"]
 
@@ -92,6 +92,15 @@ GROUPS: dict[str, Group] = {
                 help="timeout of each HTTP request (default: 30)",
             ),
             arg("-q", "--quiet", action="store_true", help="no progress or messages on stderr"),
+            arg(
+                "--dialect",
+                type=dialect_option,
+                default="auto",
+                metavar="NAME|FILE",
+                help="how to read the server's answers: "
+                f"{', '.join(DIALECT_NAMES)}, or a .json/.toml file describing the API "
+                "(default: auto)",
+            ),
         )
     ),
     "waiting": Group(
@@ -224,12 +233,6 @@ COMMANDS: tuple[Command, ...] = (
             _URL_SUBMIT,
             arg("--format", choices=["table", "json"], default="table", help="report format"),
             _METHOD,
-            arg(
-                "--dialect",
-                choices=list(DIALECT_NAMES),
-                default="auto",
-                help="how to read the server's answers (default: auto)",
-            ),
             arg("--junit-xml", metavar="FILE", help="also write a JUnit XML report to FILE"),
             arg("--idempotency", action="store_true", help="also check Idempotency-Key replays"),
             arg(

@@ -31,7 +31,7 @@ from .._policies import FixedInterval
 from .._retry import TRANSIENT_STATUSES
 from .._security import RequestFactory
 from .._urls import resolve_url
-from ..dialects import Dialect, Submission
+from ..dialects import DeclarativeDialect, Dialect, Submission
 from ._audits import (
     _evidence,
     _Fault,
@@ -181,7 +181,10 @@ class _CheckerBase:
         """``(submission, problem, evidence)`` for a submit answer that should be a 202."""
         if isinstance(reply, _Fault):
             return None, f"{what} got no answer", reply.evidence()
-        if reply.status_code != 202:
+        described = isinstance(self.dialect, DeclarativeDialect) and 200 <= reply.status_code < 300
+        if reply.status_code != 202 and not described:
+            # A described API (a preset, a DeclarativeDialect) says for itself how a running
+            # job is answered (Replicate: 201); the pattern's own dialects want a 202.
             location = _header(reply, "Location")
             return (
                 None,
@@ -199,7 +202,7 @@ class _CheckerBase:
         except AsyncReplyError as exc:
             return None, f"{what}'s 202 has no usable status monitor: {_reason(exc)}", shown
         if submission.status_url is None:
-            return None, f"{what}'s 202 names no status monitor", shown
+            return None, f"{what}'s {reply.status_code} names no status monitor", shown
         return submission, None, None
 
     # ------------------------------------------------------------------ polling

@@ -17,7 +17,7 @@ from .._http import HttpResponse
 from .._models import JobState, JobStatus
 from .._sse import SSEDecoder
 from .._urls import resolve_url
-from ..dialects import Submission
+from ..dialects import Submission, cancel_method_of
 from ._audits import (
     _alternate_body,
     _evidence,
@@ -83,7 +83,15 @@ class _Checker(_CheckerBase):
         if submission is None:
             self._fail("submit", problem or "the submission failed", evidence, started)
             return None
-        self._pass("submit", f"202 Accepted; status monitor {submission.status_url}", started)
+        code = (
+            "202 Accepted"
+            if submission.status.http_status in (None, 202)
+            else (
+                f"HTTP {submission.status.http_status} (a running job, as the {self.dialect.name} "
+                "dialect describes it)"
+            )
+        )
+        self._pass("submit", f"{code}; status monitor {submission.status_url}", started)
         return submission
 
     def _after_submit(self, submission: Submission) -> Generator[Command, Any, None]:
@@ -253,17 +261,25 @@ class _Checker(_CheckerBase):
             )
 
     # ------------------------------------------------------------------ cancellation
+    @property
+    def _cancel_method(self) -> str:
+        """The cancel request's method: the dialect's (``DELETE`` for the built-in ones)."""
+        return cancel_method_of(self.dialect) or "DELETE"
+
     def _check_cancellation(
         self, cancel_url: str | None, watch: _Watch
     ) -> Generator[Command, Any, None]:
         name = "cancellation"
+        if cancel_method_of(self.dialect) is None:
+            self._skip(name, f"the {self.dialect.name} dialect says this API has no cancel")
+            return
         if cancel_url is None:
             self._skip(name, "the server offers no cancel URL")
             return
         started = self.now()
         notes: list[str] = []
         if watch.terminal:
-            reply = yield from self._send("DELETE", cancel_url)
+            reply = yield from self._send(self._cancel_method, cancel_url)
             if isinstance(reply, _Fault):
                 self._fail(
                     name, "cancelling the finished job got no answer", reply.evidence(), started
@@ -295,7 +311,7 @@ class _Checker(_CheckerBase):
             shown = reply.evidence() if isinstance(reply, _Fault) else _evidence(reply)
             self._fail(name, "the second job offers no cancel URL", shown, started)
             return
-        reply = yield from self._send("DELETE", url)
+        reply = yield from self._send(self._cancel_method, url)
         if isinstance(reply, _Fault):
             self._fail(name, "the cancel request got no answer", reply.evidence(), started)
             return
@@ -362,7 +378,7 @@ class _Checker(_CheckerBase):
                 started,
             )
             return
-        again = yield from self._send("DELETE", url)
+        again = yield from self._send(self._cancel_method, url)
         if isinstance(again, _Fault):
             self._fail(name, "the second cancel request got no answer", again.evidence(), started)
             return

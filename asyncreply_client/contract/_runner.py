@@ -137,7 +137,11 @@ def check(
             stream) may take.
         dialect: how to read the server's answers: a ``Dialect``, or any name
             ``Client(dialect=...)`` takes (``"auto"``, the default, ``"reference"``,
-            ``"status-code"``, ``"microsoft"``, ``"google"``, ``"arm"``).
+            ``"status-code"``, ``"microsoft"``, ``"google"``, ``"arm"``, and the presets
+            ``"replicate"``, ``"fal"``, ``"runpod"``, ``"openai-batch"``, ``"assemblyai"``).
+            With a described API (a preset or a ``DeclarativeDialect``) a 2xx stating a
+            running job is its accepted answer, cancellation uses its method, and an API
+            without a cancel has the cancellation check skipped.
         idempotency: also check ``Idempotency-Key`` replays (submits up to three more jobs'
             requests).
         http_client: your own ``httpx.Client`` (proxies, TLS, transports); redirects are not

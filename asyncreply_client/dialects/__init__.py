@@ -9,7 +9,9 @@ else, whatever the server sends. The parts:
 - ``_answer``: one answer parsed once, and the snapshot built from it;
 - ``_base``: the :class:`Dialect` protocol, :class:`Submission`, the shared routing;
 - one module per family (``_reference``, ``_status_code``, ``_microsoft``, ``_arm``,
-  ``_google``) and ``_auto``, which recognises them per answer; ``_names``: names.
+  ``_google``) and ``_auto``, which recognises them per answer; ``_names``: names;
+- ``_declarative`` (with ``_spec``): any JSON job API described as data, and ``_presets``:
+  such descriptions of Replicate, fal, RunPod, OpenAI Batch and AssemblyAI.
 
 | dialect              | a 200/201 status answer is             | a 500 is a failed job when   |
 | -------------------- | -------------------------------------- | ---------------------------- |
@@ -24,9 +26,15 @@ else, whatever the server sends. The parts:
 |                      | completed document that names no       |                              |
 |                      | result is itself the result; an HTML   |                              |
 |                      | page is a ``ProtocolError``            |                              |
+| ``DeclarativeDialect`` | a status document; once completed, | the body's state is failed |
+| and the presets        | its ``output`` (or ``result_url``) |                            |
 
 Any other 500 is a transient fault for the retry layer: :func:`is_job_failure_response` tells
 them apart (equivalently, ``interpret_status`` raises ``ProtocolError`` for it).
+
+In every dialect a submission answer that states a running job and names nothing to follow
+it by is a ``NoStatusUrlError``, never a result; a GET answered 202 without a monitor is
+polled at the same URL.
 """
 
 from __future__ import annotations
@@ -43,10 +51,12 @@ from ._base import (
     monitor_move,
     with_final_state_via,
 )
+from ._declarative import DeclarativeDialect, cancel_method_of, result_failure_of
 from ._fields import parse_state
 from ._google import GoogleDialect
 from ._microsoft import MicrosoftDialect
 from ._names import DIALECT_NAMES, dialect_from
+from ._presets import PRESETS, preset
 from ._reference import ReferenceDialect
 from ._rejections import rejection_error
 from ._status_code import StatusCodeDialect
@@ -54,8 +64,10 @@ from ._status_code import StatusCodeDialect
 __all__ = [
     "DIALECT_NAMES",
     "FINAL_STATE_VIA",
+    "PRESETS",
     "ArmDialect",
     "AutoDialect",
+    "DeclarativeDialect",
     "Dialect",
     "DialectBase",
     "FinalStateVia",
@@ -65,10 +77,13 @@ __all__ = [
     "ReferenceDialect",
     "StatusCodeDialect",
     "Submission",
+    "cancel_method_of",
     "dialect_from",
     "is_job_failure_response",
     "monitor_move",
     "parse_state",
+    "preset",
     "rejection_error",
+    "result_failure_of",
     "with_final_state_via",
 ]

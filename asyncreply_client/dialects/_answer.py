@@ -263,7 +263,8 @@ def snapshot(
 
 
 def body_monitor(answer: Answer, doc: Doc) -> str | None:
-    """A status URL the body names (``statusUrl``…, or a ``status``/``monitor``/``self`` link)."""
+    """A status URL the body names (``statusUrl``…, a ``status``/``monitor``/``self`` link,
+    or ``urls.get``)."""
     for key in MONITOR_KEYS:
         url = answer.resolve(doc.get(key))
         if url is not None:
@@ -272,6 +273,10 @@ def body_monitor(answer: Answer, doc: Doc) -> str | None:
         url = answer.resolve(links_href(doc, rel))
         if url is not None:
             return url
+    # Replicate's prediction: ``urls: {get, cancel, stream}``.
+    urls = doc.get("urls")
+    if isinstance(urls, Mapping):
+        return answer.resolve(urls.get("get"))
     return None
 
 
@@ -303,7 +308,7 @@ def monitor_kind(answer: Answer, monitor: str | None) -> MonitorKind | None:
         return "operation"
     if answer.location() == monitor:
         return "location"
-    if monitor == answer.url and answer.method in ("PUT", "PATCH"):
+    if monitor == answer.url and answer.method in ("PUT", "PATCH", "GET"):
         return "resource"
     return "body"
 

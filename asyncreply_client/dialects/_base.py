@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from .._errors import ProtocolError
+from .._errors import NoStatusUrlError, ProtocolError
 from .._http import HttpResponse
 from .._models import JobState, JobStatus
 from ._answer import (
@@ -48,6 +48,7 @@ __all__ = [
     "OkMode",
     "Submission",
     "monitor_move",
+    "running_without_monitor",
     "submission_of",
     "with_final_state_via",
 ]
@@ -62,7 +63,7 @@ class Submission:
         status_url: absolute URL of the status monitor (``None`` only when the operation is
             already terminal and the server gave no monitor).
         events_url: absolute URL of an SSE stream for the operation, when offered.
-        cancel_url: absolute URL to DELETE to cancel, when known.
+        cancel_url: absolute URL to cancel at (with the dialect's method), when known.
         final_url: where an already-known final result lives (ARM ``Location`` / original URI).
         retry_after: seconds the server asked to wait before the first poll (``0.0`` = now).
         monitored_by: where the submit answer named ``status_url``: ``"operation"``
@@ -92,6 +93,12 @@ class Dialect(Protocol):
     ``estimated_remaining``, ``progress``, and ``held`` (the server held a long-poll request:
     ``Preference-Applied: wait``; :class:`~asyncreply_client.LongPolling` falls back to
     plain polling while it is never true).
+
+    Two optional members, read when present (see :class:`DeclarativeDialect`):
+    ``cancel_method`` (the cancel request's method; ``None``: the API has no cancel, and
+    ``cancel()`` raises ``CancelNotSupportedError`` without sending anything; ``DELETE``
+    when absent) and ``interpret_result_failure(response)`` (a result-URL answer that is
+    the job's failure, as a FAILED ``JobStatus``, else ``None``).
     """
 
     name: str
@@ -374,8 +381,14 @@ class DialectBase:
             )
         if state is None:
             raise answer.protocol_error(f"{self.name} dialect: the answer states no job state")
-        if state is JobState.COMPLETED and has_provisioning_state(answer.doc):
-            # ARM: a resource whose provisioning succeeded is itself the result.
+        if (
+            state is JobState.COMPLETED
+            and has_provisioning_state(answer.doc)
+            and (final_url is None or final_url == answer.url)
+        ):
+            # ARM: a resource whose provisioning succeeded is itself the result, unless a
+            # final GET is due elsewhere (a POST's Location, a PUT's original URL): the
+            # final-state rules decide first, a monitor's body is not the resource.
             return snapshot(answer, state, doc=answer.doc, result=answer.raw, has_result=True)
         status = self._document(answer, state, final_url)
         if (
@@ -469,10 +482,19 @@ class DialectBase:
         if state.is_terminal:
             status = self._document(answer, state, final_url_of(answer, monitor))
             return submission_of(answer, status, monitor)
+        if monitor is None and answer.method == "GET":
+            # A GET answered 202 without a monitor (GitHub's "statistics are being
+            # computed"): ask the same URL again after the hint (ARM's original-URI rule).
+            monitor = answer.url
         if monitor is None:
-            raise answer.protocol_error(
+            raise NoStatusUrlError(
                 "202 Accepted names no status monitor (no Operation-Location, "
-                "Azure-AsyncOperation, Location or status URL in the body)"
+                "Azure-AsyncOperation, Location or status URL in the body); describe where "
+                "the status is with dialect= (a preset such as 'replicate', or "
+                "DeclarativeDialect(status_url=...))",
+                status_code=answer.status_code,
+                url=answer.url,
+                body=answer.content,
             )
         status = snapshot(answer, state, doc=answer.doc, status_url=monitor)
         return submission_of(answer, status, monitor)
@@ -490,9 +512,13 @@ class DialectBase:
             ):
                 # ARM: no monitor header: poll the resource itself.
                 monitor = answer.url
-            if monitor is not None:
-                status = snapshot(answer, state, doc=answer.doc, status_url=monitor)
-                return submission_of(answer, status, monitor)
+            if monitor is None and answer.method == "GET":
+                monitor = answer.url
+            if monitor is None:
+                # A running job is never a result (issue 17): say what is missing.
+                raise running_without_monitor(answer, self.name, state)
+            status = snapshot(answer, state, doc=answer.doc, status_url=monitor)
+            return submission_of(answer, status, monitor)
         elif explicit is not None and state is None and answer.status_code != 204:
             # An Operation-Location / Azure-AsyncOperation on a 200/201: still running.
             status = snapshot(answer, JobState.PENDING, doc=answer.doc, status_url=explicit)
@@ -508,6 +534,21 @@ class DialectBase:
             answer, JobState.COMPLETED, doc=answer.doc, result=result, has_result=has_result
         )
         return submission_of(answer, status, monitor)
+
+
+def running_without_monitor(answer: Answer, dialect: str, state: JobState) -> NoStatusUrlError:
+    """The error of a submission answer that states a running job and names no status URL."""
+    from ._presets import PRESETS  # the presets are built on this module: imported late
+
+    return NoStatusUrlError(
+        f"{dialect} dialect: the server says the job is {state.value} but names no status "
+        "URL to follow it (no Operation-Location, Location or status URL in the body), so it "
+        "cannot be returned as a result; describe where its status is with dialect= (a "
+        f"preset: {', '.join(PRESETS)}; or DeclarativeDialect(status_url=...))",
+        status_code=answer.status_code,
+        url=answer.url,
+        body=answer.content,
+    )
 
 
 def _monitored_by(submission: Submission | None) -> MonitorKind | None:

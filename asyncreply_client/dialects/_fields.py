@@ -47,8 +47,10 @@ __all__ = [
 
 # Keys are normalised words: lower case, without spaces, "_", "-" or ".".
 _STATE_VOCABULARY: dict[JobState, str] = {
+    # "starting" (Replicate: booting a model) and "inqueue" (fal, RunPod: IN_QUEUE) wait
+    # for a worker; "validating" / "finalizing" (OpenAI Batch) run.
     JobState.PENDING: "pending queued notstarted accepted waiting scheduled submitted received "
-    "new enqueued created paused suspended onhold",
+    "new enqueued created paused suspended onhold starting inqueue",
     JobState.PROCESSING: "processing running inprogress inflight started active updating "
     "creating deleting cancelling canceling executing validating finalizing retrying",
     JobState.COMPLETED: "completed complete succeeded success successful done finished "
@@ -96,7 +98,15 @@ MONITOR_KEYS = (
 EVENTS_KEYS = ("eventsUrl", "events_url")
 CANCEL_KEYS = ("cancelUrl", "cancel_url")
 RETRY_KEYS = ("retryUrl", "retry_url")
-RESULT_KEYS = ("resultUrl", "result_url", "resourceLocation", "resource_location")
+#: ``response_url``: fal's queue names the result there.
+RESULT_KEYS = (
+    "resultUrl",
+    "result_url",
+    "resourceLocation",
+    "resource_location",
+    "responseUrl",
+    "response_url",
+)
 CREATED_KEYS = ("createdAt", "created_at", "createdDateTime", "createTime", "creationTime")
 STARTED_KEYS = ("startedAt", "started_at", "startTime", "startDateTime", "startedDateTime")
 UPDATED_KEYS = (

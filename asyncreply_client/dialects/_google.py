@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from .._errors import NoStatusUrlError
 from .._models import JobState, JobStatus
 from .._urls import resolve_url
 from ._answer import Answer, header_monitor, snapshot
@@ -92,7 +93,13 @@ def operation_submission(answer: Answer, doc: Doc, operation_url: OperationUrl) 
     status = read_operation(answer, doc, operation_url)
     monitor = status.status_url or header_monitor(answer, with_location=True)
     if not status.is_terminal and monitor is None:
-        raise answer.protocol_error("the Operation is not done and has no name to poll")
+        raise NoStatusUrlError(
+            "the Operation is not done and has no name to poll; pass "
+            "GoogleDialect(operation_url_template=...) or DeclarativeDialect(status_url=...)",
+            status_code=answer.status_code,
+            url=answer.url,
+            body=answer.content,
+        )
     return submission_of(answer, status, monitor)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from ._arm import ArmDialect
@@ -9,6 +10,7 @@ from ._auto import AutoDialect
 from ._base import Dialect
 from ._google import GoogleDialect
 from ._microsoft import MicrosoftDialect
+from ._presets import PRESETS, preset
 from ._reference import ReferenceDialect
 from ._status_code import StatusCodeDialect
 
@@ -21,6 +23,7 @@ _FACTORIES: dict[str, Callable[[], Dialect]] = {
     "microsoft": MicrosoftDialect,
     "google": GoogleDialect,
     "arm": ArmDialect,
+    **{name: functools.partial(preset, name) for name in PRESETS},
 }
 #: The names a dialect may be given by, in the order the docs list them.
 DIALECT_NAMES: tuple[str, ...] = tuple(_FACTORIES)
@@ -30,8 +33,9 @@ _METHODS = ("interpret_submit", "interpret_status", "interpret_event")
 def dialect_from(value: object) -> Dialect:
     """The dialect ``value`` designates: ``None`` (auto), a name, or a dialect object.
 
-    Names are those of :data:`DIALECT_NAMES` (case and surrounding blanks ignored); each
-    gives a new dialect with default settings.
+    Names are those of :data:`DIALECT_NAMES` (case and surrounding blanks ignored): the
+    families and the presets (``"replicate"``, ``"fal"``, ``"runpod"``, ``"openai-batch"``,
+    ``"assemblyai"``); each gives a new dialect with default settings.
 
     Raises:
         ValueError: an unknown name.

@@ -87,7 +87,10 @@ def test_check_against_a_server_that_is_down_exits_8(cli: Cli) -> None:
 
 
 def test_check_offers_every_dialect() -> None:
-    assert set(DIALECT_NAMES) == {"auto", "reference", "status-code", "microsoft", "google", "arm"}
+    assert set(DIALECT_NAMES) == {
+        *("auto", "reference", "status-code", "microsoft", "google", "arm"),
+        *("replicate", "fal", "runpod", "openai-batch", "assemblyai"),
+    }
     parser = build_parser()
     for name in DIALECT_NAMES:
         args = parser.parse_args(["check", "http://x.test/jobs", "--dialect", name])

@@ -13,6 +13,7 @@ from asyncreply_client._errors import (
     AuthenticationError,
     JobExpiredError,
     JobNotFoundError,
+    NoStatusUrlError,
     PermissionDeniedError,
     ProtocolError,
     RequestRejectedError,
@@ -233,8 +234,6 @@ def test_submit_303_without_location_is_a_protocol_error() -> None:
         (201, {"id": 7, "name": "order"}, {"Location": "/orders/7"}, {"id": 7, "name": "order"}),
         (200, [1, 2, 3], {}, [1, 2, 3]),
         (204, None, {}, None),
-        # A resource with a running status but no monitor: the resource is the result.
-        (201, {"id": 1, "status": "pending"}, {}, {"id": 1, "status": "pending"}),
         # A completed status with nothing else: the body is the result.
         (200, {"id": 1, "status": "completed"}, {}, {"id": 1, "status": "completed"}),
     ],
@@ -247,6 +246,12 @@ def test_submit_2xx_is_finished(
     assert sub.status.has_result
     assert sub.status.result == expected
     assert sub.status.http_status == code
+
+
+def test_submit_running_without_a_monitor_is_never_a_result() -> None:
+    # A running state and nothing to follow it by: a typed error naming the option.
+    with pytest.raises(NoStatusUrlError, match="status_url"):
+        auto().interpret_submit(submit(201, {"id": 1, "status": "pending"}))
 
 
 def test_submit_200_non_json_body_is_a_result_file() -> None:

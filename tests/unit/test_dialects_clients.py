@@ -59,7 +59,10 @@ def options(**extra: Any) -> dict[str, Any]:
 def test_every_dialect_name_is_accepted_at_construction(client_type: Any, name: str) -> None:
     client = client_type(API, dialect=name, http_client=_http(client_type))
     assert client.dialect.name == name
-    assert DIALECT_NAMES == ("auto", "reference", "status-code", "microsoft", "google", "arm")
+    assert (
+        *("auto", "reference", "status-code", "microsoft", "google", "arm"),
+        *("replicate", "fal", "runpod", "openai-batch", "assemblyai"),
+    ) == DIALECT_NAMES
 
 
 @pytest.mark.parametrize("client_type", [Client, AsyncClient])

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncreply_client._errors import ProtocolError
+from asyncreply_client._errors import NoStatusUrlError, ProtocolError
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobState, Progress
 from asyncreply_client.dialects import (
@@ -453,10 +453,10 @@ def test_arm_patch_keeps_the_original_uri() -> None:
     assert sub.status_url == AAO
 
 
-def test_arm_running_post_without_any_monitor_is_finished() -> None:
-    # Nothing to poll: the answer itself is all there is.
-    sub = ArmDialect().interpret_submit(resp(200, resource("Creating"), url=SA, method="POST"))
-    assert sub.status.state is JobState.COMPLETED
+def test_arm_running_post_without_any_monitor_is_an_error() -> None:
+    # Nothing to poll, and the resource says it is still being created: never a result.
+    with pytest.raises(NoStatusUrlError, match="processing"):
+        ArmDialect().interpret_submit(resp(200, resource("Creating"), url=SA, method="POST"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,8 +21,10 @@ from asyncreply_client._errors import (
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobStatus
 from asyncreply_client.dialects import (
+    PRESETS,
     ArmDialect,
     AutoDialect,
+    DeclarativeDialect,
     Dialect,
     GoogleDialect,
     MicrosoftDialect,
@@ -30,6 +32,7 @@ from asyncreply_client.dialects import (
     StatusCodeDialect,
     Submission,
     is_job_failure_response,
+    preset,
 )
 
 DIALECTS: list[Dialect] = [
@@ -40,6 +43,20 @@ DIALECTS: list[Dialect] = [
     GoogleDialect("{name}{origin}{{}}", wall_clock=lambda: float("nan")),
     ArmDialect(wall_clock=lambda: 1e9),
     AutoDialect(wall_clock=lambda: 1e9),
+    *(preset(name) for name in PRESETS),
+    DeclarativeDialect(
+        state="state",
+        states={"RUN": "processing", "OK": "completed"},
+        status_url="/v2/{tenant}/jobs/{id}",
+        result_url="resultUrl",
+        progress="progress",
+        progress_message="metadata",
+        cancel_url="cancelUrl",
+        events_url="eventsUrl",
+        events={"status": "status", "message": "progress", "complete": "end"},
+        event_state="status",
+        wall_clock=lambda: 1e9,
+    ),
 ]
 ALLOWED = (ProtocolError, JobNotFoundError, JobExpiredError, RequestRejectedError)
 
