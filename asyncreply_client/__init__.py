@@ -44,7 +44,7 @@ from ._policies import (
     PollObservation,
     PollSchedule,
 )
-from ._retry import RetryEvent, RetryPolicy
+from ._retry import RetryEvent, RetryPolicy, retry_if_transient
 from ._sse import SSEOptions
 from ._version import __version__ as __version__
 from .dialects import (
@@ -111,4 +111,5 @@ __all__ = [
     "SystemClock",
     "TransportError",
     "WaitTimeoutError",
+    "retry_if_transient",
 ]

@@ -35,6 +35,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._models import JobStatus
 
 __all__ = [
@@ -224,15 +226,34 @@ class WaitTimeoutError(AsyncReplyError, TimeoutError):
 class TransportError(AsyncReplyError):
     """A network fault or transient status persisted after every retry.
 
+    A submission's answer may have been lost after the server created the job: when
+    ``operation`` is ``None``, submit again with ``idempotency_key=exc.idempotency_key``
+    (``run()`` and ``submit()`` take it), and a server that honours the key answers with the
+    same job instead of a second one.
+
     Attributes:
         url: the URL of the last attempt.
         attempts: how many attempts were made.
+        idempotency_key: the ``Idempotency-Key`` the request carried (a submission's), or
+            ``None``.
+        request: the last attempt's ``httpx.Request``, as sent (its headers may hold
+            credentials: do not log it whole).
     """
 
-    def __init__(self, message: str, *, url: str | None = None, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        attempts: int = 1,
+        idempotency_key: str | None = None,
+        request: httpx.Request | None = None,
+    ) -> None:
         super().__init__(message)
         self.url = url
         self.attempts = attempts
+        self.idempotency_key = idempotency_key
+        self.request = request
 
 
 class ProtocolError(AsyncReplyError):

@@ -28,6 +28,7 @@ from ._headers import MAX_RETRY_AFTER
 from ._models import JobState, JobStatus
 
 __all__ = [
+    "MAX_IMMEDIATE",
     "Adaptive",
     "hint_ceiling",
     "ExponentialBackoff",
@@ -43,6 +44,9 @@ RandomFn = Callable[[], float]
 """A source of uniform floats in [0, 1) (``random.random``); injected for tests."""
 
 _DEFAULT_CEILING = 300.0
+#: One cap for every policy: immediate polls in a row that a server's ``Retry-After: 0`` (or
+#: ``retryAfter: 0``) may ask for before the policy's own pace applies again.
+MAX_IMMEDIATE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,35 @@ def _unit(random: RandomFn) -> float:
     return min(max(value, 0.0), 1.0)
 
 
+class _ZeroRun:
+    """The cap on runs of zero delays, shared by every policy: a server answering
+    ``Retry-After: 0`` forever gets ``limit`` immediate polls in a row, then the policy's own
+    pace (``pace()``) for as long as the hints stay ``0``; a positive delay ends the run."""
+
+    __slots__ = ("_limit", "_zeros")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._zeros = 0
+
+    def cap(self, delay: float, pace: Callable[[], float]) -> float:
+        """``delay``, or ``pace()`` once ``delay`` is one zero too many in a row."""
+        if delay > 0:
+            self._zeros = 0
+            return delay
+        self._zeros += 1
+        return delay if self._zeros <= self._limit else pace()
+
+    def reset(self) -> None:
+        """End the run: the last decision was no server's hint."""
+        self._zeros = 0
+
+
+def _check_immediate(value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"max_immediate must be an int >= 0, got {value!r}")
+
+
 def _check(name: str, value: float, *, low: float = 0.0, positive: bool = False) -> None:
     if not math.isfinite(value) or value < low or (positive and value <= 0):
         raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
@@ -148,6 +181,9 @@ class FixedInterval:
         honour_retry_after: use the server's hint instead of ``interval`` when it gives one
             (``0`` polls at once).
         max_retry_after: ceiling of an honoured hint (absurd values are clamped to it).
+        max_immediate: immediate polls in a row that zero hints may ask for; after that,
+            ``interval`` applies while the hints stay ``0`` (a server answering
+            ``Retry-After: 0`` forever is not polled in a tight loop).
 
     Example:
         >>> s = FixedInterval(2.0).schedule()
@@ -158,10 +194,12 @@ class FixedInterval:
     interval: float = 1.0
     honour_retry_after: bool = field(default=True, kw_only=True)
     max_retry_after: float = field(default=_DEFAULT_CEILING, kw_only=True)
+    max_immediate: int = field(default=MAX_IMMEDIATE, kw_only=True)
 
     def __post_init__(self) -> None:
         _check("interval", self.interval)
         _check("max_retry_after", self.max_retry_after)
+        _check_immediate(self.max_immediate)
 
     def schedule(self) -> PollSchedule:
         """Return a schedule (stateless: the same decision every time)."""
@@ -169,15 +207,21 @@ class FixedInterval:
 
 
 class _FixedSchedule:
-    __slots__ = ("_policy",)
+    __slots__ = ("_policy", "_zeros")
 
     def __init__(self, policy: FixedInterval) -> None:
         self._policy = policy
+        self._zeros = _ZeroRun(policy.max_immediate)
+
+    def _interval(self) -> float:
+        return self._policy.interval
 
     def next(self, observation: PollObservation) -> PollDecision:
         hint = _hint(observation.status) if self._policy.honour_retry_after else None
         if hint is not None:
-            return PollDecision(delay=min(hint, self._policy.max_retry_after))
+            delay = self._zeros.cap(min(hint, self._policy.max_retry_after), self._interval)
+            return PollDecision(delay=delay)
+        self._zeros.reset()
         return PollDecision(delay=self._policy.interval)
 
 
@@ -200,6 +244,8 @@ class ExponentialBackoff:
         jitter: ``"full"`` or ``"none"``.
         honour_retry_after: use the server's hint when it gives one.
         max_retry_after: ceiling of an honoured hint.
+        max_immediate: immediate polls in a row that zero hints may ask for; after that,
+            the backoff applies (and goes on growing) while the hints stay ``0``.
         random: uniform [0, 1) source for the jitter.
 
     Example:
@@ -215,6 +261,7 @@ class ExponentialBackoff:
     jitter: Literal["full", "none"] = "full"
     honour_retry_after: bool = field(default=True, kw_only=True)
     max_retry_after: float = field(default=_DEFAULT_CEILING, kw_only=True)
+    max_immediate: int = field(default=MAX_IMMEDIATE, kw_only=True)
     random: RandomFn = field(default=_random.random, kw_only=True, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -222,6 +269,7 @@ class ExponentialBackoff:
         _check("factor", self.factor, low=1.0)
         _check("cap", self.cap, low=self.initial)
         _check("max_retry_after", self.max_retry_after)
+        _check_immediate(self.max_immediate)
         if self.jitter not in ("full", "none"):
             raise ValueError(f"jitter must be 'full' or 'none', got {self.jitter!r}")
 
@@ -231,23 +279,29 @@ class ExponentialBackoff:
 
 
 class _BackoffSchedule:
-    __slots__ = ("_current", "_policy")
+    __slots__ = ("_base", "_current", "_policy", "_zeros")
 
     def __init__(self, policy: ExponentialBackoff) -> None:
         self._policy = policy
         self._current = policy.initial
+        self._base = policy.initial
+        self._zeros = _ZeroRun(policy.max_immediate)
+
+    def _backoff(self) -> float:
+        if self._policy.jitter == "full":
+            return self._base * _unit(self._policy.random)
+        return self._base
 
     def next(self, observation: PollObservation) -> PollDecision:
         p = self._policy
-        base = self._current
+        self._base = self._current
         # Grows to the cap and stays there: no overflow however long the wait.
-        self._current = min(p.cap, base * p.factor)
+        self._current = min(p.cap, self._base * p.factor)
         hint = _hint(observation.status) if p.honour_retry_after else None
         if hint is not None:
-            return PollDecision(delay=min(hint, p.max_retry_after))
-        if p.jitter == "full":
-            return PollDecision(delay=base * _unit(p.random))
-        return PollDecision(delay=base)
+            return PollDecision(delay=self._zeros.cap(min(hint, p.max_retry_after), self._backoff))
+        self._zeros.reset()
+        return PollDecision(delay=self._backoff())
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,7 +349,7 @@ class Adaptive:
     initial: float = 0.1
     factor: float = 1.6
     jitter: float = 0.1
-    max_immediate: int = 3
+    max_immediate: int = MAX_IMMEDIATE
     random: RandomFn = field(default=_random.random, kw_only=True, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -306,8 +360,7 @@ class Adaptive:
         _check("jitter", self.jitter)
         if self.jitter > 1:
             raise ValueError(f"jitter must be within [0, 1], got {self.jitter!r}")
-        if self.max_immediate < 0:
-            raise ValueError(f"max_immediate must be >= 0, got {self.max_immediate!r}")
+        _check_immediate(self.max_immediate)
 
     def schedule(self) -> PollSchedule:
         """Return a fresh schedule for one wait."""
@@ -320,7 +373,7 @@ class _AdaptiveSchedule:
     def __init__(self, policy: Adaptive) -> None:
         self._policy = policy
         self._backoff = policy.initial
-        self._zeros = 0
+        self._zeros = _ZeroRun(policy.max_immediate)
         self._first_progress: tuple[float, float] | None = None
 
     def _rate_remaining(self, status: JobStatus, now: float) -> float | None:
@@ -365,12 +418,7 @@ class _AdaptiveSchedule:
             # A zero hint does not: a server answering "Retry-After: 0" forever would
             # otherwise be polled at the first backoff step (~10/s) without end.
             self._backoff = p.initial
-        if delay <= 0:
-            self._zeros += 1
-            if self._zeros > p.max_immediate:
-                delay = self._next_backoff()
-        else:
-            self._zeros = 0
+        delay = self._zeros.cap(delay, self._next_backoff)
         return PollDecision(delay=min(max(delay, p.min_delay), p.max_delay))
 
 

@@ -1,27 +1,41 @@
 """Transient faults, retried by a pure sub-flow of the flows: which answers and errors are worth
-another attempt, how long to wait, and the attempt loop itself (:func:`attempts`).
+another attempt (:func:`classify`), and the attempt loop itself (:func:`attempts`), which asks
+tenacity what to do (its step API: ``DoAttempt`` / ``DoSleep`` / the outcome) and yields the
+``Sleep`` itself.
 
-Each answer is classified once, here (:func:`classify`), the dialect first: a 500 it reads
-as a failed job (or a 409 as a cancelled one) is the server's answer, not a fault. Waits are
-``Sleep`` commands, bounded by the caller's deadline; the time (monotonic and wall) and the
-jitter's random source come from the caller's configuration, never from globals.
+Each answer is classified once, here, the dialect first: a 500 it reads as a failed job (or a
+409 as a cancelled one) is the server's answer, not a fault. Waits are ``Sleep`` commands,
+bounded by the caller's deadline; the time (monotonic and wall) and the jitter's random
+source come from the caller's configuration, never from globals. The policy and its
+tenacity strategies are in ``_retry_policy``.
 """
 
 from __future__ import annotations
 
-import enum
-import random
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
 import httpx
+import tenacity
 
 from . import _log
 from ._commands import CloseStream, Command, ReadBytes, Send, Sleep
 from ._errors import TransportError
-from ._headers import parse_retry_after
 from ._http import HttpResponse
+from ._retry_policy import (
+    GIVE_UP,
+    Answer,
+    FlowCallState,
+    RetryEvent,
+    RetryPolicy,
+    Verdict,
+    backoff,
+    is_testing,
+    is_transient_exception,
+    retry_if_transient,
+    retrying,
+    set_testing,
+)
 from .dialects import Dialect, is_job_failure_response
 
 __all__ = [
@@ -38,106 +52,12 @@ __all__ = [
     "is_testing",
     "is_transient_exception",
     "may_be_transient",
+    "retry_if_transient",
     "set_testing",
 ]
 
 #: Statuses that say "try again later" whatever the dialect (RFC 6585 §4, RFC 9110 §15.6).
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-
-_testing = False
-
-
-def set_testing(enabled: bool) -> None:
-    """Turn backoff off (``True``) or back on, for test suites: retries still happen, with no
-    sleeping, so fault-injection tests run fast. Mirrors ``stamina.set_testing``; the public
-    switch is :func:`asyncreply_client.testing.set_testing`."""
-    global _testing
-    _testing = enabled
-
-
-def is_testing() -> bool:
-    """Whether testing mode (no backoff) is on."""
-    return _testing
-
-
-@dataclass(frozen=True, slots=True)
-class RetryEvent:
-    """A retry about to happen, as given to ``RetryPolicy(before_sleep=...)``.
-
-    Attributes:
-        attempt: the number of the attempt that failed (1-based).
-        delay: seconds to wait before the next attempt.
-        cause: what failed, in words: ``"HTTP 503"``, or the exception's class name.
-        method: the request's method.
-        url: the request's URL (as sent: it may hold query parameters you consider secret).
-        status_code: the transient answer's status, or ``None`` for a network fault.
-        exception: httpx's exception for a network fault, else ``None``.
-        retry_after: whether ``delay`` is the server's ``Retry-After`` (else the backoff).
-    """
-
-    attempt: int
-    delay: float
-    cause: str
-    method: str
-    url: str
-    status_code: int | None = None
-    exception: BaseException | None = None
-    retry_after: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How transient faults are retried: up to ``attempts`` tries in all, waiting a full-jitter
-    exponential backoff (``initial * factor**n``, capped at ``cap``) between them, or the
-    server's ``Retry-After`` when it gives one (capped at ``max_retry_after``).
-
-    ``before_sleep``, when given, is called with a :class:`RetryEvent` before each wait for a
-    retry (as tenacity's ``before_sleep`` and stamina's hooks, without exposing either): a plain
-    function, run in the flow; an exception it raises ends the call.
-
-    Example:
-        >>> RetryPolicy(attempts=1)  # never retry
-        RetryPolicy(attempts=1, initial=0.1, factor=2.0, cap=5.0, jitter=True, max_retry_after=30.0)
-        >>> RetryPolicy(before_sleep=lambda e: print(e.cause, e.delay))  # doctest: +SKIP
-    """
-
-    attempts: int = 4
-    initial: float = 0.1
-    factor: float = 2.0
-    cap: float = 5.0
-    jitter: bool = True
-    max_retry_after: float = 30.0
-    before_sleep: Callable[[RetryEvent], object] | None = field(
-        default=None, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        if self.initial < 0 or self.cap < 0 or self.max_retry_after < 0:
-            raise ValueError("initial, cap and max_retry_after must not be negative")
-        if self.factor < 1:
-            raise ValueError("factor must be at least 1")
-
-
-class Verdict(enum.Enum):
-    """What one answer is, decided once by :func:`classify`."""
-
-    ANSWER = "answer"
-    """The server's answer: the caller reads it."""
-    JOB_STATE = "job-state"
-    """A 5xx or 409 that the dialect reads as the job's terminal state (failed, cancelled)."""
-    TRANSIENT = "transient"
-    """A fault worth another attempt (429, 502-504, a 500 that is no job's state)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The answer an exchange ended with, and its verdict (``TRANSIENT`` only when retries
-    are off: then every answer is the caller's)."""
-
-    response: HttpResponse
-    verdict: Verdict
 
 
 #: Sees every attempt: its request, and the answer or the exception it ended with.
@@ -200,33 +120,6 @@ def classify(response: HttpResponse, dialect: Dialect) -> Verdict:
     return Verdict.ANSWER
 
 
-def is_transient_exception(error: BaseException) -> bool:
-    """Whether an exception raised by httpx is a network fault worth retrying."""
-    return isinstance(
-        error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
-    )
-
-
-def backoff(
-    policy: RetryPolicy,
-    attempt: int,
-    retry_after: float | None = None,
-    *,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based).
-
-    The server's ``retry_after`` wins when given (capped); otherwise full jitter over an
-    exponential ceiling, drawn from ``rand`` (uniform in ``[0, 1)``). Zero in testing mode.
-    """
-    if _testing:
-        return 0.0
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), policy.max_retry_after)
-    ceiling = min(policy.cap, policy.initial * policy.factor ** max(attempt - 1, 0))
-    return ceiling * rand() if policy.jitter else ceiling
-
-
 def attempts(
     ctx: RetryContext,
     make: Callable[[], Send],
@@ -237,71 +130,138 @@ def attempts(
     """Send the request ``make`` builds until it gets an answer (a sub-flow).
 
     ``make`` is called for EACH attempt, so per-attempt headers and credentials are fresh.
-    A transient fault is retried (with ``retry``, up to ``ctx.retry.attempts`` tries in all)
-    after :func:`backoff`, or the server's ``Retry-After``; never past ``deadline`` (on
-    ``ctx.now``'s clock): when the next try would come after it, the fault is final. A
-    streamed answer that may be transient is read whole first (its body decides). With
-    ``ctx.retry`` ``None`` (retries off) there is one attempt and any answer is returned.
+    With ``retry`` and a policy, tenacity decides (``BaseRetrying.iter``): ``DoAttempt``
+    sends, ``DoSleep(seconds)`` becomes a ``Sleep`` command, anything else ends the exchange;
+    each answer is given to it as a result (an :class:`Answer`), each httpx exception as an
+    exception, on the flow's clock. No retry waits past ``deadline`` (on ``ctx.now``'s
+    clock): when the next try would come after it, the fault is final. A streamed answer
+    that may be transient is read whole first (its body decides). Without ``retry`` there is
+    one attempt; with ``ctx.retry`` ``None`` (retries off) any answer is returned as it is.
 
     Raises:
         TransportError: the last attempt ended with a fault (or with a non-transient
             ``httpx.TransportError``, which is never retried).
     """
     policy = ctx.retry
-    limit = policy.attempts if retry and policy is not None else 1
-    attempt = 0
+    started = ctx.now()
+    state: FlowCallState | None = None  # made at the first fault (or for a custom retry=)
     while True:
-        attempt += 1
         command = make()
-        # One try (inline: a wait keeps this frame alive while it polls): its answer, or
-        # its fault (a transient answer, or httpx's exception).
-        fault: HttpResponse | httpx.TransportError
+        # One try, inline (a long poll keeps this frame alive while the server holds it):
+        # its answer, or httpx's exception.
+        outcome: Answer | httpx.TransportError
         try:
             response: HttpResponse = yield command
             if policy is not None and command.stream and may_be_transient(response.status_code):
                 response = yield from _read_whole(response)  # its body decides
         except httpx.TransportError as exc:
-            fault = exc
+            outcome = exc
+            seen: HttpResponse | httpx.TransportError = exc
         else:
-            fault = response
+            outcome = Answer(response, classify(response, ctx.dialect))
+            seen = response
         if ctx.record is not None:
-            ctx.record(command.request, fault)
-        if isinstance(fault, HttpResponse):
-            verdict = classify(fault, ctx.dialect)
-            if verdict is not Verdict.TRANSIENT or policy is None:
-                return Answer(fault, verdict)
-        if policy is None or attempt >= limit or not _worth_retrying(fault):
-            raise exhausted(fault, command.request, attempt)
-        retry_after = None
-        if isinstance(fault, HttpResponse):
-            retry_after = parse_retry_after(fault.headers, fault.json(), now=ctx.wall_now())
-        delay = backoff(policy, attempt, retry_after, rand=ctx.random)
-        if deadline is not None and delay >= deadline - ctx.now() and delay > 0:
-            raise exhausted(fault, command.request, attempt)
-        _before_sleep(policy, command.request, fault, attempt, limit, delay, retry_after)
-        if delay > 0:
-            yield Sleep(delay)
+            ctx.record(command.request, seen)
+        if state is None:
+            if isinstance(outcome, Answer) and (
+                policy is None
+                or (
+                    outcome.verdict is not Verdict.TRANSIENT and (not retry or policy.retry is None)
+                )
+            ):
+                # Retries off: every answer is the caller's. Else an answer that is no fault,
+                # which the default retry= never retries: nothing to ask tenacity (most
+                # exchanges end here, without the cost of its state).
+                return outcome
+            if policy is None or not retry:  # one attempt: a fault is final
+                fault = outcome.response if isinstance(outcome, Answer) else outcome
+                raise exhausted(fault, command.request, 1)
+            state = FlowCallState(retrying(policy, _reporter(policy)), ctx, policy, deadline)
+            state.start_time = started
+            state.retry_object.begin()  # its statistics, as tenacity's own loop starts
+            state.retry_object.iter(state)  # DoAttempt: the attempt just made
+        state.request = command.request
+        _record(state, outcome)
+        action = yield from _next_action(state, command.request)
+        if action is not None:
+            return _final(state, action, command.request)
 
 
-def _before_sleep(
-    policy: RetryPolicy,
-    request: httpx.Request,
-    fault: HttpResponse | httpx.TransportError,
-    attempt: int,
-    limit: int,
-    delay: float,
-    retry_after: float | None,
-) -> None:
+def _next_action(
+    state: FlowCallState, request: httpx.Request
+) -> Generator[Command, Any, object | None]:
+    """Ask tenacity what follows an attempt: ``None`` for another attempt (after the
+    ``Sleep`` of its ``DoSleep``), else what ends the exchange (see :func:`_final`)."""
+    while True:
+        try:
+            action: object = state.retry_object.iter(state)
+        except httpx.TransportError as exc:
+            # Not to be retried: tenacity re-raises the attempt's own exception.
+            if state.outcome is None or state.outcome.exception() is not exc:
+                raise
+            raise exhausted(exc, request, state.attempt_number) from exc
+        if isinstance(action, tenacity.DoAttempt):
+            return None
+        if not isinstance(action, tenacity.DoSleep):
+            return action
+        state.prepare_for_next_attempt()
+        if float(action) > 0:
+            yield Sleep(float(action))
+
+
+def _record(state: FlowCallState, outcome: Answer | httpx.TransportError) -> None:
+    """Give tenacity an attempt's outcome: an answer as a result, httpx's exception as one."""
+    if isinstance(outcome, Answer):
+        state.set_result(outcome)
+    else:
+        state.set_exception((type(outcome), outcome, outcome.__traceback__))
+
+
+def _final(state: FlowCallState, action: object, request: httpx.Request) -> Answer:
+    """What an exchange ends with once tenacity stops retrying (``GIVE_UP``) or declines to
+    retry (the answer itself): an answer that is no fault, else the ``TransportError``."""
+    last = action
+    outcome = state.outcome
+    if action is GIVE_UP and outcome is not None:
+        last = outcome.exception() if outcome.failed else outcome.result()
+    if isinstance(last, Answer) and last.verdict is not Verdict.TRANSIENT:
+        return last
+    fault = last.response if isinstance(last, Answer) else last
+    if not isinstance(fault, HttpResponse | BaseException):
+        raise TypeError(f"the retry policy ended with {fault!r}, not an answer")
+    raise exhausted(fault, request, state.attempt_number)
+
+
+def _reporter(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], None]:
+    """tenacity's ``before_sleep`` for ``policy``: :func:`_before_sleep`."""
+
+    def report(retry_state: tenacity.RetryCallState) -> None:
+        if isinstance(retry_state, FlowCallState) and retry_state.request is not None:
+            _before_sleep(policy, retry_state, retry_state.request)
+
+    return report
+
+
+def _before_sleep(policy: RetryPolicy, state: FlowCallState, request: httpx.Request) -> None:
     """Report a retry about to wait: a DEBUG line on ``asyncreply.retry``, an event on the
     operation's span, and the policy's ``before_sleep`` hook."""
     hook = policy.before_sleep
     report = _log.active(_log.RETRY)
     if hook is None and not report:
         return
-    code = fault.status_code if isinstance(fault, HttpResponse) else None
-    cause = f"HTTP {code}" if code is not None else type(fault).__name__
+    outcome = state.outcome
+    if outcome is None:  # (tenacity calls it after an outcome, always)
+        return
+    failure = outcome.exception() if outcome.failed else None
+    code = None if failure is not None else outcome.result().status_code
+    cause = f"HTTP {code}" if code is not None else type(failure).__name__
+    attempt = state.attempt_number
+    delay = state.next_action.sleep if state.next_action is not None else state.delay()
+    retry_after = failure is None and state.hint() is not None
     if report:
-        reason = "retry-after" if retry_after is not None else "backoff"
+        reason = "retry-after" if retry_after else "backoff"
+        limit = policy.attempts if policy.stop is None else None
+        of = f" of {limit}" if limit is not None and attempt <= limit else ""
         _log.decision(
             _log.RETRY,
             "asyncreply.retry",
@@ -313,11 +273,11 @@ def _before_sleep(
                 "http.request.method": request.method,
                 "http.response.status_code": code,
             },
-            "retrying %s %s after attempt %d of %d failed (%s) in %.3f s (%s)",
+            "retrying %s %s after attempt %d%s failed (%s) in %.3f s (%s)",
             request.method,
             _log.redact_url(request.url),
             attempt,
-            limit,
+            of,
             cause,
             delay,
             reason,
@@ -325,20 +285,17 @@ def _before_sleep(
     if hook is not None:
         hook(
             RetryEvent(
+                state,
                 attempt=attempt,
                 delay=delay,
                 cause=cause,
                 method=request.method,
                 url=str(request.url),
                 status_code=code,
-                exception=None if isinstance(fault, HttpResponse) else fault,
-                retry_after=retry_after is not None,
+                exception=failure,
+                retry_after=retry_after,
             )
         )
-
-
-def _worth_retrying(fault: HttpResponse | httpx.TransportError) -> bool:
-    return isinstance(fault, HttpResponse) or is_transient_exception(fault)
 
 
 def _read_whole(response: HttpResponse) -> Generator[Command, Any, HttpResponse]:
@@ -357,7 +314,8 @@ def exhausted(
     error: HttpResponse | BaseException, request: httpx.Request, attempts: int
 ) -> TransportError:
     """The ``TransportError`` a flow raises once ``error`` (a transient answer or httpx's
-    exception) ended the last attempt at ``request``."""
+    exception) ended the last attempt at ``request``: with the request, and the
+    ``Idempotency-Key`` it carried (a submission sent again with it is the same job)."""
     if isinstance(error, HttpResponse):
         what = f"HTTP {error.status_code}"
     else:
@@ -367,6 +325,8 @@ def exhausted(
         f"{request.method} {request.url} failed after {attempts} {plural} ({what})",
         url=str(request.url),
         attempts=attempts,
+        request=request,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     if isinstance(error, BaseException):
         error_out.__cause__ = error

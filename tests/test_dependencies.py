@@ -20,6 +20,14 @@ def test_sniffio_is_a_declared_core_dependency() -> None:
     assert re.search(r'^\s*"sniffio>=', core.group(1), re.MULTILINE)
 
 
+def test_tenacity_is_a_declared_core_dependency() -> None:
+    # The engine behind RetryPolicy (asyncreply_client._retry_policy): a core dependency.
+    text = PYPROJECT.read_text("utf-8")
+    core = re.search(r"^dependencies = \[(.*?)^\]", text, re.MULTILINE | re.DOTALL)
+    assert core is not None
+    assert re.search(r'^\s*"tenacity>=8\.2', core.group(1), re.MULTILINE)
+
+
 @pytest.mark.anyio
 async def test_sniffio_detects_the_running_event_loop() -> None:
     assert sniffio.current_async_library() == "asyncio"

@@ -34,9 +34,11 @@ def set_testing(on: bool = True) -> _TestingMode:
 
     Transient faults (429/502/503/504, a 500 that is not a job's state, network errors) are
     still retried as the client's :class:`~asyncreply_client.RetryPolicy` says, the same
-    number of times, but without waiting between attempts (a server's ``Retry-After``
-    included), so fault-injection tests run fast without a :class:`FakeClock`. It does not
-    change polling intervals: pass a :class:`FakeClock` for those. Like
+    number of times, but without waiting between attempts (a server's ``Retry-After`` and a
+    policy's own ``wait=`` included), so fault-injection tests run fast without a
+    :class:`FakeClock`; a refused connection counts as an attempt at once (the policy's
+    ``connect_for`` does not apply), so a test against a server that is down fails fast.
+    It does not change polling intervals: pass a :class:`FakeClock` for those. Like
     ``stamina.set_testing``, call it once (e.g. in a ``conftest.py``), or use the returned
     object as a context manager, which restores the previous mode on exit.
 

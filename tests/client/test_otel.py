@@ -246,10 +246,9 @@ async def test_a_failed_submission_ends_its_span_without_query_secrets(
 ) -> None:
     with respx.mock(assert_all_called=True) as router:
         router.post(url__startswith=f"{BASE}/jobs").mock(side_effect=httpx.ConnectError("down"))
-        async with open_client(flavor, BASE, retry=RetryPolicy(attempts=2, initial=0.0)) as (
-            client,
-            call,
-        ):
+        # connect_for=0: a refused connection counts as an attempt at once (one retry).
+        retry = RetryPolicy(attempts=2, initial=0.0, connect_for=0.0)
+        async with open_client(flavor, BASE, retry=retry) as (client, call):
             with pytest.raises(TransportError, match="SECRET-KEY"):  # the error itself: as sent
                 await call(client.submit, "/jobs?api_key=SECRET-KEY", json={})
     span = traces.operation()

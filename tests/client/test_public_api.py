@@ -59,6 +59,7 @@ EXPECTED = {
     "SystemClock",
     "TransportError",
     "WaitTimeoutError",
+    "retry_if_transient",
 }
 
 

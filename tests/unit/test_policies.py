@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from asyncreply_client._models import JobState, JobStatus, Progress
 from asyncreply_client._policies import (
+    MAX_IMMEDIATE,
     Adaptive,
     ExponentialBackoff,
     FixedInterval,
@@ -280,6 +281,65 @@ def test_policies_never_return_a_negative_or_unbounded_delay(
 
 
 # --------------------------------------------------------------------------------------------
+# One cap on "Retry-After: 0" forever, for every policy
+
+
+def _polls_under_zero_hints(policy: PollingPolicy, seconds: float) -> list[float]:
+    """The delays a schedule decides while a server answers ``Retry-After: 0`` forever,
+    for ``seconds`` of virtual time (or 10,000 polls: a spin)."""
+    schedule = policy.schedule()
+    zero = status(retry_after=0.0)
+    now, got = 0.0, []
+    while now < seconds and len(got) < 10_000:
+        delay = schedule.next(obs(zero, now=now, polls=len(got) + 1)).delay
+        got.append(delay)
+        now += delay
+    return got
+
+
+ZERO_HINT_POLICIES = [
+    pytest.param(FixedInterval(), 1.0, id="fixed"),
+    pytest.param(ExponentialBackoff(random=constant(0.5)), 15.0, id="exponential"),
+    pytest.param(Adaptive(random=constant(0.0)), 60.0, id="adaptive"),
+    pytest.param(LongPolling(fallback=FixedInterval(2.0)), 2.0, id="long-poll-fallback"),
+]
+
+
+@pytest.mark.parametrize(("policy", "pace"), ZERO_HINT_POLICIES)
+def test_every_policy_caps_a_run_of_zero_hints(policy: PollingPolicy, pace: float) -> None:
+    got = _polls_under_zero_hints(policy, 600.0)
+    assert got[:MAX_IMMEDIATE] == [0.0] * MAX_IMMEDIATE  # "poll now" is honoured at first
+    assert all(d > 0 for d in got[MAX_IMMEDIATE:])  # then the policy's own pace
+    assert max(got) == pytest.approx(pace)  # growing to it, for the backoffs
+    assert len(got) < 700  # ten minutes: ~1 poll a second at most, not thousands
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        FixedInterval(1.0, max_immediate=1),
+        ExponentialBackoff(1.0, 1.0, 1.0, jitter="none", max_immediate=1),
+        Adaptive(initial=1.0, random=constant(0.0), max_immediate=1),
+    ],
+    ids=["fixed", "exponential", "adaptive"],
+)
+def test_a_positive_hint_or_none_ends_the_run_of_zero_hints(policy: PollingPolicy) -> None:
+    schedule = policy.schedule()
+    zero = obs(status(retry_after=0.0))
+    assert delays(schedule, [zero, zero]) == [0.0, 1.0]
+    assert schedule.next(obs(status(retry_after=0.5))).delay == 0.5  # a real hint: honoured
+    assert schedule.next(zero).delay == 0.0  # a new run starts
+    if not isinstance(policy, Adaptive):  # (Adaptive backs off without hints: see above)
+        schedule.next(obs(status()))
+        assert schedule.next(zero).delay == 0.0
+
+
+def test_the_cap_is_the_same_for_every_policy() -> None:
+    assert FixedInterval().max_immediate == ExponentialBackoff().max_immediate == MAX_IMMEDIATE
+    assert Adaptive().max_immediate == MAX_IMMEDIATE
+
+
+# --------------------------------------------------------------------------------------------
 # LongPolling
 
 
@@ -339,6 +399,8 @@ def test_long_polling_fallback_with_a_bad_delay_is_clamped() -> None:
         lambda: Adaptive(jitter=2.0),
         lambda: Adaptive(factor=0.9),
         lambda: Adaptive(max_immediate=-1),
+        lambda: FixedInterval(max_immediate=-1),
+        lambda: ExponentialBackoff(max_immediate=1.5),  # type: ignore[arg-type]
         lambda: LongPolling(0.0),
         lambda: LongPolling(float("inf")),
     ],
