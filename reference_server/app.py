@@ -33,7 +33,6 @@ from .documents import (
     safe_content_type,
     safe_filename,
     status_code_state,
-    status_document,
 )
 from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
@@ -128,7 +127,7 @@ def _links(job: JobRecord) -> dict[str, str]:
 
 
 def _document(state: ServerState, job: JobRecord) -> dict[str, Any]:
-    doc = status_document(job, state.manager.clock(), state.config)
+    doc = state.manager.document(job)
     if state.config.dialect == "status-code":
         doc["state"] = status_code_state(job)
     if state.stream_tokens is not None:
@@ -505,6 +504,8 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 last_id = ev.id
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
                     return
+            if manager.version(job_id) != version:
+                continue  # the job changed while the events were written: send those first
             current = manager.get(job_id)
             if current is None or current.state.is_terminal:
                 return

@@ -222,7 +222,17 @@ class JobManager:
         self.store.save_job(job)
 
     def document(self, job: JobRecord) -> dict[str, Any]:
-        """Return the current reference-dialect status document of ``job``."""
+        """Return the current reference-dialect status document of ``job`` (a copy the
+        caller may change).
+
+        A final job's document no longer depends on the time (no estimate, no retry hint):
+        the one its last event logged is reused rather than rendered again for every answer
+        about it (a held submission, long polls, streams and plain polls of a finished job).
+        """
+        if job.state.is_terminal:
+            last = self.logs.last(job.id)
+            if last is not None and last.id == job.event_seq:
+                return dict(last.data)
         return status_document(job, self.clock(), self.config)
 
     def _emit(
@@ -232,6 +242,7 @@ class JobManager:
         *,
         notify: str | None = None,
         key: IdempotencyRecord | None = None,
+        document: dict[str, Any] | None = None,
     ) -> bool:
         """Log an event of the job and wake its waiters; ``notify`` names its webhook event.
 
@@ -239,10 +250,12 @@ class JobManager:
         step before anyone is woken and before any delivery is sent: a final job is never
         on record without the delivery of its terminal event, even after ``kill -9``.
         Returns ``False`` when a shared store refused the change (another instance moved
-        the job first); the copy is then re-read.
+        the job first); the copy is then re-read. ``document``: the job's document when the
+        caller just rendered it.
         """
         job.event_seq += 1
-        document = self.document(job)
+        if document is None:
+            document = self.document(job)
         rec = EventRecord(job.event_seq, event, document)
         deliveries = self._deliveries(job, notify, document) if notify is not None else []
         try:
@@ -453,7 +466,7 @@ class JobManager:
             original_job_id=original_job_id,
         )
         try:
-            self.document(job)
+            document = self.document(job)  # rendered once: it is also the first event's
         except (ValueError, OverflowError, OSError) as exc:
             raise JobRejected(f"the job cannot be represented: {exc}") from None
         key = None
@@ -462,7 +475,7 @@ class JobManager:
         self._seq = job.seq
         self._jobs[job.id] = job
         try:
-            self._emit(job, "status", key=key)
+            self._emit(job, "status", key=key, document=document)
         except BaseException:
             self._jobs.pop(job.id, None)
             self.logs.drop(job.id)
