@@ -118,6 +118,12 @@ class EventLogs:
         finally:
             timer.cancel()
             log.waiters.discard(waiter)
+        if log.version != version:
+            # Woken by a change: let the changes already under way land first (a handler
+            # that reports its last step and returns completes one loop turn later), so a
+            # long poll answers with the job's end instead of a step the client must poll
+            # past. A plain yield, no timer.
+            await asyncio.sleep(0)
 
     def _log(self, job_id: str) -> _Log:
         log = self._logs.get(job_id)

@@ -596,37 +596,46 @@ class JobManager:
             self._finish_failed(job, JobError("invalid_input", str(exc)))
             return
         ctx = JobContext(self, job, cancelled)
-        task: asyncio.Task[Any] = asyncio.create_task(
-            _invoke(resolved.run, ctx, value), name=f"asyncreply-job-{job.id}"
+        task: asyncio.Task[None] = asyncio.create_task(
+            self._attempt(job, attempt, resolved.run, ctx, value), name=f"asyncreply-job-{job.id}"
         )
         self.scheduler.attach(job.id, task)
         try:
-            outcome = await task
+            await task
         except asyncio.CancelledError:
+            self.scheduler.detach(job.id, task)
             if self.closing:
                 raise
             if self._is_current(job, attempt):
                 self._cancelled_by_handler(job)
-            return
+
+    async def _attempt(
+        self, job: JobRecord, attempt: int, run: Handler, ctx: JobContext, value: Any
+    ) -> None:
+        """Run the handler and record its outcome in the same step of the job's task: a job
+        is final (and its waiters woken) in the loop turn its handler returns, not a turn
+        later in the task that awaits it. A cancellation of the task propagates."""
+        task = asyncio.current_task()
+        error: JobError | None = None
+        cancelled = False
+        try:
+            outcome = await _invoke(run, ctx, value)
         except JobCancelled:
-            if self._is_current(job, attempt):
-                self._cancelled_by_handler(job)
-            return
+            cancelled = True
         except JobFailure as exc:
-            if self._is_current(job, attempt):
-                self._failure(job, JobError(exc.code, exc.message, exc.retryable))
-            return
+            error = JobError(exc.code, exc.message, exc.retryable)
         except Exception as exc:
             log.exception("handler of job %s (%s) raised", job.id, job.type)
-            if self._is_current(job, attempt):
-                self._failure(
-                    job,
-                    JobError("internal_error", f"the handler raised {type(exc).__name__}"),
-                )
+            error = JobError("internal_error", f"the handler raised {type(exc).__name__}")
+        # The handler is done: detached before the outcome may queue another attempt.
+        self.scheduler.detach(job.id, task)
+        if not self._is_current(job, attempt):
             return
-        finally:
-            self.scheduler.detach(job.id)
-        if self._is_current(job, attempt):
+        if cancelled:
+            self._cancelled_by_handler(job)
+        elif error is not None:
+            self._failure(job, error)
+        else:
             self._complete(job, outcome)
 
     def _cancelled_by_handler(self, job: JobRecord) -> None:
