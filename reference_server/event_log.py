@@ -104,8 +104,11 @@ class EventLogs:
         log = self._logs.get(job_id)
         return log.version if log is not None else -1
 
-    async def wait_change(self, job_id: str, version: int, timeout: float) -> None:
-        """Wait until the job changes after ``version`` or ``timeout`` seconds pass."""
+    async def wait_change(
+        self, job_id: str, version: int, timeout: float, *, settle: bool = True
+    ) -> None:
+        """Wait until the job changes after ``version`` or ``timeout`` seconds pass
+        (``settle``: then yield once, see below)."""
         log = self._logs.get(job_id)
         if log is None or log.version != version or self.closing or timeout <= 0:
             return
@@ -118,7 +121,7 @@ class EventLogs:
         finally:
             timer.cancel()
             log.waiters.discard(waiter)
-        if log.version != version:
+        if settle and log.version != version:
             # Woken by a change: let the changes already under way land first (a handler
             # that reports its last step and returns completes one loop turn later), so a
             # long poll answers with the job's end instead of a step the client must poll

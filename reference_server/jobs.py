@@ -383,9 +383,12 @@ class JobManager:
         """A counter that increases with every change of the job; ``-1`` once it is gone."""
         return self.logs.version(job_id)
 
-    async def wait_change(self, job_id: str, version: int, timeout: float) -> None:
-        """Wait until the job changes after ``version`` or ``timeout`` seconds pass."""
-        await self.logs.wait_change(job_id, version, timeout)
+    async def wait_change(
+        self, job_id: str, version: int, timeout: float, *, settle: bool = True
+    ) -> None:
+        """Wait until the job changes after ``version`` or ``timeout`` seconds pass
+        (``settle``: let a change under way land before returning)."""
+        await self.logs.wait_change(job_id, version, timeout, settle=settle)
 
     async def wait_terminal(self, job_id: str, timeout: float) -> None:
         """Wait until the job is final (or gone) or ``timeout`` seconds pass."""
@@ -398,7 +401,8 @@ class JobManager:
             left = deadline - loop.time()
             if left <= 0:
                 return
-            await self.wait_change(job_id, self.version(job_id), left)
+            # No settling: this loop looks again until the job is final anyway.
+            await self.wait_change(job_id, self.version(job_id), left, settle=False)
 
     # ----------------------------------------------------------------- idempotency
     def idempotency_record(self, user: str, key: str) -> IdempotencyRecord | None:
