@@ -494,9 +494,12 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
                     await send(_sse_event(job.event_seq, "complete", doc))
                 return
-            if not await send(_sse_event(job.event_seq, "status", doc)):
+            # The id of the document sent, taken before the write: the job may change while
+            # the write waits, and those events must follow this one, not be skipped.
+            seq = job.event_seq
+            if not await send(_sse_event(seq, "status", doc)):
                 return
-            last_id = job.event_seq
+            last_id = seq
         keepalive = state.config.sse_keepalive
         while not manager.closing:
             version = manager.version(job_id)
