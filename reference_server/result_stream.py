@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -102,7 +103,14 @@ async def bounded(step: Awaitable[None], transport: Any, timeout: float) -> None
         WriteTimeout: the step did not finish in time (the connection is closed).
     """
     try:
-        await asyncio.wait_for(step, timeout)
+        if sys.version_info >= (3, 11):
+            # In the caller's task: a write that does not block (nearly all of them) takes
+            # no loop turn; wait_for would run it in a task of its own, two turns per write
+            # (per SSE event, and per chunk of a result).
+            async with asyncio.timeout(timeout):
+                await step
+        else:  # pragma: no cover - Python 3.10
+            await asyncio.wait_for(step, timeout)
     except asyncio.TimeoutError:
         if transport is not None:
             transport.abort()
