@@ -503,7 +503,21 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         keepalive = state.config.sse_keepalive
         while not manager.closing:
             version = manager.version(job_id)
-            for ev in manager.events_after(job_id, last_id):
+            events = manager.events_after(job_id, last_id)
+            if cut_after is None and len(events) > 1:
+                # The events logged since the last write go out in one write: one segment
+                # for the client to receive (a last progress step and the completion).
+                parts: list[bytes] = []
+                for ev in events:
+                    last_id = ev.id
+                    parts.append(_sse_event(ev.id, ev.event, ev.data))
+                    if ev.event == "complete":
+                        break
+                await write(b"".join(parts))  # no fault cut to count toward here
+                if events[len(parts) - 1].event == "complete":
+                    return
+                events = []
+            for ev in events:
                 last_id = ev.id
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
                     return
