@@ -10,7 +10,8 @@ both sides ask for its status over keep-alive connections to the same URL:
 The two run interleaved in blocks (alternating which goes first), and the client's CPU time
 (``time.process_time()``) of each block is divided by its calls. Reported: CPU and wall time
 per call (median over blocks) and the SDK/raw CPU ratio (median of per-block ratios, and the
-ratio of the totals). Target (reported, not asserted): ratio at most 1.3.
+ratio of the totals). Target (issue 21; printed beside the figure, never asserted): ratio at
+most 1.10.
 
 Run: ``python -m benchmarks.overhead [--quick]``.
 """
@@ -18,6 +19,7 @@ Run: ``python -m benchmarks.overhead [--quick]``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +35,7 @@ from ._harness import add_common_args, print_table, server_url, write_result
 __all__ = ["main", "run"]
 
 NAME = "overhead"
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.10
 
 
 def _block(call: Callable[[], object], calls: int) -> tuple[float, float]:
@@ -49,6 +51,7 @@ def run(
     *, blocks: int, calls: int, results_dir: Path | None = None, url: str | None = None
 ) -> dict[str, Any]:
     """Run the benchmark; print the table, write the JSON and return it."""
+    load = os.getloadavg()
     with (
         server_url(url) as base_url,
         Client(base_url) as client,
@@ -94,24 +97,38 @@ def run(
 
     sdk_s, raw_s = summary("sdk"), summary("raw")
     ratio = statistics.median(ratios)
+    verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
     rows: list[list[Any]] = [
         [
             "raw httpx get + json",
             raw_s["cpu_us_median"],
             raw_s["cpu_us_min"],
             raw_s["wall_us_median"],
+            1.0,
+            "floor",
         ],
-        ["SDK op.refresh()", sdk_s["cpu_us_median"], sdk_s["cpu_us_min"], sdk_s["wall_us_median"]],
+        [
+            "SDK op.refresh()",
+            sdk_s["cpu_us_median"],
+            sdk_s["cpu_us_min"],
+            sdk_s["wall_us_median"],
+            ratio,
+            f"<= {TARGET_RATIO:.2f} ({verdict})",
+        ],
     ]
-    title = f"overhead: {blocks} interleaved blocks x {calls} status checks each (sync, keep-alive)"
-    table = print_table(title, ["client", "CPU us/call", "CPU us min", "wall us/call"], rows)
-    verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+    title = (
+        f"overhead: {blocks} interleaved blocks x {calls} status checks each (sync, keep-alive; "
+        f"load average at start {load[0]:.1f})"
+    )
+    headers = ["client", "CPU us/call", "CPU us min", "wall us/call", "CPU ratio", "target"]
+    table = print_table(title, headers, rows)
     print(
         f"CPU ratio SDK/raw: median of blocks {ratio:.2f}, of totals {total_ratio:.2f} "
-        f"(target <= {TARGET_RATIO}: {verdict})"
+        f"(target <= {TARGET_RATIO:.2f}: {verdict})"
     )
     data = {
         "config": {"blocks": blocks, "calls_per_block": calls},
+        "load_average_at_start": list(load),
         "raw": raw_s,
         "sdk": sdk_s,
         "cpu_ratio_median": ratio,

@@ -33,7 +33,6 @@ from .documents import (
     safe_content_type,
     safe_filename,
     status_code_state,
-    status_document,
 )
 from .job_types import BUILTIN_HANDLERS
 from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
@@ -128,7 +127,7 @@ def _links(job: JobRecord) -> dict[str, str]:
 
 
 def _document(state: ServerState, job: JobRecord) -> dict[str, Any]:
-    doc = status_document(job, state.manager.clock(), state.config)
+    doc = state.manager.document(job)
     if state.config.dialect == "status-code":
         doc["state"] = status_code_state(job)
     if state.stream_tokens is not None:
@@ -152,6 +151,9 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
     doc = _document(state, job)
     headers = _links(job)
     headers.update(retry_headers(retry_hint(job, now, config)))
+    if config.timing_headers and job.finished_at is not None:
+        # The precise moment the job ended, for measuring sub-millisecond detection lag.
+        headers["Job-Finished-At"] = f"{job.finished_at:.6f}"
     result_url = f"/jobs/{job.id}/result"
     if config.dialect == "reference":
         if job.state is JobState.COMPLETED:
@@ -492,18 +494,34 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
                     await send(_sse_event(job.event_seq, "complete", doc))
                 return
-            if not await send(_sse_event(job.event_seq, "status", doc)):
+            # The id of the document sent, taken before the write: the job may change while
+            # the write waits, and those events must follow this one, not be skipped.
+            seq = job.event_seq
+            if not await send(_sse_event(seq, "status", doc)):
                 return
-            last_id = job.event_seq
+            last_id = seq
         keepalive = state.config.sse_keepalive
         while not manager.closing:
             version = manager.version(job_id)
             events = manager.events_after(job_id, last_id)
+            if cut_after is None and len(events) > 1:
+                # The events logged since the last write go out in one write: one segment
+                # for the client to receive (a last progress step and the completion).
+                parts: list[bytes] = []
+                for ev in events:
+                    last_id = ev.id
+                    parts.append(_sse_event(ev.id, ev.event, ev.data))
+                    if ev.event == "complete":
+                        break
+                await write(b"".join(parts))  # no fault cut to count toward here
+                if events[len(parts) - 1].event == "complete":
+                    return
+                events = []
             for ev in events:
                 last_id = ev.id
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
                     return
-            if events:
+            if events or manager.version(job_id) != version:
                 # Sending waits for the reader: the job may have moved on meanwhile (even to
                 # its end), so look again before deciding the stream is over.
                 continue

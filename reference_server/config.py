@@ -227,6 +227,11 @@ class ServerConfig(BaseModel):
         description="Deliver webhooks to loopback, private and link-local addresses and to the "
         "server's own (local development and tests only; see docs/protocol.md).",
     )
+    timing_headers: bool = Field(
+        default=False,
+        description="Benchmarks: a finished job's status answer carries Job-Finished-At, the "
+        "server's epoch seconds with microseconds (completedAt keeps milliseconds).",
+    )
     cors_origins: tuple[str, ...] = Field(
         default=(),
         description="Origins whose browser pages may call the API (CORS), e.g. "

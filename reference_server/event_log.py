@@ -2,14 +2,14 @@
 
 Every change of a job appends an event (bounded to :data:`EVENT_LOG_LIMIT` per job; the job
 manager writes it to the store with the job, ``Store.commit``) and wakes everyone waiting
-on that job: long polls, ``Prefer: wait`` and event streams wait on an
-:class:`asyncio.Event`, never in a sleep loop.
+on that job: long polls, ``Prefer: wait`` and event streams each wait on a future the change
+resolves, never in a sleep loop: a waiter runs in the loop turn after the change (an
+``asyncio.Event`` under ``wait_for`` took three, through a task of its own per wait).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,12 +23,19 @@ __all__ = ["EventLogs"]
 class _Log:
     events: list[EventRecord] = field(default_factory=list)
     version: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     def wake(self) -> None:
         self.version += 1
-        event, self.changed = self.changed, asyncio.Event()
-        event.set()
+        waiters, self.waiters = self.waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _time_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventLogs:
@@ -73,6 +80,11 @@ class EventLogs:
         log = self._logs.get(job_id)
         return [e for e in log.events if e.id > after] if log is not None else []
 
+    def last(self, job_id: str) -> EventRecord | None:
+        """The newest event in the job's log (``None`` if none)."""
+        log = self._logs.get(job_id)
+        return log.events[-1] if log is not None and log.events else None
+
     def last_id(self, job_id: str) -> int:
         """The id of the newest event in the job's log (0 if none)."""
         log = self._logs.get(job_id)
@@ -92,13 +104,29 @@ class EventLogs:
         log = self._logs.get(job_id)
         return log.version if log is not None else -1
 
-    async def wait_change(self, job_id: str, version: int, timeout: float) -> None:
-        """Wait until the job changes after ``version`` or ``timeout`` seconds pass."""
+    async def wait_change(
+        self, job_id: str, version: int, timeout: float, *, settle: bool = True
+    ) -> None:
+        """Wait until the job changes after ``version`` or ``timeout`` seconds pass
+        (``settle``: then yield once, see below)."""
         log = self._logs.get(job_id)
         if log is None or log.version != version or self.closing or timeout <= 0:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(log.changed.wait(), timeout)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        log.waiters.add(waiter)
+        timer = loop.call_later(timeout, _time_up, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            log.waiters.discard(waiter)
+        if settle and log.version != version:
+            # Woken by a change: let the changes already under way land first (a handler
+            # that reports its last step and returns completes one loop turn later), so a
+            # long poll answers with the job's end instead of a step the client must poll
+            # past. A plain yield, no timer.
+            await asyncio.sleep(0)
 
     def _log(self, job_id: str) -> _Log:
         log = self._logs.get(job_id)

@@ -193,7 +193,17 @@ class JobManager:
         self.store.save_job(job)
 
     def document(self, job: JobRecord) -> dict[str, Any]:
-        """Return the current reference-dialect status document of ``job``."""
+        """Return the current reference-dialect status document of ``job`` (a copy the
+        caller may change).
+
+        A final job's document no longer depends on the time (no estimate, no retry hint):
+        the one its last event logged is reused rather than rendered again for every answer
+        about it (a held submission, long polls, streams and plain polls of a finished job).
+        """
+        if job.state.is_terminal:
+            last = self.logs.last(job.id)
+            if last is not None and last.id == job.event_seq:
+                return dict(last.data)
         return status_document(job, self.clock(), self.config)
 
     def _emit(
@@ -203,6 +213,7 @@ class JobManager:
         *,
         notify: str | None = None,
         key: IdempotencyRecord | None = None,
+        document: dict[str, Any] | None = None,
     ) -> bool:
         """Log an event of the job and wake its waiters; ``notify`` names its webhook event.
 
@@ -210,10 +221,12 @@ class JobManager:
         step before anyone is woken and before any delivery is sent: a final job is never
         on record without the delivery of its terminal event, even after ``kill -9``.
         Returns ``False`` when a shared store refused the change (another instance moved
-        the job first); the copy is then re-read.
+        the job first); the copy is then re-read. ``document``: the job's document when the
+        caller just rendered it.
         """
         job.event_seq += 1
-        document = self.document(job)
+        if document is None:
+            document = self.document(job)
         rec = EventRecord(job.event_seq, event, document)
         deliveries = self.notices.plan(job, notify, document) if notify is not None else []
         try:
@@ -297,9 +310,12 @@ class JobManager:
         """A counter that increases with every change of the job; ``-1`` once it is gone."""
         return self.logs.version(job_id)
 
-    async def wait_change(self, job_id: str, version: int, timeout: float) -> None:
-        """Wait until the job changes after ``version`` or ``timeout`` seconds pass."""
-        await self.logs.wait_change(job_id, version, timeout)
+    async def wait_change(
+        self, job_id: str, version: int, timeout: float, *, settle: bool = True
+    ) -> None:
+        """Wait until the job changes after ``version`` or ``timeout`` seconds pass
+        (``settle``: let a change under way land before returning)."""
+        await self.logs.wait_change(job_id, version, timeout, settle=settle)
 
     async def wait_terminal(self, job_id: str, timeout: float) -> None:
         """Wait until the job is final (or gone) or ``timeout`` seconds pass."""
@@ -312,7 +328,8 @@ class JobManager:
             left = deadline - loop.time()
             if left <= 0:
                 return
-            await self.wait_change(job_id, self.version(job_id), left)
+            # No settling: this loop looks again until the job is final anyway.
+            await self.wait_change(job_id, self.version(job_id), left, settle=False)
 
     # ----------------------------------------------------------------- idempotency
     def idempotency_record(self, user: str, key: str) -> IdempotencyRecord | None:
@@ -380,7 +397,7 @@ class JobManager:
             original_job_id=original_job_id,
         )
         try:
-            self.document(job)
+            document = self.document(job)  # rendered once: it is also the first event's
         except (ValueError, OverflowError, OSError) as exc:
             raise JobRejected(f"the job cannot be represented: {exc}") from None
         key = None
@@ -389,7 +406,7 @@ class JobManager:
         self._seq = job.seq
         self._jobs[job.id] = job
         try:
-            self._emit(job, "status", key=key)
+            self._emit(job, "status", key=key, document=document)
         except BaseException:
             self._jobs.pop(job.id, None)
             self.logs.drop(job.id)
@@ -510,37 +527,46 @@ class JobManager:
             self._finish_failed(job, JobError("invalid_input", str(exc)))
             return
         ctx = JobContext(self, job, cancelled)
-        task: asyncio.Task[Any] = asyncio.create_task(
-            _invoke(resolved.run, ctx, value), name=f"asyncreply-job-{job.id}"
+        task: asyncio.Task[None] = asyncio.create_task(
+            self._attempt(job, attempt, resolved.run, ctx, value), name=f"asyncreply-job-{job.id}"
         )
         self.scheduler.attach(job.id, task)
         try:
-            outcome = await task
+            await task
         except asyncio.CancelledError:
+            self.scheduler.detach(job.id, task)
             if self.closing:
                 raise
             if self._is_current(job, attempt):
                 self._cancelled_by_handler(job)
-            return
+
+    async def _attempt(
+        self, job: JobRecord, attempt: int, run: Handler, ctx: JobContext, value: Any
+    ) -> None:
+        """Run the handler and record its outcome in the same step of the job's task: a job
+        is final (and its waiters woken) in the loop turn its handler returns, not a turn
+        later in the task that awaits it. A cancellation of the task propagates."""
+        task = asyncio.current_task()
+        error: JobError | None = None
+        cancelled = False
+        try:
+            outcome = await _invoke(run, ctx, value)
         except JobCancelled:
-            if self._is_current(job, attempt):
-                self._cancelled_by_handler(job)
-            return
+            cancelled = True
         except JobFailure as exc:
-            if self._is_current(job, attempt):
-                self._failure(job, JobError(exc.code, exc.message, exc.retryable))
-            return
+            error = JobError(exc.code, exc.message, exc.retryable)
         except Exception as exc:
             log.exception("handler of job %s (%s) raised", job.id, job.type)
-            if self._is_current(job, attempt):
-                self._failure(
-                    job,
-                    JobError("internal_error", f"the handler raised {type(exc).__name__}"),
-                )
+            error = JobError("internal_error", f"the handler raised {type(exc).__name__}")
+        # The handler is done: detached before the outcome may queue another attempt.
+        self.scheduler.detach(job.id, task)
+        if not self._is_current(job, attempt):
             return
-        finally:
-            self.scheduler.detach(job.id)
-        if self._is_current(job, attempt):
+        if cancelled:
+            self._cancelled_by_handler(job)
+        elif error is not None:
+            self._failure(job, error)
+        else:
             self._complete(job, outcome)
 
     def _cancelled_by_handler(self, job: JobRecord) -> None:

@@ -98,10 +98,11 @@ class Scheduler:
         """Remember the task running ``job_id``'s handler."""
         self._get(job_id).task = task
 
-    def detach(self, job_id: str) -> None:
-        """The handler task of ``job_id`` ended."""
+    def detach(self, job_id: str, task: asyncio.Task[Any] | None = None) -> None:
+        """The handler task of ``job_id`` ended (``task``: only if that is the one attached,
+        never a later attempt's)."""
         run = self._runs.get(job_id)
-        if run is None:
+        if run is None or (task is not None and run.task is not task):
             return
         run.task = None
         if run.kill_timer is not None:

@@ -48,11 +48,23 @@ def tracing() -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not AVAILABLE:
+        if not AVAILABLE or _inert(request):
             return await handler(request)
         return await _traced(request, handler)
 
     return middleware
+
+
+def _inert(request: web.Request) -> bool:
+    """Whether a span of ``request`` could neither record nor carry a trace on: no tracer
+    provider is set (the API's proxy hands out non-recording spans) and the request continues
+    no trace. Then the request skips the span's work (the extraction, the context switch and
+    the attributes)."""
+    return (
+        "traceparent" not in request.headers
+        and isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider)
+        and isinstance(tracer(), otel_trace.ProxyTracer)
+    )
 
 
 async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:

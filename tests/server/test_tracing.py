@@ -135,7 +135,7 @@ async def test_a_server_error_ends_the_span_in_error(
         httpx.AsyncClient(base_url=server.base_url) as client,
     ):
         created = await client.post("/jobs", json={"type": "echo", "input": {}})
-        monkeypatch.setattr(app_module, "status_document", broken)
+        monkeypatch.setattr(app_module, "_document", broken)  # the status answer's document
         answer = await client.get(f"/jobs/{created.json()['jobId']}")
     assert answer.status_code == 500
     [span] = spans.named("GET /jobs/{job_id}")

@@ -1,0 +1,37 @@
+"""The hold path: a held request answers with the change that ends a burst, and a job is
+final in the loop turn its handler returns."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import ServerFactory
+from .test_long_poll import LONG_WAIT, long_poll_after_change, opener
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("mode", ["async", "thread"])
+async def test_a_long_poll_woken_by_a_last_step_answers_with_the_jobs_end(
+    make_server: ServerFactory,
+) -> None:
+    # The gate handler reports progress 1/1, then returns: the long poll, woken by the
+    # progress, lets the completion land and answers with it (no second poll needed).
+    srv = await make_server()
+    job_id = await srv.submit_ok("gate", {"key": "last-step"})
+    await srv.gates.wait_started("last-step")
+    answer = await long_poll_after_change(
+        srv, job_id, opener(srv, "last-step"), params={"wait": LONG_WAIT}
+    )
+    assert answer.status_code == 303
+    assert answer.json()["status"] == "completed"
+
+
+async def test_a_held_submission_of_an_instant_job_answers_with_its_end(
+    make_server: ServerFactory,
+) -> None:
+    srv = await make_server(completion_style="inline")
+    held = await srv.submit("echo", {"message": "hi"}, headers={"Prefer": "wait=5"})
+    assert held.status_code == 200
+    assert held.json()["status"] == "completed"
+    assert held.json()["result"] == {"message": "hi"}
