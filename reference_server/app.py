@@ -8,15 +8,11 @@ sender into an :class:`aiohttp.web.Application`. Everything on the wire follows
 from __future__ import annotations
 
 import asyncio
-import collections
-import hmac
-import json
 import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +20,8 @@ from aiohttp import web
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from .access_log import access_log
-from .config import FaultConfig, ServerConfig
+from .auth import auth, resolve_user, user_of
+from .config import ServerConfig
 from .documents import (
     estimated_completion,
     format_seconds,
@@ -34,18 +31,20 @@ from .documents import (
     safe_filename,
     status_code_state,
 )
+from .event_stream import job_events
+from .job_lookup import job_id_of, lookup
 from .job_types import BUILTIN_HANDLERS
-from .jobs import Handler, JobExpired, JobManager, JobNotFound, JobRejected, JobType
+from .jobs import Handler, JobManager, JobRejected, JobType
 from .middlewares import cors, cors_headers, errors_and_counts, inject_faults
 from .openapi import OPENAPI_KEY, OPENAPI_PATH, build_document, openapi_document, server_version
 from .records import JobRecord, JobState
-from .result_stream import bounded, json_with_raw_result, stream
+from .result_stream import json_with_raw_result, stream
+from .server_state import STATE_KEY, ServerState, state_of
 from .store import KeyTaken, MemoryStore, SqliteStore, Store
 from .stream_tokens import EVENTS_ROUTE, StreamTokens
 from .tracing import tracing
 from .uploads import UPLOADS_ACCEPTED, accepts_upload, upload_submission
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
-from .wire import HTTPError as _HTTPError
 from .wire import (
     canonical_hash,
     decode_cursor,
@@ -64,64 +63,12 @@ __all__ = ["STATE_KEY", "ServerState", "create_app"]
 
 log = logging.getLogger("reference_server")
 
-_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# A bearer token is visible ASCII (RFC 6750 §2.1 allows less; we only insist on this much).
 # ASCII digits only (str.isdigit() also accepts "²", which int() refuses), bounded length.
 _DIGITS = re.compile(r"[0-9]{1,18}")
-_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
-#: The user of requests without a token in dev mode; reserved as a token there.
-ANONYMOUS = "anonymous"
 _JSON_TYPE = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 
 
-@dataclass
-class ServerState:
-    """The live state behind one application (shared with :class:`~reference_server.Admin`)."""
-
-    config: ServerConfig
-    manager: JobManager
-    webhooks: WebhookSender
-    faults: FaultConfig
-    rng: random.Random
-    total_requests: int = 0
-    path_counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    route_counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    loop: asyncio.AbstractEventLoop | None = None
-    stream_tokens: StreamTokens | None = None  # browser event-stream URLs (bearer users only)
-
-    def set_faults(self, faults: FaultConfig) -> None:
-        """Replace the fault configuration (re-seeding the generator when a seed is given)."""
-        self.faults = faults
-        self.rng = random.Random(faults.seed)
-
-
-STATE_KEY = web.AppKey("asyncreply_state", ServerState)
-#: Paths served without authentication.
-_PUBLIC_PATHS = frozenset({"/health", OPENAPI_PATH})
-
-
 # --------------------------------------------------------------------------- helpers
-def _state(request: web.Request) -> ServerState:
-    return request.app[STATE_KEY]
-
-
-def _job_id(request: web.Request) -> str:
-    job_id = request.match_info["job_id"]
-    if not _JOB_ID.fullmatch(job_id):
-        raise _HTTPError(404, "not_found", "no such job")
-    return job_id
-
-
-def _lookup(request: web.Request, job_id: str) -> JobRecord:
-    state = _state(request)
-    try:
-        return state.manager.lookup(job_id, _user(request))
-    except JobNotFound:
-        raise _HTTPError(404, "not_found", "no such job") from None
-    except JobExpired:
-        raise _HTTPError(410, "expired", "the job has expired") from None
-
-
 def _links(job: JobRecord) -> dict[str, str]:
     return {"Link": f'</jobs/{job.id}/events>; rel="events"'}
 
@@ -270,9 +217,9 @@ def _replay(state: ServerState, user: str, key: str, body_hash: str) -> web.Resp
 # --------------------------------------------------------------------------- routes
 async def submit_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs``."""
-    state = _state(request)
+    state = state_of(request)
     config = state.config
-    user = _user(request)
+    user = user_of(request)
     is_json = bool(_JSON_TYPE.match(request.content_type or ""))
     if not is_json and not accepts_upload(request):
         return _error(415, "unsupported_media_type", UPLOADS_ACCEPTED)
@@ -331,15 +278,15 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
 
 async def get_job(request: web.Request) -> web.StreamResponse:
     """``GET /jobs/{id}`` (``?wait=N``: long poll)."""
-    state = _state(request)
-    job_id = _job_id(request)
+    state = state_of(request)
+    job_id = job_id_of(request)
     wait = parse_wait(request.query.get("wait"), state.config)
     if wait is None:
         wait = parse_prefer_wait(request, state.config)
-    job = _lookup(request, job_id)
+    job = lookup(request, job_id)
     if wait is not None and wait > 0 and not job.state.is_terminal:
         await state.manager.wait_change(job_id, state.manager.version(job_id), wait)
-        job = _lookup(request, job_id)
+        job = lookup(request, job_id)
     resp = _status_response(state, job)
     if wait is not None:
         resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
@@ -348,8 +295,8 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 async def get_result(request: web.Request) -> web.StreamResponse:
     """``GET /jobs/{id}/result``."""
-    state = _state(request)
-    job = _lookup(request, _job_id(request))
+    state = state_of(request)
+    job = lookup(request, job_id_of(request))
     if job.state is not JobState.COMPLETED:
         return _error(
             409,
@@ -377,8 +324,8 @@ async def get_result(request: web.Request) -> web.StreamResponse:
 
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     """``DELETE /jobs/{id}``."""
-    state = _state(request)
-    job = _lookup(request, _job_id(request))
+    state = state_of(request)
+    job = lookup(request, job_id_of(request))
     if not state.manager.cancel(job):
         return _error(
             409,
@@ -391,8 +338,8 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
 
 async def retry_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs/{id}/retry``."""
-    state = _state(request)
-    job = _lookup(request, _job_id(request))
+    state = state_of(request)
+    job = lookup(request, job_id_of(request))
     if job.state is not JobState.FAILED or job.error is None or not job.error.retryable:
         return _error(
             409,
@@ -414,7 +361,7 @@ async def retry_job(request: web.Request) -> web.StreamResponse:
 
 async def list_jobs(request: web.Request) -> web.StreamResponse:
     """``GET /jobs?status=&limit=&cursor=``."""
-    state = _state(request)
+    state = state_of(request)
     q = request.query
     status: JobState | None = None
     if "status" in q:
@@ -432,7 +379,7 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
         limit = int(raw)
     before = decode_cursor(q["cursor"]) if "cursor" in q else None
     page, next_seq = state.manager.list_jobs(
-        _user(request), state=status, limit=limit, before_seq=before
+        user_of(request), state=status, limit=limit, before_seq=before
     )
     return web.json_response(
         {
@@ -442,108 +389,9 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _sse_event(event_id: int, event: str, data: dict[str, Any]) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {event}\ndata: {payload}\n\n".encode()
-
-
-async def job_events(request: web.Request) -> web.StreamResponse:
-    """``GET /jobs/{id}/events``: Server-Sent Events."""
-    state = _state(request)
-    manager = state.manager
-    job_id = _job_id(request)
-    job = _lookup(request, job_id)
-    last_id: int | None = None
-    raw_last = request.headers.get("Last-Event-ID", request.query.get("lastEventId"))
-    if raw_last is not None and _DIGITS.fullmatch(raw_last.strip()):
-        last_id = int(raw_last.strip())
-    # Replay only what the log still holds; otherwise start afresh with the current state.
-    if last_id is not None and (
-        last_id > job.event_seq or last_id + 1 < manager.first_logged_event(job_id)
-    ):
-        last_id = None
-    cut_after = state.faults.sse_cut_after
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await resp.prepare(request)
-    sent = 0
-    write_timeout = state.config.write_timeout
-
-    async def write(data: bytes) -> None:
-        # A reader that accepts nothing for write_timeout is cut off: otherwise a stream that
-        # is never read stays busy forever in the connection guard.
-        await bounded(resp.write(data), request.transport, write_timeout)
-
-    async def send(chunk: bytes) -> bool:
-        """Write an event; ``False`` when the stream must end (fault cut)."""
-        nonlocal sent
-        await write(chunk)
-        sent += 1
-        return cut_after is None or sent < cut_after
-
-    async def stream(last_id: int | None) -> None:
-        await write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
-        if last_id is None:
-            doc = manager.document(job)
-            if job.state.is_terminal:
-                if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
-                    await send(_sse_event(job.event_seq, "complete", doc))
-                return
-            # The id of the document sent, taken before the write: the job may change while
-            # the write waits, and those events must follow this one, not be skipped.
-            seq = job.event_seq
-            if not await send(_sse_event(seq, "status", doc)):
-                return
-            last_id = seq
-        keepalive = state.config.sse_keepalive
-        while not manager.closing:
-            version = manager.version(job_id)
-            events = manager.events_after(job_id, last_id)
-            if cut_after is None and len(events) > 1:
-                # The events logged since the last write go out in one write: one segment
-                # for the client to receive (a last progress step and the completion).
-                parts: list[bytes] = []
-                for ev in events:
-                    last_id = ev.id
-                    parts.append(_sse_event(ev.id, ev.event, ev.data))
-                    if ev.event == "complete":
-                        break
-                await write(b"".join(parts))  # no fault cut to count toward here
-                if events[len(parts) - 1].event == "complete":
-                    return
-                events = []
-            for ev in events:
-                last_id = ev.id
-                if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
-                    return
-            if events or manager.version(job_id) != version:
-                # Sending waits for the reader: the job may have moved on meanwhile (even to
-                # its end), so look again before deciding the stream is over.
-                continue
-            current = manager.get(job_id)
-            if current is None or current.state.is_terminal:
-                return
-            await manager.wait_change(job_id, version, keepalive)
-            if manager.version(job_id) == version and not manager.closing:
-                await write(b": keepalive\n\n")
-
-    try:
-        await stream(last_id)
-        await bounded(resp.write_eof(), request.transport, write_timeout)
-    except ConnectionResetError:
-        # The client went away (or read nothing for write_timeout); nothing more to send.
-        pass
-    return resp
-
-
 async def list_deliveries(request: web.Request) -> web.StreamResponse:
     """``GET /webhooks/deliveries?status=&jobId=``: the caller's webhook deliveries."""
-    state = _state(request)
+    state = state_of(request)
     status = request.query.get("status")
     if status is not None and status not in ("pending", "delivered", "failed"):
         return _error(400, "invalid_status", "status must be pending, delivered or failed")
@@ -552,7 +400,7 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
 
     items = [
         d.to_json(rfc3339)
-        for d in state.webhooks.records_of(_user(request))
+        for d in state.webhooks.records_of(user_of(request))
         if (status is None or d.status == status) and (job_id is None or d.job_id == job_id)
     ]
     return web.json_response({"deliveries": items})
@@ -561,65 +409,6 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
 async def health(request: web.Request) -> web.StreamResponse:
     """``GET /health``: liveness (no auth, no faults)."""
     return web.json_response({"status": "ok"})
-
-
-# --------------------------------------------------------------------------- middlewares
-_HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _resolve_user(request: web.Request) -> str | None:
-    """Resolve ``Authorization: Bearer <token>`` to a user name (``None``: unauthorized)."""
-    tokens = _state(request).config.tokens
-    header = request.headers.get("Authorization")
-    if header is None:
-        stream_tokens = _state(request).stream_tokens
-        if stream_tokens is not None and (user := stream_tokens.user_from_request(request)):
-            return user  # a browser's EventSource on its job's events URL
-        return ANONYMOUS if tokens is None else None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
-        return None
-    if tokens is None:
-        # Dev mode: a token is its own user, except the name of the user without a token
-        # (otherwise "Bearer anonymous" would read every job submitted without one).
-        return None if token == ANONYMOUS else token
-    user: str | None = None
-    for known, name in tokens.items():
-        # Constant-time comparison: do not leak how much of a token matched.
-        if hmac.compare_digest(known.encode(), token.encode()):
-            user = name
-    return user
-
-
-def _bearer(request: web.Request) -> str | None:
-    """The bearer token of ``Authorization``, if it has that form."""
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
-def _user(request: web.Request) -> str:
-    """The authenticated user of a request (the auth middleware has vouched for it)."""
-    user = _resolve_user(request)
-    if user is None:
-        raise _HTTPError(401, "unauthorized", "a valid bearer token is required")
-    return user
-
-
-@web.middleware
-async def _auth(request: web.Request, handler: _HandlerFn) -> web.StreamResponse:
-    """Answer 401 unless the request carries acceptable credentials."""
-    if request.path not in _PUBLIC_PATHS and _resolve_user(request) is None:
-        reserved = _state(request).config.tokens is None and _bearer(request) == ANONYMOUS
-        return _error(
-            401,
-            "unauthorized",
-            f"the bearer token {ANONYMOUS!r} is reserved (it names requests without a token)"
-            if reserved
-            else "a valid bearer token is required",
-            headers={"WWW-Authenticate": 'Bearer realm="asyncreply"'},
-        )
-    return await handler(request)
 
 
 # --------------------------------------------------------------------------- factory
@@ -678,11 +467,11 @@ def create_app(
     app = web.Application(
         middlewares=[
             tracing(),
-            access_log(_resolve_user, hash_users=config.tokens is None),
+            access_log(resolve_user, hash_users=config.tokens is None),
             errors_and_counts(state),
             cors(state),
             inject_faults(state),
-            _auth,
+            auth,
         ],
         client_max_size=max(config.max_body_bytes, 1024) * 2,
     )

@@ -18,7 +18,7 @@ from .wire import HTTPError, error
 if TYPE_CHECKING:
     from aiohttp.typedefs import Middleware
 
-    from .app import ServerState
+    from .server_state import ServerState
 
 __all__ = [
     "CORS_ALLOWED_HEADERS",
