@@ -272,12 +272,41 @@ async def _records(
         await asyncio.sleep(0.1)
 
 
+class _Budget:
+    """How many jobs may be acknowledged before the next kill (``jobs_between_kills``): the
+    submitters pause at the limit until the killer has killed and raised it, so a storm makes
+    its kills however fast the machine is (no limit when ``step`` is 0)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.limit = step
+        self.raised = asyncio.Event()
+
+    async def take(self, ids: list[str]) -> None:
+        while self.step and len(ids) >= self.limit:
+            self.raised.clear()
+            await self.raised.wait()
+
+    def reached(self, ids: list[str]) -> bool:
+        return not self.step or len(ids) >= self.limit
+
+    def raise_limit(self) -> None:
+        self.limit += self.step
+        self.raised.set()
+
+
 async def _submit_all(
-    servers: _Servers, client: httpx.AsyncClient, hook_url: str, count: int, ids: list[str]
+    servers: _Servers,
+    client: httpx.AsyncClient,
+    hook_url: str,
+    count: int,
+    ids: list[str],
+    budget: _Budget,
 ) -> None:
     """Submit ``count`` jobs; a lost answer is retried with the same key on the next server."""
     body = {"type": "echo", "input": {}, "callback": {"url": hook_url}}
     for _ in range(count):
+        await budget.take(ids)
         key = uuid.uuid4().hex
         while True:
             await servers.up.wait()
@@ -355,13 +384,13 @@ async def run_kill_storm(
         await servers.start()
         try:
             share = [jobs // submitters + (i < jobs % submitters) for i in range(submitters)]
+            budget = _Budget(jobs_between_kills)
             submitting = asyncio.gather(
-                *(_submit_all(servers, client, hook_url, n, ids) for n in share)
+                *(_submit_all(servers, client, hook_url, n, ids, budget) for n in share)
             )
             while not submitting.done():
-                acknowledged = len(ids)
                 await asyncio.wait([submitting], timeout=kill_every)
-                while not submitting.done() and len(ids) < acknowledged + jobs_between_kills:
+                while not submitting.done() and not budget.reached(ids):
                     await asyncio.wait([submitting], timeout=0.05)
                 if not submitting.done() and instances > 1:
                     kills += await servers.kill_one_instance()
@@ -369,6 +398,7 @@ async def run_kill_storm(
                     await servers.kill()
                     kills += 1
                     await servers.start()
+                budget.raise_limit()
             await submitting
             completed, problems = 0, []
             for job_id in ids:  # wait until every job is final
