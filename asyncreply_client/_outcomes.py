@@ -91,8 +91,8 @@ def _finished(
     cfg: FlowConfig, state: OperationState, options: WaitOptions, tracker: Tracker
 ) -> Generator[Command, Any, JobStatus]:
     """Wait for the end; a failed or cancelled job raises. An end learnt from an event
-    stream that carries neither the result nor its URL (Replicate's ``done`` event) is
-    followed by one status request, whose completed document names the output."""
+    stream that carries neither the result nor its URL (an event the dialect gives the ``end``
+    role) is followed by one status request, whose completed document names the output."""
     status = yield from wait(cfg, state, options, tracker)
     if (
         status.state is JobState.COMPLETED

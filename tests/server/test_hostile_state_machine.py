@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import reference_server
 from reference_server import JobContext, JobFailure, JobState, ServerConfig
+from reference_server import job_runs as job_runs_module
 from reference_server import jobs as jobs_module
 from reference_server.jobs import JobManager
 from reference_server.records import JobRecord
@@ -185,12 +186,13 @@ def test_random_operations_only_take_allowed_transitions(ops: list[Op]) -> None:
         seen.append((job.id, source, target))
         return real_advance(job, target)
 
-    jobs_module.advance = recording  # type: ignore[assignment]
+    # Every module of the manager that moves a job (submission and cancel, and the runs).
+    jobs_module.advance = job_runs_module.advance = recording  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(_run(ops, str(Path(tmp) / "jobs.sqlite3"), seen))
     finally:
-        jobs_module.advance = real_advance  # type: ignore[assignment]
+        jobs_module.advance = job_runs_module.advance = real_advance  # type: ignore[assignment]
 
     current: dict[str, JobState] = {}
     for job_id, source, target in seen:
