@@ -97,7 +97,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 await write(b"".join(parts))  # no fault cut to count toward here
                 if events[len(parts) - 1].event == "complete":
                     return
-                events = []
+                continue  # look again, as after any write
             for ev in events:
                 last_id = ev.id
                 if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
@@ -107,7 +107,14 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 # its end), so look again before deciding the stream is over.
                 continue
             current = manager.get(job_id)
-            if current is None or current.state.is_terminal:
+            if current is None:
+                return
+            if current.state.is_terminal:
+                if current.event_seq > last_id:
+                    # Final, but its last events are not in this instance's log yet (a copy
+                    # re-read from another instance's commit): wait for them, not end early.
+                    await manager.wait_change(job_id, version, keepalive)
+                    continue
                 return
             await manager.wait_change(job_id, version, keepalive)
             if manager.version(job_id) == version and not manager.closing:
