@@ -51,11 +51,13 @@ def _client(ctx: Context, url: str) -> Client:
     base_url = origin(url)
     headers = request_headers(ctx.args, ctx.environ)
     from .._client import Client
+    from .._retry_policy import RetryPolicy
 
     return Client(
         base_url,
         headers=headers,
         timeout=ctx.args.http_timeout,
+        retry=RetryPolicy(connect_for=ctx.args.connect_retry),
         dialect=getattr(ctx.args, "dialect", None),
     )
 

@@ -21,6 +21,7 @@ __all__ = [
     "load_body",
     "origin",
     "parse_header",
+    "non_negative_float",
     "positive_float",
     "request_headers",
     "webhook_secrets",
@@ -155,14 +156,29 @@ def dialect_option(text: str) -> str | DeclarativeDialect:
         raise argparse.ArgumentTypeError(f"cannot use the dialect file {text}: {exc}") from None
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0."""
+def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = _finite(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0: {text!r}")
     return value
 
 

@@ -26,7 +26,7 @@ from ._commands import (
     cmd_webhook_verify,
 )
 from ._exit import EXIT_CODES, PROG, ExitCode
-from ._options import SECRET_ENV, dialect_option, positive_float
+from ._options import SECRET_ENV, dialect_option, non_negative_float, positive_float
 
 __all__ = ["COMMANDS", "GROUPS", "Arg", "Command", "build_parser", "unknown_arguments"]
 
@@ -81,6 +81,14 @@ _URL_STATUS = arg("url", metavar="URL", help="the job's status URL")
 _METHOD = arg("-X", "--method", default="POST", help="submission method (default: POST)")
 _WAIT = arg("--wait", action="store_true", help="wait for the result and print it")
 _KEY = arg("--idempotency-key", metavar="KEY", help="Idempotency-Key (default: random)")
+_CONNECT_RETRY = arg(
+    "--connect-retry",
+    type=non_negative_float,
+    default=10.0,
+    metavar="SECONDS",
+    help="how long a refused connection is tried again, as while a server restarts "
+    "(default: 10; 0: fail at once)",
+)
 
 GROUPS: dict[str, Group] = {
     "http": Group(
@@ -210,7 +218,7 @@ COMMANDS: tuple[Command, ...] = (
         "With --wait and stderr not a terminal, a JSON line on stderr gives the job's URL as "
         "soon as it exists.",
         groups=("http", "body", "waiting"),
-        args=(_URL_SUBMIT, _WAIT, _METHOD, _KEY),
+        args=(_URL_SUBMIT, _WAIT, _METHOD, _KEY, _CONNECT_RETRY),
         handler=cmd_submit,
     ),
     Command(
@@ -218,7 +226,7 @@ COMMANDS: tuple[Command, ...] = (
         help="print a job's current status",
         description="One status request; prints the normalised status as JSON.",
         groups=("http",),
-        args=(_URL_STATUS,),
+        args=(_URL_STATUS, _CONNECT_RETRY),
         handler=cmd_status,
     ),
     Command(
@@ -226,7 +234,7 @@ COMMANDS: tuple[Command, ...] = (
         help="wait for an existing job and print its result",
         description="Wait for the job at URL (its status URL) and print its result.",
         groups=("http", "waiting"),
-        args=(_URL_STATUS,),
+        args=(_URL_STATUS, _CONNECT_RETRY),
         handler=cmd_wait,
     ),
     Command(
@@ -234,7 +242,7 @@ COMMANDS: tuple[Command, ...] = (
         help="cancel a job",
         description="Cancel the job at URL; prints its status afterwards.",
         groups=("http",),
-        args=(_URL_STATUS,),
+        args=(_URL_STATUS, _CONNECT_RETRY),
         handler=cmd_cancel,
     ),
     Command(
@@ -243,7 +251,7 @@ COMMANDS: tuple[Command, ...] = (
         description="POST the retry URL of the failed job at URL: prints the new job's document, "
         "or its result with --wait.",
         groups=("http", "waiting"),
-        args=(_URL_STATUS, _WAIT, _KEY),
+        args=(_URL_STATUS, _WAIT, _KEY, _CONNECT_RETRY),
         handler=cmd_retry,
     ),
     Command(

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -195,9 +196,44 @@ def test_transport_error_exits_8(cli: Cli) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = cli("status", f"http://127.0.0.1:{port}/jobs/x", "--http-timeout", "2")
+    result = cli("status", f"http://127.0.0.1:{port}/jobs/x", "--connect-retry", "0")
     assert result.code == 8
     assert result.stderr.startswith("asyncreply: error: transport error")
+
+
+def test_a_refused_connection_is_tried_again_for_connect_retry_seconds(cli: Cli) -> None:
+    # Nothing listens at first; a server starts on the port while the CLI is still trying.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = threading.Event()
+
+    def late_server() -> None:
+        time.sleep(1.0)  # the CLI starts in ~0.5 s: its first connections are refused
+        with socket.create_server(("127.0.0.1", port)) as server:
+            started.set()
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                body = b'{"id": "x", "state": "completed", "result": 1}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                             % (len(body), body))  # fmt: skip
+
+    thread = threading.Thread(target=late_server, daemon=True)
+    thread.start()
+    result = cli("status", f"http://127.0.0.1:{port}/jobs/x", "--connect-retry", "30")
+    thread.join(timeout=30)
+    assert started.is_set()
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["state"] == "completed"
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_connect_retry_must_be_a_finite_number_not_below_zero(cli: Cli, value: str) -> None:
+    result = cli("status", "http://127.0.0.1:9/jobs/x", "--connect-retry", value)
+    assert result.code == 2
+    assert "--connect-retry" in result.stderr
 
 
 def test_rejected_submission_exits_11(cli: Cli, reference_server: RunningReferenceServer) -> None:

@@ -149,7 +149,7 @@ CASES: dict[int, list[tuple[str, Scenario, str]]] = {
     7: [("a server that breaks the protocol", lambda w: w.cli(
         "submit", w.broken + "/jobs", "--json", ECHO), "protocol error")],
     8: [("a server that is down", lambda w: w.cli(
-        "status", f"http://127.0.0.1:{w.free_port()}/jobs/x", "--http-timeout", "2"),
+        "status", f"http://127.0.0.1:{w.free_port()}/jobs/x", "--connect-retry", "0"),
         "transport error")],
     9: [("a contract check that fails", lambda w: w.cli(
         "check", w.broken + "/jobs", "--json", ECHO, "--timeout", "2"), "")],
