@@ -218,6 +218,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: One strict decoder for every body (``json.loads`` with options builds one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def exceeds_depth(value: Any, limit: int) -> bool:
     """Whether ``value`` nests objects/arrays deeper than ``limit`` (``{}`` has depth 1).
 
@@ -246,12 +250,12 @@ def parse_json(body: bytes, *, max_depth: int) -> Any:
     accept but not reload after a restart must never be stored).
     """
     try:
-        value = json.loads(
-            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
-        )
+        value = _DECODER.decode(body.decode("utf-8"))
         # JSON escapes can smuggle in lone surrogates ("\udcff"), which are not Unicode
         # text (RFC 8259 §8.2) and would break every later encoding step: refuse them here.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        # Only a "\u" escape can make one (the UTF-8 decode refused raw ones).
+        if b"\\u" in body:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (ValueError, UnicodeError, RecursionError):
         raise HTTPError(400, "invalid_json", "the body is not valid JSON") from None
     if exceeds_depth(value, max_depth):

@@ -3,7 +3,12 @@ final in the loop turn its handler returns."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+
+from reference_server.event_log import EventLogs
+from reference_server.records import EventRecord
 
 from .conftest import ServerFactory
 from .test_long_poll import LONG_WAIT, long_poll_after_change, opener
@@ -35,3 +40,25 @@ async def test_a_held_submission_of_an_instant_job_answers_with_its_end(
     assert held.status_code == 200
     assert held.json()["status"] == "completed"
     assert held.json()["result"] == {"message": "hi"}
+
+
+def _event(event_id: int, name: str) -> EventRecord:
+    return EventRecord(event_id, name, {"status": "completed" if name == "complete" else "x"})
+
+
+@pytest.mark.parametrize(("event", "turns"), [("progress", 2), ("complete", 1)])
+async def test_a_waiter_woken_by_the_jobs_end_answers_in_the_next_turn(
+    event: str, turns: int
+) -> None:
+    # A waiter woken by a step yields once more (the job's end may be under way); woken by
+    # the end itself, nothing can follow, so it returns in the turn after the change.
+    logs = EventLogs()
+    logs.append("job", _event(1, "status"))
+    waiter = asyncio.create_task(logs.wait_change("job", logs.version("job"), 10.0))
+    await asyncio.sleep(0)  # the waiter waits
+    logs.append("job", _event(2, event))
+    for _ in range(turns - 1):
+        await asyncio.sleep(0)
+        assert not waiter.done()
+    await asyncio.sleep(0)
+    assert waiter.done()
