@@ -1,14 +1,18 @@
 """The worker pool: when pending jobs run, and the handler tasks while they do.
 
 A pending job is queued at once or, with a ``run_at`` time (``notBefore``, retry backoff),
-by a loop timer; ``workers`` tasks take jobs off the queue one at a time. Stopping a
-running handler first sets its cancellation signal and cancels its task only after a grace
-period. Nothing here decides a job's state: the job manager does (see ``transitions.py``).
+by a loop timer; ``workers`` tasks take jobs off the queue one at a time. At most
+``workers`` jobs run at once: each run holds one of that many slots, whether a worker runs
+it or a held submission runs its own job at once (:meth:`Scheduler.claim`, when a slot is
+free and nothing is queued before it). Stopping a running handler first sets its
+cancellation signal and cancels its task only after a grace period. Nothing here decides a
+job's state: the job manager does (see ``transitions.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +40,12 @@ class Scheduler:
         self._queue: asyncio.Queue[str] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Runs holding a slot now (at most ``_slots``), and the workers waiting for one.
+        self._slots = 0
+        self._busy = 0
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        #: Jobs a held submission claimed a slot for (it runs them itself).
+        self._claimed: set[str] = set()
         self.closing = False
 
     def start(self, workers: int) -> None:
@@ -43,6 +53,9 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         self.closing = False
+        self._slots, self._busy = workers, 0
+        self._slot_waiters.clear()
+        self._claimed.clear()
         self._workers = [
             asyncio.create_task(self._worker(), name=f"asyncreply-worker-{i}")
             for i in range(workers)
@@ -87,6 +100,53 @@ class Scheduler:
             run.timer = self._loop.call_later(delay, self._enqueue, job_id)
         else:
             self._queue.put_nowait(job_id)
+
+    def claim(self, job_id: str) -> bool:
+        """Take a slot for ``job_id`` to run outside the queue (a held submission runs its
+        job in its own task), if one is free and no queued job waits for it; ``False``:
+        queue the job as usual. The claimer must :meth:`release` the slot when the run
+        ends."""
+        if (
+            self.closing
+            or self._queue is None
+            or self._busy >= self._slots
+            or self._slot_waiters
+            or not self._queue.empty()
+        ):
+            return False
+        self._busy += 1
+        self._claimed.add(job_id)
+        return True
+
+    def claimed(self, job_id: str) -> bool:
+        """Whether ``job_id`` holds a slot :meth:`claim` gave it (asked once: forgotten)."""
+        if job_id in self._claimed:
+            self._claimed.discard(job_id)
+            return True
+        return False
+
+    def release(self) -> None:
+        """A run ended: its slot goes to the first worker waiting for one, or is free."""
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on: still busy
+                return
+        self._busy -= 1
+
+    async def _acquire(self) -> None:
+        if self._busy < self._slots and not self._slot_waiters:
+            self._busy += 1
+            return
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as it was cancelled: pass it on
+            raise
 
     def begin(self, job_id: str) -> asyncio.Event:
         """A fresh cancellation signal for a new attempt of ``job_id``."""
@@ -151,4 +211,9 @@ class Scheduler:
     async def _worker(self) -> None:
         assert self._queue is not None
         while True:
-            await self._run(await self._queue.get())
+            job_id = await self._queue.get()
+            await self._acquire()
+            try:
+                await self._run(job_id)
+            finally:
+                self.release()

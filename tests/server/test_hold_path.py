@@ -9,6 +9,7 @@ import pytest
 
 from reference_server.event_log import EventLogs
 from reference_server.records import EventRecord
+from reference_server.scheduler import Scheduler
 
 from .conftest import ServerFactory
 from .test_long_poll import LONG_WAIT, long_poll_after_change, opener
@@ -62,3 +63,36 @@ async def test_a_waiter_woken_by_the_jobs_end_answers_in_the_next_turn(
         assert not waiter.done()
     await asyncio.sleep(0)
     assert waiter.done()
+
+
+async def test_a_claimed_slot_counts_against_the_worker_bound() -> None:
+    # One worker: a held submission's claim takes the only slot; a queued job waits for it
+    # (it is not run beside the claimed one), and no claim jumps ahead of a queued job.
+    ran: list[str] = []
+    gate = asyncio.Event()
+
+    async def run(job_id: str) -> None:
+        ran.append(job_id)
+        await gate.wait()
+
+    scheduler = Scheduler(lambda: 0.0, run)
+    scheduler.start(1)
+    try:
+        assert scheduler.claim("held")
+        assert scheduler.claimed("held") and not scheduler.claimed("held")
+        scheduler.schedule("queued", None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert ran == []  # the worker took it off the queue, and waits for a slot
+        assert not scheduler.claim("other")  # full, and a queued job waits first
+        scheduler.release()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert ran == ["queued"]
+        assert not scheduler.claim("other")  # the slot went to the worker
+        gate.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert scheduler.claim("other")  # free again, nothing queued
+    finally:
+        await scheduler.stop()
