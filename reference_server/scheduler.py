@@ -3,8 +3,8 @@
 A pending job is queued at once or, with a ``run_at`` time (``notBefore``, retry backoff),
 by a loop timer; ``workers`` tasks take jobs off the queue one at a time. At most
 ``workers`` jobs run at once: each run holds one of that many slots, whether a worker runs
-it or a held submission runs its own job at once (:meth:`Scheduler.claim`, when a slot is
-free and nothing is queued before it). Stopping a running handler first sets its
+it or a held submission has it run at once (:meth:`Scheduler.run_now`, when a slot is free
+and nothing is queued before it). Stopping a running handler first sets its
 cancellation signal and cancels its task only after a grace period. Nothing here decides a
 job's state: the job manager does (see ``transitions.py``).
 """
@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .eager import start_task
 
 __all__ = ["Scheduler"]
 
@@ -44,8 +46,8 @@ class Scheduler:
         self._slots = 0
         self._busy = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
-        #: Jobs a held submission claimed a slot for (it runs them itself).
-        self._claimed: set[str] = set()
+        #: Runs started by :meth:`run_now` that are still going.
+        self._direct: set[asyncio.Task[None]] = set()
         self.closing = False
 
     def start(self, workers: int) -> None:
@@ -55,7 +57,6 @@ class Scheduler:
         self.closing = False
         self._slots, self._busy = workers, 0
         self._slot_waiters.clear()
-        self._claimed.clear()
         self._workers = [
             asyncio.create_task(self._worker(), name=f"asyncreply-worker-{i}")
             for i in range(workers)
@@ -64,7 +65,7 @@ class Scheduler:
     async def stop(self) -> None:
         """Cancel timers, running handlers and workers, and wait for them to end."""
         self.closing = True
-        tasks: list[asyncio.Task[Any]] = list(self._workers)
+        tasks: list[asyncio.Task[Any]] = [*self._workers, *self._direct]
         for run in self._runs.values():
             for timer in (run.timer, run.kill_timer):
                 if timer is not None:
@@ -101,11 +102,16 @@ class Scheduler:
         else:
             self._queue.put_nowait(job_id)
 
-    def claim(self, job_id: str) -> bool:
-        """Take a slot for ``job_id`` to run outside the queue (a held submission runs its
-        job in its own task), if one is free and no queued job waits for it; ``False``:
-        queue the job as usual. The claimer must :meth:`release` the slot when the run
-        ends."""
+    def run_now(self, job_id: str) -> bool:
+        """Run ``job_id`` at once, if a slot is free and no queued job waits for one; else
+        return ``False`` (queue it with :meth:`schedule`).
+
+        The run is a worker's (the same call, holding a slot until it ends), started in the
+        caller's step: a handler that does not wait for anything has ended, and its outcome
+        is recorded, when this returns. What follows its first wait runs in a task of its
+        own. A held submission runs its job so (``Prefer: wait``): no queue, no worker's
+        turn, and its answer can go out in the same step.
+        """
         if (
             self.closing
             or self._queue is None
@@ -115,15 +121,17 @@ class Scheduler:
         ):
             return False
         self._busy += 1
-        self._claimed.add(job_id)
+        task, ended = start_task(self._run_in_slot(job_id), name=f"asyncreply-run-{job_id}")
+        if not ended:
+            self._direct.add(task)
+            task.add_done_callback(self._direct.discard)
         return True
 
-    def claimed(self, job_id: str) -> bool:
-        """Whether ``job_id`` holds a slot :meth:`claim` gave it (asked once: forgotten)."""
-        if job_id in self._claimed:
-            self._claimed.discard(job_id)
-            return True
-        return False
+    async def _run_in_slot(self, job_id: str) -> None:
+        try:
+            await self._run(job_id)
+        finally:
+            self.release()
 
     def release(self) -> None:
         """A run ended: its slot goes to the first worker waiting for one, or is free."""

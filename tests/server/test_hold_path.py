@@ -65,34 +65,53 @@ async def test_a_waiter_woken_by_the_jobs_end_answers_in_the_next_turn(
     assert waiter.done()
 
 
-async def test_a_claimed_slot_counts_against_the_worker_bound() -> None:
-    # One worker: a held submission's claim takes the only slot; a queued job waits for it
-    # (it is not run beside the claimed one), and no claim jumps ahead of a queued job.
+async def test_a_run_started_at_once_counts_against_the_worker_bound() -> None:
+    # One worker: a job run at once (a held submission's) takes the only slot; a queued job
+    # waits for it (it is not run beside it), and nothing runs at once ahead of a queued job.
     ran: list[str] = []
-    gate = asyncio.Event()
+    gates = {name: asyncio.Event() for name in ("held", "queued", "later")}
 
     async def run(job_id: str) -> None:
         ran.append(job_id)
-        await gate.wait()
+        await gates[job_id].wait()
+
+    async def turns(n: int = 3) -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
 
     scheduler = Scheduler(lambda: 0.0, run)
     scheduler.start(1)
     try:
-        assert scheduler.claim("held")
-        assert scheduler.claimed("held") and not scheduler.claimed("held")
+        assert scheduler.run_now("held")
+        assert ran == ["held"]  # started in this step
         scheduler.schedule("queued", None)
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert ran == []  # the worker took it off the queue, and waits for a slot
-        assert not scheduler.claim("other")  # full, and a queued job waits first
-        scheduler.release()
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert ran == ["queued"]
-        assert not scheduler.claim("other")  # the slot went to the worker
-        gate.set()
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert scheduler.claim("other")  # free again, nothing queued
+        await turns()
+        assert ran == ["held"]  # the worker took it off the queue and waits for the slot
+        assert not scheduler.run_now("later")  # full, and a queued job waits first
+        gates["held"].set()
+        await turns()
+        assert ran == ["held", "queued"]  # the slot passed to the waiting worker
+        assert not scheduler.run_now("later")
+        gates["queued"].set()
+        await turns()
+        assert scheduler.run_now("later")  # free again, nothing queued
+        assert ran == ["held", "queued", "later"]
+    finally:
+        await scheduler.stop()
+
+
+async def test_a_run_started_at_once_that_does_not_wait_frees_its_slot() -> None:
+    ran: list[str] = []
+
+    async def run(job_id: str) -> None:
+        ran.append(job_id)
+
+    scheduler = Scheduler(lambda: 0.0, run)
+    scheduler.start(1)
+    try:
+        for name in ("a", "b", "c"):
+            assert scheduler.run_now(name)
+            await asyncio.sleep(0)  # a run that awaits a task may end a turn later
+        assert ran == ["a", "b", "c"]
     finally:
         await scheduler.stop()
