@@ -2,14 +2,16 @@
 
 Every method is synchronous and safe to call both from inside the server's event loop
 (``serve()``) and from another thread (``ServerThread``): calls from another thread are
-run on the loop and waited for.
+run on the loop and waited for. A call that awaits the store (``job``, ``expire``,
+``sweep``, ``clear``) finishes at once with the memory and SQLite stores, whose calls never
+suspend; with a store that does (Redis) it must come from another thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -180,6 +182,17 @@ class Admin:
         loop.call_soon_threadsafe(run)
         return future.result(timeout=30)
 
+    def _await(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run the coroutine ``fn()`` makes on the server's loop and return its value."""
+        loop = self._state.loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and not loop.is_closed() and loop.is_running() and running is not loop:
+            return asyncio.run_coroutine_threadsafe(fn(), loop).result(timeout=30)
+        return _finish_now(fn())
+
     # jobs ---------------------------------------------------------------
     def jobs(self) -> list[JobSnapshot]:
         """Every live job, oldest first."""
@@ -188,19 +201,19 @@ class Admin:
     def job(self, job_id: str) -> JobSnapshot | None:
         """One job (``None`` if unknown or expired)."""
 
-        def get() -> JobSnapshot | None:
-            job = self._state.manager.get(job_id)
+        async def get() -> JobSnapshot | None:
+            job = await self._state.manager.get(job_id)
             return JobSnapshot.of(job) if job is not None else None
 
-        return self._call(get)
+        return self._await(get)
 
     def expire(self, job_id: str) -> bool:
         """Expire a job now (it answers 410 from then on); ``False`` if unknown."""
-        return self._call(lambda: self._state.manager.expire(job_id))
+        return self._await(lambda: self._state.manager.expire(job_id))
 
     def sweep(self) -> None:
         """Run the expiry sweep now."""
-        self._call(self._state.manager.sweep)
+        self._await(self._state.manager.sweep)
 
     def clear(self) -> None:
         """Forget all jobs, keys, tombstones, deliveries and request counters.
@@ -208,12 +221,12 @@ class Admin:
         Faults are left as they are.
         """
 
-        def clear() -> None:
-            self._state.manager.clear()
-            self._state.webhooks.clear()
+        async def clear() -> None:
+            await self._state.manager.clear()
+            await self._state.webhooks.clear()
             self._reset_counts()
 
-        self._call(clear)
+        self._await(clear)
 
     # webhooks -----------------------------------------------------------
     def deliveries(self, *, status: str | None = None) -> list[DeliverySnapshot]:
@@ -279,3 +292,21 @@ class Admin:
         self._state.total_requests = 0
         self._state.path_counts.clear()
         self._state.route_counts.clear()
+
+
+def _finish_now(step: Awaitable[T]) -> T:
+    """The value of a coroutine that completes without suspending (on the caller's thread).
+
+    Raises:
+        RuntimeError: it suspended (a store that waits for a server, called from inside
+            the server's own loop: call the admin from another thread then).
+    """
+    coro = step.__await__()
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError(
+        "this admin call waits for the store: call it from another thread than the server's"
+    )

@@ -92,7 +92,7 @@ def _listed_document(state: ServerState, job: JobRecord) -> dict[str, Any]:
         return {"jobId": job.id, "type": job.type, "status": job.state.value}
 
 
-def _status_response(state: ServerState, job: JobRecord) -> web.Response:
+async def _status_response(state: ServerState, job: JobRecord) -> web.Response:
     """Answer what ``GET /jobs/{id}`` answers for ``job`` in the configured dialect."""
     config = state.config
     now = state.manager.clock()
@@ -108,7 +108,7 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
     if config.dialect == "reference":
         if job.state is JobState.COMPLETED:
             if config.completion_style == "inline" and job.result_kind == "json":
-                result = state.manager.result(job)
+                result = await state.manager.result(job)
                 if result is not None:
                     headers["Content-Location"] = result_url
                     return stream(
@@ -123,7 +123,7 @@ def _status_response(state: ServerState, job: JobRecord) -> web.Response:
     # status-code dialect: the HTTP status carries the state.
     if job.state is JobState.COMPLETED:
         if job.result_kind == "json":
-            result = state.manager.result(job)
+            result = await state.manager.result(job)
             if result is None:
                 return _error(410, "expired", "the result has expired")
             headers["Content-Location"] = result_url
@@ -200,9 +200,9 @@ class _Submission(BaseModel):
     notBefore: datetime | None = None
 
 
-def _replay(state: ServerState, user: str, key: str, body_hash: str) -> web.Response | None:
+async def _replay(state: ServerState, user: str, key: str, body_hash: str) -> web.Response | None:
     """The answer to a submission whose ``Idempotency-Key`` is known (``None``: it is not)."""
-    rec = state.manager.idempotency_record(user, key)
+    rec = await state.manager.idempotency_record(user, key)
     if rec is None:
         return None
     if rec.body_hash != body_hash:
@@ -211,7 +211,7 @@ def _replay(state: ServerState, user: str, key: str, body_hash: str) -> web.Resp
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request body",
         )
-    job = state.manager.get(rec.job_id)
+    job = await state.manager.get(rec.job_id)
     if job is None:
         return _error(410, "expired", "the job created with this key has expired")
     return _accepted_response(state, job, replayed=True)
@@ -235,21 +235,21 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     else:  # a form or a raw upload (uploads.py): the same document as a JSON submission
         body = upload_submission(request, raw)
     body_hash = canonical_hash(body) if key is not None else ""
-    if key is not None and (replay := _replay(state, user, key, body_hash)) is not None:
+    if key is not None and (replay := await _replay(state, user, key, body_hash)) is not None:
         return replay
     sub = validate_submission(_Submission, body, state.manager)
     if sub.callback is not None and (
         refused := state.webhooks.refuse_callback(str(sub.callback.url))
     ):
         return _error(400, "callback_url_refused", refused)
-    if sub.callback is not None and (full := state.webhooks.backlog_refusal(user)):
+    if sub.callback is not None and (full := await state.webhooks.backlog_refusal(user)):
         return _error(429, "webhook_backlog_full", full, headers={"Retry-After": "1"})
     not_before = None
     if sub.notBefore is not None:
         not_before = parse_not_before(sub.notBefore, state.manager.clock())
     callback = sub.callback.model_dump(mode="json") if sub.callback is not None else None
     try:
-        job = state.manager.submit(
+        job = await state.manager.submit(
             owner=user,
             type_name=sub.type,
             input=sub.input,
@@ -260,7 +260,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     except JobRejected as exc:
         return _error(400, "invalid_input", str(exc))
     except KeyTaken:  # another instance committed the same key first: answer as it did
-        replay = _replay(state, user, key or "", body_hash)
+        replay = await _replay(state, user, key or "", body_hash)
         if replay is None:
             return _error(409, "conflict", "the Idempotency-Key is being used; retry")
         return replay
@@ -268,9 +268,9 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     if wait is None or wait <= 0:
         return _accepted_response(state, job)
     await state.manager.wait_terminal(job.id, wait)
-    current = state.manager.get(job.id)
+    current = await state.manager.get(job.id)
     if current is not None and current.state.is_terminal:
-        resp = _status_response(state, current)
+        resp = await _status_response(state, current)
     else:
         # Held, and not done yet: the 202 still says it was held (RFC 7240 §3), so a client
         # goes straight to its wait instead of first sleeping the Retry-After hint.
@@ -288,11 +288,11 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     wait = parse_wait(request.query.get("wait"), state.config)
     if wait is None:
         wait = parse_prefer_wait(request, state.config)
-    job = lookup(request, job_id)
+    job = await lookup(request, job_id)
     if wait is not None and wait > 0 and not job.state.is_terminal:
         await state.manager.wait_change(job_id, state.manager.version(job_id), wait)
-        job = lookup(request, job_id)
-    resp = _status_response(state, job)
+        job = await lookup(request, job_id)
+    resp = await _status_response(state, job)
     if wait is not None:
         resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
     if state.config.timing_headers and job.state.is_terminal:
@@ -303,7 +303,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 async def get_result(request: web.Request) -> web.StreamResponse:
     """``GET /jobs/{id}/result``."""
     state = state_of(request)
-    job = lookup(request, job_id_of(request))
+    job = await lookup(request, job_id_of(request))
     if job.state is not JobState.COMPLETED:
         return _error(
             409,
@@ -311,7 +311,7 @@ async def get_result(request: web.Request) -> web.StreamResponse:
             f"the job is {job.state.value}, not completed",
             details={"status": job.state.value},
         )
-    result = state.manager.result(job)
+    result = await state.manager.result(job)
     if result is None:
         return _error(410, "expired", "the result has expired")
     # Streamed in chunks at the reader's pace: a reader that does not read holds one chunk,
@@ -332,8 +332,8 @@ async def get_result(request: web.Request) -> web.StreamResponse:
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     """``DELETE /jobs/{id}``."""
     state = state_of(request)
-    job = lookup(request, job_id_of(request))
-    if not state.manager.cancel(job):
+    job = await lookup(request, job_id_of(request))
+    if not await state.manager.cancel(job):
         return _error(
             409,
             "already_terminal",
@@ -346,7 +346,7 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
 async def retry_job(request: web.Request) -> web.StreamResponse:
     """``POST /jobs/{id}/retry``."""
     state = state_of(request)
-    job = lookup(request, job_id_of(request))
+    job = await lookup(request, job_id_of(request))
     if job.state is not JobState.FAILED or job.error is None or not job.error.retryable:
         return _error(
             409,
@@ -356,7 +356,7 @@ async def retry_job(request: web.Request) -> web.StreamResponse:
         )
     if job.type not in state.manager.types:
         return _error(409, "not_retryable", f"job type {job.type!r} is no longer served")
-    new = state.manager.submit(
+    new = await state.manager.submit(
         owner=job.owner,
         type_name=job.type,
         input=job.input,
@@ -385,7 +385,7 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
             return _error(400, "invalid_limit", "limit must be an integer from 1 to 100")
         limit = int(raw)
     before = decode_cursor(q["cursor"]) if "cursor" in q else None
-    page, next_seq = state.manager.list_jobs(
+    page, next_seq = await state.manager.list_jobs(
         user_of(request), state=status, limit=limit, before_seq=before
     )
     return web.json_response(
@@ -407,7 +407,7 @@ async def list_deliveries(request: web.Request) -> web.StreamResponse:
 
     items = [
         d.to_json(rfc3339)
-        for d in state.webhooks.records_of(user_of(request))
+        for d in await state.webhooks.records_of(user_of(request))
         if (status is None or d.status == status) and (job_id is None or d.job_id == job_id)
     ]
     return web.json_response({"deliveries": items})

@@ -58,26 +58,27 @@ class StoredDelivery:
 
 
 class DeliveryStore(Protocol):
-    """Write-through persistence of deliveries (synchronous, from the event loop thread)."""
+    """Write-through persistence of deliveries (awaited from the event loop; the memory and
+    SQLite stores never suspend, the Redis one uses redis-py's asyncio client)."""
 
-    def open(self) -> list[StoredDelivery]:
+    async def open(self) -> list[StoredDelivery]:
         """Open the store and return its deliveries, oldest first."""
 
-    def save(self, delivery: PendingDelivery) -> None:
+    async def save(self, delivery: PendingDelivery) -> None:
         """Insert or update a delivery."""
 
-    def record_attempt(
+    async def record_attempt(
         self, delivery_id: str, attempt: int, at: float, outcome: str, status: int | None
     ) -> None:
         """Append one attempt's outcome."""
 
-    def delete(self, delivery_id: str) -> None:
+    async def delete(self, delivery_id: str) -> None:
         """Forget a delivery and its attempts."""
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Forget every delivery."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release resources."""
 
 
@@ -90,41 +91,41 @@ class SharedDeliveryStore(Protocol):
     (:meth:`renew`); a live instance takes over those whose lease lapsed (:meth:`claim`).
     """
 
-    def records_of(self, owner: str) -> list[DeliveryRecord]:
+    async def records_of(self, owner: str) -> list[DeliveryRecord]:
         """Every delivery record of ``owner``, oldest first."""
 
-    def pending_count(self, owner: str) -> int:
+    async def pending_count(self, owner: str) -> int:
         """How many of ``owner``'s deliveries are pending."""
 
-    def renew(self, delivery_ids: Iterable[str], ttl: float) -> None:
+    async def renew(self, delivery_ids: Iterable[str], ttl: float) -> None:
         """Extend this instance's lease on the deliveries it is sending by ``ttl`` seconds."""
 
-    def claim(self, ttl: float, batch: int = 200) -> list[StoredDelivery]:
+    async def claim(self, ttl: float, batch: int = 200) -> list[StoredDelivery]:
         """Take over (atomically) pending deliveries whose lease lapsed."""
 
 
 class MemoryDeliveryStore:
     """Nothing persisted: deliveries live as long as the process (the default store)."""
 
-    def open(self) -> list[StoredDelivery]:
+    async def open(self) -> list[StoredDelivery]:
         """Return nothing: a new process has no deliveries."""
         return []
 
-    def save(self, delivery: PendingDelivery) -> None:
+    async def save(self, delivery: PendingDelivery) -> None:
         """Nothing to do."""
 
-    def record_attempt(
+    async def record_attempt(
         self, delivery_id: str, attempt: int, at: float, outcome: str, status: int | None
     ) -> None:
         """Nothing to do."""
 
-    def delete(self, delivery_id: str) -> None:
+    async def delete(self, delivery_id: str) -> None:
         """Nothing to do."""
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Nothing to do."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Nothing to do."""
 
 
@@ -198,7 +199,7 @@ class SqliteDeliveryStore:
             raise RuntimeError("the delivery store is not open")
         return self._db
 
-    def open(self) -> list[StoredDelivery]:
+    async def open(self) -> list[StoredDelivery]:
         """Open the database and load every delivery; an unreadable row is logged and skipped."""
         if self._connection is not None:
             self._db = self._connection()
@@ -228,7 +229,7 @@ class SqliteDeliveryStore:
             loaded.append(StoredDelivery(pending, attempts.get(delivery_id, [])))
         return loaded
 
-    def save(self, delivery: PendingDelivery) -> None:
+    async def save(self, delivery: PendingDelivery) -> None:
         """Insert or update a delivery (its position in the order is kept)."""
         row = self.db.execute(
             "SELECT seq FROM webhook_deliveries WHERE id = ?", (delivery.record.id,)
@@ -243,7 +244,7 @@ class SqliteDeliveryStore:
             (delivery.record.id, seq, delivery_to_json(delivery)),
         )
 
-    def record_attempt(
+    async def record_attempt(
         self, delivery_id: str, attempt: int, at: float, outcome: str, status: int | None
     ) -> None:
         """Append one attempt's outcome."""
@@ -253,17 +254,17 @@ class SqliteDeliveryStore:
             (delivery_id, attempt, at, outcome, status),
         )
 
-    def delete(self, delivery_id: str) -> None:
+    async def delete(self, delivery_id: str) -> None:
         """Forget a delivery and its attempts."""
         self.db.execute("DELETE FROM webhook_deliveries WHERE id = ?", (delivery_id,))
         self.db.execute("DELETE FROM webhook_attempts WHERE delivery_id = ?", (delivery_id,))
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Forget every delivery."""
         self.db.execute("DELETE FROM webhook_deliveries")
         self.db.execute("DELETE FROM webhook_attempts")
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the connection (a shared one is closed by its owner)."""
         if self._db is not None and self._connection is None:
             self._db.close()

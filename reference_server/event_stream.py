@@ -33,7 +33,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     manager = state.manager
     job_id = job_id_of(request)
-    job = lookup(request, job_id)
+    job = await lookup(request, job_id)
     last_id: int | None = None
     raw_last = request.headers.get("Last-Event-ID", request.query.get("lastEventId"))
     if raw_last is not None and _DIGITS.fullmatch(raw_last.strip()):
@@ -119,7 +119,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 # Sending waits for the reader: the job may have moved on meanwhile (even to
                 # its end), so look again before deciding the stream is over.
                 continue
-            current = manager.get(job_id)
+            current = await manager.get(job_id)
             if current is None:
                 return
             if current.state.is_terminal:

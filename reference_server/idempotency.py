@@ -28,11 +28,11 @@ class IdempotencyKeys:
         for rec in records:
             self._records[(rec.user, rec.key)] = rec
 
-    def get(self, user: str, key: str) -> IdempotencyRecord | None:
+    async def get(self, user: str, key: str) -> IdempotencyRecord | None:
         """Return the live record of ``key`` for ``user``, if any."""
         rec = self._records.get((user, key))
         if rec is not None and rec.expires_at <= self._clock():
-            self._forget(rec)
+            await self._forget(rec)
             return None
         return rec
 
@@ -45,15 +45,15 @@ class IdempotencyKeys:
         """Keep a record the store has committed (or another instance did)."""
         self._records[(rec.user, rec.key)] = rec
 
-    def sweep(self, now: float) -> None:
+    async def sweep(self, now: float) -> None:
         """Forget every key past its TTL."""
         for rec in [r for r in self._records.values() if r.expires_at <= now]:
-            self._forget(rec)
+            await self._forget(rec)
 
     def clear(self) -> None:
         """Forget every key (the store is cleared by its owner)."""
         self._records.clear()
 
-    def _forget(self, rec: IdempotencyRecord) -> None:
+    async def _forget(self, rec: IdempotencyRecord) -> None:
         self._records.pop((rec.user, rec.key), None)
-        self._store.delete_idempotency(rec.user, rec.key)
+        await self._store.delete_idempotency(rec.user, rec.key)

@@ -169,7 +169,7 @@ class JobContext:
         self, current: float, total: float | None = None, message: str | None = None
     ) -> None:
         """Report progress (shown in status documents, SSE ``progress`` events, webhooks)."""
-        self._manager.report_progress(self._job, self._attempt, current, total, message)
+        await self._manager.report_progress(self._job, self._attempt, current, total, message)
         await asyncio.sleep(0)
 
     @property

@@ -25,10 +25,10 @@ def job_id_of(request: web.Request) -> str:
     return job_id
 
 
-def lookup(request: web.Request, job_id: str) -> JobRecord:
+async def lookup(request: web.Request, job_id: str) -> JobRecord:
     state = state_of(request)
     try:
-        return state.manager.lookup(job_id, user_of(request))
+        return await state.manager.lookup(job_id, user_of(request))
     except JobNotFound:
         raise HTTPError(404, "not_found", "no such job") from None
     except JobExpired:

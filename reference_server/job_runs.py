@@ -46,13 +46,13 @@ class JobRuns:
         def closing(self) -> bool:
             """Whether the server is shutting down (``JobManager.closing``)."""
 
-        def _emit(self, job: JobRecord, event: str, *, notify: str | None = None) -> bool:
+        async def _emit(self, job: JobRecord, event: str, *, notify: str | None = None) -> bool:
             """Commit the job's change with its event (``JobManager._emit``)."""
 
         def _is_current(self, job: JobRecord, attempt: int) -> bool:
             """Whether ``attempt`` is still the job's running one (``JobManager``)."""
 
-        def cancel(self, job: JobRecord) -> bool:
+        async def cancel(self, job: JobRecord) -> bool:
             """Cancel the job (``JobManager.cancel``)."""
 
     async def _run_queued(self, job_id: str) -> None:
@@ -66,6 +66,10 @@ class JobRuns:
         await self._run(job)
 
     async def _run(self, job: JobRecord) -> None:
+        if self.replica is not None:  # held before the claim, so no reaper sees it unleased
+            await self.replica.store.lease([job.id], self.replica.lease_ttl)
+            if job.state is not JobState.PENDING:  # moved while the lease was taken
+                return
         now = self.clock()
         advance(job, JobState.PROCESSING)
         job.attempt += 1
@@ -75,18 +79,17 @@ class JobRuns:
         job.progress_at = None
         job.run_at = None
         cancelled = self.scheduler.begin(job.id)
-        if self.replica is not None:  # held before the claim, so no reaper sees it unleased
-            self.replica.store.lease([job.id], self.replica.lease_ttl)
-        if not self._emit(job, "status"):
+        if not await self._emit(job, "status"):
             return  # another instance claimed this attempt
         resolved = self.types.get(job.type)
         if resolved is None:
-            self._finish_failed(job, JobError("unknown_type", f"unknown job type {job.type!r}"))
+            error = JobError("unknown_type", f"unknown job type {job.type!r}")
+            await self._finish_failed(job, error)
             return
         try:
             value = resolved.adapter.validate_python(job.input)
         except ValidationError as exc:
-            self._finish_failed(job, JobError("invalid_input", str(exc)))
+            await self._finish_failed(job, JobError("invalid_input", str(exc)))
             return
         ctx = JobContext(cast("JobManager", self), job, cancelled)
         task: asyncio.Task[None] = asyncio.create_task(
@@ -100,14 +103,15 @@ class JobRuns:
             if self.closing:
                 raise
             if self._is_current(job, attempt):
-                self._cancelled_by_handler(job)
+                await self._cancelled_by_handler(job)
 
     async def _attempt(
         self, job: JobRecord, attempt: int, run: Handler, ctx: JobContext, value: Any
     ) -> None:
         """Run the handler and record its outcome in the same step of the job's task: a job
         is final (and its waiters woken) in the loop turn its handler returns, not a turn
-        later in the task that awaits it. A cancellation of the task propagates."""
+        later in the task that awaits it (the memory and SQLite stores never suspend). A
+        cancellation of the task propagates."""
         task = asyncio.current_task()
         error: JobError | None = None
         cancelled = False
@@ -125,22 +129,25 @@ class JobRuns:
         if not self._is_current(job, attempt):
             return
         if cancelled:
-            self._cancelled_by_handler(job)
+            await self._cancelled_by_handler(job)
         elif error is not None:
-            self._failure(job, error)
+            await self._failure(job, error)
         else:
-            self._complete(job, outcome)
+            await self._complete(job, outcome)
 
-    def _cancelled_by_handler(self, job: JobRecord) -> None:
-        self.cancel(job)
+    async def _cancelled_by_handler(self, job: JobRecord) -> None:
+        await self.cancel(job)
 
-    def _complete(self, job: JobRecord, outcome: Any) -> None:
+    async def _complete(self, job: JobRecord, outcome: Any) -> None:
         stored = stored_result(outcome, self.config.max_result_bytes)
         if isinstance(stored, JobError):
-            self._finish_failed(job, stored)
+            await self._finish_failed(job, stored)
+            return
+        attempt = job.attempt
+        await self.store.put_result(job.id, stored)  # before the job says it is completed
+        if not self._is_current(job, attempt):  # moved on while a shared store wrote it
             return
         now = self.clock()
-        self.store.put_result(job.id, stored)
         advance(job, JobState.COMPLETED)
         job.finished_at = job.updated_at = now
         job.expires_at = now + self.config.job_ttl
@@ -151,9 +158,9 @@ class JobRuns:
         job.result_size = len(stored.data)
         if job.progress is not None and job.progress.total is not None:
             job.progress = Progress(job.progress.total, job.progress.total, job.progress.message)
-        self._emit(job, "complete", notify="completed")
+        await self._emit(job, "complete", notify="completed")
 
-    def _failure(self, job: JobRecord, error: JobError) -> None:
+    async def _failure(self, job: JobRecord, error: JobError) -> None:
         if error.retryable and job.attempt < self.config.max_attempts:
             now = self.clock()
             delay = self.config.retry_backoff * (2 ** (job.attempt - 1))
@@ -161,19 +168,21 @@ class JobRuns:
             job.error = error
             job.updated_at = now
             job.run_at = now + delay
-            self._emit(job, "status")
+            await self._emit(job, "status")
             self.scheduler.schedule(job.id, job.run_at)
             return
-        self._finish_failed(job, error, dead_letter=error.retryable)
+        await self._finish_failed(job, error, dead_letter=error.retryable)
 
-    def _finish_failed(self, job: JobRecord, error: JobError, *, dead_letter: bool = False) -> None:
+    async def _finish_failed(
+        self, job: JobRecord, error: JobError, *, dead_letter: bool = False
+    ) -> None:
         now = self.clock()
         advance(job, JobState.FAILED)
         job.error = error
         job.dead_letter = dead_letter
         job.finished_at = job.updated_at = now
         job.expires_at = now + self.config.job_ttl
-        self._emit(job, "complete", notify="failed")
+        await self._emit(job, "complete", notify="failed")
 
 
 async def _invoke(run: Handler, ctx: JobContext, value: Any) -> Any:

@@ -7,6 +7,12 @@ the requests waiting on that job (long polls, ``Prefer: wait``, SSE): waiting is
 event-driven, never a sleep loop. The allowed state changes are the table in
 :mod:`reference_server.transitions`; the worker pool is :mod:`reference_server.scheduler`,
 the event logs :mod:`reference_server.event_log`.
+
+The store is awaited. A change of a job is made in memory and handed to the store's commit
+with no ``await`` in between (what a shared store must be asked first is asked before the
+change), so with the memory and SQLite stores, whose calls never suspend, every step is as
+atomic within the event loop as before, and with Redis the commit carries the change as it
+was made.
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ class JobManager(JobRuns):
         self._seq = 0
         self._cleanup_task: asyncio.Task[None] | None = None
         self._replica_task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
         #: Set when the store is shared by several instances (Redis).
         self.replica = Replica(self, store) if isinstance(store, SharedStore) else None
         self.started = False
@@ -111,42 +118,42 @@ class JobManager(JobRuns):
     # ----------------------------------------------------------------- life cycle
     async def start(self) -> None:
         """Open the store, recover its jobs, and start the workers and the cleanup task."""
-        loaded = self.store.open()
+        loaded = await self.store.open()
         self.scheduler.start(self.config.workers)
         for t in loaded.tombstones:
             self._tombstones[t.job_id] = t
         self.keys.load(loaded.idempotency)
-        self.notices.restore(loaded.deliveries)
+        await self.notices.restore(loaded.deliveries)
         for job in sorted(loaded.jobs, key=lambda j: j.seq):
             self._seq = max(self._seq, job.seq)
-            if not self._renders(job):
+            if not await self._renders(job):
                 continue
             self._jobs[job.id] = job
             self.logs.load(job.id, loaded.events.get(job.id, []))
             if job.state is JobState.PROCESSING and self.replica is None:
-                self.recover_interrupted(job)  # shared stores: its lease decides (replica)
+                await self.recover_interrupted(job)  # shared stores: its lease decides (replica)
             elif job.state is JobState.PENDING:
                 self.scheduler.schedule(job.id, job.run_at)
-            self.notices.rederive(job, self.document)
+            await self.notices.rederive(job, self.document)
         self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="asyncreply-cleanup")
         if self.replica is not None:
             self._replica_task = asyncio.create_task(self.replica.run(), name="asyncreply-replica")
         self.started = True
 
-    def recover_interrupted(self, job: JobRecord) -> None:
+    async def recover_interrupted(self, job: JobRecord) -> None:
         """A job whose attempt was interrupted (a restart, or its instance died): run it
         again (its attempt number increases), or fail it once it used ``max_attempts``."""
         if job.attempt >= self.config.max_attempts:
             error = JobError("interrupted", "the server running the job stopped", True)
-            self._finish_failed(job, error, dead_letter=True)
+            await self._finish_failed(job, error, dead_letter=True)
             return
         advance(job, JobState.PENDING)
         job.updated_at = self.clock()
         job.run_at = None
-        if self._emit(job, "status"):
+        if await self._emit(job, "status"):
             self.scheduler.schedule(job.id, job.run_at)
 
-    def _renders(self, job: JobRecord) -> bool:
+    async def _renders(self, job: JobRecord) -> bool:
         """Whether a reloaded job renders; one that does not is quarantined, not served.
 
         A row written by an older server (or edited by hand) must not make every listing of
@@ -157,7 +164,7 @@ class JobManager(JobRuns):
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"[:500]
             log.error("job %s does not render (%s): quarantined", job.id, reason)
-            self.store.quarantine_job(job.id, reason)
+            await self.store.quarantine_job(job.id, reason)
             return False
         return True
 
@@ -183,12 +190,24 @@ class JobManager(JobRuns):
                 await asyncio.gather(task, return_exceptions=True)
         self._cleanup_task = self._replica_task = None
         await self.scheduler.stop()
-        self.store.close()
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        await self.store.close()
         self.started = False
 
     # ----------------------------------------------------------------- helpers
-    def _save(self, job: JobRecord) -> None:
-        self.store.save_job(job)
+    async def _save(self, job: JobRecord) -> None:
+        await self.store.save_job(job)
+
+    def _save_later(self, job: JobRecord) -> None:
+        """Write ``job`` from code that cannot await (a handler's ``set_estimate``)."""
+        task = asyncio.get_running_loop().create_task(self._save(job))
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("writing a job failed", exc_info=task.exception())
 
     def document(self, job: JobRecord) -> dict[str, Any]:
         """Return the current reference-dialect status document of ``job`` (a copy the
@@ -204,12 +223,13 @@ class JobManager(JobRuns):
                 return dict(last.data)
         return status_document(job, self.clock(), self.config)
 
-    def _emit(
+    async def _emit(
         self,
         job: JobRecord,
         event: str,
         *,
         notify: str | None = None,
+        room: bool = True,
         key: IdempotencyRecord | None = None,
         document: dict[str, Any] | None = None,
     ) -> bool:
@@ -220,63 +240,69 @@ class JobManager(JobRuns):
         on record without the delivery of its terminal event, even after ``kill -9``.
         Returns ``False`` when a shared store refused the change (another instance moved
         the job first); the copy is then re-read. ``document``: the job's document when the
-        caller just rendered it.
+        caller just rendered it; ``room``: what :meth:`Notices.room` answered for an optional
+        ``notify`` event before the change.
+
+        Nothing is awaited between the change (the caller's, and the event number taken here)
+        and the store's commit, which takes the job as it is when called.
         """
         job.event_seq += 1
         if document is None:
             document = self.document(job)
         rec = EventRecord(job.event_seq, event, document)
-        deliveries = self.notices.plan(job, notify, document) if notify is not None else []
+        deliveries = (
+            self.notices.plan(job, notify, document, room=room) if notify is not None else []
+        )
         try:
-            self.store.commit(job, rec, deliveries, key=key)
+            await self.store.commit(job, rec, deliveries, key=key)
         except StaleJob:  # another instance moved the job first: this change never happened
             self.notices.discard(deliveries)
             if self.replica is not None:
-                self.replica.refresh(job.id)
+                await self.replica.refresh(job.id, force=True)
             return False
         self.logs.append(job.id, rec)
-        self.notices.send(deliveries)
+        await self.notices.send(deliveries)
         return True
 
     # ----------------------------------------------------------------- queries
-    def lookup(self, job_id: str, user: str) -> JobRecord:
+    async def lookup(self, job_id: str, user: str) -> JobRecord:
         """Return ``user``'s job ``job_id``.
 
         Raises:
             JobNotFound: unknown id or another user's job.
             JobExpired: the job has expired (checked on access, too).
         """
-        job = self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
+        job = await self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
         if job is not None:
             if job.owner != user:
                 raise JobNotFound(job_id)
             now = self.clock()
             if job.expires_at is not None and job.expires_at <= now:
-                self.expire(job_id)
+                await self.expire(job_id)
                 raise JobExpired(job_id)
-            self._check_result_expiry(job, now)
+            await self._check_result_expiry(job, now)
             return job
         tomb = self._tombstones.get(job_id)
         if tomb is not None and tomb.owner == user:
             raise JobExpired(job_id)
         raise JobNotFound(job_id)
 
-    def get(self, job_id: str) -> JobRecord | None:
+    async def get(self, job_id: str) -> JobRecord | None:
         """Return a job regardless of its owner (admin use)."""
-        return self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
+        return await self.replica.refresh(job_id) if self.replica else self._jobs.get(job_id)
 
     def all_jobs(self) -> list[JobRecord]:
         """Every live job, oldest first."""
         return sorted(self._jobs.values(), key=lambda j: j.seq)
 
-    def list_jobs(
+    async def list_jobs(
         self, user: str, *, state: JobState | None, limit: int, before_seq: int | None
     ) -> tuple[list[JobRecord], int | None]:
         """Return a page of ``user``'s jobs, newest first, and the cursor of the next page."""
         now = self.clock()
         for job in [j for j in self._jobs.values() if j.owner == user]:
             if job.expires_at is not None and job.expires_at <= now:
-                self.expire(job.id)
+                await self.expire(job.id)
         jobs = [
             j
             for j in self._jobs.values()
@@ -289,12 +315,12 @@ class JobManager(JobRuns):
         next_seq = page[-1].seq if len(jobs) > limit else None
         return page, next_seq
 
-    def result(self, job: JobRecord) -> StoredResult | None:
+    async def result(self, job: JobRecord) -> StoredResult | None:
         """Return the stored result of a completed job (``None`` once it has expired)."""
-        self._check_result_expiry(job, self.clock())
+        await self._check_result_expiry(job, self.clock())
         if job.result_expired:
             return None
-        return self.store.get_result(job.id)
+        return await self.store.get_result(job.id)
 
     def events_after(self, job_id: str, after: int) -> list[EventRecord]:
         """Return the logged events of a job with an id greater than ``after``."""
@@ -330,11 +356,11 @@ class JobManager(JobRuns):
             await self.wait_change(job_id, self.version(job_id), left, settle=False)
 
     # ----------------------------------------------------------------- idempotency
-    def idempotency_record(self, user: str, key: str) -> IdempotencyRecord | None:
+    async def idempotency_record(self, user: str, key: str) -> IdempotencyRecord | None:
         """Return the live record of ``key`` for ``user``, if any (any instance's)."""
-        rec = self.keys.get(user, key)
+        rec = await self.keys.get(user, key)
         if rec is None and self.replica is not None:
-            rec = self.replica.store.find_idempotency(user, key)
+            rec = await self.replica.store.find_idempotency(user, key)
             if rec is not None:
                 self.keys.adopt(rec)
         return rec
@@ -349,7 +375,7 @@ class JobManager(JobRuns):
         """
         return self.types[type_name].adapter.validate_python(raw)
 
-    def submit(
+    async def submit(
         self,
         *,
         owner: str,
@@ -378,10 +404,11 @@ class JobManager(JobRuns):
                 estimate = resolved.estimate(value)
             except Exception:
                 log.exception("estimate of job type %s failed", type_name)
+        seq = await self.replica.store.next_seq() if self.replica else self._seq + 1
         now = self.clock()
         job = JobRecord(
             id=uuid.uuid4().hex,
-            seq=self.replica.store.next_seq() if self.replica else self._seq + 1,
+            seq=seq,
             owner=owner,
             type=type_name,
             input=input,
@@ -401,10 +428,10 @@ class JobManager(JobRuns):
         key = None
         if idempotency is not None:
             key = self.keys.record(owner, idempotency[0], idempotency[1], job.id)
-        self._seq = job.seq
+        self._seq = max(self._seq, job.seq)
         self._jobs[job.id] = job
         try:
-            self._emit(job, "status", key=key, document=document)
+            await self._emit(job, "status", key=key, document=document)
         except BaseException:
             self._jobs.pop(job.id, None)
             self.logs.drop(job.id)
@@ -414,9 +441,12 @@ class JobManager(JobRuns):
         self.scheduler.schedule(job.id, job.run_at)
         return job
 
-    def cancel(self, job: JobRecord) -> bool:
+    async def cancel(self, job: JobRecord) -> bool:
         """Cancel a pending or running job; ``False`` if it is already final."""
         if job.state.is_terminal:
+            return False
+        room = await self.notices.room(job, "cancelled")
+        if job.state.is_terminal:  # it ended while a shared store was asked
             return False
         now = self.clock()
         advance(job, JobState.CANCELLED)
@@ -424,9 +454,9 @@ class JobManager(JobRuns):
         job.expires_at = now + self.config.job_ttl
         job.error = None
         self.scheduler.stop_running(job.id, grace=self.config.cancel_grace)
-        return self._emit(job, "complete", notify="cancelled")
+        return await self._emit(job, "complete", notify="cancelled", room=room)
 
-    def expire(self, job_id: str) -> bool:
+    async def expire(self, job_id: str) -> bool:
         """Expire a job now: it answers 410 from then on. ``False`` if unknown.
 
         Its waiters wake at once: open event streams end (they see the job gone) and held
@@ -438,22 +468,22 @@ class JobManager(JobRuns):
         now = self.clock()
         tomb = Tombstone(job_id, job.owner, now)
         self._tombstones[job_id] = tomb
-        self.store.delete_job(job_id)
-        self.store.save_tombstone(tomb)
         self.scheduler.forget(job_id)
         self.logs.drop(job_id)
+        await self.store.delete_job(job_id)
+        await self.store.save_tombstone(tomb)
         return True
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Forget every job, key and tombstone (running handlers are cancelled)."""
         self.scheduler.clear()
         self.logs.clear()
         self._jobs.clear()
         self._tombstones.clear()
         self.keys.clear()
-        self.store.clear()
+        await self.store.clear()
 
-    def report_progress(
+    async def report_progress(
         self,
         job: JobRecord,
         attempt: int,
@@ -472,16 +502,20 @@ class JobManager(JobRuns):
         if not math.isfinite(cur) or (tot is not None and not math.isfinite(tot)):
             return
         msg = None if message is None else str(message)[:1000]
+        room = await self.notices.room(job, "progress")
+        if not self._is_current(job, attempt):  # it moved on while a shared store was asked
+            return
         now = self.clock()
         job.progress = Progress(_num(cur), None if tot is None else _num(tot), msg)
         job.progress_at = job.updated_at = now
-        self._emit(job, "progress", notify="progress")
+        await self._emit(job, "progress", notify="progress", room=room)
 
     def set_estimate(self, job: JobRecord, attempt: int, seconds: float) -> None:
-        """Record a handler's estimate of its run time."""
+        """Record a handler's estimate of its run time (written to the store in a task of its
+        own: a handler declares it without awaiting)."""
         if self._is_current(job, attempt) and math.isfinite(seconds) and seconds >= 0:
             job.estimate = float(seconds)
-            self._save(job)
+            self._save_later(job)
 
     def _is_current(self, job: JobRecord, attempt: int) -> bool:
         return (
@@ -491,35 +525,35 @@ class JobManager(JobRuns):
         )
 
     # ----------------------------------------------------------------- expiry
-    def _check_result_expiry(self, job: JobRecord, now: float) -> None:
+    async def _check_result_expiry(self, job: JobRecord, now: float) -> None:
         if (
             not job.result_expired
             and job.result_expires_at is not None
             and job.result_expires_at <= now
         ):
             job.result_expired = True
-            self.store.delete_result(job.id)
-            self._save(job)
+            await self._save(job)  # taken as it is now, before the next await
+            await self.store.delete_result(job.id)
 
-    def sweep(self) -> None:
+    async def sweep(self) -> None:
         """Expire whatever is past its TTL (jobs, results, keys, old tombstones)."""
         now = self.clock()
         for job in list(self._jobs.values()):
             if job.expires_at is not None and job.expires_at <= now:
-                self.expire(job.id)
+                await self.expire(job.id)
             else:
-                self._check_result_expiry(job, now)
-        self.keys.sweep(now)
+                await self._check_result_expiry(job, now)
+        await self.keys.sweep(now)
         keep = max(self.config.job_ttl, 3600.0)
         for tomb in [t for t in self._tombstones.values() if t.expired_at + keep <= now]:
             self._tombstones.pop(tomb.job_id, None)
-            self.store.delete_tombstone(tomb.job_id)
+            await self.store.delete_tombstone(tomb.job_id)
 
     async def _cleanup_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.cleanup_interval)
             try:
-                self.sweep()
+                await self.sweep()
             except Exception:
                 log.exception("expiry sweep failed")
 

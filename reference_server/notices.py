@@ -1,6 +1,10 @@
 """The webhook side of job events: which deliveries an event causes, planned before the job's
 commit (so the store writes them in the same atomic step) and sent after it.
 
+Planning is synchronous: nothing is awaited between a change of a job and its commit. What a
+plan needs from a shared store (may an optional event be recorded?) is asked before the
+change (:meth:`Notices.room`).
+
 The job manager calls :class:`Notices`; the webhook sender implements :class:`Notifier`.
 """
 
@@ -30,14 +34,18 @@ class Notifier(Protocol):
     """Turns job events into webhook deliveries (the webhook sender implements it)."""
 
     def deliveries_for(
-        self, job: JobRecord, event: str, document: dict[str, Any]
+        self, job: JobRecord, event: str, document: dict[str, Any], *, room: bool = True
     ) -> list[PendingDelivery]:
-        """The deliveries ``event`` (completed/failed/cancelled/progress) causes, unsent."""
+        """The deliveries ``event`` (completed/failed/cancelled/progress) causes, unsent
+        (``room``: what :meth:`room_for` answered for an optional event)."""
 
-    def send(self, deliveries: list[PendingDelivery]) -> None:
+    async def room_for(self, job: JobRecord, event: str) -> bool:
+        """Whether a delivery of optional ``event`` may be recorded for ``job`` now."""
+
+    async def send(self, deliveries: list[PendingDelivery]) -> None:
         """Start sending deliveries the store has committed."""
 
-    def restore(self, stored: list[StoredDelivery]) -> None:
+    async def restore(self, stored: list[StoredDelivery]) -> None:
         """Take over the deliveries the store handed back when it opened."""
 
     def discard(self, deliveries: list[PendingDelivery]) -> None:
@@ -59,12 +67,25 @@ class Notices:
         self.notifier = notifier
         self.store = store
 
-    def plan(self, job: JobRecord, event: str, document: dict[str, Any]) -> list[PendingDelivery]:
+    async def room(self, job: JobRecord, event: str) -> bool:
+        """Whether webhook ``event`` of ``job`` may be recorded (asked before the change; a
+        failure to tell is logged and answers no: an optional event is then not recorded)."""
+        if self.notifier is None or job.callback is None:
+            return True
+        try:
+            return await self.notifier.room_for(job, event)
+        except Exception:
+            log.exception("webhook notifier failed for job %s", job.id)
+            return False
+
+    def plan(
+        self, job: JobRecord, event: str, document: dict[str, Any], *, room: bool = True
+    ) -> list[PendingDelivery]:
         """The deliveries of webhook ``event``; a final job remembers its delivery's id."""
         if self.notifier is None or job.callback is None:
             return []
         try:
-            deliveries = self.notifier.deliveries_for(job, event, document)
+            deliveries = self.notifier.deliveries_for(job, event, document, room=room)
         except Exception:
             log.exception("webhook notifier failed for job %s", job.id)
             return []
@@ -72,22 +93,24 @@ class Notices:
             job.webhook_delivery_id = deliveries[0].record.id
         return deliveries
 
-    def send(self, deliveries: list[PendingDelivery]) -> None:
+    async def send(self, deliveries: list[PendingDelivery]) -> None:
         """Start sending committed deliveries."""
         if deliveries and self.notifier is not None:
-            self.notifier.send(deliveries)
+            await self.notifier.send(deliveries)
 
     def discard(self, deliveries: list[PendingDelivery]) -> None:
         """Forget planned deliveries whose commit the store refused."""
         if deliveries and self.notifier is not None:
             self.notifier.discard(deliveries)
 
-    def restore(self, stored: list[StoredDelivery]) -> None:
+    async def restore(self, stored: list[StoredDelivery]) -> None:
         """Hand the deliveries a store loaded to the sender (pending ones resume)."""
         if self.notifier is not None:
-            self.notifier.restore(stored)
+            await self.notifier.restore(stored)
 
-    def rederive(self, job: JobRecord, document: Callable[[JobRecord], dict[str, Any]]) -> None:
+    async def rederive(
+        self, job: JobRecord, document: Callable[[JobRecord], dict[str, Any]]
+    ) -> None:
         """Give a reloaded final job the delivery its callback asked for, if it has none.
 
         A job written by a server that saved the state and the delivery separately may have
@@ -106,10 +129,10 @@ class Notices:
         existing = self.notifier.delivery_of(job.id, event)
         if existing is not None:
             job.webhook_delivery_id = existing
-            self.store.save_job(job)
+            await self.store.save_job(job)
             return
         deliveries = self.plan(job, event, document(job))
         if deliveries:
             log.warning("job %s is %s without its webhook on record: derived", job.id, event)
-            self.store.commit(job, None, deliveries)
-            self.send(deliveries)
+            await self.store.commit(job, None, deliveries)
+            await self.send(deliveries)

@@ -1,14 +1,19 @@
-"""The Redis connection and key naming shared by the Redis job and delivery stores."""
+"""The Redis connection and key naming shared by the Redis job and delivery stores.
+
+One :class:`redis.asyncio.Redis` per store (per process), with its connection pool: every
+call is awaited, so no call to Redis ever blocks the event loop.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from .store import StoreUnavailable
 
 try:
     import redis
+    import redis.asyncio
 except ImportError:  # pragma: no cover - the server extra installs it
     redis = None  # type: ignore[assignment]
 
@@ -49,20 +54,20 @@ def raw(value: bytes | str) -> bytes:
 
 
 class RedisClient:
-    """The store's open connection (redis-py's blocking client), shared with its deliveries."""
+    """The store's open connection pool (redis-py's asyncio client), shared with its deliveries."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._redis: redis.Redis | None = None
+        self._redis: redis.asyncio.Redis | None = None
 
     @property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> redis.asyncio.Redis:
         """The open client."""
         if self._redis is None:
             raise RuntimeError("the redis store is not open")
         return self._redis
 
-    def open(self) -> None:
+    async def open(self) -> None:
         """Connect and check that Redis answers.
 
         Raises:
@@ -72,23 +77,25 @@ class RedisClient:
             raise RuntimeError(
                 "--store redis needs the redis package: pip install 'asyncreply[server]'"
             )
-        self._redis = redis.Redis.from_url(
+        await self.close()  # opened again: the previous pool goes
+        self._redis = redis.asyncio.Redis.from_url(
             self.url, socket_timeout=10, socket_connect_timeout=10, health_check_interval=30
         )
         try:
-            self._redis.ping()
-        except redis.RedisError as exc:
-            self.close()
+            await self._redis.ping()
+        except (redis.RedisError, OSError) as exc:
+            await self.close()
             raise StoreUnavailable(
                 f"the redis store at {self.url} does not answer: {exc}"
             ) from None
 
-    def close(self) -> None:
-        """Disconnect."""
+    async def close(self) -> None:
+        """Disconnect (the pool's connections are closed)."""
         if self._redis is not None:
-            self._redis.close()
-            self._redis = None
+            client, self._redis = self._redis, None
+            await client.aclose()
 
-    def scan(self, pattern: str) -> Iterator[bytes]:
+    async def scan(self, pattern: str) -> AsyncIterator[bytes]:
         """Every key matching ``pattern``."""
-        yield from self.redis.scan_iter(match=pattern, count=1000)
+        async for key in self.redis.scan_iter(match=pattern, count=1000):
+            yield key

@@ -97,7 +97,7 @@ class RedisDeliveryStore:
         self._job_of: dict[str, str] = {}
         self._cursor = 0
 
-    def open(self) -> list[StoredDelivery]:
+    async def open(self) -> list[StoredDelivery]:
         """Nothing to load: records stay in Redis, pending ones are claimed (:meth:`claim`)."""
         return []
 
@@ -105,21 +105,21 @@ class RedisDeliveryStore:
         """Note which job's keys hold ``delivery`` (a commit writes it)."""
         self._job_of[delivery.record.id] = delivery.record.job_id
 
-    def save(self, delivery: PendingDelivery) -> None:
+    async def save(self, delivery: PendingDelivery) -> None:
         """Update a delivery; a finished one leaves the pending sets for the owner's done set."""
         rec = delivery.record
         self.remember(delivery)
         member = _member(rec.job_id, rec.id)
-        pipe = self._client.redis.pipeline(transaction=True)
-        pipe.hset(job_key(rec.job_id, "dlv"), rec.id, delivery_to_json(delivery))
-        if rec.status != "pending":
-            pipe.zrem(owner_key(rec.owner, "dlv:pending"), member)
-            pipe.zrem(PENDING, member)
-            pipe.zadd(owner_key(rec.owner, "dlv:done"), {member: rec.updated_at})
-            pipe.delete(job_key(rec.job_id, f"dlease:{rec.id}"))
-        pipe.execute()
+        async with self._client.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(job_key(rec.job_id, "dlv"), rec.id, delivery_to_json(delivery))
+            if rec.status != "pending":
+                pipe.zrem(owner_key(rec.owner, "dlv:pending"), member)
+                pipe.zrem(PENDING, member)
+                pipe.zadd(owner_key(rec.owner, "dlv:done"), {member: rec.updated_at})
+                pipe.delete(job_key(rec.job_id, f"dlease:{rec.id}"))
+            await pipe.execute()
 
-    def record_attempt(
+    async def record_attempt(
         self, delivery_id: str, attempt: int, at: float, outcome: str, status: int | None
     ) -> None:
         """Append one attempt's outcome."""
@@ -127,20 +127,22 @@ class RedisDeliveryStore:
         if job_id is None:
             return
         doc = {"attempt": attempt, "at": at, "outcome": outcome, "status": status}
-        self._client.redis.rpush(job_key(job_id, f"att:{delivery_id}"), json.dumps(doc))
+        await self._client.redis.rpush(job_key(job_id, f"att:{delivery_id}"), json.dumps(doc))
 
-    def delete(self, delivery_id: str) -> None:
+    async def delete(self, delivery_id: str) -> None:
         """Forget a delivery and its attempts (the owner's sets drop it when they meet it)."""
         job_id = self._job_of.pop(delivery_id, None)
         if job_id is None:
             return
-        pipe = self._client.redis.pipeline(transaction=True)
-        pipe.hdel(job_key(job_id, "dlv"), delivery_id)
-        pipe.delete(job_key(job_id, f"att:{delivery_id}"), job_key(job_id, f"dlease:{delivery_id}"))
-        pipe.zrem(PENDING, _member(job_id, delivery_id))
-        pipe.execute()
+        async with self._client.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(job_key(job_id, "dlv"), delivery_id)
+            pipe.delete(
+                job_key(job_id, f"att:{delivery_id}"), job_key(job_id, f"dlease:{delivery_id}")
+            )
+            pipe.zrem(PENDING, _member(job_id, delivery_id))
+            await pipe.execute()
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Forget every delivery (and the indexes)."""
         r = self._client.redis
         for pattern in (
@@ -149,30 +151,32 @@ class RedisDeliveryStore:
             f"{PREFIX}:{{*}}:dlease:*",
             f"{PREFIX}:owner:*",
         ):
-            for key in self._client.scan(pattern):
-                r.delete(key)
-        r.delete(PENDING)
+            async for key in self._client.scan(pattern):
+                await r.delete(key)
+        await r.delete(PENDING)
         self._job_of.clear()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Nothing to do: the connection is the job store's."""
 
     # ------------------------------------------------------------ shared by the instances
-    def records_of(self, owner: str) -> list[DeliveryRecord]:
+    async def records_of(self, owner: str) -> list[DeliveryRecord]:
         """Every delivery record of ``owner`` in Redis, oldest first."""
         r = self._client.redis
-        pipe = r.pipeline(transaction=False)
-        pipe.zrange(owner_key(owner, "dlv:pending"), 0, -1)
-        pipe.zrange(owner_key(owner, "dlv:done"), 0, -1)
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.zrange(owner_key(owner, "dlv:pending"), 0, -1)
+            pipe.zrange(owner_key(owner, "dlv:done"), 0, -1)
+            indexed = await pipe.execute()
         by_job: dict[str, list[str]] = {}
-        for member in (m for members in pipe.execute() for m in members):
+        for member in (m for members in indexed for m in members):
             job_id, delivery_id = _split(member)
             by_job.setdefault(job_id, []).append(delivery_id)
-        pipe = r.pipeline(transaction=False)
-        for job_id, ids in by_job.items():
-            pipe.hmget(job_key(job_id, "dlv"), ids)
+        async with r.pipeline(transaction=False) as pipe:
+            for job_id, ids in by_job.items():
+                pipe.hmget(job_key(job_id, "dlv"), ids)
+            stored = await pipe.execute()
         records: list[DeliveryRecord] = []
-        for values in pipe.execute():
+        for values in stored:
             for data in values:
                 if data is None:
                     continue
@@ -183,56 +187,59 @@ class RedisDeliveryStore:
         records.sort(key=lambda rec: (rec.created_at, rec.id))
         return records
 
-    def pending_count(self, owner: str) -> int:
+    async def pending_count(self, owner: str) -> int:
         """How many of ``owner``'s deliveries are pending (over every instance)."""
-        return int(self._client.redis.zcard(owner_key(owner, "dlv:pending")))
+        return int(await self._client.redis.zcard(owner_key(owner, "dlv:pending")))
 
-    def renew(self, delivery_ids: Iterable[str], ttl: float) -> None:
+    async def renew(self, delivery_ids: Iterable[str], ttl: float) -> None:
         """Hold this instance's lease on the deliveries it is sending for ``ttl`` more seconds."""
-        pipe = self._client.redis.pipeline(transaction=False)
-        for delivery_id in delivery_ids:
-            job_id = self._job_of.get(delivery_id)
-            if job_id is not None:
-                key = job_key(job_id, f"dlease:{delivery_id}")
-                pipe.set(key, self.instance, px=max(int(ttl * 1000), 1))
-        pipe.execute()
+        async with self._client.redis.pipeline(transaction=False) as pipe:
+            for delivery_id in delivery_ids:
+                job_id = self._job_of.get(delivery_id)
+                if job_id is not None:
+                    key = job_key(job_id, f"dlease:{delivery_id}")
+                    pipe.set(key, self.instance, px=max(int(ttl * 1000), 1))
+            await pipe.execute()
 
-    def claim(self, ttl: float, batch: int = 200) -> list[StoredDelivery]:
+    async def claim(self, ttl: float, batch: int = 200) -> list[StoredDelivery]:
         """Take over pending deliveries whose lease lapsed (their sender died), atomically.
 
         Each call scans the next ``batch`` pending deliveries (round the whole set over
         calls); a lapsed lease is taken with ``SET NX``, so one instance wins each delivery.
         """
         r = self._client.redis
-        members = r.zrange(PENDING, self._cursor, self._cursor + batch - 1)
+        members = await r.zrange(PENDING, self._cursor, self._cursor + batch - 1)
         self._cursor = 0 if len(members) < batch else self._cursor + batch
         if not members:
             return []
         px = max(int(ttl * 1000), 1)
-        pipe = r.pipeline(transaction=False)
-        for member in members:
-            job_id, delivery_id = _split(member)
-            pipe.set(job_key(job_id, f"dlease:{delivery_id}"), self.instance, nx=True, px=px)
-        won = [_split(m) for m, ok in zip(members, pipe.execute(), strict=True) if ok]
+        async with r.pipeline(transaction=False) as pipe:
+            for member in members:
+                job_id, delivery_id = _split(member)
+                pipe.set(job_key(job_id, f"dlease:{delivery_id}"), self.instance, nx=True, px=px)
+            taken = await pipe.execute()
+        won = [_split(m) for m, ok in zip(members, taken, strict=True) if ok]
         if not won:
             return []
-        pipe = r.pipeline(transaction=False)
-        for job_id, delivery_id in won:
-            pipe.hget(job_key(job_id, "dlv"), delivery_id)
-            pipe.lrange(job_key(job_id, f"att:{delivery_id}"), 0, -1)
-        replies = pipe.execute()
+        async with r.pipeline(transaction=False) as pipe:
+            for job_id, delivery_id in won:
+                pipe.hget(job_key(job_id, "dlv"), delivery_id)
+                pipe.lrange(job_key(job_id, f"att:{delivery_id}"), 0, -1)
+            replies = await pipe.execute()
         claimed: list[StoredDelivery] = []
         for (job_id, delivery_id), data, tried in zip(
             won, replies[0::2], replies[1::2], strict=True
         ):
-            pending = self._loaded(job_id, delivery_id, data)
+            pending = await self._loaded(job_id, delivery_id, data)
             if pending is None:
                 continue
             self.remember(pending)
             claimed.append(StoredDelivery(pending, [json.loads(a) for a in tried]))
         return claimed
 
-    def _loaded(self, job_id: str, delivery_id: str, data: bytes | None) -> PendingDelivery | None:
+    async def _loaded(
+        self, job_id: str, delivery_id: str, data: bytes | None
+    ) -> PendingDelivery | None:
         """The claimed delivery, or ``None`` (then its stale index entry is removed)."""
         pending: PendingDelivery | None = None
         if data is not None:
@@ -242,10 +249,11 @@ class RedisDeliveryStore:
                 log.error("webhook delivery %r in the store is unreadable; skipped", delivery_id)
         if pending is not None and pending.record.status == "pending":
             return pending
-        pipe = self._client.redis.pipeline(transaction=False)
-        pipe.zrem(PENDING, _member(job_id, delivery_id))
-        pipe.delete(job_key(job_id, f"dlease:{delivery_id}"))
-        if pending is not None:
-            pipe.zrem(owner_key(pending.record.owner, "dlv:pending"), _member(job_id, delivery_id))
-        pipe.execute()
+        member = _member(job_id, delivery_id)
+        async with self._client.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(PENDING, member)
+            pipe.delete(job_key(job_id, f"dlease:{delivery_id}"))
+            if pending is not None:
+                pipe.zrem(owner_key(pending.record.owner, "dlv:pending"), member)
+            await pipe.execute()
         return None

@@ -30,10 +30,11 @@ the ``Idempotency-Key`` with ``SET NX`` for a new job, writes the job, appends i
 inserts the deliveries it causes into the job's hash and the per-user indexes (dropping the
 user's oldest finished records beyond ``webhook_max_deliveries_per_owner``), takes their
 delivery lease and publishes the change. With ``appendonly yes`` and
-``appendfsync always`` a Redis restart loses no acknowledged write. The store protocol is
-synchronous (the job manager orders its writes with its in-memory state, as with SQLite), so
-writes use redis-py's blocking client (one loopback round trip each); :meth:`watch` uses its
-asyncio client for the change feed and for re-reading the jobs other instances change.
+``appendfsync always`` a Redis restart loses no acknowledged write. Every call uses
+redis-py's asyncio client (one ``redis.asyncio.Redis`` per process, with its connection
+pool), so the event loop serves other requests while Redis answers. The commits of one job
+are sent in the order they were made (a per-job lane): a commit queued behind one that lost
+its race fails too (``StaleJob``) instead of landing on a version it was not made from.
 
 Redis Cluster: a job's keys share one hash slot, so its script runs on one shard; the
 script of a job's *first* commit also touches its ``ar:idem:`` key, which needs a
@@ -51,6 +52,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .deliveries_store import DeliveryStore, PendingDelivery
@@ -69,7 +71,6 @@ from .store import (
 
 try:
     import redis
-    import redis.asyncio
 except ImportError:  # pragma: no cover - the server extra installs it
     redis = None  # type: ignore[assignment]
 
@@ -123,6 +124,17 @@ def _key_doc(record: IdempotencyRecord) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Lane:
+    """The commits of one job in flight here, sent one at a time in the order they were made."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: How many commits of the job lost their race (a commit queued before that fails too).
+    lost: int = 0
+    #: Commits queued or in flight (the lane is dropped at 0).
+    users: int = 0
+
+
 def _job_id_of(key: bytes | str) -> str:
     """``ar:{J}:part`` -> ``J``."""
     name = text(key)
@@ -146,38 +158,39 @@ class RedisStore:
         self.max_deliveries_per_owner = max_deliveries_per_owner
         self.delivery_lease = delivery_lease
         self._commit: Any = None
+        self._lanes: dict[str, _Lane] = {}
 
-    def open(self) -> LoadedState:
+    async def open(self) -> LoadedState:
         """Connect and load what Redis holds (jobs in ``seq`` order)."""
-        self._client.open()
+        await self._client.open()
         r = self._client.redis
         self._commit = r.register_script(_COMMIT)
         state = LoadedState()
-        keys = list(self._client.scan(f"{PREFIX}:{{*}}:job"))
-        for key, data in zip(keys, r.mget(keys) if keys else [], strict=True):
+        keys = [key async for key in self._client.scan(f"{PREFIX}:{{*}}:job")]
+        for key, data in zip(keys, await r.mget(keys) if keys else [], strict=True):
             if data is None:
                 continue
             try:
                 state.jobs.append(job_from_json(text(data)))
             except ValueError as exc:
-                self.quarantine_job(_job_id_of(key), str(exc))
+                await self.quarantine_job(_job_id_of(key), str(exc))
         state.jobs.sort(key=lambda job: job.seq)
         pipe = r.pipeline(transaction=False)
         for job in state.jobs:
             pipe.xrange(job_key(job.id, "events"))
-        for job, entries in zip(state.jobs, pipe.execute(), strict=True):
+        for job, entries in zip(state.jobs, await pipe.execute(), strict=True):
             state.events[job.id] = self._events(job.id, entries)[-EVENT_LOG_LIMIT:]
-        for key in self._client.scan(f"{PREFIX}:{{*}}:tomb"):
-            tomb = self._json(r.get(key))
+        async for key in self._client.scan(f"{PREFIX}:{{*}}:tomb"):
+            tomb = self._json(await r.get(key))
             if tomb is not None:
                 state.tombstones.append(
                     Tombstone(_job_id_of(key), str(tomb["owner"]), float(tomb["expired_at"]))
                 )
-        for key in self._client.scan(f"{PREFIX}:idem:*"):
-            rec = self._json(r.get(key))
+        async for key in self._client.scan(f"{PREFIX}:idem:*"):
+            rec = self._json(await r.get(key))
             if rec is not None:
                 state.idempotency.append(IdempotencyRecord(**rec))
-        state.deliveries = self.deliveries.open()
+        state.deliveries = await self.deliveries.open()
         return state
 
     @staticmethod
@@ -205,23 +218,18 @@ class RedisStore:
                 )
         return events
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Disconnect."""
-        self._client.close()
+        await self._client.close()
 
-    def _transaction(self, fill: Callable[[Any], None]) -> None:
-        pipe = self._client.redis.pipeline(transaction=True)
-        fill(pipe)
-        pipe.execute()
-
-    def save_job(self, job: JobRecord) -> None:
+    async def save_job(self, job: JobRecord) -> None:
         """Update ``job`` unless another instance changed it meanwhile (then it re-reads)."""
         try:
-            self.commit(job, None, ())
+            await self.commit(job, None, ())
         except StaleJob:
             log.debug("job %s changed elsewhere: this update is dropped", job.id)
 
-    def commit(
+    async def commit(
         self,
         job: JobRecord,
         event: EventRecord | None,
@@ -230,6 +238,9 @@ class RedisStore:
         key: IdempotencyRecord | None = None,
     ) -> None:
         """Compare-and-set the job's version, then write it all in one Lua script.
+
+        What is written is taken from ``job`` when the call is made, before its first
+        ``await``; the commits of one job go out one at a time, in the order of the calls.
 
         Raises:
             StaleJob: another instance changed the job since this copy was read.
@@ -260,28 +271,31 @@ class RedisStore:
             self._deliveries.remember(delivery)
         keys = [job_key(job.id, p) for p in ("job", "ver", "events", "dlv")] + [idem]
         keys += [owner_key(job.owner, "dlv:pending"), owner_key(job.owner, "dlv:done"), PENDING]
-        status, detail = self._commit(keys=keys, args=args)
-        if status == 0:
-            raise StaleJob(job.id)
+        lane = self._lanes.setdefault(job.id, _Lane())
+        lost, lane.users = lane.lost, lane.users + 1
+        try:
+            async with lane.lock:  # FIFO: the job's commits leave in the order they were made
+                if lane.lost != lost:  # one made before this one lost its race: so does this
+                    raise StaleJob(job.id)
+                status, detail = await self._commit(keys=keys, args=args)
+                if status == 0:
+                    lane.lost += 1
+                    raise StaleJob(job.id)
+        finally:
+            lane.users -= 1
+            if lane.users == 0:
+                del self._lanes[job.id]
         if status == 2:
             raise KeyTaken(str((self._json(detail) or {}).get("job_id", "")))
 
     # ------------------------------------------------------------ shared by instances
-    def next_seq(self) -> int:
+    async def next_seq(self) -> int:
         """A job sequence number no other instance hands out (``INCR ar:seq``)."""
-        return int(self._client.redis.incr(f"{PREFIX}:seq"))
+        return int(await self._client.redis.incr(f"{PREFIX}:seq"))
 
-    def fetch(self, job_id: str, after_event: int) -> Fetched:
+    async def fetch(self, job_id: str, after_event: int) -> Fetched:
         """The job now, with its logged events newer than ``after_event``."""
-        pipe = self._client.redis.pipeline(transaction=True)
-        pipe.get(job_key(job_id, "job"))
-        pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
-        pipe.get(job_key(job_id, "tomb"))
-        return self._fetched(job_id, *pipe.execute())
-
-    async def _fetch_async(self, client: Any, job_id: str, after_event: int) -> Fetched:
-        """:meth:`fetch` on redis-py's asyncio client (the loop serves on meanwhile)."""
-        async with client.pipeline(transaction=True) as pipe:
+        async with self._client.redis.pipeline(transaction=True) as pipe:
             pipe.get(job_key(job_id, "job"))
             pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
             pipe.get(job_key(job_id, "tomb"))
@@ -299,81 +313,75 @@ class RedisStore:
         gone = Tombstone(job_id, str(doc["owner"]), float(doc["expired_at"])) if doc else None
         return Fetched(job, self._events(job_id, entries) if job else [], gone)
 
-    def find_idempotency(self, user: str, key: str) -> IdempotencyRecord | None:
+    async def find_idempotency(self, user: str, key: str) -> IdempotencyRecord | None:
         """The live record of ``key`` for ``user`` (Redis drops it at its expiry)."""
-        doc = self._json(self._client.redis.get(_idempotency_key(user, key)))
+        doc = self._json(await self._client.redis.get(_idempotency_key(user, key)))
         return IdempotencyRecord(**doc) if doc is not None else None
 
-    def lease(self, job_ids: Iterable[str], ttl: float) -> None:
+    async def lease(self, job_ids: Iterable[str], ttl: float) -> None:
         """Hold (or renew) this instance's lease on running jobs for ``ttl`` seconds."""
-        pipe = self._client.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.set(job_key(job_id, "lease"), self.instance, px=max(int(ttl * 1000), 1))
-        pipe.execute()
+        async with self._client.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.set(job_key(job_id, "lease"), self.instance, px=max(int(ttl * 1000), 1))
+            await pipe.execute()
 
-    def leased(self, job_ids: Sequence[str]) -> list[bool]:
+    async def leased(self, job_ids: Sequence[str]) -> list[bool]:
         """Whether each job's lease is held (an instance renewed it within its TTL)."""
-        pipe = self._client.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.exists(job_key(job_id, "lease"))
-        return [bool(n) for n in pipe.execute()]
+        async with self._client.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(job_key(job_id, "lease"))
+            return [bool(n) for n in await pipe.execute()]
 
     async def watch(
         self, on_change: Callable[[str, Fetched], None], after: Callable[[str], int]
     ) -> None:
         """Re-read each job another instance changes and hand it to ``on_change``.
 
-        The feed (pub/sub on ``ar:changes``) and the re-reads (the job with its events newer
-        than ``after(job_id)``) use redis-py's asyncio client, so they never block the event
-        loop. The feed is reconnected after an error; a change missed meanwhile is caught up
-        by the next request for the job (each one re-reads it).
+        The feed (pub/sub on ``ar:changes``, a connection of the store's pool) and the
+        re-reads (the job with its events newer than ``after(job_id)``) are awaited, so they
+        never block the event loop. The feed is reconnected after an error; a change missed
+        meanwhile is caught up by the next request for the job (each one re-reads it).
         """
         while True:
-            client = redis.asyncio.Redis.from_url(self._client.url)
             try:
-                async with client.pubsub(ignore_subscribe_messages=True) as feed:
+                async with self._client.redis.pubsub(ignore_subscribe_messages=True) as feed:
                     await feed.subscribe(CHANGES)
                     async for message in feed.listen():
                         job_id, _, instance = text(message["data"]).split(" ", 2)
                         if instance != self.instance:
-                            fetched = await self._fetch_async(client, job_id, after(job_id))
-                            on_change(job_id, fetched)
+                            on_change(job_id, await self.fetch(job_id, after(job_id)))
             except (redis.RedisError, OSError, ValueError) as exc:
                 log.warning("redis change feed lost (%s): reconnecting", exc)
                 await asyncio.sleep(0.5)
-            finally:
-                await client.aclose()
 
-    def delete_job(self, job_id: str) -> None:
+    async def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events (its delivery records stay)."""
         parts = ("job", "ver", "events", "result", "lease")
-        self._client.redis.delete(*(job_key(job_id, p) for p in parts))
+        await self._client.redis.delete(*(job_key(job_id, p) for p in parts))
 
-    def quarantine_job(self, job_id: str, reason: str) -> None:
+    async def quarantine_job(self, job_id: str, reason: str) -> None:
         """Move a job the server cannot serve aside (kept in ``ar:quarantine``)."""
-        data = self._client.redis.get(job_key(job_id, "job"))
+        data = await self._client.redis.get(job_key(job_id, "job"))
         doc = text(data) if data is not None else None
         log.error("redis store: job %s does not load (%s): quarantined", job_id, reason)
-        self._client.redis.hset(
+        await self._client.redis.hset(
             f"{PREFIX}:quarantine", job_id, json.dumps({"data": doc, "reason": reason})
         )
-        self.delete_job(job_id)
+        await self.delete_job(job_id)
 
-    def put_result(self, job_id: str, result: StoredResult) -> None:
+    async def put_result(self, job_id: str, result: StoredResult) -> None:
         """Store a job's result."""
         fields = {"kind": result.kind, "content_type": result.content_type, "data": result.data}
         if result.filename is not None:
             fields["filename"] = result.filename
-
-        def fill(pipe: Any) -> None:
+        async with self._client.redis.pipeline(transaction=True) as pipe:
             pipe.delete(job_key(job_id, "result"))
             pipe.hset(job_key(job_id, "result"), mapping=fields)
+            await pipe.execute()
 
-        self._transaction(fill)
-
-    def get_result(self, job_id: str) -> StoredResult | None:
+    async def get_result(self, job_id: str) -> StoredResult | None:
         """Return a job's result, if stored."""
-        fields = self._client.redis.hgetall(job_key(job_id, "result"))
+        fields = await self._client.redis.hgetall(job_key(job_id, "result"))
         if not fields:
             return None
         filename = fields.get(b"filename")
@@ -384,40 +392,40 @@ class RedisStore:
             text(filename) if filename is not None else None,
         )
 
-    def delete_result(self, job_id: str) -> None:
+    async def delete_result(self, job_id: str) -> None:
         """Drop a job's result."""
-        self._client.redis.delete(job_key(job_id, "result"))
+        await self._client.redis.delete(job_key(job_id, "result"))
 
-    def save_tombstone(self, tombstone: Tombstone) -> None:
+    async def save_tombstone(self, tombstone: Tombstone) -> None:
         """Remember an expired job."""
         doc = {"owner": tombstone.owner, "expired_at": tombstone.expired_at}
-        self._client.redis.set(job_key(tombstone.job_id, "tomb"), json.dumps(doc))
+        await self._client.redis.set(job_key(tombstone.job_id, "tomb"), json.dumps(doc))
 
-    def delete_tombstone(self, job_id: str) -> None:
+    async def delete_tombstone(self, job_id: str) -> None:
         """Forget an expired job."""
-        self._client.redis.delete(job_key(job_id, "tomb"))
+        await self._client.redis.delete(job_key(job_id, "tomb"))
 
-    def save_idempotency(self, record: IdempotencyRecord) -> None:
+    async def save_idempotency(self, record: IdempotencyRecord) -> None:
         """Remember an idempotency key until it expires (Redis drops it then: ``PXAT``)."""
-        self._client.redis.set(
+        await self._client.redis.set(
             _idempotency_key(record.user, record.key),
             json.dumps(_key_doc(record)),
             pxat=max(int(record.expires_at * 1000), 1),
         )
 
-    def delete_idempotency(self, user: str, key: str) -> None:
+    async def delete_idempotency(self, user: str, key: str) -> None:
         """Forget an idempotency key."""
-        self._client.redis.delete(_idempotency_key(user, key))
+        await self._client.redis.delete(_idempotency_key(user, key))
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Delete every key of the store (``ar:*``), nothing else in the database."""
         r = self._client.redis
         batch: list[bytes] = []
-        for key in self._client.scan(f"{PREFIX}:*"):
+        async for key in self._client.scan(f"{PREFIX}:*"):
             batch.append(key)
             if len(batch) >= 500:
-                r.delete(*batch)
+                await r.delete(*batch)
                 batch.clear()
         if batch:
-            r.delete(*batch)
-        self.deliveries.clear()
+            await r.delete(*batch)
+        await self.deliveries.clear()

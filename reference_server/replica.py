@@ -46,14 +46,16 @@ class Replica:
         """Seconds a running job's lease lasts unless renewed."""
         return self.manager.config.job_lease
 
-    def refresh(self, job_id: str) -> JobRecord | None:
+    async def refresh(self, job_id: str, *, force: bool = False) -> JobRecord | None:
         """Re-read ``job_id`` from the store into this instance's copy; return the copy.
 
         New events are appended to the local log (waking its waiters); a handler running
-        here for an attempt the store no longer has running is told to stop.
+        here for an attempt the store no longer has running is told to stop. A re-read older
+        than the copy is ignored (a commit of this instance may have been under way while it
+        was read), unless ``force`` (a commit of this copy was refused: the store is right).
         """
-        fetched = self.store.fetch(job_id, self.manager.logs.last_id(job_id))
-        return self.apply(job_id, fetched)
+        fetched = await self.store.fetch(job_id, self.manager.logs.last_id(job_id))
+        return self.apply(job_id, fetched, newer_only=not force)
 
     def apply(self, job_id: str, fetched: Fetched, *, newer_only: bool = False) -> JobRecord | None:
         """Take a re-read of ``job_id`` into this instance's copy; return the copy.
@@ -62,8 +64,8 @@ class Replica:
             job_id: the job.
             fetched: what the store answered.
             newer_only: ignore a re-read older than the copy (one read while the loop went
-                on, so a local commit may have landed meanwhile); a copy is only ever
-                ahead of the store between a change and its commit, within one call.
+                on, so a local commit may have landed meanwhile); a copy is only ahead of
+                the store while its commit is under way (or after one that failed).
         """
         m = self.manager
         local = m._jobs.get(job_id)
@@ -124,16 +126,16 @@ class Replica:
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
             try:
-                self.renew_and_reap()
+                await self.renew_and_reap()
             except Exception:
                 log.exception("renewing job leases failed")
 
-    def renew_and_reap(self) -> None:
+    async def renew_and_reap(self) -> None:
         """Renew the leases of the jobs running here; recover jobs whose lease lapsed."""
         m = self.manager
         running = set(m.scheduler.running())
         if running:
-            self.store.lease(running, self.lease_ttl)
+            await self.store.lease(running, self.lease_ttl)
         others = [
             job.id
             for job in m._jobs.values()
@@ -141,10 +143,10 @@ class Replica:
         ]
         if not others:
             return
-        for job_id, held in zip(others, self.store.leased(others), strict=True):
+        for job_id, held in zip(others, await self.store.leased(others), strict=True):
             if held:
                 continue
-            job = self.refresh(job_id)
+            job = await self.refresh(job_id)
             if job is not None and job.state is JobState.PROCESSING:
                 log.warning("job %s lost its instance (lease lapsed): recovering it", job_id)
-                m.recover_interrupted(job)
+                await m.recover_interrupted(job)

@@ -8,6 +8,11 @@ tombstones and webhook deliveries, and hands them back on the next start.
 Every store writes a job change, its event and the webhook deliveries it causes in one
 atomic step (:meth:`Store.commit`): a job is never final on record without the delivery of
 its terminal event, even after ``kill -9``.
+
+The protocol is asynchronous, so a store that talks to a server (Redis) never blocks the
+event loop. The memory and SQLite stores implement it with synchronous bodies: awaiting one
+of their calls never suspends (no loop turn), so the job manager's steps stay as atomic
+within the loop as they were with a synchronous protocol.
 """
 
 from __future__ import annotations
@@ -98,36 +103,36 @@ class LoadedState:
 
 
 class Store(Protocol):
-    """Write-through persistence used by the job manager (all calls are synchronous)."""
+    """Write-through persistence used by the job manager (every I/O call is awaited)."""
 
     #: The webhook deliveries kept beside the jobs (opened and closed with the store).
     deliveries: DeliveryStore
 
-    def open(self) -> LoadedState:
+    async def open(self) -> LoadedState:
         """Open the store and return what it holds."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the store's resources."""
 
-    def save_job(self, job: JobRecord) -> None:
+    async def save_job(self, job: JobRecord) -> None:
         """Insert or update ``job``."""
 
-    def delete_job(self, job_id: str) -> None:
+    async def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events."""
 
-    def quarantine_job(self, job_id: str, reason: str) -> None:
+    async def quarantine_job(self, job_id: str, reason: str) -> None:
         """Move a job the server cannot serve aside (kept for inspection, never loaded)."""
 
-    def put_result(self, job_id: str, result: StoredResult) -> None:
+    async def put_result(self, job_id: str, result: StoredResult) -> None:
         """Store a job's result."""
 
-    def get_result(self, job_id: str) -> StoredResult | None:
+    async def get_result(self, job_id: str) -> StoredResult | None:
         """Return a job's result, if stored."""
 
-    def delete_result(self, job_id: str) -> None:
+    async def delete_result(self, job_id: str) -> None:
         """Drop a job's result."""
 
-    def commit(
+    async def commit(
         self,
         job: JobRecord,
         event: EventRecord | None,
@@ -145,19 +150,19 @@ class Store(Protocol):
             KeyTaken: a shared store already holds ``key`` for another job.
         """
 
-    def save_tombstone(self, tombstone: Tombstone) -> None:
+    async def save_tombstone(self, tombstone: Tombstone) -> None:
         """Remember an expired job."""
 
-    def delete_tombstone(self, job_id: str) -> None:
+    async def delete_tombstone(self, job_id: str) -> None:
         """Forget an expired job."""
 
-    def save_idempotency(self, record: IdempotencyRecord) -> None:
+    async def save_idempotency(self, record: IdempotencyRecord) -> None:
         """Remember an idempotency key."""
 
-    def delete_idempotency(self, user: str, key: str) -> None:
+    async def delete_idempotency(self, user: str, key: str) -> None:
         """Forget an idempotency key."""
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Delete everything."""
 
 
@@ -182,19 +187,19 @@ class SharedStore(Protocol):
     #: This instance's name (leases and logs).
     instance: str
 
-    def next_seq(self) -> int:
+    async def next_seq(self) -> int:
         """A job sequence number no other instance hands out."""
 
-    def fetch(self, job_id: str, after_event: int) -> Fetched:
+    async def fetch(self, job_id: str, after_event: int) -> Fetched:
         """The job now, with its logged events newer than ``after_event``."""
 
-    def find_idempotency(self, user: str, key: str) -> IdempotencyRecord | None:
+    async def find_idempotency(self, user: str, key: str) -> IdempotencyRecord | None:
         """The live record of ``key`` for ``user``, whichever instance wrote it."""
 
-    def lease(self, job_ids: Iterable[str], ttl: float) -> None:
+    async def lease(self, job_ids: Iterable[str], ttl: float) -> None:
         """Hold (or renew) this instance's lease on running jobs for ``ttl`` seconds."""
 
-    def leased(self, job_ids: Sequence[str]) -> list[bool]:
+    async def leased(self, job_ids: Sequence[str]) -> list[bool]:
         """Whether each job's lease is held by a live instance."""
 
     def watch(
@@ -238,45 +243,45 @@ def job_from_json(text: str) -> JobRecord:
 
 
 class MemoryStore:
-    """The default store: results in a dict, nothing persisted."""
+    """The default store: results in a dict, nothing persisted (no call ever suspends)."""
 
     def __init__(self) -> None:
         self._results: dict[str, StoredResult] = {}
         self.deliveries: DeliveryStore = MemoryDeliveryStore()
 
-    def open(self) -> LoadedState:
+    async def open(self) -> LoadedState:
         """Open the store and return what it holds."""
         return LoadedState()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the store's resources."""
         self._results.clear()
 
-    def save_job(self, job: JobRecord) -> None:
+    async def save_job(self, job: JobRecord) -> None:
         """Insert or update ``job``."""
         pass
 
-    def delete_job(self, job_id: str) -> None:
+    async def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events."""
         self._results.pop(job_id, None)
 
-    def quarantine_job(self, job_id: str, reason: str) -> None:
+    async def quarantine_job(self, job_id: str, reason: str) -> None:
         """Move a job the server cannot serve aside (nothing is kept in memory)."""
         self._results.pop(job_id, None)
 
-    def put_result(self, job_id: str, result: StoredResult) -> None:
+    async def put_result(self, job_id: str, result: StoredResult) -> None:
         """Store a job's result."""
         self._results[job_id] = result
 
-    def get_result(self, job_id: str) -> StoredResult | None:
+    async def get_result(self, job_id: str) -> StoredResult | None:
         """Return a job's result, if stored."""
         return self._results.get(job_id)
 
-    def delete_result(self, job_id: str) -> None:
+    async def delete_result(self, job_id: str) -> None:
         """Drop a job's result."""
         self._results.pop(job_id, None)
 
-    def commit(
+    async def commit(
         self,
         job: JobRecord,
         event: EventRecord | None,
@@ -287,23 +292,23 @@ class MemoryStore:
         """Nothing to write: the job manager's memory is the record (one call, no await)."""
         pass
 
-    def save_tombstone(self, tombstone: Tombstone) -> None:
+    async def save_tombstone(self, tombstone: Tombstone) -> None:
         """Remember an expired job."""
         pass
 
-    def delete_tombstone(self, job_id: str) -> None:
+    async def delete_tombstone(self, job_id: str) -> None:
         """Forget an expired job."""
         pass
 
-    def save_idempotency(self, record: IdempotencyRecord) -> None:
+    async def save_idempotency(self, record: IdempotencyRecord) -> None:
         """Remember an idempotency key."""
         pass
 
-    def delete_idempotency(self, user: str, key: str) -> None:
+    async def delete_idempotency(self, user: str, key: str) -> None:
         """Forget an idempotency key."""
         pass
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Delete everything."""
         self._results.clear()
 
@@ -338,7 +343,9 @@ class SqliteStore:
     """A SQLite store (stdlib :mod:`sqlite3`): a restart loses no accepted job.
 
     Every write is committed at once (autocommit, WAL journal). The connection is used from
-    the server's event loop thread only; writes are small and local.
+    the server's event loop thread only: its calls are ``async def`` with synchronous bodies
+    (a write to a local file takes well under a millisecond, less than a hop to a thread),
+    so awaiting one never suspends.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -353,7 +360,7 @@ class SqliteStore:
             raise RuntimeError("the sqlite store is not open")
         return self._db
 
-    def open(self) -> LoadedState:
+    async def open(self) -> LoadedState:
         """Open the store and return what it holds."""
         self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -362,8 +369,8 @@ class SqliteStore:
         self._db.executescript(_SCHEMA)
         self._db.executescript(_QUARANTINE_SCHEMA)
         state = LoadedState()
-        state.deliveries = self.deliveries.open()
-        state.jobs = self._load_jobs()
+        state.deliveries = await self.deliveries.open()
+        state.jobs = await self._load_jobs()
         state.events = self._load_events({job.id for job in state.jobs})
         for job_id in state.events:
             state.events[job_id] = state.events[job_id][-EVENT_LOG_LIMIT:]
@@ -374,7 +381,7 @@ class SqliteStore:
                 state.tombstones.append(Tombstone(job_id, owner, expired_at))
             else:
                 self._quarantine("tombstones", str(job_id), repr(expired_at), "bad expired_at")
-                self.delete_tombstone(job_id)
+                await self.delete_tombstone(job_id)
         for row in self.db.execute(
             "SELECT user, key, body_hash, job_id, created_at, expires_at FROM idempotency"
         ).fetchall():
@@ -382,10 +389,10 @@ class SqliteStore:
                 state.idempotency.append(IdempotencyRecord(*row))
             else:
                 self._quarantine("idempotency", f"{row[0]}/{row[1]}", repr(row), "bad times")
-                self.delete_idempotency(row[0], row[1])
+                await self.delete_idempotency(row[0], row[1])
         return state
 
-    def _load_jobs(self) -> list[JobRecord]:
+    async def _load_jobs(self) -> list[JobRecord]:
         """Every loadable job; a row that does not load is quarantined and logged."""
         jobs: list[JobRecord] = []
         for job_id, data in self.db.execute("SELECT id, data FROM jobs ORDER BY seq").fetchall():
@@ -393,7 +400,7 @@ class SqliteStore:
                 jobs.append(job_from_json(data))
             except ValueError as exc:
                 self._quarantine("jobs", str(job_id), data, str(exc))
-                self.delete_job(str(job_id))
+                await self.delete_job(str(job_id))
         return jobs
 
     def _load_events(self, job_ids: set[str]) -> dict[str, list[EventRecord]]:
@@ -425,16 +432,16 @@ class SqliteStore:
             (table, key, data if isinstance(data, str) else repr(data), reason),
         )
 
-    def quarantine_job(self, job_id: str, reason: str) -> None:
+    async def quarantine_job(self, job_id: str, reason: str) -> None:
         """Move a job the server cannot serve aside (kept for inspection, never loaded)."""
         row = self.db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
         self._quarantine("jobs", job_id, row[0] if row is not None else None, reason)
-        self.delete_job(job_id)
+        await self.delete_job(job_id)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the store's resources."""
         if self._db is not None:
-            self.deliveries.close()
+            await self.deliveries.close()
             self._db.close()
             self._db = None
 
@@ -450,20 +457,20 @@ class SqliteStore:
             raise
         db.execute("COMMIT")
 
-    def save_job(self, job: JobRecord) -> None:
+    async def save_job(self, job: JobRecord) -> None:
         """Insert or update ``job``."""
         self.db.execute(
             "INSERT OR REPLACE INTO jobs (id, seq, data) VALUES (?, ?, ?)",
             (job.id, job.seq, job_to_json(job)),
         )
 
-    def delete_job(self, job_id: str) -> None:
+    async def delete_job(self, job_id: str) -> None:
         """Delete a job with its result and events."""
         with self._transaction() as db:
             for table, column in (("jobs", "id"), ("results", "job_id"), ("events", "job_id")):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
 
-    def put_result(self, job_id: str, result: StoredResult) -> None:
+    async def put_result(self, job_id: str, result: StoredResult) -> None:
         """Store a job's result."""
         self.db.execute(
             "INSERT OR REPLACE INTO results (job_id, kind, content_type, filename, data)"
@@ -471,7 +478,7 @@ class SqliteStore:
             (job_id, result.kind, result.content_type, result.filename, result.data),
         )
 
-    def get_result(self, job_id: str) -> StoredResult | None:
+    async def get_result(self, job_id: str) -> StoredResult | None:
         """Return a job's result, if stored."""
         row = self.db.execute(
             "SELECT kind, data, content_type, filename FROM results WHERE job_id = ?", (job_id,)
@@ -480,11 +487,11 @@ class SqliteStore:
             return None
         return StoredResult(row[0], bytes(row[1]), row[2], row[3])
 
-    def delete_result(self, job_id: str) -> None:
+    async def delete_result(self, job_id: str) -> None:
         """Drop a job's result."""
         self.db.execute("DELETE FROM results WHERE job_id = ?", (job_id,))
 
-    def commit(
+    async def commit(
         self,
         job: JobRecord,
         event: EventRecord | None,
@@ -494,13 +501,13 @@ class SqliteStore:
     ) -> None:
         """Write ``job``, append ``event``, insert ``deliveries`` and ``key`` in one transaction."""
         with self._transaction():
-            self.save_job(job)
+            await self.save_job(job)
             if event is not None:
                 self._append_event(job.id, event)
             for delivery in deliveries:
-                self.deliveries.save(delivery)
+                await self.deliveries.save(delivery)
             if key is not None:
-                self.save_idempotency(key)
+                await self.save_idempotency(key)
 
     def _append_event(self, job_id: str, event: EventRecord) -> None:
         self.db.execute(
@@ -513,18 +520,18 @@ class SqliteStore:
                 (job_id, event.id - EVENT_LOG_LIMIT),
             )
 
-    def save_tombstone(self, tombstone: Tombstone) -> None:
+    async def save_tombstone(self, tombstone: Tombstone) -> None:
         """Remember an expired job."""
         self.db.execute(
             "INSERT OR REPLACE INTO tombstones (job_id, owner, expired_at) VALUES (?, ?, ?)",
             (tombstone.job_id, tombstone.owner, tombstone.expired_at),
         )
 
-    def delete_tombstone(self, job_id: str) -> None:
+    async def delete_tombstone(self, job_id: str) -> None:
         """Forget an expired job."""
         self.db.execute("DELETE FROM tombstones WHERE job_id = ?", (job_id,))
 
-    def save_idempotency(self, record: IdempotencyRecord) -> None:
+    async def save_idempotency(self, record: IdempotencyRecord) -> None:
         """Remember an idempotency key."""
         self.db.execute(
             "INSERT OR REPLACE INTO idempotency"
@@ -539,12 +546,12 @@ class SqliteStore:
             ),
         )
 
-    def delete_idempotency(self, user: str, key: str) -> None:
+    async def delete_idempotency(self, user: str, key: str) -> None:
         """Forget an idempotency key."""
         self.db.execute("DELETE FROM idempotency WHERE user = ? AND key = ?", (user, key))
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Delete everything."""
         for table in ("jobs", "results", "events", "tombstones", "idempotency"):
             self.db.execute(f"DELETE FROM {table}")
-        self.deliveries.clear()
+        await self.deliveries.clear()

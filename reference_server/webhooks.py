@@ -158,6 +158,8 @@ class WebhookSender:
         #: Deliveries queued or in flight here, by id (their leases are renewed).
         self._active: dict[str, PendingDelivery] = {}
         self._lease_task: asyncio.Task[None] | None = None
+        #: Records evicted by the bound, deleted from the store at the next :meth:`send`.
+        self._evicted: list[str] = []
 
     def refuse_callback(self, url: str) -> str | None:
         """The client-facing reason a callback URL is refused at submission, or ``None``."""
@@ -169,29 +171,44 @@ class WebhookSender:
             "a server for local development allows private ones with --webhook-allow-private"
         )
 
-    def backlog_refusal(self, owner: str) -> str | None:
+    async def backlog_refusal(self, owner: str) -> str | None:
         """Why ``owner`` may not submit a job with a callback now (``None``: it may).
 
         Refused while every one of the owner's delivery records is pending: its terminal
         event could only be recorded beyond the bound.
         """
         try:
-            self._room_for(owner)
+            await self._room_for(owner)
         except OwnerDeliveriesFull as exc:
             return str(exc)
         return None
 
-    def _room_for(self, owner: str) -> None:
+    async def _room_for(self, owner: str) -> None:
         """Raise :class:`OwnerDeliveriesFull` when every record of ``owner`` is pending."""
         if self._shared is None:
             self.deliveries.room_for(owner)
-        elif self._shared.pending_count(owner) >= self.deliveries.limit:
+        elif await self._shared.pending_count(owner) >= self.deliveries.limit:
             raise OwnerDeliveriesFull(owner, self.deliveries.limit)
 
-    def records_of(self, owner: str) -> list[DeliveryRecord]:
+    async def room_for(self, job: JobRecord, event: str) -> bool:
+        """Whether a delivery of optional ``event`` may be recorded for ``job`` now.
+
+        Asked before the job changes, so that planning its deliveries awaits nothing: only a
+        shared store is asked (its count of the owner's pending deliveries); otherwise the
+        book decides when the delivery is planned.
+        """
+        if self._shared is None or event in ALWAYS_SENT or job.callback is None:
+            return True
+        try:
+            await self._room_for(job.owner)
+        except OwnerDeliveriesFull:
+            return False
+        return True
+
+    async def records_of(self, owner: str) -> list[DeliveryRecord]:
         """Every delivery record of ``owner``, oldest first (a shared store's, all instances')."""
         if self._shared is not None:
-            return self._shared.records_of(owner)
+            return await self._shared.records_of(owner)
         return [d for d in self.deliveries.values() if d.owner == owner]
 
     async def start(self) -> None:
@@ -211,14 +228,14 @@ class WebhookSender:
             headers={"User-Agent": "asyncreply-reference-server"},
         )
 
-    def restore(self, stored: list[StoredDelivery]) -> None:
+    async def restore(self, stored: list[StoredDelivery]) -> None:
         """Take over the deliveries a store handed back (oldest first); resume pending ones."""
         for delivery_id in self.deliveries.load(s.pending.record for s in stored):
-            self._store.delete(delivery_id)
+            await self._store.delete(delivery_id)
         pending = [s.pending for s in stored if s.pending.record.status == "pending"]
         if pending:
             log.info("resuming %d pending webhook deliveries", len(pending))
-        self.send(pending)
+        await self.send(pending)
         if self._shared is not None and self._session is not None and self._lease_task is None:
             self._lease_task = asyncio.create_task(
                 self._keep_leases(self._shared), name="asyncreply-webhook-leases"
@@ -229,8 +246,8 @@ class WebhookSender:
         ttl = self.config.job_lease
         while True:
             try:
-                shared.renew(list(self._active), ttl)
-                for stored in shared.claim(ttl):
+                await shared.renew(list(self._active), ttl)
+                for stored in await shared.claim(ttl):
                     pending = stored.pending
                     if pending.record.id in self._active:
                         continue
@@ -266,20 +283,22 @@ class WebhookSender:
         if session is not None:
             await session.close()
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Forget every delivery record (in-flight deliveries go on)."""
         self.deliveries.clear()
-        self._store.clear()
+        self._evicted.clear()
+        await self._store.clear()
 
     def deliveries_for(
-        self, job: JobRecord, event: str, document: dict[str, Any]
+        self, job: JobRecord, event: str, document: dict[str, Any], *, room: bool = True
     ) -> list[PendingDelivery]:
         """The deliveries ``event`` of ``job`` causes, recorded here but not yet sent.
 
         The caller commits them with the job (:meth:`Store.commit`), then calls
         :meth:`send`. A ``completed``/``failed`` delivery is always recorded; an optional
         event (progress, cancelled) of an owner whose records are all pending is not, and
-        a warning says so: pending deliveries are never evicted to make room.
+        a warning says so: pending deliveries are never evicted to make room. With a shared
+        store, ``room`` is what :meth:`room_for` answered (this call awaits nothing).
         """
         callback = job.callback
         if callback is None:
@@ -301,8 +320,8 @@ class WebhookSender:
         rec.payload = render_payload(rec.id, event_document, now)
         try:
             if self._shared is not None:  # the store bounds it (in the commit)
-                if event not in ALWAYS_SENT:
-                    self._room_for(job.owner)
+                if not room and event not in ALWAYS_SENT:
+                    raise OwnerDeliveriesFull(job.owner, self.deliveries.limit)
                 self.deliveries.add(rec, force=True)
                 dropped = []
             else:
@@ -313,8 +332,7 @@ class WebhookSender:
                 log.warning("webhook job.%s of job %s not recorded: %s", event, job.id, exc)
             return []
         self._full_owners.discard(job.owner)
-        for delivery_id in dropped:
-            self._store.delete(delivery_id)
+        self._evicted.extend(dropped)
         return [PendingDelivery(rec, event_document, next_attempt_at=now)]
 
     def discard(self, deliveries: list[PendingDelivery]) -> None:
@@ -322,8 +340,13 @@ class WebhookSender:
         for pending in deliveries:
             self.deliveries.remove(pending.record.id)
 
-    def send(self, deliveries: list[PendingDelivery]) -> None:
-        """Start sending deliveries that are on record (a stopped sender leaves them pending)."""
+    async def send(self, deliveries: list[PendingDelivery]) -> None:
+        """Start sending deliveries that are on record (a stopped sender leaves them pending).
+
+        The records the bound evicted meanwhile are deleted from the store first.
+        """
+        while self._evicted:
+            await self._store.delete(self._evicted.pop())
         if self._session is None:
             return
         for pending in deliveries:
@@ -358,7 +381,7 @@ class WebhookSender:
         rec = pending.record
         while rec.status == "pending":
             if rec.attempts >= self.config.webhook_max_attempts:
-                self._finish(pending, "failed")
+                await self._finish(pending, "failed")
                 return
             # The deadline survives restarts; the clamp keeps a clock that jumped (or an
             # injected one) from stalling a delivery beyond the configured backoff.
@@ -405,22 +428,24 @@ class WebhookSender:
             outcome = rec.last_error
             log.info("webhook %s attempt %d to %s failed: %r", rec.id, attempt, rec.url, exc)
         rec.updated_at = self.clock()
-        self._store.record_attempt(rec.id, attempt, rec.updated_at, outcome, rec.response_status)
+        await self._store.record_attempt(
+            rec.id, attempt, rec.updated_at, outcome, rec.response_status
+        )
         if rec.last_error is None:
-            self._finish(pending, "delivered")
+            await self._finish(pending, "delivered")
         elif not retry or attempt >= self.config.webhook_max_attempts:
-            self._finish(pending, "failed")
+            await self._finish(pending, "failed")
         else:
             pending.next_attempt_at = rec.updated_at + self.config.webhook_backoff * (
                 2 ** (attempt - 1)
             )
-            self._store.save(pending)
+            await self._store.save(pending)
 
-    def _finish(self, pending: PendingDelivery, status: str) -> None:
+    async def _finish(self, pending: PendingDelivery, status: str) -> None:
         rec = pending.record
         rec.status = status
         rec.updated_at = self.clock()
-        self._store.save(pending)
+        await self._store.save(pending)
         self.deliveries.finished(rec.id)
         if status == "failed":
             log.info("webhook %s to %s failed: %s", rec.id, rec.url, rec.last_error)

@@ -10,6 +10,8 @@ import pytest
 from reference_server.deliveries_store import PendingDelivery, SqliteDeliveryStore
 from reference_server.records import DeliveryRecord
 
+pytestmark = pytest.mark.anyio
+
 
 def pending(delivery_id: str, *, status: str = "pending") -> PendingDelivery:
     record = DeliveryRecord(
@@ -28,41 +30,43 @@ def pending(delivery_id: str, *, status: str = "pending") -> PendingDelivery:
     return PendingDelivery(record, {"type": "job.completed", "jobId": "job1", "data": {}}, 1002.0)
 
 
-def test_deliveries_and_attempts_round_trip(tmp_path: Path) -> None:
+async def test_deliveries_and_attempts_round_trip(tmp_path: Path) -> None:
     store = SqliteDeliveryStore(tmp_path / "db.sqlite3")
-    assert store.open() == []
-    store.save(pending("msg_a"))
-    store.save(pending("msg_b", status="delivered"))
-    store.save(pending("msg_a"))  # an update keeps its place in the order
-    store.record_attempt("msg_a", 1, 1001.0, "HTTP 503", 503)
-    store.close()
+    assert await store.open() == []
+    await store.save(pending("msg_a"))
+    await store.save(pending("msg_b", status="delivered"))
+    await store.save(pending("msg_a"))  # an update keeps its place in the order
+    await store.record_attempt("msg_a", 1, 1001.0, "HTTP 503", 503)
+    await store.close()
     again = SqliteDeliveryStore(tmp_path / "db.sqlite3")
-    loaded = again.open()
+    loaded = await again.open()
     assert [d.pending.record.id for d in loaded] == ["msg_a", "msg_b"]
     first = loaded[0]
     assert first.pending.next_attempt_at == 1002.0
     assert first.pending.record.last_error == "HTTP 503"
     assert first.pending.event["jobId"] == "job1"
     assert first.attempts == [{"attempt": 1, "at": 1001.0, "outcome": "HTTP 503", "status": 503}]
-    again.delete("msg_a")
-    again.close()
-    assert [d.pending.record.id for d in SqliteDeliveryStore(tmp_path / "db.sqlite3").open()] == [
-        "msg_b"
-    ]
+    await again.delete("msg_a")
+    await again.close()
+    last = SqliteDeliveryStore(tmp_path / "db.sqlite3")
+    assert [d.pending.record.id for d in await last.open()] == ["msg_b"]
+    await last.close()
 
 
-def test_an_unreadable_row_is_logged_and_skipped(
+async def test_an_unreadable_row_is_logged_and_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = SqliteDeliveryStore(tmp_path / "db.sqlite3")
-    store.open()
-    store.save(pending("msg_ok"))
+    await store.open()
+    await store.save(pending("msg_ok"))
     store.db.execute("INSERT INTO webhook_deliveries (id, seq, data) VALUES ('msg_bad', 99, '[1')")
     store.db.execute(
         "INSERT INTO webhook_deliveries (id, seq, data) VALUES ('msg_odd', 100, '{\"id\": 1}')"
     )
-    store.close()
+    await store.close()
     with caplog.at_level(logging.ERROR, logger="reference_server.webhooks"):
-        loaded = SqliteDeliveryStore(tmp_path / "db.sqlite3").open()
+        reopened = SqliteDeliveryStore(tmp_path / "db.sqlite3")
+        loaded = await reopened.open()
+        await reopened.close()
     assert [d.pending.record.id for d in loaded] == ["msg_ok"]
     assert "msg_bad" in caplog.text and "msg_odd" in caplog.text

@@ -114,12 +114,12 @@ async def test_waking_from_an_expiry_keeps_no_state_for_the_job() -> None:
     manager = JobManager(ServerConfig(workers=1), {"parked": parked}, MemoryStore())
     await manager.start()
     try:
-        job = manager.submit(owner="alice", type_name="parked", input={})
+        job = await manager.submit(owner="alice", type_name="parked", input={})
         version = manager.version(job.id)
         assert version > 0
         waiter = asyncio.create_task(manager.wait_change(job.id, version, BOUND))
         await asyncio.sleep(0)  # the waiter is waiting
-        assert manager.expire(job.id) is True
+        assert await manager.expire(job.id) is True
         with anyio.fail_after(BOUND):
             await waiter
         assert manager.version(job.id) == -1

@@ -177,7 +177,7 @@ async def test_listing_survives_a_job_that_does_not_render(
     bad = await srv.submit_ok("gate", {"key": "bad"})
     await srv.gates.wait_started("bad")
     # Forge what validation now prevents: a job whose times cannot be rendered.
-    srv.admin._state.manager.get(bad).not_before = -1e15
+    srv.admin._state.manager._jobs[bad].not_before = -1e15
     with caplog.at_level(logging.ERROR, logger="reference_server"):
         listing = await srv.get("/jobs")
     assert listing.status_code == 200, listing.text
@@ -193,11 +193,11 @@ async def test_a_job_that_does_not_render_is_never_stored() -> None:
     await manager.start()
     try:
         with pytest.raises(JobRejected):
-            manager.submit(owner="alice", type_name="echo", input={}, not_before=-1e15)
+            await manager.submit(owner="alice", type_name="echo", input={}, not_before=-1e15)
         assert manager.all_jobs() == []
-        page, _ = manager.list_jobs("alice", state=None, limit=10, before_seq=None)
+        page, _ = await manager.list_jobs("alice", state=None, limit=10, before_seq=None)
         assert page == []
-        job = manager.submit(owner="alice", type_name="echo", input={})
+        job = await manager.submit(owner="alice", type_name="echo", input={})
         assert job.seq == 1  # the refused job used no sequence number either
     finally:
         await manager.stop()

@@ -142,18 +142,18 @@ class Harness:
         name, index, outcome = op
         job_id = self.ids[index % len(self.ids)] if self.ids else None
         if name == "submit" or job_id is None:
-            self.ids.append(manager.submit(owner="u", type_name="ctl", input={}).id)
+            self.ids.append((await manager.submit(owner="u", type_name="ctl", input={})).id)
         elif name == "finish":
             verdict = self.waiting.get(job_id)
             if verdict is not None and not verdict.done():
                 verdict.set_result(outcome)
         elif name == "cancel":
-            job = manager.get(job_id)
+            job = await manager.get(job_id)
             if job is not None:
                 was_final = job.state.is_terminal
-                assert manager.cancel(job) is (not was_final)
+                assert await manager.cancel(job) is (not was_final)
         elif name == "expire":
-            manager.expire(job_id)
+            await manager.expire(job_id)
         else:
             await manager.stop()
             self.waiting.clear()

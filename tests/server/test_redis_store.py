@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -78,22 +79,24 @@ def test_a_redis_that_does_not_answer_is_a_one_line_error() -> None:
     assert "does not answer" in err and "\n" not in err
 
 
-def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
+async def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
     store = RedisStore(redis_url, delivery_lease=0.05)
-    assert store.open().jobs == []
+    assert (await store.open()).jobs == []
     delivery = PendingDelivery(
         DeliveryRecord("msg_1", "j1", "alice", "job.completed", "https://h/x", 1000.0, 1000.0),
         {"type": "job.completed", "jobId": "j1", "data": {}},
         1001.0,
     )
-    store.commit(job("j2", 2), EventRecord(1, "status", {"n": 2}), [])
-    store.commit(job("j1", 1), EventRecord(1, "complete", {"status": "completed"}), [delivery])
-    store.put_result("j1", StoredResult("file", b"\x00pdf", "application/pdf", "r.pdf"))
-    store.deliveries.record_attempt("msg_1", 1, 1002.0, "HTTP 503", 503)
-    store.save_tombstone(Tombstone("gone", "bob", 999.0))
-    store.save_idempotency(IdempotencyRecord("alice", "k1", "h", "j1", 1000.0, 9e9))
-    store.save_idempotency(IdempotencyRecord("alice", "old", "h", "j2", 1.0, 2.0))  # expired
-    store.close()
+    await store.commit(job("j2", 2), EventRecord(1, "status", {"n": 2}), [])
+    await store.commit(
+        job("j1", 1), EventRecord(1, "complete", {"status": "completed"}), [delivery]
+    )
+    await store.put_result("j1", StoredResult("file", b"\x00pdf", "application/pdf", "r.pdf"))
+    await store.deliveries.record_attempt("msg_1", 1, 1002.0, "HTTP 503", 503)
+    await store.save_tombstone(Tombstone("gone", "bob", 999.0))
+    await store.save_idempotency(IdempotencyRecord("alice", "k1", "h", "j1", 1000.0, 9e9))
+    await store.save_idempotency(IdempotencyRecord("alice", "old", "h", "j2", 1.0, 2.0))  # expired
+    await store.close()
 
     client = redis.Redis.from_url(redis_url)
     keys = sorted(k.decode() for k in client.keys("*"))
@@ -112,7 +115,7 @@ def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
     assert len([k for k in keys if k.startswith("ar:idem:")]) == 1  # Redis dropped the old key
 
     again = RedisStore(redis_url, delivery_lease=0.05)
-    loaded = again.open()
+    loaded = await again.open()
     assert [j.id for j in loaded.jobs] == ["j1", "j2"]  # seq order
     assert loaded.jobs[0].input == {"n": 1}
     assert loaded.events["j1"] == [EventRecord(1, "complete", {"status": "completed"})]
@@ -121,20 +124,22 @@ def test_everything_round_trips_under_the_key_layout(redis_url: str) -> None:
     assert loaded.deliveries == []  # they stay in Redis: listed, bounded and claimed there
     shared = again.deliveries
     assert isinstance(shared, SharedDeliveryStore)
-    assert [r.id for r in shared.records_of("alice")] == ["msg_1"]
-    assert shared.pending_count("alice") == 1
+    assert [r.id for r in await shared.records_of("alice")] == ["msg_1"]
+    assert await shared.pending_count("alice") == 1
     deadline = time.monotonic() + 10
-    while not (claimed := shared.claim(0.05)):  # the first instance's lease lapses
+    while not (claimed := await shared.claim(0.05)):  # the first instance's lease lapses
         assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
     (stored,) = claimed
     assert stored.pending.record.id == "msg_1" and stored.pending.next_attempt_at == 1001.0
     assert stored.attempts == [{"attempt": 1, "at": 1002.0, "outcome": "HTTP 503", "status": 503}]
-    assert again.get_result("j1") == StoredResult("file", b"\x00pdf", "application/pdf", "r.pdf")
-    again.delete_job("j1")
-    assert again.get_result("j1") is None
-    again.clear()
-    assert again.open().jobs == []
-    again.close()
+    stored_result = await again.get_result("j1")
+    assert stored_result == StoredResult("file", b"\x00pdf", "application/pdf", "r.pdf")
+    await again.delete_job("j1")
+    assert await again.get_result("j1") is None
+    await again.clear()
+    assert (await again.open()).jobs == []
+    await again.close()
 
 
 async def test_a_restarted_server_serves_everything_from_redis(

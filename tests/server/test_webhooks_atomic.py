@@ -105,16 +105,16 @@ async def test_a_final_job_without_its_delivery_gets_one_on_start(
     db = tmp_path / "old.sqlite3"
     async with served_receiver() as hook:
         old = SqliteStore(db)
-        old.open()
-        old.save_job(final_job("job1", hook.url))  # killed before its delivery was saved
-        old.save_job(final_job("job2", hook.url))  # saved separately: adopted, not repeated
+        await old.open()
+        await old.save_job(final_job("job1", hook.url))  # killed before its delivery was saved
+        await old.save_job(final_job("job2", hook.url))  # saved separately: adopted, not repeated
         kept = DeliveryRecord(
             "msg_kept", "job2", "alice", "job.completed", hook.url, 1000.0, 1000.0,
             status="delivered",
         )  # fmt: skip
-        old.deliveries.save(PendingDelivery(kept, {"type": "job.completed"}, 1000.0))
-        old.save_job(final_job("job3", hook.url, delivery_id="msg_gone"))  # dropped finished
-        old.close()
+        await old.deliveries.save(PendingDelivery(kept, {"type": "job.completed"}, 1000.0))
+        await old.save_job(final_job("job3", hook.url, delivery_id="msg_gone"))  # dropped finished
+        await old.close()
         for _ in range(2):  # the second start finds nothing left to derive
             srv = await make_server(store="sqlite", sqlite_path=str(db))
             await poll_until(lambda: len(hook.received) >= 1)
