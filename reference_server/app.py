@@ -248,6 +248,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     if sub.notBefore is not None:
         not_before = parse_not_before(sub.notBefore, state.manager.clock())
     callback = sub.callback.model_dump(mode="json") if sub.callback is not None else None
+    wait = parse_prefer_wait(request, config)
     try:
         job = await state.manager.submit(
             owner=user,
@@ -256,6 +257,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
             callback=callback,
             not_before=not_before,
             idempotency=(key, body_hash) if key is not None else None,
+            hold=wait is not None and wait > 0,
         )
     except JobRejected as exc:
         return _error(400, "invalid_input", str(exc))
@@ -264,7 +266,6 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         if replay is None:
             return _error(409, "conflict", "the Idempotency-Key is being used; retry")
         return replay
-    wait = parse_prefer_wait(request, config)
     if wait is None or wait <= 0:
         return _accepted_response(state, job)
     await state.manager.wait_terminal(job.id, wait)

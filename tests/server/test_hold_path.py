@@ -4,14 +4,17 @@ final in the loop turn its handler returns."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 
+import anyio
+import httpx
 import pytest
 
 from reference_server.event_log import EventLogs
 from reference_server.records import EventRecord
 from reference_server.scheduler import Scheduler
 
-from .conftest import ServerFactory
+from .conftest import ServerFactory, read_sse
 from .test_long_poll import LONG_WAIT, long_poll_after_change, opener
 
 pytestmark = pytest.mark.anyio
@@ -115,3 +118,161 @@ async def test_a_run_started_at_once_that_does_not_wait_frees_its_slot() -> None
         assert ran == ["a", "b", "c"]
     finally:
         await scheduler.stop()
+
+
+# ------------------------------------------------------------------ the held fast path
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The jobs that went through the scheduler's queue (or a timer)."""
+    seen: list[str] = []
+    real = Scheduler.schedule
+
+    def schedule(self: Scheduler, job_id: str, run_at: float | None) -> None:
+        seen.append(job_id)
+        real(self, job_id, run_at)
+
+    monkeypatch.setattr(Scheduler, "schedule", schedule)
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["async", "thread"])
+async def test_a_held_submission_runs_its_job_without_the_queue(
+    make_server: ServerFactory, queued: list[str]
+) -> None:
+    srv = await make_server()
+    held = await srv.submit("echo", {"message": "hi"}, headers={"Prefer": "wait=5"})
+    assert held.status_code == 303
+    assert held.json()["status"] == "completed" and held.json()["attempt"] == 1
+    plain = await srv.submit_ok("echo", {"message": "hi"})
+    assert queued == [plain]  # the held one ran at once, in a free worker slot
+    capture = await read_sse(srv, held.json()["jobId"], last_event_id="0")
+    assert [e.json()["status"] for e in capture.events] == ["pending", "processing", "completed"]
+
+
+async def test_a_held_job_that_fails_answers_with_its_failure(
+    make_server: ServerFactory, queued: list[str]
+) -> None:
+    srv = await make_server()
+    held = await srv.submit("fail", {"code": "nope"}, headers={"Prefer": "wait=5"})
+    assert held.status_code == 200
+    body = held.json()
+    assert body["status"] == "failed" and body["error"]["code"] == "nope"
+    assert queued == []
+
+
+async def test_a_held_job_retried_answers_with_the_attempt_that_completes(
+    make_server: ServerFactory, queued: list[str]
+) -> None:
+    # The first attempt runs at once and fails retryably: the retry waits its backoff and
+    # goes through the queue, as any retry; the held answer is the second attempt's end.
+    srv = await make_server(max_attempts=3)
+    held = await srv.submit(
+        "fail", {"retryable": True, "fail_attempts": 1}, headers={"Prefer": "wait=5"}
+    )
+    assert held.status_code == 303
+    assert held.json()["status"] == "completed" and held.json()["attempt"] == 2
+    assert queued == [held.json()["jobId"]]  # the retry's
+
+
+async def test_a_held_job_that_keeps_failing_stops_at_max_attempts(
+    make_server: ServerFactory,
+) -> None:
+    srv = await make_server(max_attempts=2)
+    held = await srv.submit("fail", {"retryable": True}, headers={"Prefer": "wait=5"})
+    assert held.status_code == 200
+    body = held.json()
+    assert body["status"] == "failed" and body["attempt"] == 2 and body["deadLetter"] is True
+
+
+async def test_a_held_job_cancelled_while_held_answers_cancelled(
+    make_server: ServerFactory,
+) -> None:
+    srv = await make_server()
+    async with anyio.create_task_group() as tg:
+        answers: list[httpx.Response] = []
+
+        async def hold() -> None:
+            answers.append(
+                await srv.submit("gate", {"key": "cancel-held"}, headers={"Prefer": "wait=10"})
+            )
+
+        tg.start_soon(hold)
+        await srv.gates.wait_started("cancel-held")
+        job_id = (await srv.get("/jobs", params={"status": "processing"})).json()["jobs"][0][
+            "jobId"
+        ]
+        cancelled = await srv.delete(f"/jobs/{job_id}")
+        assert cancelled.status_code == 200
+    assert answers[0].status_code == 200
+    assert answers[0].json()["status"] == "cancelled"
+
+
+async def test_a_held_job_longer_than_the_hold_answers_202_and_runs_on(
+    make_server: ServerFactory,
+) -> None:
+    srv = await make_server()
+    held = await srv.submit("gate", {"key": "slow-held"}, headers={"Prefer": "wait=0.05"})
+    assert held.status_code == 202
+    assert held.headers["preference-applied"] == "wait=0.05"
+    job_id = held.json()["jobId"]
+    assert (await srv.get(f"/jobs/{job_id}")).json()["status"] == "processing"
+    srv.gates.open("slow-held")
+    final = await srv.wait_terminal(job_id)
+    assert final.json()["status"] == "completed" and final.json()["attempt"] == 1
+
+
+async def test_a_client_that_leaves_a_held_submission_leaves_its_job_running(
+    make_server: ServerFactory,
+) -> None:
+    srv = await make_server()
+    assert srv.async_client is not None
+    with pytest.raises(httpx.ReadTimeout):
+        await srv.async_client.post(
+            "/jobs",
+            json={"type": "gate", "input": {"key": "left"}},
+            headers={**srv.headers("alice"), "Prefer": "wait=10"},
+            timeout=httpx.Timeout(5.0, read=0.2),
+        )
+    await srv.gates.wait_started("left")
+    listed = (await srv.get("/jobs", params={"status": "processing"})).json()["jobs"]
+    assert len(listed) == 1
+    srv.gates.open("left")
+    final = await srv.wait_terminal(listed[0]["jobId"])
+    assert final.json()["status"] == "completed"
+    assert srv.gates.started["left"] == [1]
+
+
+async def test_with_every_worker_busy_a_held_job_is_queued(
+    make_server: ServerFactory, queued: list[str]
+) -> None:
+    # One worker, running a gate job: a held submission cannot run beside it, so it is
+    # queued and stays pending until the worker is free.
+    srv = await make_server(workers=1)
+    busy = await srv.submit_ok("gate", {"key": "busy"})
+    await srv.gates.wait_started("busy")
+    held = await srv.submit("echo", {"message": "hi"}, headers={"Prefer": "wait=0.05"})
+    assert held.status_code == 202
+    job_id = held.json()["jobId"]
+    assert queued == [busy, job_id]
+    assert (await srv.get(f"/jobs/{job_id}")).json()["status"] == "pending"
+    srv.gates.open("busy")
+    final = await srv.wait_terminal(job_id)
+    assert final.json()["status"] == "completed"
+
+
+async def test_a_held_job_with_not_before_waits_for_its_time(
+    make_server: ServerFactory, queued: list[str]
+) -> None:
+    srv = await make_server()
+    not_before = datetime.now(timezone.utc) + timedelta(seconds=0.2)
+    held = await srv.submit(
+        "echo",
+        {"message": "later"},
+        extra={"notBefore": not_before.isoformat()},
+        headers={"Prefer": "wait=5"},
+    )
+    assert held.status_code == 303
+    assert held.json()["status"] == "completed"
+    assert queued == [held.json()["jobId"]]  # by its timer, not at once
