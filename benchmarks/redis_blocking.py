@@ -1,166 +1,133 @@
-"""How long redis-py's *blocking* client holds the reference server's event loop (issue 18.1).
+"""Whether the Redis store holds the reference server's event loop (issue 18.1).
 
-The store protocol is synchronous (as SQLite's is), so the Redis store calls Redis with
-redis-py's blocking client from the event loop: while a call waits for Redis, the loop serves
-nothing else. This benchmark runs one server in-process (on its own thread and loop), times
-every blocking Redis call made on that loop, and pushes ``N`` ``echo`` jobs through it with
-``C`` concurrent clients (submit, long poll, result, a status read), then reports:
+The store protocol is asynchronous and the Redis store uses redis-py's asyncio client, so
+while a call waits for Redis the loop serves other requests. This benchmark measures what a
+blocked loop would show, on Redis and (the baseline) on the memory store, for the code of
+this checkout and, with ``--before PATH``, of another checkout (the code before the change,
+whose Redis store called redis-py's blocking client), in one run:
 
-- per request: the time its handler spent blocked in Redis calls (p50, p99, max);
-- outside requests (job runs, commits of workers, sweeps): the total blocked time;
-- the loop's lag: how late a 2 ms timer on the server's loop fires (p50, p99, max),
-  on Redis and, as the baseline, on the memory store.
+- the loop's lag: how late a 2 ms timer on the server's loop fires (p50, p99, max);
+- request latency: ``POST /jobs`` and a plain read of a finished job (``GET /jobs/{id}``
+  and its result), p50 and p99, beside the jobs' own submit-to-result latency.
 
-Nothing is asserted. Run: ``python -m benchmarks.redis_blocking [--jobs 1000]``.
+Each server is a subprocess (``benchmarks/_loop_probe.py``) serving its checkout's
+``reference_server``; ``N`` ``echo`` jobs go through it with ``C`` concurrent clients.
+Nothing is asserted. Run: ``python -m benchmarks.redis_blocking [--before /path/to/main]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
-import threading
+import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+import httpx
 
 from ._harness import add_common_args, percentile, print_table, write_result
-from .scale_out import _redis, measure
+from .scale_out import _FINAL, _redis
 
 __all__ = ["main", "run_one"]
 
 NAME = "redis_blocking"
-
-_in_request: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
-    "in_request", default=None
-)
+PROBE = Path(__file__).with_name("_loop_probe.py")
+HERE = Path(__file__).resolve().parent.parent
 
 
-class _Timings:
-    """Blocking Redis time on the server's thread, per request and outside requests."""
+async def _push(base_url: str, jobs: int, concurrency: int) -> dict[str, list[float]]:
+    """Submit, wait for and read ``jobs`` echo jobs; the latencies (s) by kind of request."""
+    seen: dict[str, list[float]] = {"job": [], "submit": [], "read": [], "errors": []}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(jobs):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    def __init__(self) -> None:
-        self.thread: int | None = None
-        self.per_request: list[float] = []
-        self.background = 0.0
-        self.calls = 0
+    async def timed(kind: str, request: Any) -> httpx.Response:
+        started = time.perf_counter()
+        answer: httpx.Response = await request
+        seen[kind].append(time.perf_counter() - started)
+        return answer
 
-    def record(self, seconds: float) -> None:
-        if threading.get_ident() != self.thread:
-            return
-        self.calls += 1
-        spent = _in_request.get()
-        if spent is not None:
-            spent.append(seconds)
-        else:
-            self.background += seconds
-
-
-def _instrument(timings: _Timings) -> Callable[[], None]:
-    """Time every blocking call (commands, scripts, pipelines); return the undo."""
-    import redis.client
-
-    originals = (redis.client.Redis.execute_command, redis.client.Pipeline.execute)
-
-    def timed(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(self, redis.client.Pipeline) and original is originals[0]:
-                return original(self, *args, **kwargs)  # queued, not sent
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
             started = time.perf_counter()
             try:
-                return original(self, *args, **kwargs)
-            finally:
-                timings.record(time.perf_counter() - started)
+                posted = client.post("/jobs", json={"type": "echo", "input": {"i": i}})
+                job_id = (await timed("submit", posted)).json()["jobId"]
+                while True:  # 303 when completed (the reference dialect's redirect)
+                    status = await client.get(f"/jobs/{job_id}", params={"wait": "10"})
+                    if status.status_code == 303 or status.json()["status"] in _FINAL:
+                        break
+                await timed("read", client.get(f"/jobs/{job_id}"))
+                result = await timed("read", client.get(f"/jobs/{job_id}/result"))
+                if result.status_code != 200 or result.json() != {"i": i}:
+                    seen["errors"].append(1.0)
+                    continue
+            except (httpx.HTTPError, ValueError, KeyError):
+                seen["errors"].append(1.0)
+                continue
+            seen["job"].append(time.perf_counter() - started)
 
-        return call
-
-    redis.client.Redis.execute_command = timed(originals[0])  # type: ignore[method-assign]
-    redis.client.Pipeline.execute = timed(originals[1])  # type: ignore[method-assign]
-
-    def undo() -> None:
-        redis.client.Redis.execute_command = originals[0]  # type: ignore[method-assign]
-        redis.client.Pipeline.execute = originals[1]  # type: ignore[method-assign]
-
-    return undo
-
-
-_TIMINGS = web.AppKey("timings", _Timings)
-
-
-@web.middleware
-async def _per_request(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    spent: list[float] = []
-    token = _in_request.set(spent)
-    try:
-        return await handler(request)
-    finally:
-        _in_request.reset(token)
-        request.app[_TIMINGS].per_request.append(sum(spent))
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        seen["wall"] = [time.perf_counter() - started]
+    return seen
 
 
-def run_one(store: str, redis_url: str, jobs: int, concurrency: int) -> dict[str, Any]:
-    """Serve ``store`` (``memory`` or ``redis``) in a thread; push the jobs; measure."""
-    from reference_server import ServerConfig, create_app
+def _ms(values: list[float], q: float) -> float:
+    return round(percentile(values, q) * 1000, 3)
 
-    timings = _Timings()
-    lags: list[float] = []
-    ready = threading.Event()
-    stop: list[Callable[[], None]] = []
-    port: list[int] = []
 
-    async def serve() -> None:
-        config = ServerConfig(store=store, redis_url=redis_url, workers=16, retry_after_min=0.01)
-        app = create_app(config)
-        app[_TIMINGS] = timings
-        app.middlewares.append(_per_request)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        port.append(runner.addresses[0][1])
-        done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        stop.append(lambda: loop.call_soon_threadsafe(done.set))
-        timings.thread = threading.get_ident()
-        ready.set()
-        while not done.is_set():
-            started = time.perf_counter()
-            await asyncio.sleep(0.002)
-            lags.append(time.perf_counter() - started - 0.002)
-        await runner.cleanup()
-
-    undo = _instrument(timings)
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    try:
-        if not ready.wait(30):
-            raise RuntimeError("the in-process server did not start")
-        lags.clear()
-        cell = asyncio.run(measure(f"http://127.0.0.1:{port[0]}", jobs, concurrency))
-    finally:
-        if stop:
-            stop[0]()
-        thread.join(30)
-        undo()
-    ms = [s * 1000 for s in timings.per_request]
-    lag_ms = [s * 1000 for s in lags]
-    requests = len(ms) or 1
-    cell.update(
-        requests=len(ms),
-        redis_calls=timings.calls,
-        block_per_request_ms=round(sum(ms) / requests, 3),
-        block_p50_ms=round(percentile(ms, 50), 3),
-        block_p99_ms=round(percentile(ms, 99), 3),
-        block_max_ms=round(max(ms, default=0.0), 3),
-        background_block_ms=round(timings.background * 1000, 1),
-        lag_p50_ms=round(percentile(lag_ms, 50), 3),
-        lag_p99_ms=round(percentile(lag_ms, 99), 3),
-        lag_max_ms=round(max(lag_ms, default=0.0), 3),
-    )
-    return cell
+def run_one(tree: Path, store: str, redis_url: str, jobs: int, concurrency: int) -> dict[str, Any]:
+    """Serve ``tree``'s server on ``store`` (``memory`` or ``redis``); push the jobs; measure."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    with subprocess.Popen(
+        [sys.executable, str(PROBE), store, redis_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    ) as probe:
+        assert probe.stdin is not None and probe.stdout is not None
+        try:
+            port = json.loads(probe.stdout.readline())["port"]
+            probe.stdin.write("start\n")
+            probe.stdin.flush()
+            seen = asyncio.run(_push(f"http://127.0.0.1:{port}", jobs, concurrency))
+            probe.stdin.write("stop\n")
+            probe.stdin.flush()
+            lags = [float(lag) for lag in json.loads(probe.stdout.readline())["lags_ms"]]
+            probe.wait(timeout=30)
+        finally:
+            if probe.poll() is None:
+                probe.kill()
+    wall = seen["wall"][0]
+    return {
+        "tree": str(tree),
+        "store": store,
+        "jobs": jobs,
+        "completed": len(seen["job"]),
+        "errors": len(seen["errors"]),
+        "jobs_per_s": round(len(seen["job"]) / wall, 1),
+        "job_p50_ms": _ms(seen["job"], 50),
+        "job_p99_ms": _ms(seen["job"], 99),
+        "submit_p50_ms": _ms(seen["submit"], 50),
+        "submit_p99_ms": _ms(seen["submit"], 99),
+        "read_p50_ms": _ms(seen["read"], 50),
+        "read_p99_ms": _ms(seen["read"], 99),
+        "lag_samples": len(lags),
+        "lag_p50_ms": round(percentile(lags, 50), 3),
+        "lag_p99_ms": round(percentile(lags, 99), 3),
+        "lag_max_ms": round(max(lags, default=0.0), 3),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -170,30 +137,49 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     add_common_args(parser)
     parser.add_argument("--jobs", type=int, default=None, help="jobs (default 1000; quick 200)")
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[8, 32], help="concurrent clients (runs)"
+    )
     parser.add_argument("--redis-url", default=None, help="an empty redis:// database")
+    parser.add_argument(
+        "--before", type=Path, default=None, help="a checkout of the code before the change"
+    )
     args = parser.parse_args(argv)
     jobs = args.jobs or (200 if args.quick else 1000)
+    trees = {"after": HERE}
+    if args.before is not None:
+        trees = {"before": args.before.resolve(), **trees}
     cells: dict[str, dict[str, Any]] = {}
     with _redis(args.redis_url) as url:
-        for store in ("memory", "redis"):
-            if store == "redis":
-                import redis
+        import redis
 
-                redis.Redis.from_url(url).flushdb()
-            cells[store] = run_one(store, url, jobs, args.concurrency)
+        flusher = redis.Redis.from_url(url)  # the benchmark's own, not the server's
+        try:
+            for clients in args.concurrency:
+                for label, tree in trees.items():
+                    for store in ("memory", "redis"):
+                        flusher.flushdb()
+                        cell = run_one(tree, store, url, jobs, clients)
+                        cells[f"{label}/{store}/c{clients}"] = dict(cell, concurrency=clients)
+        finally:
+            flusher.close()
     headers = [
-        "store", "jobs/s", "p99 job ms", "req", "redis calls", "block/req ms", "block p99 ms",
-        "block max ms", "bg block ms", "lag p50 ms", "lag p99 ms", "lag max ms",
+        "code/store/clients", "jobs/s", "job p50", "job p99", "submit p50", "submit p99",
+        "read p50", "read p99", "lag p50", "lag p99", "lag max",
     ]  # fmt: skip
-    keys = ["jobs_per_s", "p99_ms", "requests", "redis_calls", "block_per_request_ms"]
-    keys += ["block_p99_ms", "block_max_ms", "background_block_ms", "lag_p50_ms"]
-    keys += ["lag_p99_ms", "lag_max_ms"]
+    keys = ["jobs_per_s", "job_p50_ms", "job_p99_ms", "submit_p50_ms", "submit_p99_ms"]
+    keys += ["read_p50_ms", "read_p99_ms", "lag_p50_ms", "lag_p99_ms", "lag_max_ms"]
     rows = [[name, *(cell[k] for k in keys)] for name, cell in cells.items()]
-    title = f"redis_blocking: {jobs} echo jobs, {args.concurrency} clients, one instance"
+    load = [round(x, 2) for x in os.getloadavg()]
+    title = f"redis_blocking: {jobs} echo jobs, one instance (ms; load {load[0]} at the end)"
     table = print_table(title, headers, rows)
-    data = {"config": {"jobs": jobs, "concurrency": args.concurrency}, "cells": cells}
-    data["table"] = table
+    config = {
+        "jobs": jobs,
+        "concurrency": args.concurrency,
+        "load_average_at_end": load,
+        "trees": {k: str(v) for k, v in trees.items()},
+    }
+    data: dict[str, Any] = {"config": config, "cells": cells, "table": table}
     write_result(NAME, data, args.results_dir)
     return data
 
