@@ -197,8 +197,11 @@ class WebhookSender:
         shared store is asked (its count of the owner's pending deliveries); otherwise the
         book decides when the delivery is planned.
         """
-        if self._shared is None or event in ALWAYS_SENT or job.callback is None:
+        callback = job.callback
+        if self._shared is None or event in ALWAYS_SENT or callback is None:
             return True
+        if event not in set(callback.get("events") or ()):
+            return True  # not asked for: nothing would be recorded
         try:
             await self._room_for(job.owner)
         except OwnerDeliveriesFull:

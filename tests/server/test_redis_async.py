@@ -8,6 +8,7 @@
   returned or failed); once Redis runs again the request is answered.
 - The commits of one job leave in the order they were made: one queued behind a commit that
   lost its race to another instance is refused too.
+- A handler's estimate (declared without awaiting) is written and seen by another instance.
 """
 
 from __future__ import annotations
@@ -124,3 +125,25 @@ async def test_a_commit_queued_behind_one_that_lost_its_race_is_refused(redis_ur
     finally:
         await here.close()
         await there.close()
+
+
+async def test_a_handlers_estimate_reaches_the_other_instances(
+    make_server: ServerFactory, redis_url: str
+) -> None:
+    """``ctx.set_estimate`` is not awaited by the handler: its write to Redis is a task."""
+    declared = asyncio.Event()
+
+    async def estimating(ctx: Any, input: Any) -> None:
+        ctx.set_estimate(30)
+        declared.set()
+        await ctx.sleep(3600)
+
+    options: dict[str, Any] = {"store": "redis", "redis_url": redis_url, "mode_": "async"}
+    a = await make_server(handlers={"estimating": estimating}, **options)
+    b = await make_server(**options)
+    job_id = await a.submit_ok("estimating", {})
+    with anyio.fail_after(BOUND):
+        await declared.wait()
+        await asyncio.gather(*a.admin._state.manager._writes)  # the estimate's write
+    doc = (await b.get(f"/jobs/{job_id}")).json()
+    assert doc["status"] == "processing" and doc["estimatedCompletion"] is not None
