@@ -14,6 +14,7 @@ import pytest
 from reference_server.__main__ import freeze_startup_heap
 from reference_server.event_log import EventLogs
 from reference_server.records import EventRecord
+from reference_server.result_stream import CHUNK_SIZE, ChunkedBody
 from reference_server.scheduler import Scheduler
 
 from .conftest import ServerFactory, read_sse
@@ -288,3 +289,37 @@ def test_the_command_line_server_freezes_its_startup_heap() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+class _Writer:
+    """Records what a body writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.transport = None
+
+    async def write(self, chunk: bytes) -> None:
+        self.writes.append(bytes(chunk))
+
+    async def drain(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("content_length", [None, 9])
+async def test_a_small_body_in_parts_is_written_at_once(content_length: int | None) -> None:
+    # An inline result spliced into its document: one write (one segment with the head).
+    body = ChunkedBody(
+        [b'{"a": ', b"[1,2]", b"}"], content_type="application/json", write_timeout=5
+    )
+    writer = _Writer()
+    await body.write_with_length(writer, content_length)
+    assert writer.writes == [b'{"a": [1,2]}'[: content_length or 99]]
+
+
+async def test_a_large_body_is_still_written_in_chunks() -> None:
+    part = b"x" * (CHUNK_SIZE + 10)
+    body = ChunkedBody([b"[", part, b"]"], content_type="application/json", write_timeout=5)
+    writer = _Writer()
+    await body.write_with_length(writer, None)
+    assert b"".join(writer.writes) == b"[" + part + b"]"
+    assert max(len(w) for w in writer.writes) <= CHUNK_SIZE
