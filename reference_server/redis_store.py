@@ -108,6 +108,17 @@ return {1, ''}
 )
 
 
+# A job now (one round trip, atomic): KEYS: job, events, tomb; ARGV: the first event id to
+# return. Replies the job (nil once gone), its events from ARGV[1] (raw XRANGE entries: id,
+# flat field list; none without the job) and its tombstone.
+_FETCH = """
+local job = redis.call('GET', KEYS[1])
+local events = {}
+if job then events = redis.call('XRANGE', KEYS[2], ARGV[1], '+') end
+return {job, events, redis.call('GET', KEYS[3])}
+"""
+
+
 def _idempotency_key(user: str, key: str) -> str:
     digest = hashlib.sha256(f"{user}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
     return f"{PREFIX}:idem:{digest}"
@@ -158,6 +169,7 @@ class RedisStore:
         self.max_deliveries_per_owner = max_deliveries_per_owner
         self.delivery_lease = delivery_lease
         self._commit: Any = None
+        self._fetch: Any = None
         self._lanes: dict[str, _Lane] = {}
 
     async def open(self) -> LoadedState:
@@ -165,6 +177,7 @@ class RedisStore:
         await self._client.open()
         r = self._client.redis
         self._commit = r.register_script(_COMMIT)
+        self._fetch = r.register_script(_FETCH)
         state = LoadedState()
         keys = [key async for key in self._client.scan(f"{PREFIX}:{{*}}:job")]
         for key, data in zip(keys, await r.mget(keys) if keys else [], strict=True):
@@ -205,8 +218,12 @@ class RedisStore:
 
     def _events(self, job_id: str, entries: list[Any]) -> list[EventRecord]:
         events: list[EventRecord] = []
-        for entry_id, fields in entries:
+        for entry_id, raw_fields in entries:
             try:
+                # XRANGE answers a dict; the same entry read in a Lua script, a flat list.
+                fields = raw_fields
+                if isinstance(raw_fields, list):
+                    fields = dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
                 eid = int(entry_id.decode().split("-", 1)[0])
                 data = json.loads(fields[b"d"])
                 if not isinstance(data, dict):
@@ -294,13 +311,10 @@ class RedisStore:
         return int(await self._client.redis.incr(f"{PREFIX}:seq"))
 
     async def fetch(self, job_id: str, after_event: int) -> Fetched:
-        """The job now, with its logged events newer than ``after_event``."""
-        async with self._client.redis.pipeline(transaction=True) as pipe:
-            pipe.get(job_key(job_id, "job"))
-            pipe.xrange(job_key(job_id, "events"), min=f"{after_event + 1}-0")
-            pipe.get(job_key(job_id, "tomb"))
-            replies = await pipe.execute()
-        return self._fetched(job_id, *replies)
+        """The job now, with its logged events newer than ``after_event`` (one script)."""
+        keys = [job_key(job_id, part) for part in ("job", "events", "tomb")]
+        data, entries, tomb = await self._fetch(keys=keys, args=[f"{after_event + 1}-0"])
+        return self._fetched(job_id, data, entries, tomb)
 
     def _fetched(self, job_id: str, data: Any, entries: Any, tomb: Any) -> Fetched:
         job = None
