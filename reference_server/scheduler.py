@@ -218,7 +218,10 @@ class Scheduler:
 
     async def _worker(self) -> None:
         assert self._queue is not None
-        while True:
+        # Not only cancellation ends a worker: a cancel can be absorbed by a store's client
+        # awaited in the turn (seen with redis-py's asyncio client at shutdown: the turn
+        # returned normally and the worker went back to the queue for good).
+        while not self.closing:
             job_id = await self._queue.get()
             await self._acquire()
             try:
