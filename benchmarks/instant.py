@@ -2,10 +2,15 @@
 
 For each server style (``inline``: a finished job's status carries its result;
 ``redirect``: it answers 303 to the result) and each client (sync, async), rounds alternate
-one raw ``POST /jobs`` (an ``echo`` job, answer read; what a bare HTTP call costs) and one
-SDK ``run()`` of the same job, on warm keep-alive connections, the order flipped every
-round. Reported per cell: median and p90 wall time of each, the SDK/raw ratio of medians
-(measured side by side in the same rounds) and the requests one ``run()`` made.
+one raw ``POST /jobs`` (an ``echo`` job, answer read; what a bare HTTP call costs), one SDK
+``run()`` of the same job and, with raw httpx, exactly the requests ``run()`` sends (the
+held ``POST`` with ``Prefer: wait`` and an ``Idempotency-Key``, then the ``GET`` of a 303's
+``Location``: the floor a client costing nothing would reach), on warm keep-alive
+connections, the order rotated every round. A raw POST's job runs on the server after its
+202 is answered: the benchmark waits for that job's end (untimed) before the next timed
+call, so no call pays for the job of the raw POST before it. Reported per cell: median and
+p90 wall time of each, the SDK/raw and floor/raw ratios of medians (measured side by side in
+the same rounds) and the requests one ``run()`` made.
 
 Targets (printed beside each figure, never asserted): ``run()`` at most 1.5x a raw POST on
 the inline server (issue 11) and 2.1x on the redirect server (issue 21: two round trips, as a
@@ -21,9 +26,10 @@ import asyncio
 import os
 import statistics
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -44,18 +50,37 @@ NAME = "instant"
 TARGETS = {"inline": 1.5, "redirect": 2.1}
 JOB = {"type": "echo", "input": {"message": "hi"}}
 _WARMUP = 5
+_TERMINAL = {"completed", "failed", "cancelled"}
+T = TypeVar("T")
 
 
-def _cell(raw: list[float], sdk: list[float], requests: int, runs: int) -> dict[str, Any]:
-    raw_p50, sdk_p50 = statistics.median(raw), statistics.median(sdk)
+#: What ``run()`` sends first: the submission, held.
+HELD = {"Prefer": "wait=10"}
+
+
+def _held_headers() -> dict[str, str]:
+    return {**HELD, "Idempotency-Key": uuid.uuid4().hex}
+
+
+def _cell(times: dict[str, list[float]], requests: int, runs: int) -> dict[str, Any]:
+    raw, sdk, floor = times["raw"], times["sdk"], times["floor"]
+    raw_p50, sdk_p50, floor_p50 = (statistics.median(t) for t in (raw, sdk, floor))
     return {
         "raw_ms_p50": raw_p50 * 1000,
         "raw_ms_p90": percentile(raw, 90) * 1000,
         "sdk_ms_p50": sdk_p50 * 1000,
         "sdk_ms_p90": percentile(sdk, 90) * 1000,
+        "floor_ms_p50": floor_p50 * 1000,
         "ratio_p50": sdk_p50 / raw_p50,
+        "floor_ratio_p50": floor_p50 / raw_p50,
         "requests_per_run": requests / runs,
     }
+
+
+def _rotated(calls: list[T], r: int) -> list[T]:
+    """The round's order: each call goes first in turn, and the order runs both ways."""
+    turned = calls[r % len(calls) :] + calls[: r % len(calls)]
+    return turned if (r // len(calls)) % 2 == 0 else turned[::-1]
 
 
 def _sync_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
@@ -71,20 +96,39 @@ def _sync_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
             response.raise_for_status()
             return response.json()
 
+        def settle(answer: Any) -> None:
+            status = answer
+            while status.get("status") not in _TERMINAL:
+                polled = raw.get(f"/jobs/{answer['jobId']}", params={"wait": "10"})
+                status = {"status": "completed"} if polled.status_code == 303 else polled.json()
+
         def sdk() -> object:
             return client.run("/jobs", json=JOB, mode=mode, timeout=30)
 
+        def floor() -> object:
+            response = raw.post("/jobs", json=JOB, headers=_held_headers())
+            if response.status_code == 303:
+                response = raw.get(response.headers["location"])
+            response.raise_for_status()
+            return response.json()
+
         for _ in range(_WARMUP):
-            post(), sdk()
+            post(), sdk(), floor()
         counter.counts.clear()
-        times: dict[str, list[float]] = {"raw": [], "sdk": []}
-        calls: list[tuple[str, Callable[[], object]]] = [("raw", post), ("sdk", sdk)]
+        times: dict[str, list[float]] = {"raw": [], "sdk": [], "floor": []}
+        calls: list[tuple[str, Callable[[], object]]] = [
+            ("raw", post),
+            ("sdk", sdk),
+            ("floor", floor),
+        ]
         for r in range(rounds):
-            for name, call in calls if r % 2 == 0 else calls[::-1]:
+            for name, call in _rotated(calls, r):
                 t0 = time.perf_counter()
-                call()
+                answer = call()
                 times[name].append(time.perf_counter() - t0)
-        return _cell(times["raw"], times["sdk"], counter.total(), rounds)
+                if name == "raw":
+                    settle(answer)
+        return _cell(times, counter.total(), rounds)
 
 
 async def _async_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
@@ -100,21 +144,41 @@ async def _async_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]
             response.raise_for_status()
             return response.json()
 
+        async def settle(answer: Any) -> None:
+            status = answer
+            while status.get("status") not in _TERMINAL:
+                polled = await raw.get(f"/jobs/{answer['jobId']}", params={"wait": "10"})
+                status = {"status": "completed"} if polled.status_code == 303 else polled.json()
+
         async def sdk() -> object:
             return await client.run("/jobs", json=JOB, mode=mode, timeout=30)
+
+        async def floor() -> object:
+            response = await raw.post("/jobs", json=JOB, headers=_held_headers())
+            if response.status_code == 303:
+                response = await raw.get(response.headers["location"])
+            response.raise_for_status()
+            return response.json()
 
         for _ in range(_WARMUP):
             await post()
             await sdk()
+            await floor()
         counter.counts.clear()
-        times: dict[str, list[float]] = {"raw": [], "sdk": []}
-        calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [("raw", post), ("sdk", sdk)]
+        times: dict[str, list[float]] = {"raw": [], "sdk": [], "floor": []}
+        calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("raw", post),
+            ("sdk", sdk),
+            ("floor", floor),
+        ]
         for r in range(rounds):
-            for name, call in calls if r % 2 == 0 else calls[::-1]:
+            for name, call in _rotated(calls, r):
                 t0 = time.perf_counter()
-                await call()
+                answer = await call()
                 times[name].append(time.perf_counter() - t0)
-        return _cell(times["raw"], times["sdk"], counter.total(), rounds)
+                if name == "raw":
+                    await settle(answer)
+        return _cell(times, counter.total(), rounds)
 
 
 def run(
@@ -145,6 +209,8 @@ def run(
             c["sdk_ms_p90"],
             c["ratio_p50"],
             TARGETS[c["server"]],
+            c["floor_ms_p50"],
+            c["floor_ratio_p50"],
             c["requests_per_run"],
         ]
         for c in cells
@@ -162,6 +228,8 @@ def run(
         "run() ms p90",
         "ratio",
         "target",
+        "floor ms p50",
+        "floor ratio",
         "requests/run",
     ]
     table = print_table(title, headers, rows)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import sqlite3
@@ -26,7 +27,14 @@ from .config import FaultConfig, ServerConfig
 from .serving import serve
 from .store import StoreUnavailable
 
-__all__ = ["build_parser", "config_from_args", "main", "port_in_use", "sqlite_problem"]
+__all__ = [
+    "build_parser",
+    "config_from_args",
+    "freeze_startup_heap",
+    "main",
+    "port_in_use",
+    "sqlite_problem",
+]
 
 
 def _add_model_flags(
@@ -164,6 +172,18 @@ def config_from_args(argv: Sequence[str] | None = None, *, prog: str = PROG) -> 
         parser.error(_explain(exc))
 
 
+def freeze_startup_heap() -> None:
+    """Leave what the server built at startup out of the garbage collector's full passes.
+
+    Modules, models, the application and its OpenAPI document live as long as the process:
+    about 50,000 objects, which every full pass walked (40 to 70 ms on the development
+    machine, a pause for whatever request is then under way). Frozen once started
+    (``gc.freeze``), a full pass walks only what serving created since.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _run(config: ServerConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -171,6 +191,7 @@ async def _run(config: ServerConfig) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with serve(config) as server:
+        freeze_startup_heap()
         print(f"asyncreply reference server listening on {server.base_url}", flush=True)
         await stop.wait()
     print("asyncreply reference server stopped", flush=True)

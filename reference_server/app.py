@@ -42,6 +42,7 @@ from .result_stream import json_with_raw_result, stream
 from .server_state import STATE_KEY, ServerState, state_of
 from .store import KeyTaken, MemoryStore, SqliteStore, Store
 from .stream_tokens import EVENTS_ROUTE, StreamTokens
+from .timing import FINISHED_HEADER, AnswerTimes
 from .tracing import tracing
 from .uploads import UPLOADS_ACCEPTED, accepts_upload, upload_submission
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
@@ -99,8 +100,10 @@ async def _status_response(state: ServerState, job: JobRecord) -> web.Response:
     headers = _links(job)
     headers.update(retry_headers(retry_hint(job, now, config)))
     if config.timing_headers and job.finished_at is not None:
-        # The precise moment the job ended, for measuring sub-millisecond detection lag.
-        headers["Job-Finished-At"] = f"{job.finished_at:.6f}"
+        # The precise moment the job ended, for measuring sub-millisecond detection lag, and
+        # when its first final answer was written (timing.py).
+        headers[FINISHED_HEADER] = f"{job.finished_at:.6f}"
+        headers.update(state.answer_times.header(job.id))
     result_url = f"/jobs/{job.id}/result"
     if config.dialect == "reference":
         if job.state is JobState.COMPLETED:
@@ -245,6 +248,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     if sub.notBefore is not None:
         not_before = parse_not_before(sub.notBefore, state.manager.clock())
     callback = sub.callback.model_dump(mode="json") if sub.callback is not None else None
+    wait = parse_prefer_wait(request, config)
     try:
         job = await state.manager.submit(
             owner=user,
@@ -253,6 +257,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
             callback=callback,
             not_before=not_before,
             idempotency=(key, body_hash) if key is not None else None,
+            hold=wait is not None and wait > 0,
         )
     except JobRejected as exc:
         return _error(400, "invalid_input", str(exc))
@@ -261,7 +266,6 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         if replay is None:
             return _error(409, "conflict", "the Idempotency-Key is being used; retry")
         return replay
-    wait = parse_prefer_wait(request, config)
     if wait is None or wait <= 0:
         return _accepted_response(state, job)
     await state.manager.wait_terminal(job.id, wait)
@@ -273,6 +277,8 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         # goes straight to its wait instead of first sleeping the Retry-After hint.
         resp = _accepted_response(state, job)
     resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
+    if config.timing_headers and current is not None and current.state.is_terminal:
+        await state.answer_times.send(request, resp, job.id)
     return resp
 
 
@@ -290,6 +296,8 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     resp = await _status_response(state, job)
     if wait is not None:
         resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
+    if state.config.timing_headers and job.state.is_terminal:
+        await state.answer_times.send(request, resp, job.id)
     return resp
 
 
@@ -463,6 +471,7 @@ def create_app(
         faults=config.faults,
         rng=random.Random(config.faults.seed),
         stream_tokens=StreamTokens.for_config(config, clock),
+        answer_times=AnswerTimes(clock),
     )
     app = web.Application(
         middlewares=[

@@ -33,6 +33,11 @@ class _Log:
                 waiter.set_result(None)
 
 
+def _ended(log: _Log) -> bool:
+    """Whether the newest logged event is the job's end (``complete``)."""
+    return bool(log.events) and log.events[-1].event == "complete"
+
+
 def _time_up(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -121,11 +126,12 @@ class EventLogs:
         finally:
             timer.cancel()
             log.waiters.discard(waiter)
-        if settle and log.version != version:
+        if settle and log.version != version and not _ended(log):
             # Woken by a change: let the changes already under way land first (a handler
             # that reports its last step and returns completes one loop turn later), so a
             # long poll answers with the job's end instead of a step the client must poll
-            # past. A plain yield, no timer.
+            # past. A plain yield, no timer; none after the job's end (nothing can follow
+            # it), so the final answer goes out in the turn after the change.
             await asyncio.sleep(0)
 
     def _log(self, job_id: str) -> _Log:

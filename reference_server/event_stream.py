@@ -60,12 +60,19 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         # is never read stays busy forever in the connection guard.
         await bounded(resp.write(data), request.transport, write_timeout)
 
+    timed = state.config.timing_headers
+
     async def send(chunk: bytes) -> bool:
         """Write an event; ``False`` when the stream must end (fault cut)."""
         nonlocal sent
         await write(chunk)
         sent += 1
         return cut_after is None or sent < cut_after
+
+    def ended() -> None:
+        # The ``complete`` event is on the socket: the job's final answer (timing.py).
+        if timed:
+            state.answer_times.record(job_id)
 
     async def stream(last_id: int | None) -> None:
         await write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
@@ -74,6 +81,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             if job.state.is_terminal:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
                     await send(_sse_event(job.event_seq, "complete", doc))
+                    ended()
                 return
             # The id of the document sent, taken before the write: the job may change while
             # the write waits, and those events must follow this one, not be skipped.
@@ -96,11 +104,16 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                         break
                 await write(b"".join(parts))  # no fault cut to count toward here
                 if events[len(parts) - 1].event == "complete":
+                    ended()
                     return
                 continue  # look again, as after any write
             for ev in events:
                 last_id = ev.id
-                if not await send(_sse_event(ev.id, ev.event, ev.data)) or ev.event == "complete":
+                more = await send(_sse_event(ev.id, ev.event, ev.data))
+                if ev.event == "complete":
+                    ended()
+                    return
+                if not more:
                     return
             if events or manager.version(job_id) != version:
                 # Sending waits for the reader: the job may have moved on meanwhile (even to

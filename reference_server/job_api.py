@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import sys
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -198,7 +199,12 @@ class JobContext:
     async def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, waking at once on cancellation (then raise :class:`JobCancelled`)."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.cancelled.wait(), max(seconds, 0.0))
+            if sys.version_info >= (3, 11):
+                # In the handler's task: wait_for would wait in a task of its own.
+                async with asyncio.timeout(max(seconds, 0.0)):
+                    await self.cancelled.wait()
+            else:  # pragma: no cover - Python 3.10
+                await asyncio.wait_for(self.cancelled.wait(), max(seconds, 0.0))
         self.raise_if_cancelled()
 
 

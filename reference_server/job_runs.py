@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import ValidationError
 
 from .config import ServerConfig
+from .eager import start_task
 from .job_api import Handler, JobCancelled, JobContext, JobFailure, _Resolved, stored_result
 from .records import JobError, JobRecord, JobState, Progress
 from .replica import Replica
@@ -92,10 +93,13 @@ class JobRuns:
             await self._finish_failed(job, JobError("invalid_input", str(exc)))
             return
         ctx = JobContext(cast("JobManager", self), job, cancelled)
-        task: asyncio.Task[None] = asyncio.create_task(
+        # The handler's first step runs now (an instant one ends, and its outcome is
+        # recorded, before this goes on); what follows its first wait runs in its task.
+        task, ended = start_task(
             self._attempt(job, attempt, resolved.run, ctx, value), name=f"asyncreply-job-{job.id}"
         )
-        self.scheduler.attach(job.id, task)
+        if not ended:
+            self.scheduler.attach(job.id, task)
         try:
             await task
         except asyncio.CancelledError:
@@ -113,6 +117,8 @@ class JobRuns:
         later in the task that awaits it (the memory and SQLite stores never suspend). A
         cancellation of the task propagates."""
         task = asyncio.current_task()
+        if task is not None:
+            self.scheduler.attach(job.id, task)  # from its first step: cancellable
         error: JobError | None = None
         cancelled = False
         try:

@@ -385,8 +385,13 @@ class JobManager(JobRuns):
         not_before: float | None = None,
         original_job_id: str | None = None,
         idempotency: tuple[str, str] | None = None,
+        hold: bool = False,
     ) -> JobRecord:
         """Create and schedule a job (the caller validated the input already).
+
+        ``hold``: the submission waits for the job's end (``Prefer: wait``); a job due now
+        then runs at once, in this step, when a worker slot is free and nothing is queued
+        (:meth:`Scheduler.run_now`): an instant job is final when this returns.
 
         The job is rendered before it is stored: one that cannot be rendered (a date out of
         range, say) is refused whole, so no half-created job ever poisons a listing.
@@ -438,7 +443,8 @@ class JobManager(JobRuns):
             raise
         if key is not None:
             self.keys.adopt(key)
-        self.scheduler.schedule(job.id, job.run_at)
+        if not (hold and job.run_at is None and self.scheduler.run_now(job.id)):
+            self.scheduler.schedule(job.id, job.run_at)
         return job
 
     async def cancel(self, job: JobRecord) -> bool:

@@ -79,6 +79,12 @@ class ChunkedBody(payload.Payload):
     ) -> None:
         """Write at most ``content_length`` bytes (all when ``None``)."""
         left = self._size if content_length is None else min(content_length, self._size)
+        if self._size <= CHUNK_SIZE and len(self._parts) > 1:
+            # A small body in parts (an inline result spliced into its document): one write,
+            # so it leaves in one segment with the head, not one send per part.
+            await self._bounded(writer, writer.write(b"".join(self._parts)[:left]))
+            await self._bounded(writer, writer.drain())
+            return
         for part in self._parts:
             view = memoryview(part)
             for offset in range(0, len(view), CHUNK_SIZE):

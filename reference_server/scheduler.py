@@ -1,17 +1,23 @@
 """The worker pool: when pending jobs run, and the handler tasks while they do.
 
 A pending job is queued at once or, with a ``run_at`` time (``notBefore``, retry backoff),
-by a loop timer; ``workers`` tasks take jobs off the queue one at a time. Stopping a
-running handler first sets its cancellation signal and cancels its task only after a grace
-period. Nothing here decides a job's state: the job manager does (see ``transitions.py``).
+by a loop timer; ``workers`` tasks take jobs off the queue one at a time. At most
+``workers`` jobs run at once: each run holds one of that many slots, whether a worker runs
+it or a held submission has it run at once (:meth:`Scheduler.run_now`, when a slot is free
+and nothing is queued before it). Stopping a running handler first sets its
+cancellation signal and cancels its task only after a grace period. Nothing here decides a
+job's state: the job manager does (see ``transitions.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .eager import start_task
 
 __all__ = ["Scheduler"]
 
@@ -36,6 +42,12 @@ class Scheduler:
         self._queue: asyncio.Queue[str] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Runs holding a slot now (at most ``_slots``), and the workers waiting for one.
+        self._slots = 0
+        self._busy = 0
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        #: Runs started by :meth:`run_now` that are still going.
+        self._direct: set[asyncio.Task[None]] = set()
         self.closing = False
 
     def start(self, workers: int) -> None:
@@ -43,6 +55,8 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         self.closing = False
+        self._slots, self._busy = workers, 0
+        self._slot_waiters.clear()
         self._workers = [
             asyncio.create_task(self._worker(), name=f"asyncreply-worker-{i}")
             for i in range(workers)
@@ -51,7 +65,7 @@ class Scheduler:
     async def stop(self) -> None:
         """Cancel timers, running handlers and workers, and wait for them to end."""
         self.closing = True
-        tasks: list[asyncio.Task[Any]] = list(self._workers)
+        tasks: list[asyncio.Task[Any]] = [*self._workers, *self._direct]
         for run in self._runs.values():
             for timer in (run.timer, run.kill_timer):
                 if timer is not None:
@@ -87,6 +101,60 @@ class Scheduler:
             run.timer = self._loop.call_later(delay, self._enqueue, job_id)
         else:
             self._queue.put_nowait(job_id)
+
+    def run_now(self, job_id: str) -> bool:
+        """Run ``job_id`` at once, if a slot is free and no queued job waits for one; else
+        return ``False`` (queue it with :meth:`schedule`).
+
+        The run is a worker's (the same call, holding a slot until it ends), started in the
+        caller's step: a handler that does not wait for anything has ended, and its outcome
+        is recorded, when this returns. What follows its first wait runs in a task of its
+        own. A held submission runs its job so (``Prefer: wait``): no queue, no worker's
+        turn, and its answer can go out in the same step.
+        """
+        if (
+            self.closing
+            or self._queue is None
+            or self._busy >= self._slots
+            or self._slot_waiters
+            or not self._queue.empty()
+        ):
+            return False
+        self._busy += 1
+        task, ended = start_task(self._run_in_slot(job_id), name=f"asyncreply-run-{job_id}")
+        if not ended:
+            self._direct.add(task)
+            task.add_done_callback(self._direct.discard)
+        return True
+
+    async def _run_in_slot(self, job_id: str) -> None:
+        try:
+            await self._run(job_id)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """A run ended: its slot goes to the first worker waiting for one, or is free."""
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on: still busy
+                return
+        self._busy -= 1
+
+    async def _acquire(self) -> None:
+        if self._busy < self._slots and not self._slot_waiters:
+            self._busy += 1
+            return
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as it was cancelled: pass it on
+            raise
 
     def begin(self, job_id: str) -> asyncio.Event:
         """A fresh cancellation signal for a new attempt of ``job_id``."""
@@ -154,4 +222,9 @@ class Scheduler:
         # awaited in the turn (seen with redis-py's asyncio client at shutdown: the turn
         # returned normally and the worker went back to the queue for good).
         while not self.closing:
-            await self._run(await self._queue.get())
+            job_id = await self._queue.get()
+            await self._acquire()
+            try:
+                await self._run(job_id)
+            finally:
+                self.release()

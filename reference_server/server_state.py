@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiohttp import web
 from .config import FaultConfig, ServerConfig
 from .jobs import JobManager
 from .stream_tokens import StreamTokens
+from .timing import AnswerTimes
 from .webhooks import WebhookSender
 
 __all__ = ["STATE_KEY", "ServerState", "state_of"]
@@ -36,6 +38,8 @@ class ServerState:
     route_counts: collections.Counter[str] = field(default_factory=collections.Counter)
     loop: asyncio.AbstractEventLoop | None = None
     stream_tokens: StreamTokens | None = None  # browser event-stream URLs (bearer users only)
+    #: ``--timing-headers``: when each job's first final answer was written.
+    answer_times: AnswerTimes = field(default_factory=lambda: AnswerTimes(time.time))
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Replace the fault configuration (re-seeding the generator when a seed is given)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anyio
 import pytest
@@ -179,6 +180,36 @@ async def test_oversized_body_is_413(make_server: ServerFactory) -> None:
     assert error_code(response) == "payload_too_large"
     small = await srv.submit("echo", {"blob": "x" * 100})
     assert small.status_code == 202
+    await assert_healthy(srv)
+
+
+async def test_a_chunked_body_is_read_whole_and_bounded(make_server: ServerFactory) -> None:
+    # No Content-Length: the bound is checked on the bytes themselves, whether they came
+    # with the head (read at once) or after it (the timed read).
+    srv = await make_server(max_body_bytes=2048)
+
+    async def chunks(body: bytes, pause: bool) -> Any:
+        yield body[:10]
+        if pause:
+            await anyio.sleep(0.01)
+        yield body[10:]
+
+    json_type = {"Content-Type": "application/json"}
+    big = json.dumps({"type": "echo", "input": {"blob": "x" * 5000}}).encode()
+    small = json.dumps({"type": "echo", "input": {"blob": "x" * 100}}).encode()
+    assert srv.async_client is not None
+    for pause in (False, True):
+        refused = await srv.async_client.post(
+            "/jobs", content=chunks(big, pause), headers={**srv.headers("alice"), **json_type}
+        )
+        assert refused.status_code == 413
+        assert error_code(refused) == "payload_too_large"
+        accepted = await srv.async_client.post(
+            "/jobs", content=chunks(small, pause), headers={**srv.headers("alice"), **json_type}
+        )
+        assert accepted.status_code == 202, accepted.text
+        job = await srv.wait_terminal(accepted.json()["jobId"])
+        assert job.json()["status"] == "completed"
     await assert_healthy(srv)
 
 
