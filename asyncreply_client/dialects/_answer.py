@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -17,8 +17,8 @@ import httpx
 
 from .._errors import JobExpiredError, JobNotFoundError, ProtocolError
 from .._headers import (
+    HeaderIndex,
     find_link,
-    header_values,
     parse_content_disposition_filename,
     parse_http_date,
     parse_number,
@@ -80,6 +80,17 @@ class Answer:
     wall_now: float
     #: Why a non-empty body is not valid JSON (``None`` when it is, or is empty).
     decode_error: ValueError | RecursionError | None = None
+    _index: HeaderIndex | None = field(default=None, init=False, repr=False, compare=False)
+    _media: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def index(self) -> HeaderIndex:
+        """The headers indexed by name, built at the first lookup (one pass over them)."""
+        index = self._index
+        if index is None:
+            index = HeaderIndex(self.headers)
+            object.__setattr__(self, "_index", index)
+        return index
 
     @classmethod
     def of(cls, response: HttpResponse, wall_now: float) -> Answer:
@@ -129,7 +140,7 @@ class Answer:
 
     def header(self, name: str) -> str | None:
         """The first non-blank value of header ``name``, stripped."""
-        for value in header_values(self.headers, name):
+        for value in self.index.get_all(name):
             if value.strip():
                 return value.strip()
         return None
@@ -241,13 +252,13 @@ def snapshot(
         cancel_url=answer.resolve(first_value(fields, CANCEL_KEYS))
         or answer.resolve(links_href(fields, "cancel")),
         events_url=answer.resolve(first_value(fields, EVENTS_KEYS))
-        or answer.resolve(find_link(answer.headers, "events"))
+        or answer.resolve(find_link(answer.index, "events"))
         or answer.resolve(links_href(fields, "events")),
         status_url=status_url or body_monitor(answer, fields),
-        retry_after=parse_retry_after(answer.headers, fields, now=answer.wall_now),
+        retry_after=parse_retry_after(answer.index, fields, now=answer.wall_now),
         estimated_completion=eta,
         estimated_remaining=_remaining(answer, fields, eta),
-        held=preference_applied_wait(answer.headers) is not None,
+        held=preference_applied_wait(answer.index) is not None,
         created_at=next((t for d in stamp_docs if (t := timestamp_of(d, CREATED_KEYS))), None),
         started_at=next((t for d in stamp_docs if (t := timestamp_of(d, STARTED_KEYS))), None),
         updated_at=next((t for d in stamp_docs if (t := timestamp_of(d, UPDATED_KEYS))), None),
@@ -291,7 +302,7 @@ def header_monitor(answer: Answer, *, with_location: bool) -> str | None:
         url = answer.location()
         if url is not None:
             return url
-    return answer.resolve(find_link(answer.headers, "monitor"))
+    return answer.resolve(find_link(answer.index, "monitor"))
 
 
 MonitorKind = Literal["operation", "location", "resource", "body"]
@@ -339,7 +350,11 @@ PAGE_MEDIA_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 def media_type(answer: Answer) -> str:
     """The answer's media type, lower case without parameters (``""`` when unlabelled)."""
-    return (answer.header("content-type") or "").split(";", 1)[0].strip().lower()
+    media = answer._media
+    if media is None:
+        media = (answer.header("content-type") or "").split(";", 1)[0].strip().lower()
+        object.__setattr__(answer, "_media", media)
+    return media
 
 
 def result_of(answer: Answer) -> tuple[Any, bool]:
