@@ -288,7 +288,7 @@ def snapshot(
 _Reading = tuple[Any, ...]
 _READINGS: dict[tuple[bytes, str, str | None], _Reading] = {}
 #: Readings kept: a poller's few documents; a fan-out's new ones pass through.
-_MAX_READINGS = 64
+_MAX_READINGS = 16
 
 
 def _reading(
