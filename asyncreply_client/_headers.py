@@ -476,6 +476,9 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
     r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?)?"
 )
+#: The usual shape of a server's timestamp: UTC, to the second, millisecond or microsecond
+#: (the fractions ``datetime.fromisoformat`` takes on Python 3.10 as on later versions).
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):\d{2}:\d{2}(?:\.\d{3}|\.\d{6})?Z")
 # Epoch numbers outside this range are more likely garbage than timestamps.
 _EPOCH_MAX = 1e11
 
@@ -511,6 +514,13 @@ def parse_timestamp(value: object) -> datetime | None:
 def _parse_text_timestamp(value: str) -> datetime | None:
     """The text form of :func:`parse_timestamp`, cached: every poll of a job repeats its
     ``createdAt``/``startedAt``/``updatedAt`` (the ``datetime`` results are immutable)."""
+    if _CANONICAL.fullmatch(value) is not None:
+        # What servers send (``2026-11-23T09:00:00.123Z``): parsed in C. A second of 60
+        # (a leap second) or an impossible date goes on to the general parse below.
+        try:
+            return datetime.fromisoformat(value[:-1]).replace(tzinfo=_UTC)
+        except ValueError:
+            pass
     match = _RFC3339.fullmatch(value.strip())
     if match is None:
         return None
