@@ -47,8 +47,6 @@ _DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 _MAX_HEADER = 8192
 _UTC = timezone.utc
 
-_NO_VALUES: list[str] = []  # read only
-
 
 class HeaderIndex:
     """An answer's headers indexed by lower-case name in one pass: a status answer is looked
@@ -60,26 +58,29 @@ class HeaderIndex:
         ['<a>', '<b>']
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_encoding", "_values")
 
     def __init__(self, headers: httpx.Headers) -> None:
-        values: dict[str, list[str]] = {}
-        try:
-            encoding = headers.encoding
-            for key, value in headers.raw:
-                name = key.decode(encoding).lower()
-                found = values.get(name)
-                if found is None:
-                    values[name] = [value.decode(encoding)]
-                else:
-                    found.append(value.decode(encoding))
-        except (UnicodeError, LookupError):
-            values = {}
+        values: dict[bytes, list[bytes]] = {}
+        for key, value in headers.raw:
+            name = key.lower()
+            found = values.get(name)
+            if found is None:
+                values[name] = [value]
+            else:
+                found.append(value)
         self._values = values
+        self._encoding = headers.encoding  # one that decodes every header (httpx's choice)
 
     def get_all(self, name: str) -> list[str]:
-        """Every value of header ``name`` (any case), in order (a list not to modify)."""
-        return self._values.get(name.lower(), _NO_VALUES)
+        """Every value of header ``name`` (any case), in order (decoded when asked for)."""
+        found = self._values.get(name.lower().encode("ascii", "replace"))
+        if not found:
+            return []
+        try:
+            return [value.decode(self._encoding) for value in found]
+        except (UnicodeError, LookupError):
+            return []
 
 
 HeadersLike = HeaderIndex | httpx.Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -98,7 +99,7 @@ def header_values(headers: HeadersLike, name: str) -> list[str]:
     if headers is None:
         return []
     if isinstance(headers, HeaderIndex):
-        return list(headers.get_all(name))
+        return headers.get_all(name)
     if isinstance(headers, httpx.Headers):
         # What ``get_list`` does, with the encoding looked up once instead of twice per
         # header (a status answer's header lookups were a tenth of a refresh's CPU).
