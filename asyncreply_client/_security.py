@@ -171,8 +171,9 @@ class RequestFactory:
     trusted_origins: frozenset[Origin] = frozenset()
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(30.0))
     cookies: CookieSource | None = None
+    # Not an argument: a factory made by ``dataclasses.replace`` starts its own templates.
     _prepared: dict[tuple[str, bool], httpx.Headers] = field(
-        default_factory=dict, repr=False, compare=False
+        default_factory=dict, init=False, repr=False, compare=False
     )
 
     @classmethod
