@@ -116,6 +116,14 @@ class Client(_ClientBase[httpx.Client]):
         reserved: Slot | None = None,
     ) -> T:
         out: FlowResult[T] = FlowResult()
+        if on_progress is None and not self._callbacks:  # nobody to hand statuses to
+            statuses = drive(flow, self._http, self._clock, out, self._admission, reserved)
+            try:
+                for _ in statuses:
+                    pass
+            finally:
+                statuses.close()
+            return out.value
         for _ in self._iterate(flow, out, on_progress, reserved):
             pass
         return out.value
@@ -332,6 +340,12 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         reserved: Slot | None = None,
     ) -> T:
         out: FlowResult[T] = FlowResult()
+        if on_progress is None and not self._callbacks:  # nobody to hand statuses to
+            driven = drive_async(flow, self._http, self._clock, out, self._admission, reserved)
+            async with contextlib.aclosing(driven) as statuses:
+                async for _ in statuses:
+                    pass
+            return out.value
         async with contextlib.aclosing(self._iterate(flow, out, on_progress, reserved)) as statuses:
             async for _ in statuses:
                 pass

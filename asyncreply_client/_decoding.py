@@ -106,8 +106,11 @@ class BodyDecoder:
         """The decoder of ``response``'s raw body; none when httpx has already read (and
         decoded) it, as a mock transport's answer built with ``content=`` is."""
         if response.is_stream_consumed:
-            return cls(None)
-        return cls(response.headers.get("content-encoding"), request=response.request)
+            return _IDENTITY
+        coding = response.headers.get("content-encoding")
+        if coding is None:  # nearly every answer: nothing to decode (and nothing to keep)
+            return _IDENTITY
+        return cls(coding, request=response.request)
 
     @property
     def identity(self) -> bool:
@@ -147,3 +150,7 @@ class BodyDecoder:
             ) from exc
         if last:
             yield from self._through(index + 1, b"", last=True)
+
+
+#: The decoder of a body without a coding: stateless, shared.
+_IDENTITY = BodyDecoder(None)

@@ -56,6 +56,10 @@ _MAX_KEY_LENGTH = 64
 def _share_keys(obj: dict[str, Any]) -> dict[str, Any]:
     """``obj`` with its keys replaced by the equal ones already seen (a json object hook)."""
     keys = _KEYS
+    try:  # nearly always: every key seen before (one comprehension, no Python loop)
+        return {keys[key]: value for key, value in obj.items()}
+    except KeyError:
+        pass
     out: dict[str, Any] = {}
     for key, value in obj.items():
         shared = keys.get(key)

@@ -291,7 +291,7 @@ class Observer:
 def _pack(headers: httpx.Headers) -> bytes:
     """Headers as one bytes object: an operation keeps its last answer's headers for
     ``metadata``, and a ``Headers`` object costs several times more (fan-out memory)."""
-    return b"\n".join([name + b":" + value for name, value in headers.raw])
+    return b"\n".join(map(b":".join, headers.raw))
 
 
 def _unpack(packed: bytes) -> httpx.Headers:

@@ -33,6 +33,8 @@ __all__ = ["CookieSource", "RequestFactory", "check_headers"]
 
 _USER_AGENT = "asyncreply-client/0.1"
 _MAX_URL_LENGTH = 8192
+#: Header templates kept per factory (one per ``Accept`` value and trust: a handful).
+_MAX_PREPARED = 16
 Resolved = tuple[str, httpx.URL, Origin | None]
 
 # RFC 9110 §5.1 (a field name is a token) and §5.5 (a value is visible ASCII, space and tab;
@@ -169,6 +171,10 @@ class RequestFactory:
     trusted_origins: frozenset[Origin] = frozenset()
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(30.0))
     cookies: CookieSource | None = None
+    # Not an argument: a factory made by ``dataclasses.replace`` starts its own templates.
+    _prepared: dict[tuple[str, bool], httpx.Headers] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def create(
@@ -263,6 +269,22 @@ class RequestFactory:
             return None
         return self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT
 
+    def _base_headers(self, accept: str, trusted: bool) -> httpx.Headers:
+        """The headers every request for ``accept`` starts from, made once per factory (its
+        configured headers never change): copied, not merged again, per request."""
+        key = (accept, trusted)
+        found = self._prepared.get(key)
+        if found is None:
+            found = httpx.Headers({"Accept": accept, "User-Agent": _USER_AGENT})
+            if trusted:
+                found.update(self.headers)
+            # Only the codings the drivers decode in bounded steps (an httpx client's default
+            # asks for br and zstd too when their modules are installed).
+            found["Accept-Encoding"] = ACCEPT_ENCODING
+            if len(self._prepared) < _MAX_PREPARED:
+                self._prepared[key] = found
+        return found
+
     def build(
         self,
         method: str,
@@ -283,13 +305,10 @@ class RequestFactory:
         the codings the client decodes (``_decoding``), unless ``headers`` name others.
         """
         _, target, origin = self._parse(url)
-        merged = httpx.Headers({"Accept": accept, "User-Agent": _USER_AGENT})
-        if origin in self.trusted_origins:
-            merged.update(self.headers)
-        # Only the codings the drivers decode in bounded steps (an httpx client's default
-        # asks for br and zstd too when their modules are installed).
-        merged["Accept-Encoding"] = ACCEPT_ENCODING
+        trusted = origin in self.trusted_origins
+        merged = self._base_headers(accept, trusted)  # httpx.Request copies it
         if headers:
+            merged = httpx.Headers(merged)
             merged.update(headers)
         timeout = self.timeout
         extensions: dict[str, Any] = {}
@@ -314,7 +333,7 @@ class RequestFactory:
             extensions=extensions,
             **body,
         )
-        if origin in self.trusted_origins and self.cookies is not None:
+        if trusted and self.cookies is not None:
             jar = self.cookies.cookies
             if jar.jar:  # the jar's own rules (domain, path, Secure, expiry) apply too
                 jar.set_cookie_header(request)

@@ -7,9 +7,14 @@ beyond). The SDK's admission control alone bounds the requests in flight.
 
 Each size runs in a fresh child process (so its peak RSS is its own), twice: once for wall
 time, client CPU (``time.process_time()``) and errors, then under ``tracemalloc`` for the
-peak traced memory per operation. Before the measurement, a warm-up of 60 runs on a client of
-its own loads what httpx and the SDK import on first use (about 1.2 MB, 12 KB per operation
-at N = 100); the measured client starts with no connection. Sizes below 1,000 last well under
+peak traced memory per operation. Sizes below 1,000 are traced a third time on a client that
+has just run the same gather (its connections open): at those sizes every operation is in
+flight at once and a cold client opens a connection for each, so the cold figure holds the
+client's connections (a fixed cost, at most ``max_in_flight + max_streams`` of them) as well
+as the operations'; both are reported, and the target applies to the cold one. Before the
+measurement, a warm-up of 60 runs on a client of its own loads what httpx and the SDK import
+on first use (about 1.2 MB, 12 KB per operation at N = 100); the measured client starts with
+no connection (but for the warm figure). Sizes below 1,000 last well under
 a second, so they run three times and the run with the median CPU per operation is
 reported. The reference server runs in its own process.
 
@@ -76,14 +81,20 @@ async def _warm_up(base_url: str, job_seconds: float) -> None:
 
 
 async def _gather(
-    base_url: str, operations: int, job_seconds: float, traced: bool
+    base_url: str, operations: int, job_seconds: float, traced: bool, warm: bool = False
 ) -> dict[str, Any]:
     await _warm_up(base_url, job_seconds)
     counter = PathCounter()
     async with AsyncClient(base_url) as client:
+        job = {"type": "sleep", "input": {"seconds": job_seconds}}
+        if warm:
+            # The same gather once before, untraced: the client's connections are open (and
+            # its caches filled) when the measurement starts, as in a long-lived client.
+            await asyncio.gather(
+                *(client.run("/jobs", json=job, timeout=600) for _ in range(operations))
+            )
         # Counting only: the SDK's own httpx client, observed through its event hooks.
         client._http.event_hooks["request"].append(counter.async_hook)
-        job = {"type": "sleep", "input": {"seconds": job_seconds}}
         gc.collect()
         if traced:
             tracemalloc.start()
@@ -117,15 +128,20 @@ async def _gather(
     }
 
 
-def measure(base_url: str, operations: int, job_seconds: float, *, traced: bool) -> dict[str, Any]:
-    """One gather of ``operations`` runs in this process; its figures (and peak RSS)."""
+def measure(
+    base_url: str, operations: int, job_seconds: float, *, traced: bool, warm: bool = False
+) -> dict[str, Any]:
+    """One gather of ``operations`` runs in this process; its figures (and peak RSS).
+    ``warm``: on a client that ran the same gather just before (its connections open)."""
     raise_fd_limit(4096)
-    figures = asyncio.run(_gather(base_url, operations, job_seconds, traced))
+    figures = asyncio.run(_gather(base_url, operations, job_seconds, traced, warm))
     figures["peak_rss_mib"] = max_rss_kib() / 1024
     return figures
 
 
-def _child(base_url: str, operations: int, job_seconds: float, traced: bool) -> dict[str, Any]:
+def _child(
+    base_url: str, operations: int, job_seconds: float, traced: bool, warm: bool = False
+) -> dict[str, Any]:
     """Run :func:`measure` in a fresh interpreter and return its figures."""
     cmd = [
         sys.executable,
@@ -140,6 +156,8 @@ def _child(base_url: str, operations: int, job_seconds: float, traced: bool) -> 
     ]
     if traced:
         cmd.append("--traced")
+    if warm:
+        cmd.append("--warm")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=_REPO, env=env, check=False)
@@ -173,7 +191,17 @@ def run(
             plain = sorted(repeats, key=lambda r: r["cpu_ms_per_op"])[len(repeats) // 2]
             plain["cpu_ms_per_op_runs"] = [r["cpu_ms_per_op"] for r in repeats]
             traced = _child(base_url, n, job_seconds, traced=True) if n <= traced_up_to else None
-            results.append({"operations": n, "run": plain, "traced_run": traced})
+            # Below 1,000 every operation is in flight at once and the cold client opens a
+            # connection for each: the same gather on a client whose connections are open
+            # shows the operations' own share (both figures are reported).
+            warm = (
+                _child(base_url, n, job_seconds, traced=True, warm=True)
+                if n < _SMALL and n <= traced_up_to
+                else None
+            )
+            results.append(
+                {"operations": n, "run": plain, "traced_run": traced, "warm_traced_run": warm}
+            )
             print(
                 f"N={n}: {plain['wall_s']:.2f} s, {plain['ops_per_s']:.0f} ops/s, "
                 f"{plain['cpu_ms_per_op']:.2f} ms CPU/op, errors {plain['errors']}",
@@ -181,7 +209,7 @@ def run(
             )
     rows: list[list[Any]] = []
     for item in results:
-        plain, traced = item["run"], item["traced_run"]
+        plain, traced, warm = item["run"], item["traced_run"], item["warm_traced_run"]
         rows.append(
             [
                 item["operations"],
@@ -190,8 +218,9 @@ def run(
                 plain["cpu_ms_per_op"],
                 plain["peak_rss_mib"],
                 float("nan") if traced is None else traced["peak_traced_kb_per_op"],
+                float("nan") if warm is None else warm["peak_traced_kb_per_op"],
                 sum(plain["errors"].values())
-                + (0 if traced is None else sum(traced["errors"].values())),
+                + sum(sum(r["errors"].values()) for r in (traced, warm) if r is not None),
             ]
         )
     title = (
@@ -205,6 +234,7 @@ def run(
         f"CPU ms/op (flat {TARGET_CPU_SPREAD:g}x)",
         "peak RSS MiB",
         f"peak KB/op (<={TARGET_KB_PER_OP:g})",
+        "warm client KB/op",
         "errors (0)",
     ]
     table = print_table(title, headers, rows)
@@ -222,6 +252,8 @@ def run(
         "max_kb_per_op_from_1000": max(
             (r[5] for r in rows if r[0] >= _SMALL and r[5] == r[5]), default=None
         ),
+        # The same sizes on a client whose connections were open already (below 1,000).
+        "max_warm_kb_per_op": max((r[6] for r in rows if r[6] == r[6]), default=None),
         "ops_per_s_at_10000": None if at_target is None else at_target["ops_per_s"],
         "throughput_met": None if at_target is None else at_target["ops_per_s"] >= TARGET_OPS_PER_S,
     }
@@ -257,9 +289,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        figures = measure(args.server_url, args.child, args.job_seconds, traced=args.traced)
+        figures = measure(
+            args.server_url, args.child, args.job_seconds, traced=args.traced, warm=args.warm
+        )
         print(json.dumps(figures), flush=True)
         return figures
     if args.sizes:

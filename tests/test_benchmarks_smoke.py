@@ -61,7 +61,10 @@ def test_benchmark_runs_and_writes_json(
         assert [size["operations"] for size in written["sizes"]] == [3, 6]
         assert written["verdicts"]["no_errors"]
         assert written["sizes"][0]["traced_run"]["peak_traced_kb_per_op"] > 0
+        assert written["sizes"][0]["warm_traced_run"]["peak_traced_kb_per_op"] > 0
+        assert written["sizes"][0]["warm_traced_run"]["errors"] == {}
         assert written["sizes"][1]["traced_run"] is None
+        assert written["sizes"][1]["warm_traced_run"] is None
 
 
 @pytest.mark.parametrize(("name", "main", "args"), OWN_SERVERS, ids=[c[0] for c in OWN_SERVERS])

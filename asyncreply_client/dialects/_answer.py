@@ -7,9 +7,10 @@ monitors, final URLs, results, 404/410, and the :class:`JobStatus` built by :fun
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -17,8 +18,8 @@ import httpx
 
 from .._errors import JobExpiredError, JobNotFoundError, ProtocolError
 from .._headers import (
+    HeaderIndex,
     find_link,
-    header_values,
     parse_content_disposition_filename,
     parse_http_date,
     parse_number,
@@ -80,6 +81,17 @@ class Answer:
     wall_now: float
     #: Why a non-empty body is not valid JSON (``None`` when it is, or is empty).
     decode_error: ValueError | RecursionError | None = None
+    _index: HeaderIndex | None = field(default=None, init=False, repr=False, compare=False)
+    _media: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def index(self) -> HeaderIndex:
+        """The headers indexed by name, built at the first lookup (one pass over them)."""
+        index = self._index
+        if index is None:
+            index = HeaderIndex(self.headers)
+            object.__setattr__(self, "_index", index)
+        return index
 
     @classmethod
     def of(cls, response: HttpResponse, wall_now: float) -> Answer:
@@ -129,7 +141,7 @@ class Answer:
 
     def header(self, name: str) -> str | None:
         """The first non-blank value of header ``name``, stripped."""
-        for value in header_values(self.headers, name):
+        for value in self.index.get_all(name):
             if value.strip():
                 return value.strip()
         return None
@@ -217,7 +229,14 @@ def snapshot(
     timestamps, hints). ``extra_docs`` are looked into for timestamps (Google metadata)."""
     fields = doc if doc is not None else {}
     stamp_docs = (fields, *extra_docs)
-    eta = next((t for d in stamp_docs if (t := timestamp_of(d, ETA_KEYS)) is not None), None)
+    if doc is not None and doc is answer.doc and not extra_docs and not state.is_terminal:
+        # A poller reads the same document again and again while the job runs: what
+        # depends on the body alone is read once per distinct body (the headers and the
+        # clock are read every time).
+        reading = _memo_reading(answer, fields, status_url)
+    else:
+        reading = _reading(answer, fields, stamp_docs, status_url)
+    eta = reading[10]
     if state is JobState.COMPLETED and not has_result and result_url is None:
         result_url = (
             answer.resolve(first_value(fields, RESULT_KEYS))
@@ -229,28 +248,28 @@ def snapshot(
         error = job_error(fields)
         if error is None and state is JobState.FAILED:
             error = JobError()
+    ident, progress, retry_url, cancel_url, body_events, linked_events, monitor = reading[:7]
     values: dict[str, Any] = dict(
-        id=short_text(first_value(fields, ID_KEYS)),
+        id=ident,
         state=state,
-        progress=progress_of(fields),
+        progress=progress,
         result=result,
         has_result=has_result,
         result_url=result_url,
         error=error,
-        retry_url=answer.resolve(first_value(fields, RETRY_KEYS)),
-        cancel_url=answer.resolve(first_value(fields, CANCEL_KEYS))
-        or answer.resolve(links_href(fields, "cancel")),
-        events_url=answer.resolve(first_value(fields, EVENTS_KEYS))
-        or answer.resolve(find_link(answer.headers, "events"))
-        or answer.resolve(links_href(fields, "events")),
-        status_url=status_url or body_monitor(answer, fields),
-        retry_after=parse_retry_after(answer.headers, fields, now=answer.wall_now),
+        retry_url=retry_url,
+        cancel_url=cancel_url,
+        events_url=body_events
+        or answer.resolve(find_link(answer.index, "events"))
+        or linked_events,
+        status_url=monitor,
+        retry_after=parse_retry_after(answer.index, fields, now=answer.wall_now),
         estimated_completion=eta,
         estimated_remaining=_remaining(answer, fields, eta),
-        held=preference_applied_wait(answer.headers) is not None,
-        created_at=next((t for d in stamp_docs if (t := timestamp_of(d, CREATED_KEYS))), None),
-        started_at=next((t for d in stamp_docs if (t := timestamp_of(d, STARTED_KEYS))), None),
-        updated_at=next((t for d in stamp_docs if (t := timestamp_of(d, UPDATED_KEYS))), None),
+        held=preference_applied_wait(answer.index) is not None,
+        created_at=reading[7],
+        started_at=reading[8],
+        updated_at=reading[9],
         http_status=answer.status_code,
         raw=answer.raw,
     )
@@ -260,6 +279,49 @@ def snapshot(
     return JobStatus(
         **{key: value for key, value in values.items() if value is not None and value is not False}
     )
+
+
+#: What :func:`snapshot` reads from a body alone (and the URL it came from): id, progress,
+#: retry, cancel and events URLs (body field, then body link), status URL, created,
+#: started and updated times, estimated completion. Values are immutable (strings, frozen
+#: models, datetimes).
+_Reading = tuple[Any, ...]
+_READINGS: dict[tuple[bytes, str, str | None], _Reading] = {}
+#: Readings kept: a poller's few documents; a fan-out's new ones pass through.
+_MAX_READINGS = 16
+
+
+def _reading(
+    answer: Answer, fields: Doc, stamp_docs: tuple[Doc, ...], status_url: str | None
+) -> _Reading:
+    return (
+        short_text(first_value(fields, ID_KEYS)),
+        progress_of(fields),
+        answer.resolve(first_value(fields, RETRY_KEYS)),
+        answer.resolve(first_value(fields, CANCEL_KEYS))
+        or answer.resolve(links_href(fields, "cancel")),
+        answer.resolve(first_value(fields, EVENTS_KEYS)),
+        answer.resolve(links_href(fields, "events")),
+        status_url or body_monitor(answer, fields),
+        next((t for d in stamp_docs if (t := timestamp_of(d, CREATED_KEYS))), None),
+        next((t for d in stamp_docs if (t := timestamp_of(d, STARTED_KEYS))), None),
+        next((t for d in stamp_docs if (t := timestamp_of(d, UPDATED_KEYS))), None),
+        next((t for d in stamp_docs if (t := timestamp_of(d, ETA_KEYS)) is not None), None),
+    )
+
+
+def _memo_reading(answer: Answer, fields: Doc, status_url: str | None) -> _Reading:
+    """:func:`_reading` of a body that is the whole answer's, memoised by its bytes and URL."""
+    key = (answer.content, answer.url, status_url)
+    found = _READINGS.get(key)
+    if found is None:
+        found = _reading(answer, fields, (fields,), status_url)
+        if len(_READINGS) >= _MAX_READINGS:
+            # The oldest goes (another thread may have taken it first).
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _READINGS[next(iter(_READINGS))]
+        _READINGS[key] = found
+    return found
 
 
 def body_monitor(answer: Answer, doc: Doc) -> str | None:
@@ -291,7 +353,7 @@ def header_monitor(answer: Answer, *, with_location: bool) -> str | None:
         url = answer.location()
         if url is not None:
             return url
-    return answer.resolve(find_link(answer.headers, "monitor"))
+    return answer.resolve(find_link(answer.index, "monitor"))
 
 
 MonitorKind = Literal["operation", "location", "resource", "body"]
@@ -339,7 +401,11 @@ PAGE_MEDIA_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 def media_type(answer: Answer) -> str:
     """The answer's media type, lower case without parameters (``""`` when unlabelled)."""
-    return (answer.header("content-type") or "").split(";", 1)[0].strip().lower()
+    media = answer._media
+    if media is None:
+        media = (answer.header("content-type") or "").split(";", 1)[0].strip().lower()
+        object.__setattr__(answer, "_media", media)
+    return media
 
 
 def result_of(answer: Answer) -> tuple[Any, bool]:

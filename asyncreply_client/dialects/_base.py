@@ -227,6 +227,8 @@ def monitor_move(
 
 
 OkMode = Literal["document", "result", "auto"]
+#: The headers of an SSE event's answer: none (shared, never modified).
+_NO_HEADERS = httpx.Headers()
 
 
 class DialectBase:
@@ -309,7 +311,7 @@ class DialectBase:
             value = None
         answer = Answer.build(
             status_code=None,
-            headers=httpx.Headers(),
+            headers=_NO_HEADERS,
             content=text.encode("utf-8", "replace"),
             url=url,
             method="GET",

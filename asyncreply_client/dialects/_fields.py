@@ -314,7 +314,10 @@ def job_error(doc: Doc) -> JobError | None:
 def timestamp_of(doc: Doc, keys: tuple[str, ...]) -> datetime | None:
     """The first of ``keys`` that holds a timestamp (RFC 3339 or epoch), parsed."""
     for key in keys:
-        parsed = parse_timestamp(doc.get(key))
+        value = doc.get(key)
+        if value is None:  # most of the spellings looked for are absent
+            continue
+        parsed = parse_timestamp(value)
         if parsed is not None:
             return parsed
     return None

@@ -6,6 +6,7 @@ Both clients, respx for shapes and a loopback server that pins jobs with a cooki
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -263,3 +264,20 @@ async def test_affinity_cookies_keep_polls_on_the_jobs_backend(flavor: str, mode
         second = await call(client.run, "jobs", json={}, mode=mode, timeout=10)
     assert (first, second) == ("1", "2")
     assert server.cookies == ["backend=b1"] * 6
+
+
+def test_each_request_starts_from_the_configured_headers_of_its_factory_alone() -> None:
+    """The headers a request starts from are made once per factory (by trust): a request's
+    own headers never leak into the next request, an untrusted origin never gets the
+    configured ones, and a factory made by ``dataclasses.replace`` uses its own."""
+    factory = RequestFactory.create(
+        "http://api.test", headers={"X-Key": "k"}, timeout=httpx.Timeout(5.0)
+    )
+    first = factory.build("GET", "http://api.test/a", headers={"Prefer": "wait=5"})
+    second = factory.build("GET", "http://api.test/b")
+    elsewhere = factory.build("GET", "http://other.test/c")
+    replaced = dataclasses.replace(factory, headers=httpx.Headers({"X-Key": "new"}))
+    assert (first.headers["x-key"], first.headers["prefer"]) == ("k", "wait=5")
+    assert second.headers["x-key"] == "k" and "prefer" not in second.headers
+    assert "x-key" not in elsewhere.headers
+    assert replaced.build("GET", "http://api.test/a").headers["x-key"] == "new"

@@ -911,3 +911,31 @@ def test_decoded_documents_share_their_keys() -> None:
     assert body('{"a": 1') is None and body("\ufeff") is None
     utf16 = HttpResponse(200, httpx.Headers(), '{"k": "v"}'.encode("utf-16"), "http://x")
     assert utf16.json() == {"k": "v"}
+
+
+def test_a_document_read_again_gives_the_same_snapshot_with_its_own_headers_and_body() -> None:
+    """What a running job's document says is read once per distinct body (a poller's
+    answers repeat it): the same body answered again, with other headers, at another URL or
+    with another body, reads exactly as a first reading would."""
+    body = {
+        **doc("processing", progress={"current": 1, "total": 4}),
+        "estimatedCompletion": "2026-11-23T09:00:30Z",
+        "cancelUrl": "j1/cancel",  # relative: resolved against each answer's URL
+    }
+    first = auto().interpret_status(resp(200, body, {"Date": DATE}))
+    again = auto().interpret_status(
+        resp(200, body, {"Date": DATE, "Retry-After": "7", "Link": '</e>; rel="events"'})
+    )
+    elsewhere = auto().interpret_status(resp(200, body, url=f"{BASE}/v2/jobs/j1"))
+    fresh = auto().interpret_status(resp(200, {**body, "statusUrl": "/jobs/j9"}))
+    assert first.progress == Progress(current=1, total=4)
+    assert first.estimated_remaining == 30.0
+    assert again.model_dump(exclude={"retry_after", "raw"}) == first.model_dump(
+        exclude={"retry_after", "raw"}
+    )
+    assert (first.retry_after, again.retry_after) == (0.1, 7.0)  # the header wins
+    assert (first.events_url, again.events_url) == (f"{BASE}/jobs/j1/events",) * 2
+    assert again.raw == first.raw and again.raw is not first.raw  # each answer's own body
+    assert first.cancel_url == f"{BASE}/jobs/j1/cancel"
+    assert elsewhere.cancel_url == f"{BASE}/v2/jobs/j1/cancel"
+    assert (first.status_url, fresh.status_url) == (f"{BASE}/jobs/j1", f"{BASE}/jobs/j9")

@@ -253,6 +253,14 @@ def test_preferences() -> None:
         ("2026-13-01T00:00:00Z", None),
         ("2026-02-30T00:00:00Z", None),
         ("2026-11-23T25:00:00Z", None),
+        ("2026-11-23T24:00:00Z", None),  # no "24:00" (some Pythons' fromisoformat take it)
+        (
+            "2026-11-23T09:00:00.123456Z",
+            datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=timezone.utc),
+        ),
+        ("2026-11-23T09:00:00.5Z", datetime(2026, 11, 23, 9, 0, 0, 500000, tzinfo=timezone.utc)),
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=timezone.utc)),
+        ("2026-11-23T09:00:00.123Z ", datetime(2026, 11, 23, 9, 0, 0, 123000, tzinfo=timezone.utc)),
         ("2026-11-23T09:00:00+99:00", None),
         ("yesterday", None),
         ("", None),
