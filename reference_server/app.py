@@ -144,31 +144,39 @@ async def _status_response(state: ServerState, job: JobRecord) -> web.Response:
 
 
 def _accepted_response(
-    state: ServerState, job: JobRecord, *, replayed: bool = False
+    state: ServerState, job: JobRecord, *, replayed: bool = False, held: bool = False
 ) -> web.Response:
-    """The 202 answer to a submission (or its idempotent replay)."""
+    """The 202 answer to a submission (or its idempotent replay).
+
+    ``held``: the answer to a held submission whose job is not final yet; its body is the
+    job's status document at this moment (what ``GET /jobs/{id}`` gives), not a receipt.
+    """
     config = state.config
     now = state.manager.clock()
     hint = retry_hint(job, now, config)
     if hint is None:
         hint = config.retry_after_min
-    eta = estimated_completion(job, now)
-    wait = max(eta - now, 0.0) if eta is not None else hint
     base = f"/jobs/{job.id}"
-    body: dict[str, Any] = {
-        "jobId": job.id,
-        "status": JobState.PENDING.value,
-        "statusUrl": base,
-        "eventsUrl": f"{base}/events",
-        "cancelUrl": base,
-        "estimatedWaitTime": round(wait, 3),
-    }
-    if config.dialect == "status-code":
-        body["state"] = "pending"
-    if job.original_job_id is not None:
-        body["originalJobId"] = job.original_job_id
-    if state.stream_tokens is not None:
-        state.stream_tokens.add_to(body, job.owner, job.id)
+    body: dict[str, Any]
+    if held:
+        body = _document(state, job)
+    else:
+        eta = estimated_completion(job, now)
+        wait = max(eta - now, 0.0) if eta is not None else hint
+        body = {
+            "jobId": job.id,
+            "status": JobState.PENDING.value,
+            "statusUrl": base,
+            "eventsUrl": f"{base}/events",
+            "cancelUrl": base,
+            "estimatedWaitTime": round(wait, 3),
+        }
+        if config.dialect == "status-code":
+            body["state"] = "pending"
+        if job.original_job_id is not None:
+            body["originalJobId"] = job.original_job_id
+        if state.stream_tokens is not None:
+            state.stream_tokens.add_to(body, job.owner, job.id)
     headers = {"Location": base, **_links(job), **retry_headers(hint)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -274,8 +282,9 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         resp = await _status_response(state, current)
     else:
         # Held, and not done yet: the 202 still says it was held (RFC 7240 §3), so a client
-        # goes straight to its wait instead of first sleeping the Retry-After hint.
-        resp = _accepted_response(state, job)
+        # goes straight to its wait instead of first sleeping the Retry-After hint. Its body
+        # is the job as it is now (running, say), the document GET /jobs/{id} gives.
+        resp = _accepted_response(state, current or job, held=True)
     resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
     if config.timing_headers and current is not None and current.state.is_terminal:
         await state.answer_times.send(request, resp, job.id)

@@ -323,3 +323,33 @@ async def test_a_large_body_is_still_written_in_chunks() -> None:
     await body.write_with_length(writer, None)
     assert b"".join(writer.writes) == b"[" + part + b"]"
     assert max(len(w) for w in writer.writes) <= CHUNK_SIZE
+
+
+_STABLE_FIELDS = ("jobId", "type", "status", "attempt", "progress", "createdAt", "startedAt")
+
+
+@pytest.mark.parametrize("dialect", ["reference", "status-code"])
+async def test_a_held_submission_of_a_running_job_answers_with_its_current_document(
+    make_server: ServerFactory, dialect: str
+) -> None:
+    # The hold ends long before the job does: the 202 shows the job as it is then (running,
+    # with its first progress), the document GET /jobs/{id} gives, not a "pending" receipt.
+    srv = await make_server()
+    held = await srv.submit("sleep", {"seconds": 60, "steps": 4}, headers={"Prefer": "wait=0.05"})
+    assert held.status_code == 202, held.text
+    assert held.headers["Preference-Applied"] == "wait=0.05"
+    body = held.json()
+    job_id = body["jobId"]
+    assert held.headers["Location"] == f"/jobs/{job_id}"
+    try:
+        assert body["status"] == "processing"
+        assert body["progress"] == {"current": 0, "total": 4, "message": "step 0/4"}
+        if dialect == "status-code":
+            assert body["state"] == "inFlight"  # the dialect's word for running
+        now = await srv.get(f"/jobs/{job_id}")
+        assert now.status_code == (200 if dialect == "reference" else 202)
+        document = now.json()
+        assert set(body) == set(document)
+        assert {k: body[k] for k in _STABLE_FIELDS} == {k: document[k] for k in _STABLE_FIELDS}
+    finally:
+        await srv.delete(f"/jobs/{job_id}")
