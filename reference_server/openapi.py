@@ -106,6 +106,25 @@ _HAND_KEPT: dict[str, Any] = {
             "originalJobId": _JOB_ID,
         },
     },
+    "UploadForm": {
+        "type": "object",
+        "description": "A multipart/form-data submission (docs/protocol.md §5): text fields "
+        "and file parts. 'input' is the base of the job input; each other text field is an "
+        "input string; each file part (a filename, or a type other than text/plain) is one "
+        'entry of input["files"] ({"field", "filename", "contentType", "size", "data"}: '
+        "base64).",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "description": "The job type."},
+            "input": {"type": "string", "description": "JSON text of an object."},
+            "callback": {"type": "string", "description": "JSON text of the callback."},
+            "notBefore": _DATE_TIME,
+        },
+        "additionalProperties": {
+            "description": "A text field (an input string) or a file part.",
+            "type": "string",
+        },
+    },
     "Status": {
         "type": "object",
         "description": "A job's status document (docs/protocol.md §6).",
@@ -248,8 +267,9 @@ def _operations(config: ServerConfig) -> dict[str, Any]:
         "schema": {"type": "string", "pattern": "^wait=[0-9]{1,3}$"},
     }
     accepted = _json(
-        "Accepted: the job exists and runs.",
-        _ref("Accepted"),
+        "Accepted: the job exists and runs (held by Prefer: wait and not final yet: the "
+        "job's status document at that moment).",
+        {"anyOf": [_ref("Accepted"), _ref("Status")]},
         {**_LOCATION, "Retry-After": _RETRY_AFTER},
     )
     public: list[Any] = []
@@ -290,10 +310,37 @@ def _operations(config: ServerConfig) -> dict[str, Any]:
                         "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
                     },
                     prefer,
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "description": "A raw upload's job type (ignored with a JSON or "
+                        "multipart body).",
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("Submission")}},
+                    "description": "A JSON submission; or a multipart/form-data form; or a "
+                    "raw upload (any other media type) with ?type=<job type>: both become the "
+                    'submission {"type", "input": {..., "files": [...]}} (the digest job type).',
+                    "content": {
+                        "application/json": {"schema": _ref("Submission")},
+                        "multipart/form-data": {
+                            "schema": _ref("UploadForm"),
+                            "encoding": {
+                                name: {"contentType": "text/plain"}
+                                for name in ("type", "input", "callback", "notBefore")
+                            },
+                        },
+                        "application/octet-stream": {
+                            "schema": {
+                                "description": "The one file of the job's input (named "
+                                "'body'); needs ?type=<job type>.",
+                                "type": "string",
+                                "contentMediaType": "application/octet-stream",
+                            }
+                        },
+                    },
                 },
                 "responses": {
                     # Held (Prefer: wait) until finished: the status answers; else 202.
@@ -302,7 +349,10 @@ def _operations(config: ServerConfig) -> dict[str, Any]:
                     **_ERRORS,
                     "408": _error("The body was not received within body_timeout."),
                     "413": _error("The body exceeds max_body_bytes."),
-                    "415": _error("The body is not application/json."),
+                    "415": _error(
+                        "The body is neither application/json nor multipart/form-data, and no "
+                        "?type= names a raw upload's job type."
+                    ),
                     "422": _error("The Idempotency-Key was used with another body."),
                 },
             },

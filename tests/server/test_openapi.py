@@ -158,3 +158,39 @@ def test_schemathesis_finds_nothing_outside_the_document(
     # The run reached every operation and got past validation somewhere.
     assert {key.rsplit(" ", 1)[0] for key in seen} >= {"GET /health", "POST /jobs", "GET /jobs"}
     assert statuses["202"] + statuses["200"] > 0
+
+
+def test_the_submission_documents_multipart_and_raw_uploads(tmp_path: Path) -> None:
+    # The server takes forms and raw bodies (uploads.py); the document says so, and a body of
+    # each documented shape is accepted as a digest job.
+    with ServerThread(_config("reference", "memory", False, tmp_path)) as server:
+        document = httpx.get(server.base_url + OPENAPI_PATH).json()
+        post = document["paths"]["/jobs"]["post"]
+        content = post["requestBody"]["content"]
+        assert set(content) == {
+            "application/json",
+            "multipart/form-data",
+            "application/octet-stream",
+        }
+        form = document["components"]["schemas"]["UploadForm"]
+        assert form["required"] == ["type"]
+        assert set(form["properties"]) == {"type", "input", "callback", "notBefore"}
+        assert content["multipart/form-data"]["encoding"]["input"]["contentType"] == "text/plain"
+        assert content["application/octet-stream"]["schema"]["type"] == "string"
+        assert {"name": "type", "in": "query"}.items() <= next(
+            p for p in post["parameters"] if p["name"] == "type"
+        ).items()
+        with httpx.Client(base_url=server.base_url) as client:
+            as_form = client.post(
+                "/jobs",
+                data={"type": "digest", "input": '{"note": "n"}'},
+                files={"doc": ("a.txt", b"abc", "text/csv")},
+            )
+            raw = client.post(
+                "/jobs",
+                params={"type": "digest"},
+                content=b"abc",
+                headers={"Content-Type": "application/octet-stream"},
+            )
+    assert as_form.status_code == 202, as_form.text
+    assert raw.status_code == 202, raw.text
