@@ -44,7 +44,7 @@ from .store import KeyTaken, MemoryStore, SqliteStore, Store
 from .stream_tokens import EVENTS_ROUTE, StreamTokens
 from .timing import FINISHED_HEADER, AnswerTimes
 from .tracing import tracing
-from .uploads import UPLOADS_ACCEPTED, accepts_upload, upload_submission
+from .uploads import accepts_upload, unsupported_media_type, upload_submission
 from .webhooks import ALWAYS_SENT, OPTIONAL_EVENTS, WebhookSender
 from .wire import (
     canonical_hash,
@@ -233,7 +233,7 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     is_json = bool(_JSON_TYPE.match(request.content_type or ""))
     if not is_json and not accepts_upload(request):
-        return _error(415, "unsupported_media_type", UPLOADS_ACCEPTED)
+        return unsupported_media_type()
     key = idempotency_key(request)
     if key is None and config.require_idempotency_key:
         return _error(400, "idempotency_key_required", "an Idempotency-Key header is required")

@@ -349,10 +349,29 @@ def _operations(config: ServerConfig) -> dict[str, Any]:
                     **_ERRORS,
                     "408": _error("The body was not received within body_timeout."),
                     "413": _error("The body exceeds max_body_bytes."),
-                    "415": _error(
-                        "The body is neither application/json nor multipart/form-data, and no "
-                        "?type= names a raw upload's job type."
-                    ),
+                    "415": {
+                        "description": "The body is neither application/json nor "
+                        "multipart/form-data, and no ?type= names a raw upload's job type: "
+                        "an RFC 9457 problem naming the media types taken (also in "
+                        "Accept-Post), with the usual error document.",
+                        "headers": {"Accept-Post": {"required": True, **_HEADER}},
+                        "content": {
+                            "application/problem+json": {
+                                "schema": {
+                                    "allOf": [_ref("Error")],
+                                    "type": "object",
+                                    "required": ["title", "status", "detail", "accept"],
+                                    "properties": {
+                                        "type": {"type": "string"},
+                                        "title": {"type": "string"},
+                                        "status": {"const": 415},
+                                        "detail": {"type": "string"},
+                                        "accept": {"type": "array", "items": {"type": "string"}},
+                                    },
+                                }
+                            }
+                        },
+                    },
                     "422": _error("The Idempotency-Key was used with another body."),
                 },
             },

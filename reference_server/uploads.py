@@ -24,22 +24,27 @@ from typing import Any
 
 from aiohttp import web
 
+from .documents import error_body
 from .wire import HTTPError
 
 __all__ = [
+    "ACCEPTED_MEDIA_TYPES",
     "MULTIPART",
     "UPLOADS_ACCEPTED",
     "accepts_upload",
     "parse_form",
+    "unsupported_media_type",
     "upload_submission",
 ]
 
 MULTIPART = "multipart/form-data"
 _ENVELOPE_JSON = ("input", "callback")
+#: The media types ``POST /jobs`` takes (a raw upload: any type, with ``?type=``).
+ACCEPTED_MEDIA_TYPES = ("application/json", MULTIPART, "application/octet-stream")
 #: What the 415 answer to another body says.
 UPLOADS_ACCEPTED = (
     "the body must be application/json, multipart/form-data (a 'type' field naming the job "
-    "type), or raw bytes with ?type=<job type> in the query"
+    "type), or raw bytes (application/octet-stream) with ?type=<job type> in the query"
 )
 
 
@@ -108,6 +113,30 @@ def parse_form(content_type: str, body: bytes) -> dict[str, Any]:
         else:
             fields.append((name, data.decode(part.get_content_charset() or "utf-8", "replace")))
     return _envelope(fields, files)
+
+
+def unsupported_media_type() -> web.Response:
+    """The 415 answer to a body ``POST /jobs`` does not take (an urlencoded form, say).
+
+    It names what would be taken twice: an ``Accept-Post`` header and an RFC 9457
+    ``application/problem+json`` body (``accept``: the list), which also carries the
+    server's usual ``error`` document (``code``: ``unsupported_media_type``).
+    """
+    accepted = list(ACCEPTED_MEDIA_TYPES)
+    body = {
+        "type": "about:blank",
+        "title": "Unsupported Media Type",
+        "status": 415,
+        "detail": UPLOADS_ACCEPTED,
+        "accept": accepted,
+        **error_body("unsupported_media_type", UPLOADS_ACCEPTED, {"accept": accepted}),
+    }
+    return web.json_response(
+        body,
+        status=415,
+        content_type="application/problem+json",
+        headers={"Accept-Post": ", ".join(accepted)},
+    )
 
 
 def accepts_upload(request: web.Request) -> bool:

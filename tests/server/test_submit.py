@@ -383,3 +383,20 @@ async def test_prefer_wait_is_capped_by_max_wait(make_server: ServerFactory) -> 
     with anyio.fail_after(20):
         response = await srv.submit("gate", {"key": "capped"}, headers={"Prefer": "wait=3600"})
     assert response.status_code == 202
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
+async def test_a_415_names_the_media_types_it_accepts(srv: Server, content_type: str) -> None:
+    # What a client's data= without files= sends (urlencoded) is refused, and the refusal
+    # says what would be taken: an Accept-Post header and a problem+json body naming them.
+    response = await srv.post("/jobs", content=b"type=echo", headers={"Content-Type": content_type})
+    assert response.status_code == 415
+    accepted = ["application/json", "multipart/form-data", "application/octet-stream"]
+    assert [t.strip() for t in response.headers["Accept-Post"].split(",")] == accepted
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 415
+    assert problem["title"] == "Unsupported Media Type"
+    assert problem["accept"] == accepted
+    assert all(t in problem["detail"] for t in accepted)
+    assert error_code(response) == "unsupported_media_type"  # the server's error document too
