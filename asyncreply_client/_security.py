@@ -132,7 +132,9 @@ def _resolve_plain(url: str) -> Resolved:
 def _resolve_slow(base: str, url: str) -> Resolved | None:
     try:
         parsed = httpx.URL(url)
-        if parsed.is_relative_url:
+        # A URL with a scheme is never relative (RFC 3986 §4.2), even without a host
+        # (``file:///etc/passwd``, ``mailto:…``), which httpx would join to the base.
+        if parsed.is_relative_url and not parsed.scheme:
             # httpx's Client._merge_url: append to the base's path (RFC 3986 would
             # replace its last segment, which loses a "/api/v1" prefix).
             prefix = _base_with_slash(base)
