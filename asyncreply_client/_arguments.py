@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 
+from ._log import redact_url
 from ._policies import FixedInterval, PollingPolicy
 from ._retry import RetryPolicy
 from ._sse import SSEOptions
+from ._urls import scheme_of
 
 __all__ = [
     "WAIT_MODES",
@@ -21,6 +23,7 @@ __all__ = [
     "check_submission",
     "client_timeout",
     "polling_policy",
+    "request_url",
     "seconds_or_none",
     "wait_mode",
 ]
@@ -177,3 +180,25 @@ def check_submission(*, method: object, headers: object, idempotency_key: object
             "idempotency_key must be a non-empty string, None (no key: never retried) or "
             f"left out (a fresh UUID); got {_shown(idempotency_key)}"
         )
+
+
+def request_url(resolve: Callable[[str], str], url: object, name: str = "url") -> str:
+    """``url`` (an argument called ``name``) resolved by ``resolve`` (the client's
+    ``RequestFactory.resolve``), or an error naming ``name`` and the scheme found, raised
+    before anything is sent.
+
+    Raises:
+        TypeError: ``url`` is not a string.
+        ValueError: it is no http(s) URL, absolute or relative to the base URL.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"{name} must be a URL string; got {_shown(url)}")
+    try:
+        return resolve(url)
+    except ValueError:
+        scheme = scheme_of(url)
+    found = "no usable host or path" if scheme in ("http", "https", None) else f"scheme {scheme!r}"
+    raise ValueError(
+        f"{name} must be an http(s) URL (absolute, or relative to the base URL); "
+        f"got {redact_url(url)!r} ({found})"
+    )

@@ -25,7 +25,13 @@ from typing_extensions import TypeVar
 
 from . import _flow
 from ._admission import DEFAULT_MAX_IN_FLIGHT, Admission, Slot, pool_limits
-from ._arguments import callbacks, check_client_options, client_timeout, polling_policy
+from ._arguments import (
+    callbacks,
+    check_client_options,
+    client_timeout,
+    polling_policy,
+    request_url,
+)
 from ._clock import Clock, SystemClock
 from ._commands import Command
 from ._flow import (
@@ -277,10 +283,14 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         self, status_url: str, events_url: str | None, cancel_url: str | None
     ) -> OperationState:
         resolve = self._requests.resolve
+
+        def optional(url: str | None, name: str) -> str | None:
+            return None if url is None else request_url(resolve, url, name)
+
         return OperationState(
-            status_url=resolve(status_url),
-            events_url=None if events_url is None else resolve(events_url),
-            cancel_url=None if cancel_url is None else resolve(cancel_url),
+            status_url=request_url(resolve, status_url, "status_url"),
+            events_url=optional(events_url, "events_url"),
+            cancel_url=optional(cancel_url, "cancel_url"),
         )
 
     def _resumed_state(self, token: str) -> OperationState:

@@ -4,24 +4,58 @@ httpx decodes each network chunk whole: a 65 KB gzip chunk of zeros becomes 64 M
 call, before any size check can stop it (a "gzip bomb"). The drivers read the raw bytes
 instead and decode them here, at most :data:`PIECE` decoded bytes per step, so a reader that
 stops after ``max_body_size`` bytes never holds more than that and one piece. The client asks
-only for the codings decoded here (:data:`ACCEPT_ENCODING`); a coding it does not know is left
-as it is, as httpx does, and the body is then not what the dialect can read.
+only for the codings decoded here (:data:`ACCEPT_ENCODING`), or for those a user's own
+``Accept-Encoding`` names when :func:`check_accept_encoding` finds that they are decoded here;
+a coding it does not know is left as it is, as httpx does, and the body is then not what the
+dialect can read.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator
 from typing import Protocol
 
 import httpx
 
-__all__ = ["ACCEPT_ENCODING", "PIECE", "BodyDecoder"]
+__all__ = ["ACCEPT_ENCODING", "PIECE", "BodyDecoder", "check_accept_encoding"]
 
 #: The most decoded bytes one step produces (httpx reads 64 KiB from the network at a time).
 PIECE = 64 * 1024
 #: The ``Accept-Encoding`` of every request: the codings :class:`BodyDecoder` decodes.
 ACCEPT_ENCODING = "gzip, deflate"
+#: The codings a user's ``Accept-Encoding`` may ask for: those decoded here, and none.
+_ACCEPTABLE = ("gzip", "deflate", "identity")
+_ZERO_Q = re.compile(r"\s*q\s*=\s*0(\.0{0,3})?\s*", re.IGNORECASE)
+
+
+def check_accept_encoding(value: str, argument: str = "headers") -> None:
+    """Check that a user's ``Accept-Encoding`` asks only for codings the client decodes
+    (``gzip``, ``deflate``, ``identity``; a coding refused with ``q=0`` is fine), so that
+    every answer is still decoded in bounded steps.
+
+    Raises:
+        ValueError: the value accepts a coding the client cannot decode (``br``, ``zstd``,
+            ``*``), naming the header and what is supported.
+
+    Example:
+        >>> check_accept_encoding("identity")
+        >>> check_accept_encoding("br")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: headers: Accept-Encoding 'br' asks for a coding the client cannot ...
+    """
+    for item in value.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if not coding or coding in _ACCEPTABLE or _ZERO_Q.fullmatch(params):
+            continue
+        raise ValueError(
+            f"{argument}: Accept-Encoding {value!r} asks for a coding the client cannot "
+            f"decode ({coding!r}); supported: {', '.join(_ACCEPTABLE)} (or leave the header "
+            f"out: the client sends {ACCEPT_ENCODING!r})"
+        )
 
 
 class _Stage(Protocol):

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import _log
-from ._arguments import check_submission
+from ._arguments import check_submission, request_url
 from ._commands import Command, Emit, Sleep, Tracker
 from ._errors import (
     AsyncReplyError,
@@ -140,6 +140,7 @@ def submit(
         ProtocolError: a redirect loop, or an answer the dialect cannot interpret.
     """
     check_submission(method=method, headers=headers, idempotency_key=idempotency_key)
+    url = request_url(cfg.requests.resolve, url)
     if final_state_via is not None and final_state_via not in FINAL_STATE_VIA:
         raise ValueError(
             f"final_state_via must be one of {', '.join(FINAL_STATE_VIA)} or None; "

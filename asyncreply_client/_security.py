@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import httpx
 
 from ._admission import HELD_EXTENSION
-from ._decoding import ACCEPT_ENCODING
+from ._decoding import ACCEPT_ENCODING, check_accept_encoding
 from ._log import is_secret_name
 from ._uploads import Body
 from ._urls import Origin, is_http_url, is_plain_url, origin_of
@@ -52,7 +52,9 @@ def check_headers(headers: Mapping[str, str] | None, argument: str = "headers") 
 
     Raises:
         TypeError: a name or value is neither a string nor bytes.
-        ValueError: a name is not a token, or a value holds non-ASCII or control characters.
+        ValueError: a name is not a token, or a value holds non-ASCII or control characters,
+            or ``Accept-Encoding`` asks for a coding the client cannot decode
+            (``_decoding.check_accept_encoding``).
 
     Example:
         >>> check_headers({"X-Trace": "abc"})
@@ -82,6 +84,8 @@ def check_headers(headers: Mapping[str, str] | None, argument: str = "headers") 
                 f"{what} must be ASCII text without control characters (RFC 9110 §5.5), "
                 + ("its value is not shown" if secret else f"got {value!r}")
             )
+        if name.lower() == "accept-encoding":
+            check_accept_encoding(value, argument)
 
 
 class CookieSource(Protocol):
@@ -128,7 +132,9 @@ def _resolve_plain(url: str) -> Resolved:
 def _resolve_slow(base: str, url: str) -> Resolved | None:
     try:
         parsed = httpx.URL(url)
-        if parsed.is_relative_url:
+        # A URL with a scheme is never relative (RFC 3986 §4.2), even without a host
+        # (``file:///etc/passwd``, ``mailto:…``), which httpx would join to the base.
+        if parsed.is_relative_url and not parsed.scheme:
             # httpx's Client._merge_url: append to the base's path (RFC 3986 would
             # replace its last segment, which loses a "/api/v1" prefix).
             prefix = _base_with_slash(base)
@@ -276,11 +282,12 @@ class RequestFactory:
         found = self._prepared.get(key)
         if found is None:
             found = httpx.Headers({"Accept": accept, "User-Agent": _USER_AGENT})
+            # Only the codings the drivers decode in bounded steps (an httpx client's default
+            # asks for br and zstd too when their modules are installed); a configured value
+            # wins, checked by ``check_headers`` to name only such codings.
+            found["Accept-Encoding"] = ACCEPT_ENCODING
             if trusted:
                 found.update(self.headers)
-            # Only the codings the drivers decode in bounded steps (an httpx client's default
-            # asks for br and zstd too when their modules are installed).
-            found["Accept-Encoding"] = ACCEPT_ENCODING
             if len(self._prepared) < _MAX_PREPARED:
                 self._prepared[key] = found
         return found
@@ -302,7 +309,8 @@ class RequestFactory:
 
         ``headers`` are protocol headers of this request and are always sent; the configured
         headers are added first only when the origin is trusted. ``Accept-Encoding`` names
-        the codings the client decodes (``_decoding``), unless ``headers`` name others.
+        the codings the client decodes (``_decoding``), unless the configured headers (trusted
+        origins only) or ``headers`` name some of them.
         """
         _, target, origin = self._parse(url)
         trusted = origin in self.trusted_origins

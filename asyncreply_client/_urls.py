@@ -12,7 +12,15 @@ import re
 
 import httpx
 
-__all__ = ["Origin", "is_http_url", "is_plain_url", "origin_of", "resolve_url", "same_origin"]
+__all__ = [
+    "Origin",
+    "is_http_url",
+    "is_plain_url",
+    "origin_of",
+    "resolve_url",
+    "same_origin",
+    "scheme_of",
+]
 
 Origin = tuple[str, str, int]
 """An origin: lower-cased scheme, lower-cased host, effective port."""
@@ -143,6 +151,17 @@ def is_http_url(url: str | httpx.URL) -> bool:
     """Whether ``url`` is an absolute ``http``/``https`` URL with a host."""
     parsed = _parse(url)
     return parsed is not None and parsed.scheme.lower() in _HTTP_SCHEMES and bool(_host(parsed))
+
+
+def scheme_of(url: str) -> str | None:
+    """The scheme ``url`` names, in lower case (``None``: it names none, or does not parse).
+
+    Example:
+        >>> scheme_of("FTP://x/jobs"), scheme_of("jobs")
+        ('ftp', None)
+    """
+    parsed = _parse(url)
+    return parsed.scheme.lower() or None if parsed is not None else None
 
 
 def resolve_url(base: str | httpx.URL, url: object) -> str | None:

@@ -84,15 +84,29 @@ def env_headers(raw: str | None) -> list[tuple[str, str]]:
 
 
 def request_headers(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
-    """Headers for every request: env, then ``-H`` (which wins), then the bearer token."""
+    """Headers for every request: env, then ``-H`` (which wins), then the bearer token.
+
+    Raises:
+        CliError: (usage, exit 2) a header, or the token of ``--token`` or
+            ``$ASYNCREPLY_TOKEN``, that cannot be sent (its value is not shown).
+    """
     headers: dict[str, str] = {}
     for name, value in env_headers(environ.get("ASYNCREPLY_HEADERS")):
         headers[name] = value
     for text in args.header or []:
         name, value = parse_header(text)
         headers[name] = value
+    source = "--token" if args.token is not None else "ASYNCREPLY_TOKEN"
     token = args.token if args.token is not None else environ.get("ASYNCREPLY_TOKEN")
     if token:
+        try:
+            check_headers({"Authorization": f"Bearer {token}"}, source)
+        except ValueError:
+            raise CliError(
+                f"{source} must be ASCII text without control characters (RFC 9110 §5.5), "
+                "its value is not shown",
+                ExitCode.USAGE,
+            ) from None
         headers["Authorization"] = f"Bearer {token}"
     return headers
 

@@ -32,3 +32,29 @@ def test_an_environment_header_that_cannot_be_sent_is_a_usage_error(cli: Cli) ->
     result = cli("status", NOWHERE, env={"ASYNCREPLY_HEADERS": '{"X-Trace": "caf\\u00e9"}'})
     assert result.code == 2, result.stderr
     assert "'X-Trace'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (("--token", "é"), {}, "--token"),
+        (("--token", "a\nb"), {}, "--token"),
+        ((), {"ASYNCREPLY_TOKEN": "tok\u00e9n"}, "ASYNCREPLY_TOKEN"),
+    ],
+    ids=["--token", "--token-newline", "ASYNCREPLY_TOKEN"],
+)
+def test_a_token_that_cannot_be_sent_is_a_usage_error(
+    cli: Cli, args: tuple[str, ...], env: dict[str, str], named: str
+) -> None:
+    result = cli("status", NOWHERE, *args, env=env)
+    assert result.code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("asyncreply: error: "), result.stderr
+    assert named in lines[0] and "unexpected" not in lines[0], lines[0]
+    assert "é" not in lines[0]  # a credential's value is never shown
+
+
+def test_an_accept_encoding_the_client_cannot_decode_is_a_usage_error(cli: Cli) -> None:
+    result = cli("status", NOWHERE, "-H", "Accept-Encoding: br")
+    assert result.code == 2, result.stderr
+    assert "Accept-Encoding" in result.stderr and "supported: gzip" in result.stderr

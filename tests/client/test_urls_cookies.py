@@ -281,3 +281,49 @@ def test_each_request_starts_from_the_configured_headers_of_its_factory_alone() 
     assert second.headers["x-key"] == "k" and "prefer" not in second.headers
     assert "x-key" not in elsewhere.headers
     assert replaced.build("GET", "http://api.test/a").headers["x-key"] == "new"
+
+
+# A URL argument that is not http(s): refused at the call, before anything is sent, naming the
+# argument and the scheme found.
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("url", "found"),
+    [
+        ("ftp://x/jobs", "scheme 'ftp'"),
+        ("file:///etc/passwd", "scheme 'file'"),
+        ("mailto:ops@example.test?token=S3CRET", "scheme 'mailto'"),
+        ("http://", "no usable host or path"),
+    ],
+)
+async def test_a_submit_url_that_is_not_http_names_url_and_its_scheme(
+    flavor: str, url: str, found: str
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    transport = httpx.MockTransport(server)
+    async with open_client(flavor, API, transport=transport, clock=FakeClock()) as (client, call):
+        with pytest.raises(ValueError) as raised:
+            await call(client.submit, url, json={})
+    message = str(raised.value)
+    assert message.startswith("url must be an http(s) URL"), message
+    assert f"({found})" in message and "S3CRET" not in message, message
+    assert sent == []
+
+
+@BOTH
+@pytest.mark.parametrize("argument", ["status_url", "events_url", "cancel_url"])
+async def test_an_attach_url_that_is_not_http_names_its_argument(
+    flavor: str, argument: str
+) -> None:
+    urls = {"status_url": f"{API}/jobs/1", argument: "ftp://x/jobs/1"}
+    async with open_client(flavor, API, clock=FakeClock()) as (client, _):
+        with pytest.raises(ValueError) as raised:
+            client.operation(**urls)
+    assert str(raised.value).startswith(f"{argument} must be an http(s) URL"), raised.value
+    assert "scheme 'ftp'" in str(raised.value), raised.value
