@@ -67,7 +67,7 @@ def polling_policy(polling: object, name: str = "polling") -> PollingPolicy | No
 
     Example:
         >>> polling_policy(1.5)
-        FixedInterval(interval=1.5, honour_retry_after=True, max_retry_after=300.0)
+        FixedInterval(interval=1.5, honour_retry_after=True, max_retry_after=300.0, max_immediate=3)
     """
     if polling is None:
         return None

@@ -131,10 +131,10 @@ class CallbackPolicy:
         """Why ``ip`` is refused (a short category), or ``None`` when it may be reached."""
         if self.allow_private:
             return None
-        candidates: list[IPAddress] = [ip]
+        # The IPv4 address an IPv6 one stands for is named first: [::ffff:127.0.0.1] is
+        # refused as loopback, not as the mapped range it is written in.
         inner = _embedded_ipv4(ip)
-        if inner is not None:
-            candidates.append(inner)
+        candidates: list[IPAddress] = [ip] if inner is None else [inner, ip]
         if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
             candidates.append(ipaddress.IPv6Address(ip.compressed.split("%")[0]))
         for candidate in candidates:

@@ -63,7 +63,7 @@ class JobFailure(Exception):
         >>> raise JobFailure("upstream_down", "the upstream is down", retryable=True)
         Traceback (most recent call last):
         ...
-        reference_server.jobs.JobFailure: upstream_down: the upstream is down
+        reference_server.job_api.JobFailure: upstream_down: the upstream is down
     """
 
     def __init__(self, code: str, message: str, retryable: bool = False) -> None:
