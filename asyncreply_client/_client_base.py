@@ -202,37 +202,6 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
     def _key(key: str | _Default | None) -> str:
         return str(uuid.uuid4()) if key is None or key is AUTO else key
 
-    def _submit_flow(
-        self,
-        url: str,
-        json: Any,
-        content: Content,
-        method: str,
-        headers: Mapping[str, str] | None,
-        idempotency_key: str | _Default | None,
-        callback: str | Mapping[str, Any] | None,
-        final_state_via: FinalStateVia | None,
-        /,
-        hold: float | None = None,
-        upload: Mapping[str, Any] | None = None,
-    ) -> Generator[Command, Any, OperationState]:
-        """The submission flow; the arguments are ``submit``'s, in its order (``hold``:
-        ``run()``'s ``Prefer: wait``; ``upload``: its ``params``, ``data`` and ``files``)."""
-        return _flow.submit(
-            self._flow_cfg,
-            url,
-            method=method,
-            json=json,
-            content=content,
-            headers=headers,
-            idempotency_key=None if idempotency_key is None else self._key(idempotency_key),
-            callback=callback,
-            final_state_via=final_state_via,
-            hold=hold,
-            asynchronous=self._asynchronous,
-            **(upload or {}),
-        )
-
     def _submission(
         self,
         reserved: Slot,
@@ -248,20 +217,24 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         /,
         upload: Mapping[str, Any] | None = None,
     ) -> tuple[Observer, Generator[Command, Any, OperationState]]:
-        """The submission flow, watched by its observer; ``reserved`` (the turn it waited
-        for, see ``Admission.reserve``) is given back if they cannot be built."""
+        """The submission flow, watched by its observer; the arguments are ``submit``'s, in
+        its order (``hold``: ``run()``'s ``Prefer: wait``; ``upload``: its ``params``,
+        ``data`` and ``files``). ``reserved`` (the turn it waited for, see
+        ``Admission.reserve``) is given back if they cannot be built."""
         try:
-            flow = self._submit_flow(
+            flow = _flow.submit(
+                self._flow_cfg,
                 url,
-                json,
-                content,
-                method,
-                headers,
-                idempotency_key,
-                callback,
-                final_state_via,
-                hold,
-                upload,
+                method=method,
+                json=json,
+                content=content,
+                headers=headers,
+                idempotency_key=None if idempotency_key is None else self._key(idempotency_key),
+                callback=callback,
+                final_state_via=final_state_via,
+                hold=hold,
+                asynchronous=self._asynchronous,
+                **(upload or {}),
             )
             return self._watch_submission(flow)
         except BaseException:

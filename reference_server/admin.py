@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .app import ServerState
 from .config import FaultConfig
+from .eager import StepSuspended, finish_now
 from .records import DeliveryRecord, JobRecord, JobState
 
 __all__ = ["Admin", "DeliverySnapshot", "JobSnapshot", "ResultMeta"]
@@ -191,7 +192,12 @@ class Admin:
             running = None
         if loop is not None and not loop.is_closed() and loop.is_running() and running is not loop:
             return asyncio.run_coroutine_threadsafe(fn(), loop).result(timeout=30)
-        return _finish_now(fn())
+        try:
+            return finish_now(fn())
+        except StepSuspended:
+            raise StepSuspended(
+                "this admin call waits for the store: call it from another thread than the server's"
+            ) from None
 
     # jobs ---------------------------------------------------------------
     def jobs(self) -> list[JobSnapshot]:
@@ -292,21 +298,3 @@ class Admin:
         self._state.total_requests = 0
         self._state.path_counts.clear()
         self._state.route_counts.clear()
-
-
-def _finish_now(step: Awaitable[T]) -> T:
-    """The value of a coroutine that completes without suspending (on the caller's thread).
-
-    Raises:
-        RuntimeError: it suspended (a store that waits for a server, called from inside
-            the server's own loop: call the admin from another thread then).
-    """
-    coro = step.__await__()
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError(
-        "this admin call waits for the store: call it from another thread than the server's"
-    )

@@ -14,12 +14,39 @@ import asyncio
 import collections.abc
 import contextvars
 import sys
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar
 
-__all__ = ["start_task"]
+__all__ = ["StepSuspended", "finish_now", "start_task"]
 
 T = TypeVar("T")
+
+
+class StepSuspended(RuntimeError):
+    """An awaitable given to :func:`finish_now` waited for something (it was closed)."""
+
+
+def finish_now(step: Awaitable[T]) -> T:
+    """The value of ``step``, run to its end on the caller's thread without a loop.
+
+    For calls that never suspend (a memory or SQLite store's), from code that cannot await.
+
+    Raises:
+        StepSuspended: ``step`` waited for something (a store that waits for a server).
+
+    Example:
+        >>> async def two() -> int:
+        ...     return 2
+        >>> finish_now(two())
+        2
+    """
+    coro = step.__await__()
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise StepSuspended("the call waited for something: await it on a loop instead")
 
 
 def start_task(coro: Coroutine[Any, Any, T], *, name: str) -> tuple[asyncio.Task[T], bool]:

@@ -79,6 +79,7 @@ ALL_BLOCKS = [block for path in DOCS for block in blocks_of(path)]
 VENDORS = {
     "https://api.replicate.com": ("Replicate", "REPLICATE_API_TOKEN"),
     "https://queue.fal.run": ("Fal", "FAL_KEY"),
+    "https://rest.fal.ai": ("Fal", "FAL_KEY"),  # fal's webhook keys (JWKS)
     "https://api.runpod.ai": ("RunPod", "RUNPOD_API_KEY"),
     "https://api.openai.com": ("OpenAIBatch", "OPENAI_API_KEY"),
     "https://api.assemblyai.com": ("AssemblyAI", "ASSEMBLYAI_API_KEY"),
@@ -87,9 +88,10 @@ VENDORS = {
 
 @contextlib.contextmanager
 def vendor_fake(code: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """The block's code with a vendor's base URL pointed at its local fake, and the variables
-    the block reads; the code unchanged when it names no vendor."""
-    found = [(url, vendor) for url, vendor in VENDORS.items() if f'"{url}"' in code]
+    """The block's code with a vendor's URLs (its base URL, or a URL under it) pointed at its
+    local fake, and the variables the block reads; the code unchanged when it names no
+    vendor."""
+    found = [(url, vendor) for url, vendor in VENDORS.items() if f'"{url}' in code]
     if not found:
         yield code, {}
         return
@@ -98,7 +100,7 @@ def vendor_fake(code: str) -> Iterator[tuple[str, dict[str, str]]]:
     from tests.vendors._base import serving_in_thread
 
     with serving_in_thread(getattr(fakes, name)()) as fake_url:
-        yield code.replace(f'"{url}"', f'"{fake_url}"'), {variable: "test-key"}
+        yield code.replace(f'"{url}', f'"{fake_url}'), {variable: "test-key"}
 
 
 def run_block(

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from reference_server import ServerConfig
 from reference_server.deliveries_store import PendingDelivery
+from reference_server.eager import finish_now
 from reference_server.jobs import JobManager
 from reference_server.records import (
     DeliveryRecord,
@@ -26,19 +27,6 @@ from reference_server.store import MemoryStore, SqliteStore, Store
 
 pytestmark = pytest.mark.anyio
 
-T = TypeVar("T")
-
-
-def at_once(step: Awaitable[T]) -> T:
-    """The value of ``step``, which must complete without suspending."""
-    coro = step.__await__()
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise AssertionError("the call suspended")
-
 
 def make_store(kind: str, tmp_path: Path) -> Store:
     return MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "jobs.sqlite3")
@@ -49,7 +37,7 @@ def test_every_call_of_a_local_store_completes_without_suspending(
     kind: str, tmp_path: Path
 ) -> None:
     store = make_store(kind, tmp_path)
-    at_once(store.open())
+    finish_now(store.open())
     job = JobRecord(
         id="j1", seq=1, owner="alice", type="echo", input={}, callback=None,
         state=JobState.COMPLETED, created_at=1.0, updated_at=1.0, event_seq=1,
@@ -57,9 +45,9 @@ def test_every_call_of_a_local_store_completes_without_suspending(
     record = DeliveryRecord("msg_1", "j1", "alice", "job.completed", "https://h/x", 1.0, 1.0)
     delivery = PendingDelivery(record, {"type": "job.completed"}, 1.0)
     key = IdempotencyRecord("alice", "k", "h", "j1", 1.0, 9e9)
-    at_once(store.commit(job, EventRecord(1, "complete", {}), [delivery], key=key))
-    at_once(store.put_result("j1", StoredResult("json", b"{}", "application/json")))
-    assert at_once(store.get_result("j1")) == StoredResult("json", b"{}", "application/json")
+    finish_now(store.commit(job, EventRecord(1, "complete", {}), [delivery], key=key))
+    finish_now(store.put_result("j1", StoredResult("json", b"{}", "application/json")))
+    assert finish_now(store.get_result("j1")) == StoredResult("json", b"{}", "application/json")
     steps: list[Awaitable[Any]] = [
         store.save_job(job),
         store.deliveries.record_attempt("msg_1", 1, 2.0, "delivered", 200),
@@ -76,7 +64,7 @@ def test_every_call_of_a_local_store_completes_without_suspending(
         store.close(),
     ]
     for step in steps:
-        at_once(step)
+        finish_now(step)
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
@@ -89,11 +77,11 @@ async def test_the_managers_steps_do_not_suspend_on_a_local_store(
     manager = JobManager(ServerConfig(workers=1), {"parked": parked}, make_store(kind, tmp_path))
     await manager.start()
     try:
-        job = at_once(manager.submit(owner="alice", type_name="parked", input={}))
-        assert at_once(manager.lookup(job.id, "alice")) is job
-        assert at_once(manager.cancel(job)) is True
+        job = finish_now(manager.submit(owner="alice", type_name="parked", input={}))
+        assert finish_now(manager.lookup(job.id, "alice")) is job
+        assert finish_now(manager.cancel(job)) is True
         assert job.state is JobState.CANCELLED
         assert [e.event for e in manager.events_after(job.id, 0)] == ["status", "complete"]
-        assert at_once(manager.expire(job.id)) is True
+        assert finish_now(manager.expire(job.id)) is True
     finally:
         await manager.stop()

@@ -12,9 +12,6 @@ import pytest
 import asyncreply_client
 import reference_server
 
-#: Modules that cannot be imported without an optional extra this suite may lack.
-_OPTIONAL = ("asyncreply_client.progress",)
-
 
 def _modules() -> list[str]:
     names: list[str] = []
@@ -28,12 +25,7 @@ def _modules() -> list[str]:
 
 @pytest.mark.parametrize("name", _modules())
 def test_docstring_examples_hold(name: str) -> None:
-    try:
-        module: ModuleType = importlib.import_module(name)
-    except ImportError as exc:  # pragma: no cover - an optional extra is missing
-        if name in _OPTIONAL:
-            pytest.skip(f"{name} needs an optional extra: {exc}")
-        raise
+    module: ModuleType = importlib.import_module(name)  # extras are imported where used
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in finder.find(module, name):

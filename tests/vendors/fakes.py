@@ -113,6 +113,20 @@ class Fal(VendorFake):
         router.add_get("/fal-ai/{app}/requests/{id}/status/stream", self.stream)
         router.add_get("/fal-ai/{app}/requests/{id}", self.response)
         router.add_put("/fal-ai/{app}/requests/{id}/cancel", self.cancel)
+        router.add_get("/.well-known/jwks.json", self.jwks)  # rest.fal.ai's, on the same fake
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        """fal's published webhook keys: one Ed25519 key (RFC 8037 JWK), made per fake."""
+        import base64
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        public = (
+            Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        )
+        x = base64.urlsafe_b64encode(public).rstrip(b"=").decode()
+        return _json({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "fal-1", "x": x}]})
 
     def urls(self, request: web.Request, job: Job) -> dict[str, str]:
         base = self.url(f"/fal-ai/{request.match_info['app']}/requests/{job.id}")
