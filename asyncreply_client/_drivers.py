@@ -142,6 +142,21 @@ async def drive_async(
         flow.close()
 
 
+#: What a closed response's stream is replaced with (see :func:`_unbind`).
+_SPENT = httpx.ByteStream(b"")
+
+
+def _unbind(response: httpx.Response) -> None:
+    """Cut the reference cycle httpx's client makes between a response and its stream
+    (``BoundSyncStream`` / ``BoundAsyncStream`` point back at the response), once the
+    response is closed: the response, its request and headers then go as soon as the driver
+    drops them, instead of waiting for a pass of the garbage collector (for an answer held
+    open long, a full pass: the young generations' passes have moved it to the oldest).
+    Measured in ``benchmarks/scaling`` at N = 100: 2 to 3 KB per operation less at the peak.
+    """
+    response.stream = _SPENT
+
+
 def _limit(response: httpx.Response, command: Send) -> int | None:
     """How many bytes of this answer's body ``command`` lets the driver read."""
     return command.max_body if response.status_code < 400 else command.max_error_body
@@ -181,6 +196,7 @@ def _send(http: httpx.Client, command: Send, stream: _Stream, slot: Slot | None)
         try:
             response.close()
         finally:
+            _unbind(response)
             _release(slot)
     return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
@@ -211,6 +227,7 @@ async def _asend(
             await pieces.aclose()
             await response.aclose()
         finally:
+            _unbind(response)
             _release(slot)
     return HttpResponse.from_httpx(response, content=bytes(body), limit=limit)
 
@@ -296,6 +313,8 @@ class _Stream(_OpenStream):
             if response is not None:
                 response.close()
         finally:
+            if response is not None:
+                _unbind(response)
             _release(slot)
 
 
@@ -330,4 +349,6 @@ class _AsyncStream(_OpenStream):
             if response is not None:
                 await response.aclose()
         finally:
+            if response is not None:
+                _unbind(response)
             _release(slot)

@@ -23,7 +23,7 @@ import httpx
 
 from . import _log, _otel
 from ._commands import Command, Emit, Send
-from ._errors import JobOutcomeError, SubmissionRejectedError
+from ._errors import AsyncReplyError, JobOutcomeError, SubmissionRejectedError
 from ._flow import OperationState
 from ._http import HttpResponse
 from ._models import JobState, JobStatus
@@ -142,10 +142,15 @@ class Observer:
     # the tap
 
     def observe(
-        self, flow: Generator[Command, Any, T], *, submitting: bool = False
+        self,
+        flow: Generator[Command, Any, T],
+        *,
+        submitting: bool = False,
+        operation: object | None = None,
     ) -> Generator[Command, Any, T]:
         """``flow``, unchanged, watched by this observer. ``submitting``: the flow creates
-        the operation (it returns its state), so any error ends the operation's span."""
+        the operation (it returns its state), so any error ends the operation's span;
+        ``operation``: given to the flow's errors that name none (``exc.operation``)."""
         reply: Any = None
         error: Exception | None = None
         token: contextvars.Token[_log.Recorder | None] | None = None
@@ -167,6 +172,8 @@ class Observer:
                     self._stepped(before, reply)
                     fatal = submitting or isinstance(exc, JobOutcomeError | SubmissionRejectedError)
                     self._ended(exc, fatal=fatal)
+                    if isinstance(exc, AsyncReplyError) and exc.operation is None:
+                        exc.operation = operation
                     raise
                 finally:
                     _log.RECORDER.reset(token)

@@ -23,7 +23,6 @@ import httpx
 from . import _flow, _log, _outcomes
 from ._commands import Command, Tracker
 from ._errors import (
-    AsyncReplyError,
     InvalidTokenError,
     JobCancelledError,
     JobFailedError,
@@ -248,13 +247,9 @@ class _OperationBase(Generic[ResultT]):
     def _attached(self, flow: Generator[Command, Any, T]) -> Generator[Command, Any, T]:
         """``flow``, watched by the observer, giving its errors this operation
         (``exc.operation``): the job exists, so the caller waits again or resumes it instead
-        of submitting a second one."""
-        try:
-            return (yield from self._observer.observe(flow))
-        except AsyncReplyError as exc:
-            if exc.operation is None:
-                exc.operation = self
-            raise
+        of submitting a second one. (The observer does it: no generator layer of its own,
+        which a waiting operation would keep suspended.)"""
+        return self._observer.observe(flow, operation=self)
 
     def __repr__(self) -> str:
         state = None if self._state.last is None else self._state.last.state.value

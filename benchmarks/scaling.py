@@ -18,6 +18,17 @@ no connection (but for the warm figure). Sizes below 1,000 last well under
 a second, so they run three times and the run with the median CPU per operation is
 reported. The reference server runs in its own process.
 
+The floor, beside the SDK's figure (``raw httpx KB/op``, traced the same way in a child of
+its own right after the SDK's, same size, same server): plain ``httpx.AsyncClient()`` with
+httpx's defaults, ``N`` tasks each sending what ``run()`` sends for such a job, the held
+``POST`` (``Prefer: wait=10``, an ``Idempotency-Key``) and the ``GET`` of the 303's
+``Location`` (a long poll of the status first, should the hold end early). It is what this
+transport costs for the same requests in flight at once, without the SDK.
+
+``--attribute N``: one traced gather of ``N`` (no child process) sampled every few
+milliseconds; at the sample with the most memory traced, the allocations made since the
+gather started, grouped by the innermost frame of a library (25 frames), largest first.
+
 Targets (issues 11 and 21, printed beside the figures, never asserted): client CPU per
 operation flat within 1.5x from the smallest to the largest size, no errors, at most 20 KB
 per operation at every size, and 10,000 operations at 250 operations per second or more.
@@ -36,10 +47,13 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from asyncreply_client import AsyncClient
 
@@ -53,7 +67,7 @@ from ._harness import (
     write_result,
 )
 
-__all__ = ["main", "measure", "run"]
+__all__ = ["attribute", "main", "measure", "run"]
 
 NAME = "scaling"
 JOB_SECONDS = 0.2
@@ -71,39 +85,69 @@ _SMALL = 1_000
 _SMALL_REPEATS = 3
 
 
-async def _warm_up(base_url: str, job_seconds: float) -> None:
-    """A few runs on a client of their own, so that the modules httpx and the SDK import on
-    first use are loaded before the measurement (the measured client starts cold, with no
-    connection)."""
+async def _raw_run(http: httpx.AsyncClient, job: dict[str, Any]) -> Any:
+    """What ``run()`` sends for one job, by plain httpx: the held ``POST``, a long poll of
+    the status while it still runs, the ``GET`` of the 303's ``Location``."""
+    headers = {"Prefer": "wait=10", "Idempotency-Key": uuid.uuid4().hex}
+    response = await http.post("/jobs", json=job, headers=headers)
+    while response.status_code == 202:
+        response = await http.get(f"/jobs/{response.json()['id']}", params={"wait": "10"})
+    if response.status_code == 303:
+        response = await http.get(response.headers["location"])
+    response.raise_for_status()
+    return response.json()
+
+
+async def _warm_up(base_url: str, job_seconds: float, runs: int = _WARM_UP) -> None:
+    """A few runs on a client of their own (and as many by plain httpx), so that the modules
+    httpx and the SDK import on first use are loaded before the measurement (the measured
+    client starts cold, with no connection)."""
     job = {"type": "sleep", "input": {"seconds": job_seconds}}
     async with AsyncClient(base_url) as client:
-        await asyncio.gather(*(client.run("/jobs", json=job, timeout=60) for _ in range(_WARM_UP)))
+        await asyncio.gather(*(client.run("/jobs", json=job, timeout=60) for _ in range(runs)))
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        await asyncio.gather(*(_raw_run(http, job) for _ in range(runs)))
 
 
 async def _gather(
-    base_url: str, operations: int, job_seconds: float, traced: bool, warm: bool = False
+    base_url: str,
+    operations: int,
+    job_seconds: float,
+    traced: bool,
+    warm: bool = False,
+    *,
+    raw: bool = False,
+    warm_up: int = _WARM_UP,
 ) -> dict[str, Any]:
-    await _warm_up(base_url, job_seconds)
+    await _warm_up(base_url, job_seconds, warm_up)
     counter = PathCounter()
-    async with AsyncClient(base_url) as client:
-        job = {"type": "sleep", "input": {"seconds": job_seconds}}
+    job = {"type": "sleep", "input": {"seconds": job_seconds}}
+    client: AsyncClient | httpx.AsyncClient
+    if raw:  # the floor: plain httpx, its defaults, the same requests
+        client = http = httpx.AsyncClient(base_url=base_url)
+
+        def one() -> Awaitable[Any]:
+            return _raw_run(http, job)
+    else:
+        client = sdk = AsyncClient(base_url)
+        http = sdk._http
+
+        def one() -> Awaitable[Any]:
+            return sdk.run("/jobs", json=job, timeout=600)
+
+    async with client:
         if warm:
             # The same gather once before, untraced: the client's connections are open (and
             # its caches filled) when the measurement starts, as in a long-lived client.
-            await asyncio.gather(
-                *(client.run("/jobs", json=job, timeout=600) for _ in range(operations))
-            )
-        # Counting only: the SDK's own httpx client, observed through its event hooks.
-        client._http.event_hooks["request"].append(counter.async_hook)
+            await asyncio.gather(*(one() for _ in range(operations)))
+        # Counting only: the httpx client, observed through its event hooks.
+        http.event_hooks["request"].append(counter.async_hook)
         gc.collect()
         if traced:
             tracemalloc.start()
         baseline = tracemalloc.get_traced_memory()[0] if traced else 0
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        outcomes = await asyncio.gather(
-            *(client.run("/jobs", json=job, timeout=600) for _ in range(operations)),
-            return_exceptions=True,
-        )
+        outcomes = await asyncio.gather(*(one() for _ in range(operations)), return_exceptions=True)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         peak = 0.0
         if traced:
@@ -129,18 +173,35 @@ async def _gather(
 
 
 def measure(
-    base_url: str, operations: int, job_seconds: float, *, traced: bool, warm: bool = False
+    base_url: str,
+    operations: int,
+    job_seconds: float,
+    *,
+    traced: bool,
+    warm: bool = False,
+    raw: bool = False,
+    warm_up: int = _WARM_UP,
 ) -> dict[str, Any]:
     """One gather of ``operations`` runs in this process; its figures (and peak RSS).
-    ``warm``: on a client that ran the same gather just before (its connections open)."""
+    ``warm``: on a client that ran the same gather just before (its connections open);
+    ``raw``: plain httpx sending the same requests (the floor); ``warm_up``: runs before."""
     raise_fd_limit(4096)
-    figures = asyncio.run(_gather(base_url, operations, job_seconds, traced, warm))
+    figures = asyncio.run(
+        _gather(base_url, operations, job_seconds, traced, warm, raw=raw, warm_up=warm_up)
+    )
     figures["peak_rss_mib"] = max_rss_kib() / 1024
     return figures
 
 
 def _child(
-    base_url: str, operations: int, job_seconds: float, traced: bool, warm: bool = False
+    base_url: str,
+    operations: int,
+    job_seconds: float,
+    traced: bool,
+    warm: bool = False,
+    *,
+    raw: bool = False,
+    warm_up: int = _WARM_UP,
 ) -> dict[str, Any]:
     """Run :func:`measure` in a fresh interpreter and return its figures."""
     cmd = [
@@ -153,7 +214,11 @@ def _child(
         base_url,
         "--job-seconds",
         str(job_seconds),
+        "--warm-up",
+        str(warm_up),
     ]
+    if raw:
+        cmd.append("--raw")
     if traced:
         cmd.append("--traced")
     if warm:
@@ -175,6 +240,7 @@ def run(
     results_dir: Path | None = None,
     url: str | None = None,
     small_repeats: int = _SMALL_REPEATS,
+    warm_up: int = _WARM_UP,
 ) -> dict[str, Any]:
     """Run every size (one under 1,000 ``small_repeats`` times, the median run kept); print
     the table, write the JSON and return it."""
@@ -182,25 +248,32 @@ def run(
     results: list[dict[str, Any]] = []
     with server_url(url, "--workers", "1024") as base_url:
         for n in sizes:
+
+            def child(
+                traced: bool, warm: bool = False, raw: bool = False, n: int = n
+            ) -> dict[str, Any]:
+                return _child(base_url, n, job_seconds, traced, warm, raw=raw, warm_up=warm_up)
+
             # A small size takes well under a second: its CPU per operation is the median
             # of a few runs, not one sample of a noisy machine.
-            repeats = [
-                _child(base_url, n, job_seconds, traced=False)
-                for _ in range(small_repeats if n < _SMALL else 1)
-            ]
+            repeats = [child(False) for _ in range(small_repeats if n < _SMALL else 1)]
             plain = sorted(repeats, key=lambda r: r["cpu_ms_per_op"])[len(repeats) // 2]
             plain["cpu_ms_per_op_runs"] = [r["cpu_ms_per_op"] for r in repeats]
-            traced = _child(base_url, n, job_seconds, traced=True) if n <= traced_up_to else None
+            traced = child(True) if n <= traced_up_to else None
+            # The floor, right after: plain httpx sending the same requests, traced alike.
+            floor = child(True, raw=True) if n <= traced_up_to else None
             # Below 1,000 every operation is in flight at once and the cold client opens a
             # connection for each: the same gather on a client whose connections are open
             # shows the operations' own share (both figures are reported).
-            warm = (
-                _child(base_url, n, job_seconds, traced=True, warm=True)
-                if n < _SMALL and n <= traced_up_to
-                else None
-            )
+            warm = child(True, warm=True) if n < _SMALL and n <= traced_up_to else None
             results.append(
-                {"operations": n, "run": plain, "traced_run": traced, "warm_traced_run": warm}
+                {
+                    "operations": n,
+                    "run": plain,
+                    "traced_run": traced,
+                    "raw_httpx_traced_run": floor,
+                    "warm_traced_run": warm,
+                }
             )
             print(
                 f"N={n}: {plain['wall_s']:.2f} s, {plain['ops_per_s']:.0f} ops/s, "
@@ -210,6 +283,7 @@ def run(
     rows: list[list[Any]] = []
     for item in results:
         plain, traced, warm = item["run"], item["traced_run"], item["warm_traced_run"]
+        floor = item["raw_httpx_traced_run"]
         rows.append(
             [
                 item["operations"],
@@ -217,8 +291,10 @@ def run(
                 plain["ops_per_s"],
                 plain["cpu_ms_per_op"],
                 plain["peak_rss_mib"],
-                float("nan") if traced is None else traced["peak_traced_kb_per_op"],
-                float("nan") if warm is None else warm["peak_traced_kb_per_op"],
+                _kb(traced),
+                _kb(floor),
+                _kb(warm),
+                # The floor's errors are its own (plain httpx), not the SDK's.
                 sum(plain["errors"].values())
                 + sum(sum(r["errors"].values()) for r in (traced, warm) if r is not None),
             ]
@@ -234,6 +310,7 @@ def run(
         f"CPU ms/op (flat {TARGET_CPU_SPREAD:g}x)",
         "peak RSS MiB",
         f"peak KB/op (<={TARGET_KB_PER_OP:g})",
+        "raw httpx KB/op (floor)",
         "warm client KB/op",
         "errors (0)",
     ]
@@ -252,8 +329,10 @@ def run(
         "max_kb_per_op_from_1000": max(
             (r[5] for r in rows if r[0] >= _SMALL and r[5] == r[5]), default=None
         ),
+        # Plain httpx sending the same requests, traced alike (the transport's floor).
+        "max_raw_httpx_kb_per_op": max((r[6] for r in rows if r[6] == r[6]), default=None),
         # The same sizes on a client whose connections were open already (below 1,000).
-        "max_warm_kb_per_op": max((r[6] for r in rows if r[6] == r[6]), default=None),
+        "max_warm_kb_per_op": max((r[7] for r in rows if r[7] == r[7]), default=None),
         "ops_per_s_at_10000": None if at_target is None else at_target["ops_per_s"],
         "throughput_met": None if at_target is None else at_target["ops_per_s"] >= TARGET_OPS_PER_S,
     }
@@ -273,6 +352,92 @@ def run(
     return data
 
 
+def _library(filename: str) -> str | None:
+    """The package a frame's file belongs to (``None``: the standard library)."""
+    path = Path(filename)
+    if "site-packages" in path.parts:
+        return path.parts[path.parts.index("site-packages") + 1].removesuffix(".py")
+    try:
+        return path.relative_to(_REPO).parts[0].removesuffix(".py")
+    except ValueError:
+        return None
+
+
+async def _attribute(
+    base_url: str, operations: int, job_seconds: float, warm_up: int
+) -> dict[str, Any]:
+    await _warm_up(base_url, job_seconds, warm_up)
+    job = {"type": "sleep", "input": {"seconds": job_seconds}}
+    best: list[Any] = [0, None]
+
+    async def sample() -> None:
+        while True:
+            current = tracemalloc.get_traced_memory()[0]
+            if current > best[0]:
+                best[:] = [current, tracemalloc.take_snapshot()]
+            await asyncio.sleep(0.002)
+
+    async with AsyncClient(base_url) as client:
+        gc.collect()
+        tracemalloc.start(25)
+        before, baseline = tracemalloc.take_snapshot(), tracemalloc.get_traced_memory()[0]
+        sampler = asyncio.ensure_future(sample())
+        await asyncio.gather(
+            *(client.run("/jobs", json=job, timeout=600) for _ in range(operations))
+        )
+        sampler.cancel()
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+        tracemalloc.stop()
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    diff = best[1].filter_traces(ignore).compare_to(before.filter_traces(ignore), "traceback")
+    groups: Counter[str] = Counter()
+    lines: Counter[str] = Counter()
+    for stat in diff:
+        frames = list(stat.traceback)  # oldest first
+        owner = next((lib for f in reversed(frames) if (lib := _library(f.filename))), None)
+        inner = frames[-1]
+        groups[owner or "stdlib"] += stat.size_diff
+        lines[f"{Path(inner.filename).name}:{inner.lineno} ({owner or 'stdlib'})"] += stat.size_diff
+    per_op = 1024 * operations
+    return {
+        "operations": operations,
+        "peak_traced_kb_per_op": peak / per_op,
+        "sampled_kb_per_op": (best[0] - baseline) / per_op,
+        "by_library_kb_per_op": {k: v / per_op for k, v in groups.most_common() if v > 0},
+        "top_lines_kb_per_op": {k: v / per_op for k, v in lines.most_common(25) if v > 0},
+    }
+
+
+def attribute(
+    *,
+    operations: int,
+    job_seconds: float = JOB_SECONDS,
+    url: str | None = None,
+    warm_up: int = _WARM_UP,
+    results_dir: Path | None = None,
+) -> dict[str, Any]:
+    """What the peak of one gather of ``operations`` holds (see the module docstring):
+    printed, written to ``scaling_attribution.json`` and returned."""
+    raise_fd_limit(4096)
+    with server_url(url, "--workers", "1024") as base_url:
+        data = asyncio.run(_attribute(base_url, operations, job_seconds, warm_up))
+    print(
+        f"N={operations}: peak {data['peak_traced_kb_per_op']:.1f} KB/op, the sample kept "
+        f"{data['sampled_kb_per_op']:.1f} KB/op; by the innermost library frame:"
+    )
+    for name, kb in data["by_library_kb_per_op"].items():
+        print(f"  {kb:6.2f} KB/op  {name}")
+    print("largest allocation sites (innermost frame):")
+    for name, kb in data["top_lines_kb_per_op"].items():
+        print(f"  {kb:6.2f} KB/op  {name}")
+    write_result("scaling_attribution", data, results_dir)
+    return data
+
+
+def _kb(figures: dict[str, Any] | None) -> float:
+    return float("nan") if figures is None else float(figures["peak_traced_kb_per_op"])
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command line entry point; returns the results written (a child prints its figures)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__)
@@ -287,16 +452,44 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--traced-up-to", type=int, default=TARGET_OPS_AT, help="largest N also run traced"
     )
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=_WARM_UP,
+        help=f"runs on another client before each measurement (default {_WARM_UP})",
+    )
+    parser.add_argument(
+        "--attribute",
+        type=int,
+        default=None,
+        metavar="N",
+        help="print what the peak of a gather of N holds, grouped by library frame",
+    )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         figures = measure(
-            args.server_url, args.child, args.job_seconds, traced=args.traced, warm=args.warm
+            args.server_url,
+            args.child,
+            args.job_seconds,
+            traced=args.traced,
+            warm=args.warm,
+            raw=args.raw,
+            warm_up=args.warm_up,
         )
         print(json.dumps(figures), flush=True)
         return figures
+    if args.attribute is not None:
+        return attribute(
+            operations=args.attribute,
+            job_seconds=args.job_seconds,
+            url=args.server_url,
+            warm_up=args.warm_up,
+            results_dir=args.results_dir,
+        )
     if args.sizes:
         sizes = tuple(int(s) for s in args.sizes.split(","))
     else:
@@ -308,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results_dir=args.results_dir,
         url=args.server_url,
         small_repeats=1 if args.quick else _SMALL_REPEATS,
+        warm_up=args.warm_up,
     )
 
 

@@ -24,7 +24,10 @@ CASES: list[tuple[str, Main, list[str]]] = [
     (
         "scaling",
         scaling.main,
-        ["--sizes", "3,6", "--traced-up-to", "3", "--job-seconds", "0.02"],
+        [
+            *("--quick", "--sizes", "3,6", "--traced-up-to", "3"),
+            *("--job-seconds", "0.02", "--warm-up", "2"),
+        ],
     ),
 ]
 #: Benchmarks that start servers of their own (they need several configurations).
@@ -63,8 +66,12 @@ def test_benchmark_runs_and_writes_json(
         assert written["sizes"][0]["traced_run"]["peak_traced_kb_per_op"] > 0
         assert written["sizes"][0]["warm_traced_run"]["peak_traced_kb_per_op"] > 0
         assert written["sizes"][0]["warm_traced_run"]["errors"] == {}
+        floor = written["sizes"][0]["raw_httpx_traced_run"]  # plain httpx, the same requests
+        assert floor["errors"] == {} and floor["peak_traced_kb_per_op"] > 0
+        assert floor["requests_by_kind_per_op"]["submit"] == 1
         assert written["sizes"][1]["traced_run"] is None
         assert written["sizes"][1]["warm_traced_run"] is None
+        assert written["sizes"][1]["raw_httpx_traced_run"] is None
 
 
 @pytest.mark.parametrize(("name", "main", "args"), OWN_SERVERS, ids=[c[0] for c in OWN_SERVERS])
