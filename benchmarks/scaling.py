@@ -20,10 +20,12 @@ reported. The reference server runs in its own process.
 
 The floor, beside the SDK's figure (``raw httpx KB/op``, traced the same way in a child of
 its own right after the SDK's, same size, same server): plain ``httpx.AsyncClient()`` with
-httpx's defaults, ``N`` tasks each sending what ``run()`` sends for such a job, the held
-``POST`` (``Prefer: wait=10``, an ``Idempotency-Key``) and the ``GET`` of the 303's
-``Location`` (a long poll of the status first, should the hold end early). It is what this
-transport costs for the same requests in flight at once, without the SDK.
+httpx's defaults, ``N`` tasks each sending what ``run()`` sends for such a job: its
+``POST`` with an ``Idempotency-Key``, held (``Prefer: wait=10``) for as many at once as the
+SDK holds (its ``max_streams``), polls of the status after each ``Retry-After`` for the
+others, and the ``GET`` of the 303's ``Location``. It is what this transport costs for the
+same requests in flight at once, without the SDK (and without its admission control: above
+``max_in_flight`` operations, every request goes to httpx's pool at once).
 
 ``--attribute N``: one traced gather of ``N`` (no child process) sampled every few
 milliseconds; at the sample with the most memory traced, the allocations made since the
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import json
 import os
 import subprocess
@@ -85,13 +88,23 @@ _SMALL = 1_000
 _SMALL_REPEATS = 3
 
 
-async def _raw_run(http: httpx.AsyncClient, job: dict[str, Any]) -> Any:
-    """What ``run()`` sends for one job, by plain httpx: the held ``POST``, a long poll of
-    the status while it still runs, the ``GET`` of the 303's ``Location``."""
-    headers = {"Prefer": "wait=10", "Idempotency-Key": uuid.uuid4().hex}
+#: How many submissions a default ``AsyncClient`` has held at once (``max_streams``).
+_HELD = int(inspect.signature(AsyncClient).parameters["max_streams"].default)
+
+
+async def _raw_run(http: httpx.AsyncClient, job: dict[str, Any], *, held: bool) -> Any:
+    """What ``run()`` sends for one job, by plain httpx: the ``POST`` (held with ``Prefer:
+    wait=10`` as long as the client has stream slots, ``held``), polls of the status after
+    each ``Retry-After`` while the job runs, then the ``GET`` of the 303's ``Location``."""
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    if held:
+        headers["Prefer"] = "wait=10"
     response = await http.post("/jobs", json=job, headers=headers)
+    status_url = response.headers.get("location")
     while response.status_code == 202:
-        response = await http.get(f"/jobs/{response.json()['id']}", params={"wait": "10"})
+        delay = response.headers.get("retry-after-ms")
+        await asyncio.sleep(int(delay) / 1000 if delay else 0.05)
+        response = await http.get(status_url)
     if response.status_code == 303:
         response = await http.get(response.headers["location"])
     response.raise_for_status()
@@ -106,7 +119,7 @@ async def _warm_up(base_url: str, job_seconds: float, runs: int = _WARM_UP) -> N
     async with AsyncClient(base_url) as client:
         await asyncio.gather(*(client.run("/jobs", json=job, timeout=60) for _ in range(runs)))
     async with httpx.AsyncClient(base_url=base_url) as http:
-        await asyncio.gather(*(_raw_run(http, job) for _ in range(runs)))
+        await asyncio.gather(*(_raw_run(http, job, held=i < _HELD) for i in range(runs)))
 
 
 async def _gather(
@@ -125,9 +138,11 @@ async def _gather(
     client: AsyncClient | httpx.AsyncClient
     if raw:  # the floor: plain httpx, its defaults, the same requests
         client = http = httpx.AsyncClient(base_url=base_url)
+        started = iter(range(1 << 62))
 
         def one() -> Awaitable[Any]:
-            return _raw_run(http, job)
+            # Held as the SDK holds them: the first ``max_streams`` at once (all end together).
+            return _raw_run(http, job, held=next(started) % operations < _HELD)
     else:
         client = sdk = AsyncClient(base_url)
         http = sdk._http
