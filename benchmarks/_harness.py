@@ -33,6 +33,7 @@ import httpx
 __all__ = [
     "RESULTS_DIR",
     "BoundedTransport",
+    "KindCounter",
     "PathCounter",
     "ServerProcess",
     "add_common_args",
@@ -44,6 +45,7 @@ __all__ = [
     "percentile",
     "print_table",
     "raise_fd_limit",
+    "request_kind",
     "running_server",
     "server_url",
     "write_result",
@@ -211,17 +213,43 @@ class PathCounter:
         with self._lock:
             items = list(self.counts.items())
         for (method, path), n in items:
-            if method == "POST" and path == "/jobs":
-                kinds["submit"] += n
-            elif method == "GET" and path.endswith("/events"):
-                kinds["events"] += n
-            elif method == "GET" and path.endswith("/result"):
-                kinds["result"] += n
-            elif method == "GET" and path.startswith("/jobs/"):
-                kinds["status"] += n
-            else:
-                kinds["other"] += n
+            kinds[request_kind(method, path)] += n
         return dict(kinds)
+
+
+def request_kind(method: str, path: str) -> str:
+    """``submit``, ``status``, ``events``, ``result`` or ``other``: what a request to the
+    reference server is for."""
+    if method == "POST" and path == "/jobs":
+        return "submit"
+    if method == "GET" and path.endswith("/events"):
+        return "events"
+    if method == "GET" and path.endswith("/result"):
+        return "result"
+    if method == "GET" and path.startswith("/jobs/"):
+        return "status"
+    return "other"
+
+
+class KindCounter:
+    """Counts requests per kind only (:func:`request_kind`), as ``PathCounter.by_kind``
+    does, without keeping a key per path: a fan-out's memory measurement then holds nothing
+    of the benchmark's per job. Use ``async_hook`` as an ``httpx.AsyncClient`` event hook."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    async def async_hook(self, request: httpx.Request) -> None:
+        """httpx ``request`` event hook (async clients, one event loop)."""
+        self.counts[request_kind(request.method, request.url.path)] += 1
+
+    def total(self) -> int:
+        """All requests counted."""
+        return sum(self.counts.values())
+
+    def by_kind(self) -> dict[str, int]:
+        """Totals per kind."""
+        return dict(self.counts)
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
