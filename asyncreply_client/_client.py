@@ -267,12 +267,10 @@ class Client(_ClientBase[httpx.Client]):
             for report in emitters:
                 report(state.last)
         op = Operation(self, state, result_type, observer)
-        return op.result(
-            timeout=self._left(timeout, started),
-            polling=polling,
-            mode=mode,
-            on_progress=on_progress,
-        )
+        # ``op.result()``'s flow, driven here: a call of ``op.result()`` would stay suspended
+        # for the whole wait, a frame more per operation of a fan-out.
+        options = op._options(self._left(timeout, started), polling, mode, on_progress)
+        return self._run(op._result_flow(options), on_progress)
 
     def close(self) -> None:
         """Close the underlying httpx client, unless it was given by the caller."""
@@ -445,12 +443,9 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
             for report in emitters:
                 await _call(report, state.last)
         op = AsyncOperation(self, state, result_type, observer)
-        return await op.result(
-            timeout=self._left(timeout, started),
-            polling=polling,
-            mode=mode,
-            on_progress=on_progress,
-        )
+        # As Client.run: op.result()'s flow, without a coroutine of op.result() suspended.
+        options = op._options(self._left(timeout, started), polling, mode, on_progress)
+        return await self._run(op._result_flow(options), on_progress)
 
     async def aclose(self) -> None:
         """Close the underlying httpx client, unless it was given by the caller."""
