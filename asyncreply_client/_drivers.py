@@ -152,7 +152,7 @@ def _unbind(response: httpx.Response) -> None:
     response is closed: the response, its request and headers then go as soon as the driver
     drops them, instead of waiting for a pass of the garbage collector (for an answer held
     open long, a full pass: the young generations' passes have moved it to the oldest).
-    Measured in ``benchmarks/scaling`` at N = 100: 2 to 3 KB per operation less at the peak.
+    Measured in ``benchmarks/scaling`` at N = 100: 1 to 3 KB per operation less at the peak.
     """
     response.stream = _SPENT
 
