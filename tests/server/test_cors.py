@@ -179,7 +179,9 @@ class _PageServer:
 
     @contextmanager
     def running(self) -> Iterator[_PageServer]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         thread.start()
         try:
             yield self
