@@ -235,20 +235,22 @@ async def _answer_now(
     *,
     replayed: bool = False,
 ) -> web.StreamResponse:
-    """The answer to a submission of ``job`` as the job is now, after holding it up to
-    ``wait`` seconds (``Prefer: wait``) for its end.
+    """The answer to a submission of ``job`` as the job is now (protocol §5).
 
-    Final: what ``GET /jobs/{id}`` answers (303 / 200 / 500 / 409). Not final: a 202 whose
-    body is the job's current document. A held answer still says it was held (RFC 7240 §3),
-    so a client goes straight to its wait instead of first sleeping the Retry-After hint.
-    ``replayed``: an idempotent replay (protocol §5), marked ``Idempotent-Replayed: true``.
+    Held (``Prefer: wait``, ``wait`` > 0) until the job ends or ``wait`` seconds pass: if it
+    ended, what ``GET /jobs/{id}`` answers (303 / 200 / 500 / 409); otherwise a 202 that still
+    says it was held (RFC 7240 §3), so a client goes straight to its wait instead of first
+    sleeping the Retry-After hint. Not held (an idempotent replay without ``Prefer: wait``):
+    the 202 a submission answers, whatever the job's state. Either 202's body is the job's
+    current document. ``replayed``: marked ``Idempotent-Replayed: true``.
     """
     config = state.config
     held = wait if wait is not None and wait > 0 else None
     if held is not None:
         await state.manager.wait_terminal(job.id, held)
         job = await state.manager.get(job.id) or job
-    if job.state.is_terminal:
+    final = held is not None and job.state.is_terminal
+    if final:
         resp = await _status_response(state, job)
     else:
         resp = _accepted_response(state, job, current=True)
@@ -256,7 +258,7 @@ async def _answer_now(
         resp.headers["Idempotent-Replayed"] = "true"
     if held is not None:
         resp.headers["Preference-Applied"] = f"wait={format_seconds(held)}"
-    if config.timing_headers and job.state.is_terminal:
+    if config.timing_headers and final:
         await state.answer_times.send(request, resp, job.id)
     return resp
 

@@ -91,9 +91,9 @@ async def test_sqlite_keeps_failures_idempotency_keys_and_expiry(
 
     second = await make_server(store="sqlite", sqlite_path=path)
     replay = await second.submit("echo", {"k": 1}, headers={"Idempotency-Key": "persist-me"})
-    assert replay.status_code == 303  # the job's end, as GET /jobs/{id} answers it
+    assert replay.status_code == 202
     assert replay.json()["jobId"] == keyed.json()["jobId"]
-    assert replay.json()["status"] == "completed"
+    assert replay.json()["status"] == "completed"  # the job as it is now
     assert replay.headers["Idempotent-Replayed"] == "true"
     failure = (await second.get(f"/jobs/{failed}")).json()
     assert failure["status"] == "failed"

@@ -217,12 +217,12 @@ async def test_a_chunked_body_is_read_whole_and_bounded(make_server: ServerFacto
 
 
 @BOTH_MODES
-async def test_idempotency_key_replays_the_same_job(srv: Server) -> None:
+async def test_idempotency_key_replays_the_original_202(srv: Server) -> None:
     headers = {"Idempotency-Key": "order-42"}
-    first = await srv.submit("gate", {"key": "order-42"}, headers=headers)
-    again = await srv.submit("gate", {"key": "order-42"}, headers=headers)
+    first = await srv.submit("echo", {"order": 42}, headers=headers)
+    again = await srv.submit("echo", {"order": 42}, headers=headers)
 
-    assert first.status_code == again.status_code == 202  # not final: a 202 (protocol §5)
+    assert first.status_code == again.status_code == 202
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert again.json()["jobId"] == first.json()["jobId"]
@@ -232,20 +232,21 @@ async def test_idempotency_key_replays_the_same_job(srv: Server) -> None:
     assert [job["jobId"] for job in listing["jobs"]] == [first.json()["jobId"]]
 
 
-async def test_idempotent_replay_after_the_job_finished_answers_its_end(srv: Server) -> None:
-    # What GET /jobs/{id} answers now, not the original "pending" receipt (protocol §5;
-    # every state and both dialects: test_idempotency_replay.py).
+async def test_idempotent_replay_after_the_job_finished(srv: Server) -> None:
     headers = {"Idempotency-Key": "done-already"}
     first = await srv.submit("echo", {"x": 1}, headers=headers)
     job_id = first.json()["jobId"]
     assert (await srv.wait_terminal(job_id)).status_code == 303
     again = await srv.submit("echo", {"x": 1}, headers=headers)
-    assert again.status_code == 303
+    assert again.status_code == 202
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["jobId"] == job_id
+    # The job as it is now (protocol §5), not the original "pending" receipt; every state
+    # and both dialects: test_idempotency_replay.py.
     assert again.json()["status"] == "completed"
+    assert again.json()["resultUrl"] == f"/jobs/{job_id}/result"
     assert again.json()["statusUrl"] == first.json()["statusUrl"]
-    assert again.headers["Location"] == f"/jobs/{job_id}/result"
+    assert again.headers["Location"] == first.headers["Location"]
     assert len(srv.admin.jobs()) == 1
 
 
@@ -257,7 +258,7 @@ async def test_same_body_means_equal_after_parsing(srv: Server) -> None:
     again = await srv.post(
         "/jobs", content=b'{ "input": {"b": 2, "a": 1},\n "type": "echo" }', headers=headers
     )
-    assert first.status_code == 202
+    assert first.status_code == again.status_code == 202
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["jobId"] == first.json()["jobId"]
 
@@ -292,6 +293,7 @@ async def test_invalid_idempotency_keys_are_400(srv: Server, key: str) -> None:
 async def test_quoted_and_bare_idempotency_keys_are_the_same_key(srv: Server) -> None:
     bare = await srv.submit("echo", {"x": 1}, headers={"Idempotency-Key": "abc-1"})
     quoted = await srv.submit("echo", {"x": 1}, headers={"Idempotency-Key": '"abc-1"'})
+    assert quoted.status_code == 202
     assert quoted.headers.get("Idempotent-Replayed") == "true"
     assert quoted.json()["jobId"] == bare.json()["jobId"]
 
@@ -325,7 +327,7 @@ async def test_idempotency_keys_expire_after_their_ttl(make_server: ServerFactor
     with anyio.fail_after(10):
         while True:
             response = await srv.submit("echo", {"x": 1}, headers=headers)
-            assert response.status_code in (202, 303)  # a replay of a finished job: 303
+            assert response.status_code == 202
             if response.json()["jobId"] != first:
                 break
             assert response.headers["Idempotent-Replayed"] == "true"
