@@ -1,15 +1,16 @@
-"""Run ``python -m MODULE ARGS`` or ``python -c CODE`` as a fork of a process that has already
-imported what they import (a zygote), instead of a fresh interpreter each time.
+"""Run ``python -m MODULE ARGS``, ``python PATH ARGS`` or ``python -c CODE`` as a fork of a
+process that has already imported what they import (a zygote), instead of a fresh interpreter.
 
-The CLI tests and the documentation blocks each started a new interpreter that imported
-httpx, pydantic and the SDK (0.3-1 s on a loaded CI machine, some 250 times a run). Here one
-process (``python -m tests.forked MODULE...``) imports them once; each run is a ``fork()`` of
-it, given its own stdin/stdout/stderr pipes, environment, working directory and ``sys.argv``,
-that then runs the module as ``__main__`` (as ``python -m`` does) or the code in a fresh
-``__main__`` module (as ``python -c`` does). The test still talks to a separate process: its
-exit status, its bytes on real pipes (the non-terminal case), no state shared with the test
-process or with an earlier run (the zygote itself never runs anything). Tests that need the
-interpreter's own start (signals, a terminal, the console script) start one as before.
+The CLI tests, the documentation blocks and the examples each started a new interpreter that
+imported httpx, pydantic and the SDK (0.3-1 s on a loaded CI machine, some 270 times a run).
+Here one process (``python -m tests.forked FD MODULE...``) imports them once; each run is a
+``fork()`` of it, given its own stdin/stdout/stderr pipes, environment, working directory and
+``sys.argv``, that then runs the module or the script as ``__main__`` (as ``python -m`` and
+``python PATH`` do) or the code in a fresh ``__main__`` module (as ``python -c`` does). The
+test still talks to a separate process: its exit status, its bytes on real pipes (the
+non-terminal case), no state shared with the test process or with an earlier run (the zygote
+itself never runs anything). Tests that need the interpreter's own start (signals, a
+terminal, the console script, a process that spawns itself again) start one as before.
 """
 
 from __future__ import annotations
@@ -43,17 +44,37 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+def _python_path(env: Mapping[str, str]) -> list[str]:
+    return [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+#: The zygote's ``sys.path`` after its first entry and its ``PYTHONPATH``: the standard library
+#: and site-packages, which every run keeps (set when the zygote starts).
+_SITE: list[str] = []
+
+
+def _set_path(first: str, env: Mapping[str, str]) -> None:
+    """``sys.path`` as a fresh interpreter started with ``env`` would have it."""
+    sys.path[:] = [first, *_python_path(env), *_SITE]
+
+
 def _become(request: dict[str, Any]) -> None:
-    """Run the request as ``python -m`` / ``python -c`` would (in the forked child)."""
+    """Run the request as ``python -m`` / ``python PATH`` / ``python -c`` would (in the child)."""
     import runpy
     import types
 
+    env = request["env"]
     if "module" in request:
-        sys.path[0] = os.getcwd()  # as ``python -m`` puts the working directory first
+        _set_path(os.getcwd(), env)  # ``python -m`` puts the working directory first
         sys.argv = [request["module"], *request["args"]]
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+    elif "path" in request:
+        path = os.path.abspath(request["path"])
+        _set_path(os.path.dirname(path), env)  # ``python PATH``: the script's directory
+        sys.argv = [request["path"], *request["args"]]
+        runpy.run_path(path, run_name="__main__")
     else:
-        sys.path[0] = ""  # as ``python -c``
+        _set_path("", env)  # ``python -c``: the working directory, as ""
         sys.argv = ["-c", *request["args"]]
         main = types.ModuleType("__main__")
         main.__dict__["__builtins__"] = __builtins__
@@ -97,6 +118,8 @@ def _run_child(fds: list[int], request: dict[str, Any]) -> None:
 
 def _serve(sock: socket.socket, preload: Sequence[str]) -> None:
     """The zygote's loop: one run at a time, until the test process goes away."""
+    own = set(_python_path(os.environ))
+    _SITE[:] = [p for p in sys.path[1:] if os.path.abspath(p) not in own]
     for name in preload:
         importlib.import_module(name)  # the point: imported once, here
     while True:
@@ -154,6 +177,19 @@ class Zygote:
         """``python -m module *args``: its exit status, stdout and stderr."""
         request = {"module": module, "args": list(args), "env": dict(env), "cwd": str(cwd)}
         return self._run(request, input, timeout)
+
+    def run_path(
+        self,
+        path: str | Path,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str],
+        cwd: str | Path,
+        timeout: float,
+    ) -> tuple[int, bytes, bytes]:
+        """``python path *args``: its exit status, stdout and stderr."""
+        request = {"path": str(path), "args": list(args), "env": dict(env), "cwd": str(cwd)}
+        return self._run(request, None, timeout)
 
     def run_code(
         self, code: str, *, env: Mapping[str, str], cwd: str | Path, timeout: float

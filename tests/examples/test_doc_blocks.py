@@ -14,7 +14,6 @@ local fake (``tests/vendors``): its base URL is rewritten to the fake's and its 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import textwrap
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from tests.forked import Zygote
+
+from .conftest import program_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "README.md", ROOT / "docs" / "guide.md")
@@ -113,24 +114,6 @@ class Ran:
     stderr: str
 
 
-def _env(variables: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ASYNCREPLY_"))}
-    env.update(variables or {})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    """Blocks run as ``python -c`` in a fork of a process that imported the SDK once
-    (``tests/forked.py``): a process of its own each, without an interpreter's start-up."""
-    started = Zygote(["asyncreply_client", "asyncreply_client.webhooks"], _env())
-    try:
-        yield started
-    finally:
-        started.close()
-
-
 def run_block(
     zygote: Zygote,
     code: str,
@@ -140,7 +123,8 @@ def run_block(
 ) -> Ran:
     """Run ``code`` in a process of its own, with the server's URL in place of the docs' one."""
     code = code.replace(DOC_URL, base_url)
-    status, out, err = zygote.run_code(code, env=_env(variables), cwd=cwd, timeout=BLOCK_TIMEOUT)
+    env = program_env(variables)
+    status, out, err = zygote.run_code(code, env=env, cwd=cwd, timeout=BLOCK_TIMEOUT)
     return Ran(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
