@@ -146,11 +146,10 @@ async def _status_response(state: ServerState, job: JobRecord) -> web.Response:
 def _accepted_response(
     state: ServerState, job: JobRecord, *, current: bool = False
 ) -> web.Response:
-    """The 202 answer to a submission whose job is not final.
-
-    ``current``: the body is the job's status document at this moment (what
-    ``GET /jobs/{id}`` gives), not a receipt: the answer to a held submission whose job is
-    not final when the hold ends, or to an idempotent replay.
+    """The 202 answer to a submission: a receipt (``"status": "pending"``), or with
+    ``current`` the job's status document at this moment (what ``GET /jobs/{id}`` gives):
+    the answer to a held submission whose job is not final when the hold ends, or to an
+    idempotent replay (final or not).
     """
     config = state.config
     now = state.manager.clock()
