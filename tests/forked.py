@@ -60,6 +60,7 @@ def _set_path(first: str, env: Mapping[str, str]) -> None:
 
 def _become(request: dict[str, Any]) -> None:
     """Run the request as ``python -m`` / ``python PATH`` / ``python -c`` would (in the child)."""
+    import builtins
     import runpy
     import types
 
@@ -77,7 +78,7 @@ def _become(request: dict[str, Any]) -> None:
         _set_path("", env)  # ``python -c``: the working directory, as ""
         sys.argv = ["-c", *request["args"]]
         main = types.ModuleType("__main__")
-        main.__dict__["__builtins__"] = __builtins__
+        main.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = main
         exec(compile(request["code"], "<string>", "exec"), main.__dict__)
 
@@ -106,6 +107,9 @@ def _run_child(fds: list[int], request: dict[str, Any]) -> None:
                 tb = tb.tb_next  # the zygote's own frames are not the program's
             traceback.print_exception(type(exc), exc, tb)
             code = 1
+        # What the interpreter does at exit: wait for the non-daemon threads, run the atexit
+        # functions, flush the standard streams.
+        threading._shutdown()  # type: ignore[attr-defined]
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:
