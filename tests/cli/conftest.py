@@ -1,8 +1,10 @@
-"""Helpers for the CLI tests: run ``asyncreply`` through its real entry point in a subprocess.
+"""Helpers for the CLI tests: run ``asyncreply`` through its real entry point in a process of
+its own.
 
 The server runs in-process (the ``reference_server`` fixture of our own pytest plugin, in a
 thread); the CLI runs as ``python -m asyncreply_client.cli`` with stdout and stderr as pipes,
-which is the non-terminal case.
+which is the non-terminal case: a fork of a zygote that imported the CLI once
+(``tests/forked.py``), or a fresh interpreter (``Cli.command``) where a test needs one.
 """
 
 from __future__ import annotations
