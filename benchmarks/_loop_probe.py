@@ -25,7 +25,8 @@ async def serve(store: str, redis_url: str) -> None:
 
     from reference_server import ServerConfig, create_app
 
-    config = ServerConfig(store=store, redis_url=redis_url, workers=16, retry_after_min=0.01)
+    options = {"store": store, "redis_url": redis_url, "workers": 16, "retry_after_min": 0.01}
+    config = ServerConfig.model_validate(options)  # store: a name from the command line
     runner = web.AppRunner(create_app(config))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -61,6 +61,7 @@ from asyncreply_client import (
     LongPolling,
     PollingPolicy,
 )
+from asyncreply_client._flow_state import WaitMode
 
 from ._harness import (
     PathCounter,
@@ -125,7 +126,7 @@ def _timeout(seconds: float) -> float:
 
 
 def _sdk(
-    base_url: str, name: str, note: str, *, mode: str, polling: PollingPolicy | None
+    base_url: str, name: str, note: str, *, mode: WaitMode, polling: PollingPolicy | None
 ) -> Variant:
     counter = PathCounter()
     http = httpx.Client(event_hooks={"request": [counter.hook]})

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import httpx
 
 from asyncreply_client import AsyncClient, Client
+from asyncreply_client._flow_state import WaitMode
 
 from ._harness import (
     PathCounter,
@@ -83,7 +84,7 @@ def _rotated(calls: list[T], r: int) -> list[T]:
     return turned if (r // len(calls)) % 2 == 0 else turned[::-1]
 
 
-def _sync_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
+def _sync_rounds(base_url: str, rounds: int, mode: WaitMode) -> dict[str, Any]:
     counter = PathCounter()
     with (
         httpx.Client(base_url=base_url) as raw,
@@ -131,7 +132,7 @@ def _sync_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
         return _cell(times, counter.total(), rounds)
 
 
-async def _async_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]:
+async def _async_rounds(base_url: str, rounds: int, mode: WaitMode) -> dict[str, Any]:
     counter = PathCounter()
     async with (
         httpx.AsyncClient(base_url=base_url) as raw,
@@ -184,7 +185,7 @@ async def _async_rounds(base_url: str, rounds: int, mode: str) -> dict[str, Any]
 def run(
     *,
     rounds: int,
-    modes: Sequence[str] = ("auto",),
+    modes: Sequence[WaitMode] = ("auto",),
     results_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run every cell; print the table, write the JSON and return it."""

@@ -492,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 receivers=args.receivers,
             )
         )
-    rows = [
+    rows: list[list[Any]] = [
         [
             report.jobs,
             report.kills,

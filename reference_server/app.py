@@ -144,12 +144,12 @@ async def _status_response(state: ServerState, job: JobRecord) -> web.Response:
 
 
 def _accepted_response(
-    state: ServerState, job: JobRecord, *, replayed: bool = False, held: bool = False
+    state: ServerState, job: JobRecord, *, current: bool = False
 ) -> web.Response:
-    """The 202 answer to a submission (or its idempotent replay).
-
-    ``held``: the answer to a held submission whose job is not final yet; its body is the
-    job's status document at this moment (what ``GET /jobs/{id}`` gives), not a receipt.
+    """The 202 answer to a submission: a receipt (``"status": "pending"``), or with
+    ``current`` the job's status document at this moment (what ``GET /jobs/{id}`` gives):
+    the answer to a held submission whose job is not final when the hold ends, or to an
+    idempotent replay (final or not).
     """
     config = state.config
     now = state.manager.clock()
@@ -158,7 +158,7 @@ def _accepted_response(
         hint = config.retry_after_min
     base = f"/jobs/{job.id}"
     body: dict[str, Any]
-    if held:
+    if current:
         body = _document(state, job)
     else:
         eta = estimated_completion(job, now)
@@ -178,8 +178,6 @@ def _accepted_response(
         if state.stream_tokens is not None:
             state.stream_tokens.add_to(body, job.owner, job.id)
     headers = {"Location": base, **_links(job), **retry_headers(hint)}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
     return web.json_response(body, status=202, headers=headers)
 
 
@@ -208,8 +206,11 @@ class _Submission(BaseModel):
     notBefore: datetime | None = None
 
 
-async def _replay(state: ServerState, user: str, key: str, body_hash: str) -> web.Response | None:
-    """The answer to a submission whose ``Idempotency-Key`` is known (``None``: it is not)."""
+async def _replayed_job(
+    state: ServerState, user: str, key: str, body_hash: str
+) -> JobRecord | web.Response | None:
+    """The job a known ``Idempotency-Key`` created, or the error that answers its replay
+    (``None``: the key is not known)."""
     rec = await state.manager.idempotency_record(user, key)
     if rec is None:
         return None
@@ -222,7 +223,43 @@ async def _replay(state: ServerState, user: str, key: str, body_hash: str) -> we
     job = await state.manager.get(rec.job_id)
     if job is None:
         return _error(410, "expired", "the job created with this key has expired")
-    return _accepted_response(state, job, replayed=True)
+    return job
+
+
+async def _answer_now(
+    request: web.Request,
+    state: ServerState,
+    job: JobRecord,
+    wait: float | None,
+    *,
+    replayed: bool = False,
+) -> web.StreamResponse:
+    """The answer to a submission of ``job`` as the job is now (protocol §5).
+
+    Held (``Prefer: wait``, ``wait`` > 0) until the job ends or ``wait`` seconds pass: if it
+    ended, what ``GET /jobs/{id}`` answers (303 / 200 / 500 / 409); otherwise a 202 that still
+    says it was held (RFC 7240 §3), so a client goes straight to its wait instead of first
+    sleeping the Retry-After hint. Not held (an idempotent replay without ``Prefer: wait``):
+    the 202 a submission answers, whatever the job's state. Either 202's body is the job's
+    current document. ``replayed``: marked ``Idempotent-Replayed: true``.
+    """
+    config = state.config
+    held = wait if wait is not None and wait > 0 else None
+    if held is not None:
+        await state.manager.wait_terminal(job.id, held)
+        job = await state.manager.get(job.id) or job
+    final = held is not None and job.state.is_terminal
+    if final:
+        resp = await _status_response(state, job)
+    else:
+        resp = _accepted_response(state, job, current=True)
+    if replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    if held is not None:
+        resp.headers["Preference-Applied"] = f"wait={format_seconds(held)}"
+    if config.timing_headers and final:
+        await state.answer_times.send(request, resp, job.id)
+    return resp
 
 
 # --------------------------------------------------------------------------- routes
@@ -243,8 +280,13 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     else:  # a form or a raw upload (uploads.py): the same document as a JSON submission
         body = upload_submission(request, raw)
     body_hash = canonical_hash(body) if key is not None else ""
-    if key is not None and (replay := await _replay(state, user, key, body_hash)) is not None:
-        return replay
+    # A replay answers what its job is now (protocol §5), held as a first submission is.
+    wait = parse_prefer_wait(request, config)
+    known = await _replayed_job(state, user, key, body_hash) if key is not None else None
+    if known is not None:
+        if isinstance(known, web.Response):
+            return known
+        return await _answer_now(request, state, known, wait, replayed=True)
     sub = validate_submission(_Submission, body, state.manager)
     if sub.callback is not None and (
         refused := state.webhooks.refuse_callback(str(sub.callback.url))
@@ -256,7 +298,6 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
     if sub.notBefore is not None:
         not_before = parse_not_before(sub.notBefore, state.manager.clock())
     callback = sub.callback.model_dump(mode="json") if sub.callback is not None else None
-    wait = parse_prefer_wait(request, config)
     try:
         job = await state.manager.submit(
             owner=user,
@@ -269,26 +310,16 @@ async def submit_job(request: web.Request) -> web.StreamResponse:
         )
     except JobRejected as exc:
         return _error(400, "invalid_input", str(exc))
-    except KeyTaken:  # another instance committed the same key first: answer as it did
-        replay = await _replay(state, user, key or "", body_hash)
-        if replay is None:
+    except KeyTaken:  # another instance committed the same key first: answer as it would
+        known = await _replayed_job(state, user, key or "", body_hash)
+        if known is None:
             return _error(409, "conflict", "the Idempotency-Key is being used; retry")
-        return replay
+        if isinstance(known, web.Response):
+            return known
+        return await _answer_now(request, state, known, wait, replayed=True)
     if wait is None or wait <= 0:
         return _accepted_response(state, job)
-    await state.manager.wait_terminal(job.id, wait)
-    current = await state.manager.get(job.id)
-    if current is not None and current.state.is_terminal:
-        resp = await _status_response(state, current)
-    else:
-        # Held, and not done yet: the 202 still says it was held (RFC 7240 §3), so a client
-        # goes straight to its wait instead of first sleeping the Retry-After hint. Its body
-        # is the job as it is now (running, say), the document GET /jobs/{id} gives.
-        resp = _accepted_response(state, current or job, held=True)
-    resp.headers["Preference-Applied"] = f"wait={format_seconds(wait)}"
-    if config.timing_headers and current is not None and current.state.is_terminal:
-        await state.answer_times.send(request, resp, job.id)
-    return resp
+    return await _answer_now(request, state, job, wait)
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:

@@ -267,8 +267,8 @@ def _operations(config: ServerConfig) -> dict[str, Any]:
         "schema": {"type": "string", "pattern": "^wait=[0-9]{1,3}$"},
     }
     accepted = _json(
-        "Accepted: the job exists and runs (held by Prefer: wait and not final yet: the "
-        "job's status document at that moment).",
+        "Accepted: the job exists (held by Prefer: wait and not final yet, or an idempotent "
+        "replay, final or not: the job's status document at that moment).",
         {"anyOf": [_ref("Accepted"), _ref("Status")]},
         {**_LOCATION, "Retry-After": _RETRY_AFTER},
     )

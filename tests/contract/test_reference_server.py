@@ -47,3 +47,21 @@ async def test_async_checker_passes_every_check(dialect: str) -> None:
         )
     assert_all_pass(report)
     assert report.dialect == dialect
+
+
+@DIALECTS
+def test_the_idempotency_check_passes_when_the_job_is_done_before_its_replay(
+    dialect: str,
+) -> None:
+    # An instant job is final when the checker replays its submission: the replay is still
+    # the 202 naming the same job (its document now says completed; protocol §5).
+    with ServerThread(config(dialect)) as server:
+        report = check(
+            server.base_url + "/jobs",
+            json={"type": "echo", "input": {"n": 1}},
+            idempotency=True,
+            timeout=10,
+            **FAST,
+        )
+    (idempotency,) = [c for c in report.checks if c.name == "idempotency"]
+    assert idempotency.outcome is Outcome.PASS, report.render_table()

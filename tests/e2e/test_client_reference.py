@@ -333,6 +333,27 @@ async def test_a_connection_killed_under_a_submit_creates_exactly_one_job(
 
 
 @BOTH
+@DIALECTS
+async def test_a_resubmission_with_the_same_key_learns_the_jobs_end_at_once(
+    flavor: str, reference_server: Any
+) -> None:
+    # A replay answers what the job is now (protocol §5): a submit repeated with the same
+    # Idempotency-Key after the job finished knows it finished, and takes the result
+    # without polling its status.
+    submission = {"json": {"type": "echo", "input": {"k": 7}}, "idempotency_key": "same-key"}
+    async with open_client(flavor, reference_server.base_url) as (client, call):
+        first = await call(client.submit, "/jobs", **submission)
+        assert await call(first.result, timeout=20) == {"k": 7}
+        polls = reference_server.admin.status_requests(first.id)
+        again = await call(client.submit, "/jobs", **submission)
+        assert again.id == first.id
+        assert again.status is not None and again.status.state is JobState.COMPLETED
+        assert await call(again.result, timeout=20) == {"k": 7}
+    assert reference_server.admin.status_requests(first.id) == polls
+    assert len(reference_server.admin.jobs()) == 1
+
+
+@BOTH
 @SERVER
 async def test_without_a_key_a_lost_answer_is_an_error_not_a_second_job(
     flavor: str, reference_server: Any

@@ -5,7 +5,8 @@ Convention (docs/guide.md, "Code in this guide"): a block addresses the server a
 ``http://127.0.0.1:8080`` (rewritten here to the live server's URL); each block is
 self-contained (its own imports; async code inside ``asyncio.run(main())``); a block that cannot
 run stand-alone is preceded by a line ``<!-- doc-test: skip (reason) -->``. Each block runs in
-its own interpreter, so logging set-ups and event loops do not leak from one into the next.
+a process of its own (a fork of one that imported the SDK, ``tests/forked.py``), so logging
+set-ups and event loops do not leak from one into the next.
 A block that talks to a vendor (the "Using it with ..." recipes) runs against that vendor's
 local fake (``tests/vendors``): its base URL is rewritten to the fake's and its API key set.
 """
@@ -13,16 +14,17 @@ local fake (``tests/vendors``): its base URL is rewritten to the fake's and its 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.forked import Zygote
+
+from .conftest import program_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "README.md", ROOT / "docs" / "guide.md")
@@ -103,22 +105,27 @@ def vendor_fake(code: str) -> Iterator[tuple[str, dict[str, str]]]:
         yield code.replace(f'"{url}', f'"{fake_url}'), {variable: "test-key"}
 
 
+@dataclass(frozen=True)
+class Ran:
+    """How a block's process ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run_block(
-    code: str, base_url: str, cwd: Path, variables: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter, with the server's URL in place of the docs' one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ASYNCREPLY_"))}
-    env.update(variables or {})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-c", code.replace(DOC_URL, base_url)],
-        capture_output=True,
-        text=True,
-        timeout=BLOCK_TIMEOUT,
-        check=False,
-        cwd=cwd,
-        env=env,
-    )
+    zygote: Zygote,
+    code: str,
+    base_url: str,
+    cwd: Path,
+    variables: dict[str, str] | None = None,
+) -> Ran:
+    """Run ``code`` in a process of its own, with the server's URL in place of the docs' one."""
+    code = code.replace(DOC_URL, base_url)
+    env = program_env(variables)
+    status, out, err = zygote.run_code(code, env=env, cwd=cwd, timeout=BLOCK_TIMEOUT)
+    return Ran(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
 @pytest.fixture(scope="module")
@@ -137,19 +144,21 @@ def test_the_docs_have_blocks_and_few_are_skipped() -> None:
 
 
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=[b.id for b in ALL_BLOCKS])
-def test_block_runs(block: Block, server_url: str, tmp_path: Path) -> None:
+def test_block_runs(block: Block, server_url: str, tmp_path: Path, zygote: Zygote) -> None:
     if block.skip is not None:
         pytest.skip(block.skip)
     with vendor_fake(block.code) as (code, variables):
-        done = run_block(code, server_url, tmp_path, variables)
+        done = run_block(zygote, code, server_url, tmp_path, variables)
     assert done.returncode == 0, f"{block.id} failed:\n{block.code}\n--- stderr:\n{done.stderr}"
 
 
-def test_the_readme_prints_states_and_progress_as_words(server_url: str, tmp_path: Path) -> None:
+def test_the_readme_prints_states_and_progress_as_words(
+    server_url: str, tmp_path: Path, zygote: Zygote
+) -> None:
     # `print(status.state, status.progress)`: `processing 2/4 (50%) step 2/4`, not an enum
     # repr and floats (`JobState.PROCESSING current=2.0 total=4.0 ...`).
     first = next(b for b in ALL_BLOCKS if b.path.name == "README.md" and "watch(" in b.code)
-    done = run_block(first.code, server_url, tmp_path)
+    done = run_block(zygote, first.code, server_url, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "JobState" not in done.stdout and "current=" not in done.stdout, done.stdout
     assert re.search(r"^processing ([1-4])/4 \(\d+%\) step \1/4$", done.stdout, re.M), done.stdout
@@ -172,7 +181,7 @@ def test_a_skip_marker_needs_a_reason(tmp_path: Path) -> None:
 
 
 def test_the_logging_recipe_logs_each_request_once_and_no_secret(
-    server_url: str, tmp_path: Path
+    server_url: str, tmp_path: Path, zygote: Zygote
 ) -> None:
     # The guide's §11 snippet, then a job whose URL carries a secret: the asyncreply loggers
     # show each request once, redacted; httpx's own logger (full URLs) stays silent.
@@ -187,7 +196,7 @@ def test_the_logging_recipe_logs_each_request_once_and_no_secret(
             client.run("/jobs?api_key=s3cr3t-k3y", json={"type": "echo", "input": {}}, timeout=30)
         """
     )
-    done = run_block(program, server_url, tmp_path)
+    done = run_block(zygote, program, server_url, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "s3cr3t-k3y" not in done.stderr, done.stderr
     posts = [line for line in done.stderr.splitlines() if "POST " in line]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.forked import Zygote
+
 from .test_examples import EXAMPLES, run
 
 EXPECTED = {
@@ -37,8 +39,8 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
-def test_preset_example(script: str) -> None:
-    done = run(str(EXAMPLES / script))
+def test_preset_example(zygote: Zygote, script: str) -> None:
+    done = run(zygote, str(EXAMPLES / script))
     assert done.returncode == 0, done.stderr
     for line in EXPECTED[script]:
         assert line in done.stdout, done.stdout

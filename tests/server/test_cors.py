@@ -179,7 +179,9 @@ class _PageServer:
 
     @contextmanager
     def running(self) -> Iterator[_PageServer]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         thread.start()
         try:
             yield self
@@ -189,7 +191,11 @@ class _PageServer:
             thread.join()
 
 
-def _browse(page_url: str) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """One Chromium for the module's pages (each test browses in a context of its own)."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -206,18 +212,26 @@ def _browse(page_url: str) -> dict[str, Any]:
             ],
         )
         try:
-            page = browser.new_page()
-            page.goto(page_url)
-            page.wait_for_function("window.result !== undefined", timeout=60_000)
-            result: dict[str, Any] = page.evaluate("window.result")
+            yield browser
         finally:
             browser.close()
+
+
+def _browse(chromium: Any, page_url: str) -> dict[str, Any]:
+    # A fresh context: no cookies, cache or preflight cache from another test's pages.
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(page_url)
+        page.wait_for_function("window.result !== undefined", timeout=60_000)
+        result: dict[str, Any] = page.evaluate("window.result")
+    finally:
+        context.close()
     return result
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"no Chromium at {CHROMIUM}")
 @pytest.mark.parametrize("allowed", [True, False], ids=["allowed-origin", "other-origin"])
-def test_a_chromium_page_on_another_origin_follows_a_job(allowed: bool) -> None:
+def test_a_chromium_page_on_another_origin_follows_a_job(chromium: Any, allowed: bool) -> None:
     page = _PageServer()
     origins = (page.origin,) if allowed else ("http://127.0.0.1:1",)
     config = ServerConfig(
@@ -225,7 +239,7 @@ def test_a_chromium_page_on_another_origin_follows_a_job(allowed: bool) -> None:
     )
     with ServerThread(config) as api, page.running():
         page.api_url = api.base_url
-        result = _browse(page.origin + "/")
+        result = _browse(chromium, page.origin + "/")
         jobs = httpx.get(api.base_url + "/jobs", headers={"Authorization": "Bearer t-alice"})
     if not allowed:
         # The preflight is refused: the browser never sends the submission.

@@ -48,33 +48,46 @@ class Proc:
 
 
 @contextlib.contextmanager
-def server(redis_url: str, *flags: str) -> Iterator[Proc]:
-    """``python -m reference_server --store <redis_url> …`` until the block ends."""
+def servers(redis_url: str, *flags: str, count: int = 1) -> Iterator[list[Proc]]:
+    """``count`` times ``python -m reference_server --store <redis_url> …`` until the block ends
+    (started together: each interpreter's start-up overlaps the others')."""
     args = [
         sys.executable, "-m", "reference_server", "--store", redis_url, "--port", "0",
         "--workers", "4", "--webhook-allow-private", "--webhook-secret", WEBHOOK_SECRET,
         "--webhook-backoff", "0.05", "--job-lease", "0.5", "--retry-after-min", "0.01",
         "--sse-retry-ms", "20", "--log-level", "WARNING", *flags,
     ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "listening on " in line, line
-        yield Proc(proc, line.rsplit(" ", 1)[1].strip())
+        running = []
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert "listening on " in line, line
+            running.append(Proc(proc, line.rsplit(" ", 1)[1].strip()))
+        yield running
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+@contextlib.contextmanager
+def server(redis_url: str, *flags: str) -> Iterator[Proc]:
+    """``python -m reference_server --store <redis_url> …`` until the block ends."""
+    with servers(redis_url, *flags) as (proc,):
+        yield proc
 
 
 @pytest.fixture
 def three(redis_url: str) -> Iterator[list[str]]:
     """Three separate instances on one Redis, each on its own port."""
-    with server(redis_url) as a, server(redis_url) as b, server(redis_url) as c:
-        yield [a.url, b.url, c.url]
+    with servers(redis_url, count=3) as procs:
+        yield [proc.url for proc in procs]
 
 
 async def status(client: httpx.AsyncClient, url: str, job_id: str) -> dict[str, Any]:

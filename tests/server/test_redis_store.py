@@ -173,7 +173,9 @@ async def test_a_redis_restart_with_aof_loses_no_acknowledged_job(
     store = RedisServer.start(directory=tmp_path / "redis", aof=True)
     running = [store]
     try:
-        options = {"store": "redis", "redis_url": store.url}
+        # A job the first server was running when it stopped is run again once its lease
+        # lapses: 0.5 s, not the default 5 s.
+        options = {"store": "redis", "redis_url": store.url, "job_lease": 0.5}
         srv = await make_server(**options)
         acknowledged = [await srv.submit_ok("echo", {"i": i}) for i in range(30)]
         for job_id in acknowledged[:10]:

@@ -23,7 +23,8 @@ import pytest
 from asyncreply_client.contract import check
 
 from ..contract.conftest import FAST, SLEEP_JOB
-from .test_instances import server
+from ..redis_server import RedisServer
+from .test_instances import servers
 
 pytestmark = pytest.mark.timeout(240)  # four processes
 
@@ -70,11 +71,23 @@ def nginx(upstreams: list[str], tmp: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-@pytest.fixture
-def proxied(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    with contextlib.ExitStack() as stack:
-        instances = [stack.enter_context(server(redis_url)) for _ in range(3)]
-        yield stack.enter_context(nginx([i.url for i in instances], tmp_path))
+@pytest.fixture(scope="module")
+def proxied(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """nginx in front of three instances, shared by this module's tests (neither assumes an
+    empty store), on a database of the session's redis-server of its own, emptied around."""
+    import redis
+
+    db = 1  # redis_url's tests use database 0
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=db)
+    client.flushdb()
+    try:
+        with servers(redis_server.url_for(db), count=3) as instances:
+            tmp = tmp_path_factory.mktemp("nginx")
+            with nginx([i.url for i in instances], tmp) as url:
+                yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 def test_the_contract_checker_passes_through_nginx(proxied: str) -> None:

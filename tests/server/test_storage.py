@@ -82,6 +82,7 @@ async def test_sqlite_keeps_failures_idempotency_keys_and_expiry(
     keyed = await first.submit("echo", {"k": 1}, headers={"Idempotency-Key": "persist-me"})
     failed = await first.submit_ok("fail", {"code": "nope", "message": "m", "retryable": False})
     expired = await first.submit_ok("echo", {})
+    await first.wait_terminal(keyed.json()["jobId"])
     await first.wait_terminal(failed)
     await first.wait_terminal(expired)
     first.admin.expire(expired)
@@ -92,6 +93,7 @@ async def test_sqlite_keeps_failures_idempotency_keys_and_expiry(
     replay = await second.submit("echo", {"k": 1}, headers={"Idempotency-Key": "persist-me"})
     assert replay.status_code == 202
     assert replay.json()["jobId"] == keyed.json()["jobId"]
+    assert replay.json()["status"] == "completed"  # the job as it is now
     assert replay.headers["Idempotent-Replayed"] == "true"
     failure = (await second.get(f"/jobs/{failed}")).json()
     assert failure["status"] == "failed"

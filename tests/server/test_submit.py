@@ -241,7 +241,10 @@ async def test_idempotent_replay_after_the_job_finished(srv: Server) -> None:
     assert again.status_code == 202
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["jobId"] == job_id
-    assert again.json()["status"] == "pending"  # the original 202, replayed
+    # The job as it is now (protocol §5), not the original "pending" receipt; every state
+    # and both dialects: test_idempotency_replay.py.
+    assert again.json()["status"] == "completed"
+    assert again.json()["resultUrl"] == f"/jobs/{job_id}/result"
     assert again.json()["statusUrl"] == first.json()["statusUrl"]
     assert again.headers["Location"] == first.headers["Location"]
     assert len(srv.admin.jobs()) == 1
