@@ -8,9 +8,11 @@ no ``Date`` header says when it was sent. So the snapshot read from an answer is
 answers per dialect), keyed by everything the dialect looks at: status code, URL, method,
 headers, body, and what it reads of the submission (its final URL, whether its monitor's
 last answer is the result, what its monitor is). An equal answer gets a new snapshot made
-of it, with its own body decoded afresh (``raw`` is never shared between snapshots) and the
-time left measured again. Only non-terminal snapshots are kept (a job's end is read once),
-never an error, and never a snapshot whose ``Retry-After`` was measured with the clock.
+of it, with the time left measured again and a document of its own: ``raw`` is never
+shared between snapshots (the document is kept as first decoded and copied for each
+snapshot, several times cheaper than decoding it again). Only non-terminal snapshots are
+kept (a job's end is read once), never an error, and never a snapshot whose
+``Retry-After`` was measured with the clock.
 """
 
 from __future__ import annotations
@@ -58,16 +60,33 @@ def memo_key(response: HttpResponse) -> _Key | None:
     )
 
 
+def _copy(value: Any) -> Any:
+    """A decoded JSON document copied (its objects and arrays; strings and numbers are
+    immutable): what decoding the same bytes again would give."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    return value
+
+
 class _Entry:
     """A kept snapshot: its constructor's arguments but for ``raw`` and the time left, and
     what the time left is measured from."""
 
-    __slots__ = ("eta", "fields", "server_now", "terms")
+    __slots__ = ("eta", "fields", "raw", "server_now", "terms")
 
     def __init__(
-        self, terms: _Terms, fields: dict[str, Any], eta: float | None, server_now: float | None
+        self,
+        terms: _Terms,
+        fields: dict[str, Any],
+        raw: dict[str, Any],
+        eta: float | None,
+        server_now: float | None,
     ) -> None:
         self.terms = terms
+        self.raw = raw
         self.fields = fields
         self.eta = eta
         self.server_now = server_now
@@ -93,8 +112,9 @@ class StatusMemo:
         entry = self._entries.get(key)
         if entry is None or entry.terms != _terms(submission):
             return None
-        raw = response.json()
-        if not isinstance(raw, dict):
+        try:
+            raw = _copy(entry.raw)
+        except RecursionError:  # pragma: no cover - it was copied when kept
             return None
         values = dict(entry.fields)
         values["raw"] = raw
@@ -129,9 +149,13 @@ class StatusMemo:
             for name in status.model_fields_set
             if name != "raw" and (eta is None or name != "estimated_remaining")
         }
+        try:
+            kept = _copy(raw)  # the caller gets ``raw`` itself, and may change it
+        except RecursionError:
+            return
         entries = self._entries
         if len(entries) >= _MAX_ENTRIES:
             # The oldest goes (another thread may have taken it first).
             with contextlib.suppress(KeyError, RuntimeError, StopIteration):
                 del entries[next(iter(entries))]
-        entries[key] = _Entry(_terms(submission), fields, eta, server_clock(answer))
+        entries[key] = _Entry(_terms(submission), fields, kept, eta, server_clock(answer))

@@ -74,7 +74,11 @@ def test_an_answer_read_again_is_read_as_afresh_with_its_own_raw(make: Any) -> N
     assert first.estimated_remaining == pytest.approx(60.0)
     same(again, make(wall_clock=clock).interpret_status(answer()))
     assert again.raw == first.raw and again.raw is not first.raw  # never shared
+    assert again.raw["progress"] is not first.raw["progress"]
     assert again is not first
+    first.raw["progress"]["current"] = 99  # a caller changing its document changes no other
+    third = dialect.interpret_status(answer())
+    assert third.raw == json.loads(json.dumps(RUNNING)) and third.progress == again.progress
 
 
 def test_the_servers_date_still_wins_over_a_skewed_clock() -> None:
