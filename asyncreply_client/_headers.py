@@ -490,11 +490,29 @@ def preference_applied_wait(headers: HeadersLike) -> float | None:
         30.0
     """
     for value in header_values(headers, "preference-applied"):
-        prefs = parse_preferences(value)
-        if "wait" in prefs:
-            number = parse_number(prefs["wait"])
-            return 0.0 if number is None else max(number, 0.0)
+        try:
+            found = _APPLIED_WAITS[value]
+        except KeyError:
+            found = _applied_wait(value)
+            if len(_APPLIED_WAITS) < _MAX_APPLIED_WAITS:
+                _APPLIED_WAITS[value] = found
+        if found is not None:
+            return found
     return None
+
+
+#: ``Preference-Applied`` values read, and their ``wait`` (a server sends few distinct ones:
+#: a held submission's answer and each long poll's is read once per value, not parsed again).
+_APPLIED_WAITS: dict[str, float | None] = {}
+_MAX_APPLIED_WAITS = 64
+
+
+def _applied_wait(value: str) -> float | None:
+    prefs = parse_preferences(value)
+    if "wait" not in prefs:
+        return None
+    number = parse_number(prefs["wait"])
+    return 0.0 if number is None else max(number, 0.0)
 
 
 _RFC3339 = re.compile(

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncreply_client._headers import retry_after_reads_clock
+from asyncreply_client._headers import preference_applied_wait, retry_after_reads_clock
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobState, JobStatus
 from asyncreply_client.dialects import AutoDialect, ReferenceDialect, StatusCodeDialect, Submission
@@ -196,3 +196,15 @@ def test_submission_with_status_is_replace() -> None:
 )
 def test_retry_after_reads_clock(headers: dict[str, str], reads: bool) -> None:
     assert retry_after_reads_clock(httpx.Headers(headers)) is reads
+
+
+def test_preference_applied_wait_read_again_is_the_same() -> None:
+    for _ in range(2):  # the second time from its memo of values
+        assert preference_applied_wait({"Preference-Applied": "wait=10"}) == 10.0
+        assert preference_applied_wait({"Preference-Applied": "respond-async"}) is None
+        assert preference_applied_wait({"Preference-Applied": "wait=-3"}) == 0.0
+        assert preference_applied_wait({"Preference-Applied": "wait=x"}) == 0.0
+        both = httpx.Headers(
+            [("Preference-Applied", "return=minimal"), ("Preference-Applied", "wait=4")]
+        )
+        assert preference_applied_wait(both) == 4.0
