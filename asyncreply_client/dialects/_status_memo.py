@@ -65,10 +65,15 @@ def _copy(value: Any) -> Any:
     immutable): what decoding the same bytes again would give."""
     kind = type(value)
     if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
+        return {
+            key: _copy(item) if type(item) in _CONTAINERS else item for key, item in value.items()
+        }
     if kind is list:
-        return [_copy(item) for item in value]
+        return [_copy(item) if type(item) in _CONTAINERS else item for item in value]
     return value
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 class _Entry:
