@@ -319,7 +319,9 @@ class DialectBase:
             JobExpiredError: 410.
             ProtocolError: an answer this dialect cannot read as a job's status.
         """
-        memo = self._status_memo
+        # Only an opted-in class touches the slot: a subclass's ``__init__`` may not call
+        # this one's.
+        memo = self._status_memo if self._memo_status else None
         key = None if memo is None else memo_key(response)
         if memo is not None and key is not None:
             status = memo.get(key, response, submission, self._wall_clock())

@@ -208,3 +208,14 @@ def test_preference_applied_wait_read_again_is_the_same() -> None:
             [("Preference-Applied", "return=minimal"), ("Preference-Applied", "wait=4")]
         )
         assert preference_applied_wait(both) == 4.0
+
+
+def test_a_subclass_without_the_base_init_still_reads_status() -> None:
+    class Bare(ReferenceDialect):
+        __slots__ = ()
+
+        def __init__(self) -> None:  # the base's __init__ not called
+            self._wall_clock = Clock()
+
+    status = Bare().interpret_status(answer())
+    assert status.state is JobState.PROCESSING and status.id == "j1"
