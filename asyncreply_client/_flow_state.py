@@ -3,7 +3,7 @@ the settings of one wait (``WaitOptions``). Plain values, no I/O; :mod:`._flow` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from ._arguments import polling_policy, seconds_or_none, wait_mode
@@ -56,7 +56,7 @@ class OperationState:
         self.last = status
         submission = self.submission
         if submission is not None and submission.status is not status:
-            self.submission = replace(submission, status=status)
+            self.submission = submission.with_status(status)
         self.seen = True
         self.id = self.id or status.id
         self.events_url = self.events_url or status.events_url

@@ -33,6 +33,7 @@ __all__ = [
     "parse_preferences",
     "parse_retry_after",
     "parse_timestamp",
+    "retry_after_reads_clock",
     "preference_applied_wait",
 ]
 
@@ -214,6 +215,29 @@ def _retry_after_header(value: str, reference: float | None) -> float | None:
     if when is None or reference is None:
         return None
     return _clamp_delay(when - reference)
+
+
+def retry_after_reads_clock(headers: HeadersLike) -> bool:
+    """Whether :func:`parse_retry_after` of ``headers`` may depend on its ``now``: a
+    ``Retry-After`` that is not delta-seconds (an HTTP-date, or garbage) with no usable
+    ``Date`` header to measure it from, and no millisecond header before it. (Conservative:
+    ``True`` for some values that turn out not to use the clock.)
+
+    Example:
+        >>> retry_after_reads_clock({"Retry-After": "3"})
+        False
+        >>> retry_after_reads_clock({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT"})
+        True
+    """
+    for name in _MS_HEADERS:
+        raw = _first(headers, name)
+        if raw is not None and _delta(raw) is not None:
+            return False
+    raw = _first(headers, "retry-after")
+    if raw is None or _delta(raw) is not None:
+        return False
+    date_header = _first(headers, "date")
+    return date_header is None or parse_http_date(date_header) is None
 
 
 def parse_retry_after(
@@ -466,11 +490,29 @@ def preference_applied_wait(headers: HeadersLike) -> float | None:
         30.0
     """
     for value in header_values(headers, "preference-applied"):
-        prefs = parse_preferences(value)
-        if "wait" in prefs:
-            number = parse_number(prefs["wait"])
-            return 0.0 if number is None else max(number, 0.0)
+        try:
+            found = _APPLIED_WAITS[value]
+        except KeyError:
+            found = _applied_wait(value)
+            if len(_APPLIED_WAITS) < _MAX_APPLIED_WAITS:
+                _APPLIED_WAITS[value] = found
+        if found is not None:
+            return found
     return None
+
+
+#: ``Preference-Applied`` values read, and their ``wait`` (a server sends few distinct ones:
+#: a held submission's answer and each long poll's is read once per value, not parsed again).
+_APPLIED_WAITS: dict[str, float | None] = {}
+_MAX_APPLIED_WAITS = 64
+
+
+def _applied_wait(value: str) -> float | None:
+    prefs = parse_preferences(value)
+    if "wait" not in prefs:
+        return None
+    number = parse_number(prefs["wait"])
+    return 0.0 if number is None else max(number, 0.0)
 
 
 _RFC3339 = re.compile(

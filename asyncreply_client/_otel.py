@@ -91,10 +91,21 @@ def tracer() -> Any:
     return otel_trace.get_tracer(_TRACER_NAME)
 
 
+_GLOBAL_TRACER = tracer
+
+
 def start_span(attributes: Mapping[str, Attribute | None]) -> OperationSpan | None:
     """Start an operation's span as a child of the current context (``None`` without the
     ``otel`` extra, or when there is neither an SDK recording it nor a trace to continue)."""
     if not AVAILABLE:
+        return None
+    if (
+        tracer is _GLOBAL_TRACER
+        and isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider)
+        and not otel_trace.get_current_span().get_span_context().is_valid
+    ):
+        # No SDK installed (the global provider is still the API's proxy) and no trace to
+        # continue: the span would record nothing and propagate nothing (as below, cheaper).
         return None
     kept = {key: value for key, value in attributes.items() if value is not None}
     span = tracer().start_span(SPAN_NAME, attributes=kept)

@@ -61,7 +61,9 @@ __all__ = [
     "media_type",
     "monitor_kind",
     "raise_not_found_or_gone",
+    "remaining_until",
     "result_of",
+    "server_clock",
     "snapshot",
 ]
 
@@ -196,21 +198,33 @@ def _remaining(answer: Answer, doc: Doc | None, eta: datetime | None) -> float |
     wall clock is used unless it disagrees with ``Date`` by more than ``_SKEW`` seconds.
     """
     if eta is not None:
-        date = answer.header("date")
-        server_now = parse_http_date(date) if date is not None else None
-        reference = answer.wall_now
-        if server_now is not None and abs(server_now - reference) > _SKEW:
-            reference = server_now
         try:
-            left = eta.timestamp() - reference
+            eta_seconds = eta.timestamp()
         except (OverflowError, ValueError, OSError):
             return None
-        return max(left, 0.0) if math.isfinite(left) else None
+        return remaining_until(eta_seconds, server_clock(answer), answer.wall_now)
     if doc is not None:
         number = parse_number(first_value(doc, REMAINING_KEYS))
         if number is not None and number >= 0:
             return number
     return None
+
+
+def server_clock(answer: Answer) -> float | None:
+    """The server's clock at the answer (its ``Date`` header), ``None`` when unusable."""
+    date = answer.header("date")
+    return parse_http_date(date) if date is not None else None
+
+
+def remaining_until(eta: float, server_now: float | None, wall_now: float) -> float | None:
+    """Seconds from ``wall_now`` (or ``server_now``, when the two disagree by more than the
+    skew allowed) to the estimated completion ``eta`` (epoch seconds); ``None`` when not
+    finite."""
+    reference = wall_now
+    if server_now is not None and abs(server_now - reference) > _SKEW:
+        reference = server_now
+    left = eta - reference
+    return max(left, 0.0) if math.isfinite(left) else None
 
 
 def snapshot(

@@ -40,6 +40,7 @@ class AutoDialect(DialectBase):
 
     name = "auto"
     _ok_mode: OkMode = "auto"
+    _memo_status = True
     __slots__ = ("google",)
 
     def __init__(

@@ -38,6 +38,7 @@ from ._fields import (
     parse_state,
 )
 from ._rejections import rejection_of
+from ._status_memo import StatusMemo, memo_key
 
 __all__ = [
     "FINAL_STATE_VIA",
@@ -83,6 +84,20 @@ class Submission:
     retry_after: float | None = None
     monitored_by: MonitorKind | None = None
     final_from_monitor: bool = False
+
+    def with_status(self, status: JobStatus) -> Submission:
+        """This submission with ``status`` as its snapshot (``dataclasses.replace``, without
+        its look at every field: an operation's state does it at every status it learns)."""
+        return Submission(
+            status,
+            self.status_url,
+            self.events_url,
+            self.cancel_url,
+            self.final_url,
+            self.retry_after,
+            self.monitored_by,
+            self.final_from_monitor,
+        )
 
 
 class Dialect(Protocol):
@@ -249,8 +264,16 @@ class DialectBase:
     #: Whether a ``Location`` monitor's 200/201/204 without a status is the result, even
     #: where status answers are documents (Microsoft, as ARM does).
     _location_gives_result = False
+    #: Whether status answers are read through a :class:`StatusMemo` (set by the built-in
+    #: dialects whose reading depends on the answer alone; never inherited by a subclass).
+    _memo_status = False
 
-    __slots__ = ("_wall_clock",)
+    __slots__ = ("_status_memo", "_wall_clock")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_memo_status" not in cls.__dict__:
+            cls._memo_status = False
 
     def __init__(self, *, wall_clock: Callable[[], float] = time.time) -> None:
         """Create the dialect.
@@ -261,6 +284,7 @@ class DialectBase:
                 left until an ``estimatedCompletion``. Inject a fake one in tests.
         """
         self._wall_clock = wall_clock
+        self._status_memo = StatusMemo() if self._memo_status else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -295,7 +319,19 @@ class DialectBase:
             JobExpiredError: 410.
             ProtocolError: an answer this dialect cannot read as a job's status.
         """
-        return self._read_status(self._answer(response), submission)
+        # Only an opted-in class touches the slot: a subclass's ``__init__`` may not call
+        # this one's.
+        memo = self._status_memo if self._memo_status else None
+        key = None if memo is None else memo_key(response)
+        if memo is not None and key is not None:
+            status = memo.get(key, response, submission, self._wall_clock())
+            if status is not None:
+                return status
+        answer = self._answer(response)
+        status = self._read_status(answer, submission)
+        if memo is not None and key is not None:
+            memo.put(key, submission, status, answer)
+        return status
 
     def interpret_event(self, event: str, data: str, *, url: str) -> JobStatus | None:
         """Interpret one SSE event whose ``data`` is a status document.

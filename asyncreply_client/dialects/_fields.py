@@ -229,7 +229,10 @@ def progress_of(doc: Doc, *, depth: int = 0) -> Progress | None:
             # A bare number: a fraction when in [0, 1], else a percentage.
             return Progress(current=number, total=1.0 if number <= 1 else 100.0)
     for key in _PERCENT_KEYS:
-        percent = _percent_progress(doc.get(key))
+        value = doc.get(key)
+        if value is None:  # nearly always: most spellings are absent
+            continue
+        percent = _percent_progress(value)
         if percent is not None:
             return percent
     metadata = doc.get("metadata")

@@ -24,4 +24,5 @@ class ReferenceDialect(DialectBase):
 
     name = "reference"
     _ok_mode: OkMode = "document"
+    _memo_status = True
     __slots__ = ()

@@ -1,0 +1,166 @@
+"""A dialect's memo of the running jobs' status answers it read last.
+
+A poller gets the same answer again and again while a job runs: the same status code,
+headers and body (the ``Date`` header changes once a second). What a built-in dialect reads
+from such an answer depends on the answer alone, but for two things measured against the
+clock: the time left until an ``estimatedCompletion``, and a ``Retry-After`` HTTP-date when
+no ``Date`` header says when it was sent. So the snapshot read from an answer is kept (16
+answers per dialect), keyed by everything the dialect looks at: status code, URL, method,
+headers, body, and what it reads of the submission (its final URL, whether its monitor's
+last answer is the result, what its monitor is). An equal answer gets a new snapshot made
+of it, with the time left measured again and a document of its own: ``raw`` is never
+shared between snapshots (the document is kept as first decoded and copied for each
+snapshot, several times cheaper than decoding it again). Only non-terminal snapshots are
+kept (a job's end is read once), never an error, and never a snapshot whose
+``Retry-After`` was measured with the clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import TYPE_CHECKING, Any
+
+from .._headers import retry_after_reads_clock
+from .._http import HttpResponse
+from .._models import JobStatus
+from ._answer import Answer, remaining_until, server_clock
+
+if TYPE_CHECKING:
+    from ._base import Submission
+
+#: What a built-in dialect reads of a submission when it reads a status answer.
+_Terms = tuple[str | None, bool, str | None] | None
+
+
+def _terms(submission: Submission | None) -> _Terms:
+    if submission is None:
+        return None
+    return (submission.final_url, submission.final_from_monitor, submission.monitored_by)
+
+
+__all__ = ["StatusMemo", "memo_key"]
+
+#: Answers kept per dialect: a poller's few; a fan-out's new ones pass through.
+_MAX_ENTRIES = 16
+
+_Key = tuple[int, str, str, bytes, tuple[tuple[bytes, bytes], ...]]
+
+
+def memo_key(response: HttpResponse) -> _Key | None:
+    """What a dialect reads of ``response`` (``None``: not to be memoised, a cut body)."""
+    if response.truncated:
+        return None
+    return (
+        response.status_code,
+        response.url,
+        response.method,
+        response.content,
+        tuple(response.headers.raw),
+    )
+
+
+def _copy(value: Any) -> Any:
+    """A decoded JSON document copied (its objects and arrays; strings and numbers are
+    immutable): what decoding the same bytes again would give."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            key: _copy(item) if type(item) in _CONTAINERS else item for key, item in value.items()
+        }
+    if kind is list:
+        return [_copy(item) if type(item) in _CONTAINERS else item for item in value]
+    return value
+
+
+_CONTAINERS = frozenset({dict, list})
+
+
+class _Entry:
+    """A kept snapshot: its constructor's arguments but for ``raw`` and the time left, and
+    what the time left is measured from."""
+
+    __slots__ = ("eta", "fields", "raw", "server_now", "terms")
+
+    def __init__(
+        self,
+        terms: _Terms,
+        fields: dict[str, Any],
+        raw: dict[str, Any],
+        eta: float | None,
+        server_now: float | None,
+    ) -> None:
+        self.terms = terms
+        self.raw = raw
+        self.fields = fields
+        self.eta = eta
+        self.server_now = server_now
+
+
+class StatusMemo:
+    """The snapshots of the last status answers one dialect read (thread-safe enough: a
+    lost or doubled entry only costs a reading)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[_Key, _Entry] = {}
+
+    def get(
+        self,
+        key: _Key,
+        response: HttpResponse,
+        submission: Submission | None,
+        wall_now: float,
+    ) -> JobStatus | None:
+        """A new snapshot of an answer equal to a kept one (``None``: none kept)."""
+        entry = self._entries.get(key)
+        if entry is None or entry.terms != _terms(submission):
+            return None
+        try:
+            raw = _copy(entry.raw)
+        except RecursionError:  # pragma: no cover - it was copied when kept
+            return None
+        values = dict(entry.fields)
+        values["raw"] = raw
+        if entry.eta is not None:
+            remaining = remaining_until(
+                entry.eta, entry.server_now, wall_now if math.isfinite(wall_now) else 0.0
+            )
+            if remaining is not None:
+                values["estimated_remaining"] = remaining
+        return JobStatus(**values)
+
+    def put(
+        self, key: _Key, submission: Submission | None, status: JobStatus, answer: Answer
+    ) -> None:
+        """Keep ``status``, read from ``answer``, when an equal answer may be read so again."""
+        raw = answer.raw
+        if (
+            status.is_terminal
+            or status.raw is not raw
+            or not isinstance(raw, dict)
+            or retry_after_reads_clock(answer.index)
+        ):
+            return
+        eta: float | None = None
+        if status.estimated_completion is not None:
+            try:
+                eta = status.estimated_completion.timestamp()
+            except (OverflowError, ValueError, OSError):
+                eta = None  # no time left can be measured from it, now or later
+        fields = {
+            name: getattr(status, name)
+            for name in status.model_fields_set
+            if name != "raw" and (eta is None or name != "estimated_remaining")
+        }
+        try:
+            kept = _copy(raw)  # the caller gets ``raw`` itself, and may change it
+        except RecursionError:
+            return
+        entries = self._entries
+        if len(entries) >= _MAX_ENTRIES:
+            # The oldest goes (another thread may have taken it first).
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del entries[next(iter(entries))]
+        entries[key] = _Entry(_terms(submission), fields, kept, eta, server_clock(answer))
