@@ -33,7 +33,8 @@ __all__ = [
     "parse_preferences",
     "parse_retry_after",
     "parse_timestamp",
-    "retry_after_reads_clock",
+    "retry_after_reads_date",
+    "server_date",
     "preference_applied_wait",
 ]
 
@@ -217,16 +218,28 @@ def _retry_after_header(value: str, reference: float | None) -> float | None:
     return _clamp_delay(when - reference)
 
 
-def retry_after_reads_clock(headers: HeadersLike) -> bool:
-    """Whether :func:`parse_retry_after` of ``headers`` may depend on its ``now``: a
-    ``Retry-After`` that is not delta-seconds (an HTTP-date, or garbage) with no usable
-    ``Date`` header to measure it from, and no millisecond header before it. (Conservative:
-    ``True`` for some values that turn out not to use the clock.)
+def server_date(headers: HeadersLike) -> float | None:
+    """When the server sent an answer (its first non-blank ``Date``, epoch seconds), ``None``
+    when absent or unusable.
 
     Example:
-        >>> retry_after_reads_clock({"Retry-After": "3"})
+        >>> server_date({"Date": "Sun, 06 Nov 1994 08:49:37 GMT"})
+        784111777.0
+    """
+    value = _first(headers, "date")
+    return parse_http_date(value) if value is not None else None
+
+
+def retry_after_reads_date(headers: HeadersLike) -> bool:
+    """Whether :func:`parse_retry_after` of ``headers`` may depend on when the answer was
+    sent: a ``Retry-After`` that is not delta-seconds (an HTTP-date, measured from the
+    ``Date`` header or else the clock; or garbage) and no millisecond header before it.
+    (Conservative: ``True`` for some values that turn out not to depend on it.)
+
+    Example:
+        >>> retry_after_reads_date({"Retry-After": "3"})
         False
-        >>> retry_after_reads_clock({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT"})
+        >>> retry_after_reads_date({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT"})
         True
     """
     for name in _MS_HEADERS:
@@ -234,10 +247,7 @@ def retry_after_reads_clock(headers: HeadersLike) -> bool:
         if raw is not None and _delta(raw) is not None:
             return False
     raw = _first(headers, "retry-after")
-    if raw is None or _delta(raw) is not None:
-        return False
-    date_header = _first(headers, "date")
-    return date_header is None or parse_http_date(date_header) is None
+    return raw is not None and _delta(raw) is None
 
 
 def parse_retry_after(

@@ -21,10 +21,10 @@ from .._headers import (
     HeaderIndex,
     find_link,
     parse_content_disposition_filename,
-    parse_http_date,
     parse_number,
     parse_retry_after,
     preference_applied_wait,
+    server_date,
 )
 from .._http import HttpResponse
 from .._models import JobError, JobState, JobStatus, ResultFile
@@ -212,8 +212,7 @@ def _remaining(answer: Answer, doc: Doc | None, eta: datetime | None) -> float |
 
 def server_clock(answer: Answer) -> float | None:
     """The server's clock at the answer (its ``Date`` header), ``None`` when unusable."""
-    date = answer.header("date")
-    return parse_http_date(date) if date is not None else None
+    return server_date(answer.index)
 
 
 def remaining_until(eta: float, server_now: float | None, wall_now: float) -> float | None:

@@ -1,18 +1,19 @@
 """A dialect's memo of the running jobs' status answers it read last.
 
 A poller gets the same answer again and again while a job runs: the same status code,
-headers and body (the ``Date`` header changes once a second). What a built-in dialect reads
-from such an answer depends on the answer alone, but for two things measured against the
-clock: the time left until an ``estimatedCompletion``, and a ``Retry-After`` HTTP-date when
-no ``Date`` header says when it was sent. So the snapshot read from an answer is kept (16
-answers per dialect), keyed by everything the dialect looks at: status code, URL, method,
-headers, body, and what it reads of the submission (its final URL, whether its monitor's
-last answer is the result, what its monitor is). An equal answer gets a new snapshot made
-of it, with the time left measured again and a document of its own: ``raw`` is never
+headers and body, but for the ``Date`` header, which changes once a second. What a built-in
+dialect reads from such an answer depends on the answer alone, but for what is measured
+from when it was sent (its ``Date``, or the clock): the time left until an
+``estimatedCompletion``, and a ``Retry-After`` HTTP-date. So the snapshot read from an
+answer is kept (16 answers per dialect), keyed by everything the dialect looks at but the
+``Date``: status code, URL, method, the other headers, body, and what it reads of the
+submission (its final URL, whether its monitor's last answer is the result, what its
+monitor is). An equal answer gets a new snapshot made of it, with the time left measured
+again (from its own ``Date`` and the clock) and a document of its own: ``raw`` is never
 shared between snapshots (the document is kept as first decoded and copied for each
 snapshot, several times cheaper than decoding it again). Only non-terminal snapshots are
 kept (a job's end is read once), never an error, and never a snapshot whose
-``Retry-After`` was measured with the clock.
+``Retry-After`` is an HTTP-date (it is measured from the answer's ``Date``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import contextlib
 import math
 from typing import TYPE_CHECKING, Any
 
-from .._headers import retry_after_reads_clock
+from .._headers import retry_after_reads_date, server_date
 from .._http import HttpResponse
 from .._models import JobStatus
-from ._answer import Answer, remaining_until, server_clock
+from ._answer import Answer, remaining_until
 
 if TYPE_CHECKING:
     from ._base import Submission
@@ -56,7 +57,7 @@ def memo_key(response: HttpResponse) -> _Key | None:
         response.url,
         response.method,
         response.content,
-        tuple(response.headers.raw),
+        tuple(pair for pair in response.headers.raw if pair[0].lower() != b"date"),
     )
 
 
@@ -78,9 +79,9 @@ _CONTAINERS = frozenset({dict, list})
 
 class _Entry:
     """A kept snapshot: its constructor's arguments but for ``raw`` and the time left, and
-    what the time left is measured from."""
+    the estimated completion the time left is measured to."""
 
-    __slots__ = ("eta", "fields", "raw", "server_now", "terms")
+    __slots__ = ("eta", "fields", "raw", "terms")
 
     def __init__(
         self,
@@ -88,13 +89,11 @@ class _Entry:
         fields: dict[str, Any],
         raw: dict[str, Any],
         eta: float | None,
-        server_now: float | None,
     ) -> None:
         self.terms = terms
         self.raw = raw
         self.fields = fields
         self.eta = eta
-        self.server_now = server_now
 
 
 class StatusMemo:
@@ -125,7 +124,9 @@ class StatusMemo:
         values["raw"] = raw
         if entry.eta is not None:
             remaining = remaining_until(
-                entry.eta, entry.server_now, wall_now if math.isfinite(wall_now) else 0.0
+                entry.eta,
+                server_date(response.headers),
+                wall_now if math.isfinite(wall_now) else 0.0,
             )
             if remaining is not None:
                 values["estimated_remaining"] = remaining
@@ -140,7 +141,7 @@ class StatusMemo:
             status.is_terminal
             or status.raw is not raw
             or not isinstance(raw, dict)
-            or retry_after_reads_clock(answer.index)
+            or retry_after_reads_date(answer.index)
         ):
             return
         eta: float | None = None
@@ -163,4 +164,4 @@ class StatusMemo:
             # The oldest goes (another thread may have taken it first).
             with contextlib.suppress(KeyError, RuntimeError, StopIteration):
                 del entries[next(iter(entries))]
-        entries[key] = _Entry(_terms(submission), fields, kept, eta, server_clock(answer))
+        entries[key] = _Entry(_terms(submission), fields, kept, eta)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncreply_client._headers import preference_applied_wait, retry_after_reads_clock
+from asyncreply_client._headers import preference_applied_wait, retry_after_reads_date
 from asyncreply_client._http import HttpResponse
 from asyncreply_client._models import JobState, JobStatus
 from asyncreply_client.dialects import AutoDialect, ReferenceDialect, StatusCodeDialect, Submission
@@ -112,6 +112,34 @@ def test_a_retry_after_date_measured_with_the_clock_is_measured_each_time() -> N
     assert dated.retry_after == pytest.approx(30.0)
 
 
+def test_an_answer_that_differs_only_by_its_date_is_kept_and_measured_from_its_own_date() -> None:
+    clock = Clock()
+    dialect = AutoDialect(wall_clock=clock)
+    memo = dialect._status_memo
+    assert memo is not None
+    dialect.interpret_status(answer())
+    assert memo_key(answer()) == memo_key(answer(headers={"Date": "Mon, 23 Nov 2026 09:00:05 GMT"}))
+    # 20 s later by the server's Date, the client's clock an hour off: the time left is
+    # measured from this answer's Date, as a fresh reading measures it.
+    clock.now += 3600
+    later = answer(headers={"Date": "Mon, 23 Nov 2026 09:00:20 GMT"})
+    kept = dialect.interpret_status(later)
+    assert kept.estimated_remaining == pytest.approx(40.0)
+    same(kept, fresh(answer(headers={"Date": "Mon, 23 Nov 2026 09:00:20 GMT"}), clock))
+
+
+def test_a_retry_after_date_is_measured_from_each_answers_own_date() -> None:
+    body = {"jobId": "j1", "status": "processing"}
+    at = {"Retry-After": "Mon, 23 Nov 2026 09:00:30 GMT"}
+    dialect = AutoDialect(wall_clock=Clock())
+    first = dialect.interpret_status(answer(body, headers=at))
+    later = dialect.interpret_status(
+        answer(body, headers={**at, "Date": "Mon, 23 Nov 2026 09:00:10 GMT"})
+    )
+    assert first.retry_after == pytest.approx(30.0)
+    assert later.retry_after == pytest.approx(20.0)
+
+
 def test_a_terminal_answer_is_read_each_time() -> None:
     body = {"jobId": "j1", "status": "completed", "result": {"n": [1, 2]}}
     dialect = AutoDialect(wall_clock=Clock())
@@ -188,14 +216,15 @@ def test_submission_with_status_is_replace() -> None:
         ({}, False),
         ({"Retry-After": "3"}, False),
         ({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT"}, True),
-        ({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT", "Date": DATE}, False),
+        ({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT", "Date": DATE}, True),
         ({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT", "Date": "garbage"}, True),
+        ({"Retry-After": "3", "Date": DATE}, False),
         ({"Retry-After": "Sun, 06 Nov 1994 08:49:40 GMT", "Retry-After-Ms": "200"}, False),
         ({"Retry-After": "soon"}, True),
     ],
 )
-def test_retry_after_reads_clock(headers: dict[str, str], reads: bool) -> None:
-    assert retry_after_reads_clock(httpx.Headers(headers)) is reads
+def test_retry_after_reads_date(headers: dict[str, str], reads: bool) -> None:
+    assert retry_after_reads_date(httpx.Headers(headers)) is reads
 
 
 def test_preference_applied_wait_read_again_is_the_same() -> None:
