@@ -102,7 +102,7 @@ class Client(_ClientBase[httpx.Client]):
         sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
         with contextlib.closing(
-            drive(flow, self._http, self._clock, sink, self._admission, reserved)
+            drive(flow, self._http, self._clock, sink, self._admission, reserved, self._ends)
         ) as statuses:
             for status in statuses:
                 for callback in emitters:
@@ -117,7 +117,9 @@ class Client(_ClientBase[httpx.Client]):
     ) -> T:
         out: FlowResult[T] = FlowResult()
         if on_progress is None and not self._callbacks:  # nobody to hand statuses to
-            statuses = drive(flow, self._http, self._clock, out, self._admission, reserved)
+            statuses = drive(
+                flow, self._http, self._clock, out, self._admission, reserved, self._ends
+            )
             try:
                 for _ in statuses:
                     pass
@@ -275,9 +277,13 @@ class Client(_ClientBase[httpx.Client]):
         )
 
     def close(self) -> None:
-        """Close the underlying httpx client, unless it was given by the caller."""
-        if self._owns_http:
-            self._http.close()
+        """Close the event streams waits left open and the underlying httpx client, unless
+        it was given by the caller."""
+        try:
+            self._ends.close()
+        finally:
+            if self._owns_http:
+                self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -326,7 +332,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
         async with contextlib.aclosing(
-            drive_async(flow, self._http, self._clock, sink, self._admission, reserved)
+            drive_async(flow, self._http, self._clock, sink, self._admission, reserved, self._ends)
         ) as it:
             async for status in it:
                 for callback in emitters:
@@ -341,7 +347,9 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     ) -> T:
         out: FlowResult[T] = FlowResult()
         if on_progress is None and not self._callbacks:  # nobody to hand statuses to
-            driven = drive_async(flow, self._http, self._clock, out, self._admission, reserved)
+            driven = drive_async(
+                flow, self._http, self._clock, out, self._admission, reserved, self._ends
+            )
             async with contextlib.aclosing(driven) as statuses:
                 async for _ in statuses:
                     pass
@@ -453,9 +461,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         )
 
     async def aclose(self) -> None:
-        """Close the underlying httpx client, unless it was given by the caller."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the event streams waits left open and the underlying httpx client, unless
+        it was given by the caller."""
+        try:
+            await self._ends.aclose()
+        finally:
+            if self._owns_http:
+                await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -337,7 +337,8 @@ class _Following:
         ended = yield from self._read(decoder, stream_url, timeout["read"])
         if not isinstance(ended, SSEEnding):
             decoder.close()
-        yield CloseStream()
+        # With the terminal status read, the stream may be closed after the wait returns.
+        yield CloseStream(answered=isinstance(ended, SSEEnding) and ended.end is SSEEnd.TERMINAL)
         return ended
 
     def _read(
