@@ -119,10 +119,17 @@ def _on_running_loop(task: asyncio.Task[None]) -> bool:
         return False
 
 
+# Closing a stream nobody reads any more can only fail at the transport; that failure is
+# nobody's (least of all the unrelated request that closes it on its way): the stream is gone.
+_CLOSE_FAULTS = (httpx.HTTPError, OSError)
+
+
 def _close_all(streams: list[Any]) -> None:
     for i, stream in enumerate(streams):
         try:
             stream.close()
+        except _CLOSE_FAULTS:
+            pass
         except BaseException:
             _close_all(streams[i + 1 :])
             raise
@@ -132,6 +139,8 @@ async def _aclose_all(streams: list[Any]) -> None:
     for i, stream in enumerate(streams):
         try:
             await stream.close()
+        except _CLOSE_FAULTS:
+            pass
         except BaseException:
             await _aclose_all(streams[i + 1 :])
             raise
@@ -143,7 +152,7 @@ async def _finish(stream: AsyncEndable) -> None:
         with anyio.move_on_after(FINISH_WITHIN):
             while await stream.next(text=False) is not None:
                 pass
-    except httpx.HTTPError:
+    except _CLOSE_FAULTS:
         pass  # the wait has its answer: a stream that breaks now is only closed
     finally:
-        await stream.close()
+        await _aclose_all([stream])

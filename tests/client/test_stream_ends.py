@@ -46,8 +46,8 @@ class Stream(httpx.SyncByteStream, httpx.AsyncByteStream):
     """An event stream: the job's events, then its end, or (``open_after``) nothing more
     until it is closed. Records whether it was read to its end and closed."""
 
-    def __init__(self, job: str, *, open_after: bool) -> None:
-        self.job, self.open_after = job, open_after
+    def __init__(self, job: str, *, open_after: bool, close_fails: bool = False) -> None:
+        self.job, self.open_after, self.close_fails = job, open_after, close_fails
         self.finished = False
         self.closed = threading.Event()  # set from the sync client's thread
         self.aclosed = anyio.Event()
@@ -69,25 +69,29 @@ class Stream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     def close(self) -> None:
         self.closed.set()
+        if self.close_fails:
+            raise httpx.ReadError("the connection broke while closing")
 
     async def aclose(self) -> None:
         self.closed.set()
         self.aclosed.set()
+        if self.close_fails:
+            raise httpx.ReadError("the connection broke while closing")
 
 
 class Server:
     """Answers ``/jobs/{id}/events`` with a :class:`Stream` and ``/jobs/{id}`` with the
     completed document; notes, for each status request, whether every stream was closed."""
 
-    def __init__(self, *, open_after: bool) -> None:
-        self.open_after = open_after
+    def __init__(self, *, open_after: bool, close_fails: bool = False) -> None:
+        self.open_after, self.close_fails = open_after, close_fails
         self.streams: list[Stream] = []
         self.closed_at_status: list[bool] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         job = request.url.path.split("/")[2]
         if request.url.path.endswith("/events"):
-            stream = Stream(job, open_after=self.open_after)
+            stream = Stream(job, open_after=self.open_after, close_fails=self.close_fails)
             self.streams.append(stream)
             headers = {"content-type": "text/event-stream"}
             return httpx.Response(200, headers=headers, stream=stream)
@@ -175,4 +179,20 @@ async def test_a_stream_left_open_does_not_keep_its_slot(flavor: str) -> None:
         await _closed(server.streams[0])
     finally:
         await _close(client)
+    assert all(s.closed.is_set() for s in server.streams)
+
+
+async def test_a_stream_that_fails_to_close_fails_nothing_else(flavor: str) -> None:
+    # Closing a stream nobody reads any more is nobody's failure: not the next request's.
+    server = Server(open_after=False, close_fails=True)
+    client = _client(flavor, server)
+    op = await _wait(client, "a")
+    if flavor == "async":
+        await _closed(server.streams[0])
+        status = await op.refresh()
+    else:
+        status = await anyio.to_thread.run_sync(op.refresh)
+    assert status.state is JobState.COMPLETED and server.closed_at_status == [True]
+    await _wait(client, "b")
+    await _close(client)
     assert all(s.closed.is_set() for s in server.streams)
