@@ -112,7 +112,7 @@ async def drive_async(
 ) -> AsyncGenerator[JobStatus, None]:
     """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``
     (``admission`` and ``reserved`` as for :func:`drive`). A stream closed as answered goes
-    to ``ends``, which finishes and closes it in a task of its own."""
+    to ``ends``, which closes it in a task of its own."""
     stream = _AsyncStream()
     reply: Any = None
     error: Exception | None = None
@@ -146,7 +146,7 @@ async def drive_async(
                 elif isinstance(command, Sleep):
                     await clock.asleep(command.seconds)
                 elif ends is not None and _answered(command) and stream.response is not None:
-                    ends.finish_later(stream.detach())
+                    ends.close_later(stream.detach())
                 else:
                     await stream.close()
             except THROWN as exc:

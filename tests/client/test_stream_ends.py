@@ -1,7 +1,7 @@
 """An SSE wait returns at the terminal event and closes its stream off its path: the sync
-client's next request (or ``close()``) closes it, the async client's task reads it to its end
-and closes it (``aclose()`` ends that task). Never a leak, and a server that keeps the stream
-open after the terminal event holds no slot for long (httpx.MockTransport)."""
+client's next request (or ``close()``) closes it, the async client's task closes it
+(``aclose()`` waits for that task). Never a leak, and a server that keeps the stream open
+after the terminal event holds no slot (httpx.MockTransport)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ async def test_the_next_request_closes_the_stream_first(flavor: str) -> None:
     try:
         op = await _wait(client, "a")
         if flavor == "async":
-            await _closed(server.streams[0])  # its task's bound passed
+            await _closed(server.streams[0])  # by its task
             await op.refresh()
         else:
             assert not server.streams[0].closed.is_set()  # left for the next request
@@ -143,17 +143,17 @@ async def test_the_next_request_closes_the_stream_first(flavor: str) -> None:
         await _close(client)
 
 
-async def test_a_finished_stream_is_read_to_its_end_then_closed(flavor: str) -> None:
+async def test_the_stream_is_closed_after_the_wait_not_read_on(flavor: str) -> None:
     server = Server(open_after=False)
     client = _client(flavor, server)
     try:
         await _wait(client, "a")
-        if flavor == "async":  # by its task, the connection kept
+        if flavor == "async":  # by its task
             await _closed(server.streams[0])
-            assert server.streams[0].finished
         else:
             await _close(client)
             assert server.streams[0].closed.is_set()
+        assert not server.streams[0].finished  # closed, not read to the end first
     finally:
         await _close(client)
 
@@ -169,7 +169,7 @@ async def test_closing_the_client_closes_the_streams_left(flavor: str) -> None:
 
 async def test_a_stream_left_open_does_not_keep_its_slot(flavor: str) -> None:
     # One stream slot: the second wait's stream gets it once the first stream is closed
-    # (by the request itself, sync; by the finishing task's bound, async).
+    # (by the request itself, sync; by its task, async).
     server = Server(open_after=True)
     client = _client(flavor, server, max_streams=1)
     try:
