@@ -102,7 +102,7 @@ class Client(_ClientBase[httpx.Client]):
         sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
         with contextlib.closing(
-            drive(flow, self._http, self._clock, sink, self._admission, reserved)
+            drive(flow, self._http, self._clock, sink, self._admission, reserved, self._ends)
         ) as statuses:
             for status in statuses:
                 for callback in emitters:
@@ -117,7 +117,9 @@ class Client(_ClientBase[httpx.Client]):
     ) -> T:
         out: FlowResult[T] = FlowResult()
         if on_progress is None and not self._callbacks:  # nobody to hand statuses to
-            statuses = drive(flow, self._http, self._clock, out, self._admission, reserved)
+            statuses = drive(
+                flow, self._http, self._clock, out, self._admission, reserved, self._ends
+            )
             try:
                 for _ in statuses:
                     pass
@@ -273,9 +275,13 @@ class Client(_ClientBase[httpx.Client]):
         return self._run(op._result_flow(options), on_progress)
 
     def close(self) -> None:
-        """Close the underlying httpx client, unless it was given by the caller."""
-        if self._owns_http:
-            self._http.close()
+        """Close the event streams waits left open and the underlying httpx client, unless
+        it was given by the caller."""
+        try:
+            self._ends.close()
+        finally:
+            if self._owns_http:
+                self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -324,7 +330,7 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         sink: FlowResult[T] = FlowResult() if out is None else out
         emitters = self._emitters(on_progress)
         async with contextlib.aclosing(
-            drive_async(flow, self._http, self._clock, sink, self._admission, reserved)
+            drive_async(flow, self._http, self._clock, sink, self._admission, reserved, self._ends)
         ) as it:
             async for status in it:
                 for callback in emitters:
@@ -339,7 +345,9 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
     ) -> T:
         out: FlowResult[T] = FlowResult()
         if on_progress is None and not self._callbacks:  # nobody to hand statuses to
-            driven = drive_async(flow, self._http, self._clock, out, self._admission, reserved)
+            driven = drive_async(
+                flow, self._http, self._clock, out, self._admission, reserved, self._ends
+            )
             async with contextlib.aclosing(driven) as statuses:
                 async for _ in statuses:
                     pass
@@ -448,9 +456,13 @@ class AsyncClient(_ClientBase[httpx.AsyncClient]):
         return await self._run(op._result_flow(options), on_progress)
 
     async def aclose(self) -> None:
-        """Close the underlying httpx client, unless it was given by the caller."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the event streams waits left open and the underlying httpx client, unless
+        it was given by the caller."""
+        try:
+            await self._ends.aclose()
+        finally:
+            if self._owns_http:
+                await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

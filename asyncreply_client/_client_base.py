@@ -48,6 +48,7 @@ from ._policies import Adaptive, LongPolling, PollingPolicy
 from ._retry import RetryPolicy
 from ._security import RequestFactory, check_headers
 from ._sse import SSEOptions
+from ._stream_ends import StreamEnds
 from ._token import load_token
 from ._transport import env_proxies
 from ._uploads import Content
@@ -136,6 +137,8 @@ class _ClientBase(abc.ABC, Generic[HttpClientT]):
         default_polling = polling_policy(polling)
         self._callbacks: tuple[ProgressCallback, ...] = callbacks(on_progress)
         self._admission = Admission(max_in_flight, max_streams)
+        # Event streams a wait has its answer from, closed off the wait's path.
+        self._ends = StreamEnds()
         if timeout is not AUTO:
             resolved = client_timeout(timeout)
         elif http_client is not None:

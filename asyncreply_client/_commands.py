@@ -9,7 +9,8 @@ back the reply. This is the only contract between the pure core and I/O (STYLE.m
 |                 | no redirect); with ``stream`` the body stays open| unless ``stream``)          |
 | ``ReadChunk``   | reads the next piece of the open stream's text   | ``str``, or ``None`` at EOF |
 | ``ReadBytes``   | reads the next piece of the open stream's bytes  | ``bytes``, or ``None``      |
-| ``CloseStream`` | closes the open stream (no-op when none is open) | ``None``                    |
+| ``CloseStream`` | closes the open stream (no-op when none is open);| ``None``                    |
+|                 | ``answered``: may close it off the caller's path |                             |
 | ``Sleep``       | sleeps ``seconds`` through the client's clock    | ``None``                    |
 | ``Emit``        | hands ``status`` to the caller (``watch`` yields | ``None``                    |
 |                 | it; ``wait`` only calls the progress callbacks)  |                             |
@@ -62,7 +63,12 @@ class ReadBytes:
 
 @dataclass(frozen=True, slots=True)
 class CloseStream:
-    """Close the open stream."""
+    """Close the open stream. ``answered``: the flow has what it read the stream for (an
+    SSE wait's terminal event), so a driver that can hands the stream to its client's
+    ``StreamEnds`` (``_stream_ends``), closed off the caller's path, instead of closing it
+    before the flow returns."""
+
+    answered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,16 @@ import httpx
 
 from ._admission import Admission, Slot
 from ._clock import Clock
-from ._commands import Command, Emit, ReadBytes, ReadChunk, Send, Sleep
+from ._commands import CloseStream, Command, Emit, ReadBytes, ReadChunk, Send, Sleep
 from ._decoding import BodyDecoder
 from ._http import THROWN, HttpResponse
 from ._models import JobStatus
+from ._stream_ends import StreamEnds
 
 __all__ = ["FlowResult", "drive", "drive_async"]
 
 T = TypeVar("T")
+S = TypeVar("S", bound="_OpenStream")
 
 
 class FlowResult(Generic[T]):
@@ -48,10 +50,13 @@ def drive(
     out: FlowResult[T],
     admission: Admission | None = None,
     reserved: Slot | None = None,
+    ends: StreamEnds | None = None,
 ) -> Generator[JobStatus, None, None]:
     """Run ``flow`` synchronously; yield each emitted status; store the result in ``out``.
     Requests wait for a slot of ``admission`` (``None``: no bound); the first submission
-    takes the ``reserved`` slot (given back at the end if no submission took it)."""
+    takes the ``reserved`` slot (given back at the end if no submission took it). A stream
+    closed as answered goes to ``ends`` (closed by the next request; ``None``: closed at
+    once)."""
     stream = _Stream()
     reply: Any = None
     error: Exception | None = None
@@ -69,6 +74,8 @@ def drive(
             try:
                 if isinstance(command, Send):
                     stream.close()
+                    if ends is not None and ends.streams:
+                        ends.close()  # before the slot: theirs may be the one it needs
                     slot, reserved = _reserved(command, reserved)
                     if admission is not None:
                         slot = admission.enter(
@@ -82,6 +89,8 @@ def drive(
                     reply = stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
                     clock.sleep(command.seconds)
+                elif ends is not None and _answered(command) and stream.response is not None:
+                    ends.keep(stream.detach())
                 else:
                     stream.close()
             except THROWN as exc:
@@ -99,9 +108,11 @@ async def drive_async(
     out: FlowResult[T],
     admission: Admission | None = None,
     reserved: Slot | None = None,
+    ends: StreamEnds | None = None,
 ) -> AsyncGenerator[JobStatus, None]:
     """Run ``flow`` asynchronously; yield each emitted status; store the result in ``out``
-    (``admission`` and ``reserved`` as for :func:`drive`)."""
+    (``admission`` and ``reserved`` as for :func:`drive`). A stream closed as answered goes
+    to ``ends``, which closes it in a task of its own."""
     stream = _AsyncStream()
     reply: Any = None
     error: Exception | None = None
@@ -119,6 +130,8 @@ async def drive_async(
             try:
                 if isinstance(command, Send):
                     await stream.close()
+                    if ends is not None and ends.streams:
+                        await ends.aclose_streams()  # before the slot (see drive)
                     slot, reserved = _reserved(command, reserved)
                     if admission is not None:
                         slot = await admission.aenter(
@@ -132,6 +145,8 @@ async def drive_async(
                     reply = await stream.next(text=isinstance(command, ReadChunk))
                 elif isinstance(command, Sleep):
                     await clock.asleep(command.seconds)
+                elif ends is not None and _answered(command) and stream.response is not None:
+                    ends.close_later(stream.detach())
                 else:
                     await stream.close()
             except THROWN as exc:
@@ -155,6 +170,11 @@ def _unbind(response: httpx.Response) -> None:
     Measured in ``benchmarks/scaling`` at N = 100: 1 to 3 KB per operation less at the peak.
     """
     response.stream = _SPENT
+
+
+def _answered(command: Command) -> bool:
+    """Whether ``command`` closes a stream the flow has its answer from."""
+    return isinstance(command, CloseStream) and command.answered
 
 
 def _limit(response: httpx.Response, command: Send) -> int | None:
@@ -282,6 +302,19 @@ class _OpenStream:
     def keep(self, response: httpx.Response, slot: Slot | None) -> HttpResponse:
         self.response, self.chunks, self.slot = response, None, slot
         return HttpResponse.from_httpx(response, read=False)
+
+    def detach(self: S) -> S:
+        """A stream of the same kind holding this one's response, chunks and slot; this one
+        is left with none."""
+        other = type(self)()
+        other.response, other.chunks, other.text, other.slot = (
+            self.response,
+            self.chunks,
+            self.text,
+            self.slot,
+        )
+        self.response, self.chunks, self.text, self.slot = None, None, None, None
+        return other
 
 
 class _Stream(_OpenStream):

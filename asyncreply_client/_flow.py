@@ -441,6 +441,7 @@ def _by_events(
             deadline=deadline,
             now=cfg.now,
             options=cfg.sse,
+            watching=options.watching,
         )
     finally:
         cfg.streams.release()

@@ -205,6 +205,7 @@ def follow_events(
     deadline: float | None,
     now: Callable[[], float],
     options: SSEOptions | None = None,
+    watching: bool = True,
 ) -> Generator[Command, Any, SSEEnding]:
     """Follow an operation's event stream until it reports a terminal status (I/O-free).
 
@@ -231,7 +232,9 @@ def follow_events(
     ends the wait at most half the time left after the deadline, never a whole silence window.
 
     An event whose ``id`` an earlier connection already delivered (a server that ignored
-    ``Last-Event-ID`` and replays from the start) is skipped.
+    ``Last-Event-ID`` and replays from the start) is skipped. Unless ``watching``, the
+    statuses a piece of the stream carries before a terminal one are not read: nobody
+    takes them (a job's last progress step and its completion often arrive together).
 
     It yields ``CloseStream`` before returning and before letting an error of its own escape.
     An exception thrown in by the driver other than a transport failure (and ``close()``)
@@ -246,6 +249,7 @@ def follow_events(
         deadline: the wait's deadline on ``now``'s clock, or ``None``.
         now: the clock (seconds, monotonic).
         options: reconnection and timeout settings (``SSEOptions()`` when ``None``).
+        watching: someone takes the statuses on the way (progress callbacks, ``watch()``).
 
     Returns:
         How it ended, with the last known status.
@@ -262,7 +266,7 @@ def follow_events(
             else: ...                                   # poll from ending.status
     """
     run = _Following(
-        events_url, dialect, tracker, deadline, now, options or SSEOptions(), _Replays()
+        events_url, dialect, tracker, deadline, now, options or SSEOptions(), _Replays(), watching
     )
     if tracker.last is not None and tracker.last.is_terminal:
         return run.finish(SSEEnd.TERMINAL, "the operation was already terminal")
@@ -297,6 +301,7 @@ class _Following:
     now: Callable[[], float]
     opts: SSEOptions
     replays: _Replays
+    watching: bool
     last_id: str = ""
     server_retry: int | None = None
     drops: int = 0
@@ -337,7 +342,8 @@ class _Following:
         ended = yield from self._read(decoder, stream_url, timeout["read"])
         if not isinstance(ended, SSEEnding):
             decoder.close()
-        yield CloseStream()
+        # With the terminal status read, the stream may be closed after the wait returns.
+        yield CloseStream(answered=isinstance(ended, SSEEnding) and ended.end is SSEEnd.TERMINAL)
         return ended
 
     def _read(
@@ -357,13 +363,7 @@ class _Following:
                 return "the event stream ended before the operation finished"
             try:
                 events = decoder.feed(chunk)
-                statuses = [
-                    s
-                    for e in events
-                    if not self.replays.is_replay(e.id)
-                    and (s := self.dialect.interpret_event(e.event, e.data, url=stream_url))
-                    is not None
-                ]
+                statuses = self._statuses(events, stream_url)
             except ProtocolError as exc:
                 return self.finish(SSEEnd.FALLBACK, f"unusable event stream: {exc}")
             self.last_id = decoder.last_event_id
@@ -383,6 +383,30 @@ class _Following:
                 return self.finish(SSEEnd.DEADLINE, "the deadline passed")
             if left is not None and _needs_tighter_timeout(read_timeout, left):
                 return None
+
+    def _statuses(self, events: list[ServerSentEvent], url: str) -> list[JobStatus]:
+        """The statuses ``events`` carry, in order, replays skipped; unless watching, only
+        the terminal one when the last status is terminal (those before it are not read).
+
+        Raises:
+            ProtocolError: an event the dialect calls malformed.
+        """
+        fresh = [e for e in events if not self.replays.is_replay(e.id)]
+        interpret = self.dialect.interpret_event
+        if self.watching or len(fresh) < 2:
+            return [s for e in fresh if (s := interpret(e.event, e.data, url=url)) is not None]
+        for i in range(len(fresh) - 1, -1, -1):
+            last = interpret(fresh[i].event, fresh[i].data, url=url)
+            if last is None:
+                continue
+            if last.is_terminal:
+                return [last]
+            earlier = fresh[:i]
+            return [
+                *(s for e in earlier if (s := interpret(e.event, e.data, url=url)) is not None),
+                last,
+            ]
+        return []
 
     def drop(self, why: str) -> float | SSEEnding:
         """Count a drop: the delay before reconnecting, or how following ends."""

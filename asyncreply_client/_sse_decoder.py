@@ -112,22 +112,30 @@ class SSEDecoder:
             # The CR that ended the previous piece and this LF are one CRLF line end.
             text = text[1:]
         self._skip_lf = False
+        if "\r" not in text:
+            # Lines ended by LF alone, as nearly every server writes them: a plain split.
+            lines = text.split("\n")
+            rest = lines.pop()
+        else:
+            lines = []
+            start = 0
+            for match in _LINE_END.finditer(text):
+                if match.group() == "\r" and match.end() == len(text):
+                    # A CR at the very end may be the first half of a CRLF split across
+                    # pieces.
+                    self._skip_lf = True
+                lines.append(text[start : match.start()])
+                start = match.end()
+            rest = text[start:]
+        if lines and self._pending:
+            lines[0] = "".join(self._pending) + lines[0]
+            self._pending = []
+            self._pending_size = 0
         events: list[ServerSentEvent] = []
-        start = 0
-        for match in _LINE_END.finditer(text):
-            if match.group() == "\r" and match.end() == len(text):
-                # A CR at the very end may be the first half of a CRLF split across pieces.
-                self._skip_lf = True
-            line = text[start : match.start()]
-            if self._pending:
-                line = "".join(self._pending) + line
-                self._pending = []
-                self._pending_size = 0
-            start = match.end()
+        for line in lines:
             event = self._process_line(line)
             if event is not None:
                 events.append(event)
-        rest = text[start:]
         if rest:
             self._pending.append(rest)
             self._pending_size += len(rest)

@@ -33,6 +33,10 @@ asserted): SSE and LongPolling lag p50 at most 1.0 ms and p99 at most 2.0 ms, SS
 request per job; Adaptive at most 1.5x the server-schedule requests; azure-core's
 ``LROPoller`` at least 100x the SSE lag (p50 and p99).
 
+Beside them, the floors (``_lag_floors``, target "floor"): a raw socket and raw httpx
+waiting by long poll and by SSE, so each SDK mode reads against what the transport itself
+allows on this machine.
+
 Run: ``python -m benchmarks.detection_lag [--quick]``.
 """
 
@@ -72,6 +76,7 @@ from ._harness import (
     server_url,
     write_result,
 )
+from ._lag_floors import floor_variants
 
 __all__ = ["Variant", "main", "run", "variants"]
 
@@ -316,6 +321,7 @@ def variants(base_url: str) -> list[Variant]:
             interval=NAIVE_INTERVAL,
         ),
         _azure(base_url),
+        *(Variant(*floor) for floor in floor_variants(base_url, _body)),
     ]
 
 
@@ -356,6 +362,8 @@ def _target(name: str) -> str:
         return f"x sched<={TARGET_ADAPTIVE_REQUESTS:g}"
     if name.startswith("azure-core"):
         return f">={TARGET_AZURE_BEHIND:g}x SSE lag"
+    if name.startswith("floor:"):
+        return "floor"
     return ""
 
 

@@ -69,25 +69,21 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         sent += 1
         return cut_after is None or sent < cut_after
 
-    def ended() -> None:
-        # The ``complete`` event is on the socket: the job's final answer (timing.py).
-        if timed:
-            state.answer_times.record(job_id)
-
-    async def stream(last_id: int | None) -> None:
+    async def stream(last_id: int | None) -> bytes:
+        """Write the stream up to its last events, which it returns (``b""`` when none is
+        left): they go out with the stream's end, in one write."""
         await write(f"retry: {state.config.sse_retry_ms}\n\n".encode())
         if last_id is None:
             doc = manager.document(job)
             if job.state.is_terminal:
                 if await send(_sse_event(max(job.event_seq - 1, 0), "status", doc)):
-                    await send(_sse_event(job.event_seq, "complete", doc))
-                    ended()
-                return
+                    return _sse_event(job.event_seq, "complete", doc)
+                return b""
             # The id of the document sent, taken before the write: the job may change while
             # the write waits, and those events must follow this one, not be skipped.
             seq = job.event_seq
             if not await send(_sse_event(seq, "status", doc)):
-                return
+                return b""
             last_id = seq
         keepalive = state.config.sse_keepalive
         while not manager.closing:
@@ -101,41 +97,45 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                     last_id = ev.id
                     parts.append(_sse_event(ev.id, ev.event, ev.data))
                     if ev.event == "complete":
-                        break
+                        # The last events, the completion among them: written with the end.
+                        return b"".join(parts)
                 await write(b"".join(parts))  # no fault cut to count toward here
-                if events[len(parts) - 1].event == "complete":
-                    ended()
-                    return
                 continue  # look again, as after any write
             for ev in events:
                 last_id = ev.id
-                more = await send(_sse_event(ev.id, ev.event, ev.data))
                 if ev.event == "complete":
-                    ended()
-                    return
-                if not more:
-                    return
+                    # Written with the stream's end (and counted toward no cut: it ends anyway).
+                    return _sse_event(ev.id, ev.event, ev.data)
+                if not await send(_sse_event(ev.id, ev.event, ev.data)):
+                    return b""
             if events or manager.version(job_id) != version:
                 # Sending waits for the reader: the job may have moved on meanwhile (even to
                 # its end), so look again before deciding the stream is over.
                 continue
             current = await manager.get(job_id)
             if current is None:
-                return
+                return b""
             if current.state.is_terminal:
                 if current.event_seq > last_id:
                     # Final, but its last events are not in this instance's log yet (a copy
                     # re-read from another instance's commit): wait for them, not end early.
                     await manager.wait_change(job_id, version, keepalive)
                     continue
-                return
+                return b""
             await manager.wait_change(job_id, version, keepalive)
             if manager.version(job_id) == version and not manager.closing:
                 await write(b": keepalive\n\n")
+        return b""
 
     try:
-        await stream(last_id)
-        await bounded(resp.write_eof(), request.transport, write_timeout)
+        last = await stream(last_id)
+        # The last events and the chunked body's end in one write (one segment): a client
+        # that reads the completion finds the response complete, so it can finish it and keep
+        # the connection, instead of closing it mid-body and dropping it.
+        await bounded(resp.write_eof(last), request.transport, write_timeout)
+        if last and timed:
+            # The ``complete`` event is on the socket: the job's final answer (timing.py).
+            state.answer_times.record(job_id)
     except ConnectionResetError:
         # The client went away (or read nothing for write_timeout); nothing more to send.
         pass

@@ -9,6 +9,7 @@ import aiohttp
 import anyio
 import httpx
 import pytest
+from aiohttp.http_writer import StreamWriter
 from aiohttp_sse_client import client as sse_client
 
 from .conftest import SSL_CONTEXT, Server, ServerFactory, SseCapture, SseEvent, read_sse
@@ -104,6 +105,37 @@ async def test_stream_of_a_finished_job_is_status_then_complete(srv: Server) -> 
     assert int(capture.events[0].id or 0) == newest - 1
     assert capture.events[0].json() == capture.events[-1].json()
     assert capture.events[-1].json()["status"] == "completed"
+
+
+@pytest.mark.parametrize("finished", [False, True], ids=["running", "finished"])
+async def test_the_completion_and_the_end_of_the_stream_are_one_write(
+    srv: Server, finished: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that reads the completion finds the chunked body's end with it (one write,
+    # one segment), so it can finish the response, and keep the connection, without
+    # waiting for another piece.
+    writes: list[bytes] = []
+    write, writelines = StreamWriter._write, StreamWriter._writelines
+
+    def record(self: StreamWriter, chunk: Any) -> None:
+        writes.append(bytes(chunk))
+        write(self, chunk)
+
+    def record_lines(self: StreamWriter, chunks: Any) -> None:
+        chunks = [bytes(c) for c in chunks]
+        writes.append(b"".join(chunks))
+        writelines(self, chunks)
+
+    monkeypatch.setattr(StreamWriter, "_write", record)
+    monkeypatch.setattr(StreamWriter, "_writelines", record_lines)
+    job_id = await srv.submit_ok("sleep", {"seconds": 0.05, "steps": 2})
+    if finished:
+        await srv.wait_terminal(job_id)
+    capture = await read_sse(srv, job_id)
+    assert capture.names[-1] == "complete" and capture.ended
+    [last] = [w for w in writes if b"event: complete" in w]
+    assert last.endswith(b"}\n\n\r\n0\r\n\r\n")
+    assert not [w for w in writes if w == b"0\r\n\r\n"]
 
 
 async def test_the_event_log_of_a_job(srv: Server) -> None:

@@ -166,6 +166,7 @@ def follow(
     deadline: float | None = None,
     options: SSEOptions | None = None,
     dialect: JsonDialect | None = None,
+    watching: bool = True,
 ) -> Generator[Command, Any, SSEEnding]:
     return follow_events(
         URL,
@@ -175,6 +176,7 @@ def follow(
         deadline=deadline,
         now=harness.now,
         options=options or SSEOptions(),
+        watching=watching,
     )
 
 
@@ -202,6 +204,51 @@ def test_follows_the_stream_to_the_terminal_status() -> None:
     assert (outcome.last_event_id, outcome.reconnects) == ("3", 0)
     assert states(harness.emitted) == [("processing", 1), ("processing", 2), ("completed", None)]
     assert harness.closes == 1 and harness.sleeps == []
+
+
+def test_the_terminal_event_closes_the_stream_as_answered() -> None:
+    harness = Harness([Conn(list(HAPPY))])
+    harness.run(follow(harness))
+    [close] = [c for c in harness.commands if isinstance(c, CloseStream)]
+    assert close.answered  # the driver may close it after the wait returns
+
+
+def test_a_stream_that_ends_early_is_closed_at_once() -> None:
+    harness = Harness([Conn([ev(1, "status", "processing", 1)], end=httpx.ReadError("x"))])
+    harness.run(follow(harness, options=SSEOptions(max_reconnects=0)))
+    [close] = [c for c in harness.commands if isinstance(c, CloseStream)]
+    assert not close.answered
+
+
+@pytest.mark.parametrize("watching", [True, False])
+def test_statuses_before_a_terminal_one_in_a_piece_are_read_only_when_watched(
+    watching: bool,
+) -> None:
+    # A job's last step and its completion often arrive in one piece: a wait nobody
+    # watches does not read the step.
+    piece = ev(2, "progress", "processing", 5) + b": note\n\n" + ev(3, "complete", "completed")
+    dialect = JsonDialect()
+    harness = Harness([Conn([ev(1, "status", "processing", 1), piece])])
+    outcome = harness.run(follow(harness, dialect=dialect, watching=watching))
+    assert outcome.end is SSEEnd.TERMINAL and outcome.last_event_id == "3"
+    if watching:
+        assert states(harness.emitted) == [
+            ("processing", 1),
+            ("processing", 5),
+            ("completed", None),
+        ]
+        assert len(dialect.urls) == 3
+    else:
+        assert states(harness.emitted) == [("processing", 1), ("completed", None)]
+        assert len(dialect.urls) == 2
+
+
+def test_unwatched_statuses_of_a_piece_not_ending_the_job_are_all_read_in_order() -> None:
+    piece = ev(1, "status", "processing", 1) + ev(2, "progress", "processing", 2)
+    piece += ev(3, "message", "processing")  # no status: the one before is the last
+    harness = Harness([Conn([piece, ev(4, "complete", "completed")])])
+    harness.run(follow(harness, watching=False))
+    assert states(harness.emitted) == [("processing", 1), ("processing", 2), ("completed", None)]
 
 
 def test_the_stream_request_asks_for_events_without_total_timeout() -> None:
