@@ -83,6 +83,10 @@ async def test_an_operation_keeps_no_request_nor_response_once_answered(
             # The operation, its client and the status are alive; what they were read from
             # (each request and response) is not.
             assert status.state is JobState.COMPLETED and op.status is status
+            if mode == "sse":
+                # The stream the completion came on is closed off the wait's path
+                # (``_stream_ends``): by a task (async) or by the client's next request (sync).
+                await call(op.refresh)
             assert len(seen) >= 6  # submission, refresh, the wait's requests and answers
             assert await _alive(seen) == []
         # What ``metadata`` shows of the last answer is kept (packed), not the answer.
