@@ -212,7 +212,7 @@ def _remaining(answer: Answer, doc: Doc | None, eta: datetime | None) -> float |
 
 def server_clock(answer: Answer) -> float | None:
     """The server's clock at the answer (its ``Date`` header), ``None`` when unusable."""
-    return server_date(answer.index)
+    return server_date(answer.index) if len(answer.headers) else None
 
 
 def remaining_until(eta: float, server_now: float | None, wall_now: float) -> float | None:
@@ -262,8 +262,13 @@ def snapshot(
         if error is None and state is JobState.FAILED:
             error = JobError()
     ident, progress, retry_url, cancel_url, body_events, linked_events, monitor = reading[:7]
-    events_url = body_events or answer.resolve(find_link(answer.index, "events")) or linked_events
-    retry_after = parse_retry_after(answer.index, fields, now=answer.wall_now)
+    # An SSE event's answer has no headers: none is looked for.
+    index = answer.index if len(answer.headers) else None
+    events_url = body_events
+    if events_url is None and index is not None:
+        events_url = answer.resolve(find_link(index, "events"))
+    events_url = events_url or linked_events
+    retry_after = parse_retry_after(index, fields, now=answer.wall_now)
     remaining = _remaining(answer, fields, eta)
     # Only what differs from the defaults (``None``, ``False``): pydantic keeps the names of
     # the fields given in a set per model, ~2 KB for all twenty against ~0.5 KB for the
@@ -296,7 +301,7 @@ def snapshot(
         values["estimated_completion"] = eta
     if remaining is not None:
         values["estimated_remaining"] = remaining
-    if preference_applied_wait(answer.index) is not None:
+    if index is not None and preference_applied_wait(index) is not None:
         values["held"] = True
     created, started, updated = reading[7:10]
     if created is not None:
