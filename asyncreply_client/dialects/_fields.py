@@ -74,9 +74,23 @@ def parse_state(value: object) -> JobState | None:
         >>> parse_state("banana") is None
         True
     """
+    if type(value) is str:
+        try:
+            return _STATES_READ[value]  # nearly always: a server says the same few words
+        except KeyError:
+            pass
     if not isinstance(value, str) or len(value) > 64:
         return None
-    return _STATE_WORDS.get(_WORD_NOISE.sub("", value).lower())
+    state = _STATE_WORDS.get(_WORD_NOISE.sub("", value).lower())
+    if type(value) is str and len(_STATES_READ) < _MAX_STATES_READ:
+        _STATES_READ[value] = state
+    return state
+
+
+#: State words read, as the server spelled them (bounded: a server inventing words only
+#: misses it).
+_STATES_READ: dict[str, JobState | None] = {}
+_MAX_STATES_READ = 256
 
 
 # --------------------------------------------------------------------------------------------
