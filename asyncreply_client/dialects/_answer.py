@@ -68,9 +68,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
-    """One response (or SSE event) parsed once: the body as a document, raw, and context."""
+    """One response (or SSE event) parsed once: the body as a document, raw, and context.
+
+    Never changed once made (but for the header index and media type it fills in at their
+    first use); not a frozen dataclass, whose ``__init__`` sets each of its fields through
+    ``object.__setattr__`` (a microsecond at every answer read).
+    """
 
     status_code: int | None
     headers: httpx.Headers
@@ -92,7 +97,7 @@ class Answer:
         index = self._index
         if index is None:
             index = HeaderIndex(self.headers)
-            object.__setattr__(self, "_index", index)
+            self._index = index
         return index
 
     @classmethod
@@ -450,7 +455,7 @@ def media_type(answer: Answer) -> str:
     media = answer._media
     if media is None:
         media = (answer.header("content-type") or "").split(";", 1)[0].strip().lower()
-        object.__setattr__(answer, "_media", media)
+        answer._media = media
     return media
 
 
