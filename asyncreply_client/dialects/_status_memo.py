@@ -60,7 +60,7 @@ def memo_key(response: HttpResponse) -> _Key | None:
         response.url,
         response.method,
         response.content,
-        tuple(pair for pair in response.headers.raw if pair[0].lower() != b"date"),
+        tuple([pair for pair in response.headers.raw if pair[0].lower() != b"date"]),
     )
 
 
