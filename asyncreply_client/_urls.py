@@ -7,6 +7,7 @@ function here is total: malformed input gives ``None``/``False``, never an excep
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 
@@ -179,6 +180,34 @@ def resolve_url(base: str | httpx.URL, url: object) -> str | None:
         >>> resolve_url("http://h/jobs", "file:///etc/passwd") is None
         True
     """
+    if type(url) is str and type(base) is str:
+        # A job's documents name the same few URLs again and again (its status, events,
+        # cancel and result URLs), each against the URL of the request that got it.
+        key = (base, url)
+        try:
+            return _RESOLVED[key]
+        except KeyError:
+            pass
+        found = _resolve_url(base, url)
+        if len(url) <= _MAX_MEMO_LENGTH and len(base) <= _MAX_MEMO_LENGTH:
+            if len(_RESOLVED) >= _MAX_RESOLVED:
+                # The oldest goes (another thread may have taken it first).
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                    del _RESOLVED[next(iter(_RESOLVED))]
+            _RESOLVED[key] = found
+        return found
+    return _resolve_url(base, url)
+
+
+#: URLs resolved, by base and URL as handed out: a few per job a client follows; a fan-out's
+#: new ones pass through (the oldest goes). Only URLs of a sensible length are kept.
+_RESOLVED: dict[tuple[str, str], str | None] = {}
+_MAX_RESOLVED = 256
+_MAX_MEMO_LENGTH = 2048
+
+
+def _resolve_url(base: str | httpx.URL, url: object) -> str | None:
+    """:func:`resolve_url` without its memo."""
     if not isinstance(url, str):
         return None
     ref = url.strip()

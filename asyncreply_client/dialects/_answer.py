@@ -68,9 +68,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
-    """One response (or SSE event) parsed once: the body as a document, raw, and context."""
+    """One response (or SSE event) parsed once: the body as a document, raw, and context.
+
+    Never changed once made (but for the header index and media type it fills in at their
+    first use); not a frozen dataclass, whose ``__init__`` sets each of its fields through
+    ``object.__setattr__`` (a microsecond at every answer read).
+    """
 
     status_code: int | None
     headers: httpx.Headers
@@ -92,7 +97,7 @@ class Answer:
         index = self._index
         if index is None:
             index = HeaderIndex(self.headers)
-            object.__setattr__(self, "_index", index)
+            self._index = index
         return index
 
     @classmethod
@@ -212,7 +217,7 @@ def _remaining(answer: Answer, doc: Doc | None, eta: datetime | None) -> float |
 
 def server_clock(answer: Answer) -> float | None:
     """The server's clock at the answer (its ``Date`` header), ``None`` when unusable."""
-    return server_date(answer.index)
+    return server_date(answer.index) if len(answer.headers) else None
 
 
 def remaining_until(eta: float, server_now: float | None, wall_now: float) -> float | None:
@@ -262,36 +267,60 @@ def snapshot(
         if error is None and state is JobState.FAILED:
             error = JobError()
     ident, progress, retry_url, cancel_url, body_events, linked_events, monitor = reading[:7]
-    values: dict[str, Any] = dict(
-        id=ident,
-        state=state,
-        progress=progress,
-        result=result,
-        has_result=has_result,
-        result_url=result_url,
-        error=error,
-        retry_url=retry_url,
-        cancel_url=cancel_url,
-        events_url=body_events
-        or answer.resolve(find_link(answer.index, "events"))
-        or linked_events,
-        status_url=monitor,
-        retry_after=parse_retry_after(answer.index, fields, now=answer.wall_now),
-        estimated_completion=eta,
-        estimated_remaining=_remaining(answer, fields, eta),
-        held=preference_applied_wait(answer.index) is not None,
-        created_at=reading[7],
-        started_at=reading[8],
-        updated_at=reading[9],
-        http_status=answer.status_code,
-        raw=answer.raw,
-    )
-    # Only what differs from the defaults: pydantic keeps the names of the fields given in
-    # a set per model, ~2 KB for all twenty against ~0.5 KB for the handful usually set, and
-    # every operation holds a few snapshots (fan-out memory per operation).
-    return JobStatus(
-        **{key: value for key, value in values.items() if value is not None and value is not False}
-    )
+    # An SSE event's answer has no headers: none is looked for.
+    index = answer.index if len(answer.headers) else None
+    events_url = body_events
+    if events_url is None and index is not None:
+        events_url = answer.resolve(find_link(index, "events"))
+    events_url = events_url or linked_events
+    retry_after = parse_retry_after(index, fields, now=answer.wall_now)
+    remaining = _remaining(answer, fields, eta)
+    # Only what differs from the defaults (``None``, ``False``): pydantic keeps the names of
+    # the fields given in a set per model, ~2 KB for all twenty against ~0.5 KB for the
+    # handful usually set, and every operation holds a few snapshots (fan-out memory per
+    # operation). Each name is added when set, in the model's order.
+    values: dict[str, Any] = {"state": state}
+    if ident is not None:
+        values["id"] = ident
+    if progress is not None:
+        values["progress"] = progress
+    if result is not None and result is not False:
+        values["result"] = result
+    if has_result is not False:
+        values["has_result"] = has_result
+    if result_url is not None:
+        values["result_url"] = result_url
+    if error is not None:
+        values["error"] = error
+    if retry_url is not None:
+        values["retry_url"] = retry_url
+    if cancel_url is not None:
+        values["cancel_url"] = cancel_url
+    if events_url is not None:
+        values["events_url"] = events_url
+    if monitor is not None:
+        values["status_url"] = monitor
+    if retry_after is not None:
+        values["retry_after"] = retry_after
+    if eta is not None:
+        values["estimated_completion"] = eta
+    if remaining is not None:
+        values["estimated_remaining"] = remaining
+    if index is not None and preference_applied_wait(index) is not None:
+        values["held"] = True
+    created, started, updated = reading[7:10]
+    if created is not None:
+        values["created_at"] = created
+    if started is not None:
+        values["started_at"] = started
+    if updated is not None:
+        values["updated_at"] = updated
+    if answer.status_code is not None:
+        values["http_status"] = answer.status_code
+    raw = answer.raw
+    if raw is not None and raw is not False:
+        values["raw"] = raw
+    return JobStatus(**values)
 
 
 #: What :func:`snapshot` reads from a body alone (and the URL it came from): id, progress,
@@ -316,11 +345,20 @@ def _reading(
         answer.resolve(first_value(fields, EVENTS_KEYS)),
         answer.resolve(links_href(fields, "events")),
         status_url or body_monitor(answer, fields),
-        next((t for d in stamp_docs if (t := timestamp_of(d, CREATED_KEYS))), None),
-        next((t for d in stamp_docs if (t := timestamp_of(d, STARTED_KEYS))), None),
-        next((t for d in stamp_docs if (t := timestamp_of(d, UPDATED_KEYS))), None),
-        next((t for d in stamp_docs if (t := timestamp_of(d, ETA_KEYS)) is not None), None),
+        _stamp(stamp_docs, CREATED_KEYS),
+        _stamp(stamp_docs, STARTED_KEYS),
+        _stamp(stamp_docs, UPDATED_KEYS),
+        _stamp(stamp_docs, ETA_KEYS),
     )
+
+
+def _stamp(stamp_docs: tuple[Doc, ...], keys: tuple[str, ...]) -> datetime | None:
+    """The first timestamp under ``keys`` in the first of ``stamp_docs`` holding one."""
+    for doc in stamp_docs:
+        found = timestamp_of(doc, keys)
+        if found is not None:
+            return found
+    return None
 
 
 def _memo_reading(answer: Answer, fields: Doc, status_url: str | None) -> _Reading:
@@ -417,7 +455,7 @@ def media_type(answer: Answer) -> str:
     media = answer._media
     if media is None:
         media = (answer.header("content-type") or "").split(";", 1)[0].strip().lower()
-        object.__setattr__(answer, "_media", media)
+        answer._media = media
     return media
 
 

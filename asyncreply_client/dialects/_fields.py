@@ -7,6 +7,7 @@ Nothing here knows about HTTP; :mod:`._answer` adds the response's headers and s
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -74,9 +75,23 @@ def parse_state(value: object) -> JobState | None:
         >>> parse_state("banana") is None
         True
     """
+    if type(value) is str:
+        try:
+            return _STATES_READ[value]  # nearly always: a server says the same few words
+        except KeyError:
+            pass
     if not isinstance(value, str) or len(value) > 64:
         return None
-    return _STATE_WORDS.get(_WORD_NOISE.sub("", value).lower())
+    state = _STATE_WORDS.get(_WORD_NOISE.sub("", value).lower())
+    if type(value) is str and len(_STATES_READ) < _MAX_STATES_READ:
+        _STATES_READ[value] = state
+    return state
+
+
+#: State words read, as the server spelled them (bounded: a server inventing words only
+#: misses it).
+_STATES_READ: dict[str, JobState | None] = {}
+_MAX_STATES_READ = 256
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,6 +223,25 @@ def _percent_progress(value: object) -> Progress | None:
     return Progress(current=number, total=100.0)
 
 
+#: Progress read, by its numbers (floats: :func:`parse_number`'s) and message: a job's last
+#: step and its end say the same, a poller sees each step several times (``Progress`` is
+#: frozen: one is shared). Bounded: the oldest goes.
+_PROGRESSES: dict[tuple[float | None, float | None, str | None], Progress] = {}
+_MAX_PROGRESSES = 64
+
+
+def _progress(current: float | None, total: float | None, text: str | None) -> Progress:
+    key = (current, total, text)
+    found = _PROGRESSES.get(key)
+    if found is None:
+        found = Progress(current=current, total=total, message=text)
+        if len(_PROGRESSES) >= _MAX_PROGRESSES:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del _PROGRESSES[next(iter(_PROGRESSES))]
+        _PROGRESSES[key] = found
+    return found
+
+
 def progress_of(doc: Doc, *, depth: int = 0) -> Progress | None:
     """Progress from ``progress`` ({current,total,message}, a fraction or a percentage), a
     percentage field (``percentComplete``…), or the same inside ``metadata`` (Google)."""
@@ -222,7 +256,7 @@ def progress_of(doc: Doc, *, depth: int = 0) -> Progress | None:
             if percent is not None:
                 return Progress(current=percent.current, total=percent.total, message=text)
         if current is not None or total is not None or text is not None:
-            return Progress(current=current, total=total, message=text)
+            return _progress(current, total, text)
     else:
         number = parse_number(raw)
         if number is not None and number >= 0:

@@ -10,8 +10,11 @@ answer is kept (16 answers per dialect), keyed by everything the dialect looks a
 submission (its final URL, whether its monitor's last answer is the result, what its
 monitor is). An equal answer gets a new snapshot made of it, with the time left measured
 again (from its own ``Date`` and the clock) and a document of its own: ``raw`` is never
-shared between snapshots (the document is kept as first decoded and copied for each
-snapshot, several times cheaper than decoding it again). Only non-terminal snapshots are
+shared between snapshots (the first equal answer's own document is a copy's model, kept
+and copied for each later snapshot, several times cheaper than decoding it again). An
+answer read for the first time only puts its snapshot aside: the copy and the fields are
+made at the first equal answer, as most answers are never seen again (each long poll's,
+each change of a job's progress). Only non-terminal snapshots are
 kept (a job's end is read once), never an error, and never a snapshot whose
 ``Retry-After`` is an HTTP-date (it is measured from the answer's ``Date``).
 """
@@ -57,7 +60,7 @@ def memo_key(response: HttpResponse) -> _Key | None:
         response.url,
         response.method,
         response.content,
-        tuple(pair for pair in response.headers.raw if pair[0].lower() != b"date"),
+        tuple([pair for pair in response.headers.raw if pair[0].lower() != b"date"]),
     )
 
 
@@ -78,22 +81,38 @@ _CONTAINERS = frozenset({dict, list})
 
 
 class _Entry:
-    """A kept snapshot: its constructor's arguments but for ``raw`` and the time left, and
-    the estimated completion the time left is measured to."""
+    """A kept snapshot. Kept as it was read (``status``), and made ready for copies at the
+    first equal answer (``fields``: its constructor's arguments but for ``raw`` and the
+    time left; ``raw``: a copy of its document; ``eta``: the estimated completion the time
+    left is measured to): most answers are never seen again (a long poll's, a job's
+    progress), so what only a hit needs is not paid for at every reading."""
 
-    __slots__ = ("eta", "fields", "raw", "terms")
+    __slots__ = ("eta", "fields", "raw", "status", "terms")
 
-    def __init__(
-        self,
-        terms: _Terms,
-        fields: dict[str, Any],
-        raw: dict[str, Any],
-        eta: float | None,
-    ) -> None:
+    def __init__(self, terms: _Terms, status: JobStatus) -> None:
         self.terms = terms
-        self.raw = raw
-        self.fields = fields
+        self.status: JobStatus | None = status
+        self.fields: dict[str, Any] = {}
+        self.raw: dict[str, Any] = {}
+        self.eta: float | None = None
+
+    def ready(self, status: JobStatus, raw: dict[str, Any]) -> None:
+        """Make the entry ready for copies (at the first hit); ``raw``: a document equal to
+        the kept snapshot's, that no caller holds yet."""
+        eta: float | None = None
+        if status.estimated_completion is not None:
+            try:
+                eta = status.estimated_completion.timestamp()
+            except (OverflowError, ValueError, OSError):
+                eta = None  # no time left can be measured from it, now or later
+        self.fields = {
+            name: getattr(status, name)
+            for name in status.model_fields_set
+            if name != "raw" and (eta is None or name != "estimated_remaining")
+        }
+        self.raw = _copy(raw)
         self.eta = eta
+        self.status = None
 
 
 class StatusMemo:
@@ -116,10 +135,24 @@ class StatusMemo:
         entry = self._entries.get(key)
         if entry is None or entry.terms != _terms(submission):
             return None
-        try:
+        raw: Any
+        kept = entry.status
+        if kept is not None:
+            # The first equal answer: its own document (the same bytes decoded, what a
+            # full reading would give it), and a copy kept for the next ones.
+            raw = response.json()
+            if type(raw) is not dict or retry_after_reads_date(response.headers):
+                # A Retry-After measured from the answer's Date is read again each time
+                # (the headers looked at here are the kept answer's: only its Date differs).
+                self._drop(key)
+                return None
+            try:
+                entry.ready(kept, raw)
+            except RecursionError:  # a document too deep to copy is not kept
+                self._drop(key)
+                return None
+        else:
             raw = _copy(entry.raw)
-        except RecursionError:  # pragma: no cover - it was copied when kept
-            return None
         values = dict(entry.fields)
         values["raw"] = raw
         if entry.eta is not None:
@@ -132,36 +165,20 @@ class StatusMemo:
                 values["estimated_remaining"] = remaining
         return JobStatus(**values)
 
+    def _drop(self, key: _Key) -> None:
+        with contextlib.suppress(KeyError):
+            del self._entries[key]
+
     def put(
         self, key: _Key, submission: Submission | None, status: JobStatus, answer: Answer
     ) -> None:
         """Keep ``status``, read from ``answer``, when an equal answer may be read so again."""
         raw = answer.raw
-        if (
-            status.is_terminal
-            or status.raw is not raw
-            or not isinstance(raw, dict)
-            or retry_after_reads_date(answer.index)
-        ):
-            return
-        eta: float | None = None
-        if status.estimated_completion is not None:
-            try:
-                eta = status.estimated_completion.timestamp()
-            except (OverflowError, ValueError, OSError):
-                eta = None  # no time left can be measured from it, now or later
-        fields = {
-            name: getattr(status, name)
-            for name in status.model_fields_set
-            if name != "raw" and (eta is None or name != "estimated_remaining")
-        }
-        try:
-            kept = _copy(raw)  # the caller gets ``raw`` itself, and may change it
-        except RecursionError:
+        if status.is_terminal or status.raw is not raw or type(raw) is not dict:
             return
         entries = self._entries
         if len(entries) >= _MAX_ENTRIES:
             # The oldest goes (another thread may have taken it first).
             with contextlib.suppress(KeyError, RuntimeError, StopIteration):
                 del entries[next(iter(entries))]
-        entries[key] = _Entry(_terms(submission), fields, kept, eta)
+        entries[key] = _Entry(_terms(submission), status)

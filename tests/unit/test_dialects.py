@@ -939,3 +939,52 @@ def test_a_document_read_again_gives_the_same_snapshot_with_its_own_headers_and_
     assert first.cancel_url == f"{BASE}/jobs/j1/cancel"
     assert elsewhere.cancel_url == f"{BASE}/v2/jobs/j1/cancel"
     assert (first.status_url, fresh.status_url) == (f"{BASE}/jobs/j1", f"{BASE}/jobs/j9")
+
+
+def test_state_words_read_again_are_read_alike_and_the_memo_is_bounded() -> None:
+    from asyncreply_client.dialects import _fields
+
+    words = ["In_Progress", "done", "banana", "", " queued ", "x" * 65, "succeeded"]
+    first = [parse_state(word) for word in words]
+    assert first == [parse_state(word) for word in words]  # read from the memo now
+    assert first[:3] == [JobState.PROCESSING, JobState.COMPLETED, None]
+    assert first[5] is None and "x" * 65 not in _fields._STATES_READ
+
+    class Word(str):
+        pass
+
+    assert parse_state(Word("done")) is JobState.COMPLETED
+    for i in range(_fields._MAX_STATES_READ * 2):
+        assert parse_state(f"nonsense{i}") is None
+    assert len(_fields._STATES_READ) <= _fields._MAX_STATES_READ
+    assert parse_state("FAILED") is JobState.FAILED
+
+
+def test_progress_read_again_is_the_same_and_the_memo_is_bounded() -> None:
+    from asyncreply_client.dialects import _fields
+    from asyncreply_client.dialects._fields import progress_of
+
+    doc = {"progress": {"current": 2.0, "total": 4, "message": "half"}}
+    first = progress_of(doc)
+    again = progress_of({"progress": {"current": 2, "total": "4", "message": "half"}})
+    assert first == again == Progress(current=2, total=4, message="half")
+    assert (
+        first is not None
+        and type(first.current) is int
+        and first.model_dump()
+        == {
+            "current": 2,
+            "total": 4,
+            "message": "half",
+        }
+    )
+    assert progress_of({"progress": {"current": -0.0, "total": 0.5}}) == Progress(
+        current=0, total=0.5
+    )
+    assert progress_of({"progress": {"current": 2**60, "total": None}}) == Progress(
+        current=float(2**60)
+    )
+    assert progress_of({"progress": {"message": "only words"}}) == Progress(message="only words")
+    for i in range(_fields._MAX_PROGRESSES * 2):
+        assert progress_of({"progress": {"current": i}}) == Progress(current=i)
+    assert len(_fields._PROGRESSES) <= _fields._MAX_PROGRESSES

@@ -81,6 +81,24 @@ def test_an_answer_read_again_is_read_as_afresh_with_its_own_raw(make: Any) -> N
     assert third.raw == json.loads(json.dumps(RUNNING)) and third.progress == again.progress
 
 
+def test_a_document_changed_before_the_first_equal_answer_changes_no_later_one() -> None:
+    # The first reading only puts its snapshot aside: the document kept for copies is the
+    # first equal answer's own, never the one the first caller holds (and may change).
+    clock = Clock()
+    dialect = ReferenceDialect(wall_clock=clock)
+    first = dialect.interpret_status(answer())
+    first.raw["progress"]["current"] = 99
+    first.raw["statusUrl"] = "/elsewhere"
+    second = dialect.interpret_status(answer())
+    second.raw["progress"]["total"] = 0
+    third = dialect.interpret_status(answer())
+    expected = json.loads(json.dumps(RUNNING))
+    assert second.raw is not third.raw
+    assert third.raw == expected
+    same(third, fresh(answer(), clock))
+    assert second.progress == third.progress == first.progress
+
+
 def test_the_servers_date_still_wins_over_a_skewed_clock() -> None:
     clock = Clock()
     dialect = AutoDialect(wall_clock=clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -84,3 +85,64 @@ def test_resolve_url_is_total(ref: str) -> None:
     assert resolved is None or is_http_url(resolved)
     origin_of(ref)
     same_origin(BASE, ref)
+
+
+def _unmemoised(base: str, ref: object) -> str | None:
+    """What ``resolve_url`` gives with its memo of resolved URLs emptied first."""
+    from asyncreply_client import _urls
+
+    _urls._RESOLVED.clear()
+    return resolve_url(base, ref)
+
+
+@pytest.mark.parametrize(
+    ("base", "ref"),
+    [
+        (BASE, "/jobs/1"),
+        (BASE, "jobs/1"),
+        (BASE, "  /jobs/1  "),
+        (BASE, ""),
+        (BASE, "javascript:alert(1)"),
+        ("http://user:secret@api.example.com/v1/jobs", "/jobs/1"),
+        ("http://user:secret@api.example.com/v1/jobs", "status/1"),
+        ("http://api.example.com/v1/jobs", "http://user:pw@other.example/x"),
+        ("HTTP://API.example.com/a/b", "c"),
+        ("not a url", "/jobs/1"),
+        ("http://h/a/b", "/" + "x" * 3000),  # not kept, resolved each time
+    ],
+)
+def test_a_memoised_resolution_is_the_resolution(base: str, ref: str) -> None:
+    expected = _unmemoised(base, ref)
+    assert resolve_url(base, ref) == expected  # a hit now (or, too long, read again)
+    assert resolve_url(base, ref) == expected
+
+
+def test_a_relative_url_is_resolved_against_each_base_apart() -> None:
+    assert _unmemoised("http://a.example/v1/jobs", "status/1") == "http://a.example/v1/status/1"
+    assert (
+        resolve_url("http://b.example:81/v2/ops", "status/1") == "http://b.example:81/v2/status/1"
+    )
+    assert (
+        resolve_url("https://u:p@a.example/x/y", "status/1") == "https://u:p@a.example/x/status/1"
+    )
+    assert resolve_url("http://a.example/v1/jobs", "status/1") == "http://a.example/v1/status/1"
+
+
+def test_odd_values_fall_back_to_the_full_resolution() -> None:
+    class Text(str):
+        pass
+
+    assert resolve_url(BASE, Text("/jobs/1")) == "http://api.example.com:8080/jobs/1"
+    assert resolve_url(BASE, 12) is None
+    assert resolve_url(BASE, None) is None
+    assert resolve_url(httpx.URL(BASE), "/jobs/1") == "http://api.example.com:8080/jobs/1"
+
+
+def test_the_memo_of_resolved_urls_is_bounded() -> None:
+    from asyncreply_client import _urls
+
+    _urls._RESOLVED.clear()
+    for i in range(_urls._MAX_RESOLVED * 2):
+        assert resolve_url(BASE, f"/jobs/{i}") == f"http://api.example.com:8080/jobs/{i}"
+    assert len(_urls._RESOLVED) == _urls._MAX_RESOLVED
+    assert resolve_url(BASE, "/jobs/0") == "http://api.example.com:8080/jobs/0"  # gone, read again
