@@ -61,7 +61,9 @@ class FakeAsyncAPI:
     script's steps; ``GET {status}/result`` gives the result once completed (409 before);
     ``DELETE {status}`` cancels a job that is not terminal (409 otherwise); with
     ``events=True`` the job also offers an SSE stream of its remaining steps. A repeated
-    ``Idempotency-Key`` replays the original submission.
+    ``Idempotency-Key`` replays the original submission: a 202 about the same job with its
+    document as it last reported it (the receipt before any status request), as the
+    reference server answers a replay.
 
     Args:
         base_url: the fake server's root (scheme, host and optional path prefix).
@@ -353,7 +355,7 @@ class FakeAsyncAPI:
                 key = bare_key(key)
                 replay = script._keys.get(key)
                 if replay is not None:
-                    response = self._answers.accepted(replay)
+                    response = self._answers.accepted(replay, current=True)
                     response.headers["Idempotent-Replayed"] = "true"
                     return response
             job_type = "job"
@@ -375,7 +377,7 @@ class FakeAsyncAPI:
         key = request.headers.get("idempotency-key")
         replay_key = None if key is None else f"retry:{job.id}:{bare_key(key)}"
         if replay_key is not None and replay_key in job.script._keys:
-            response = self._answers.accepted(job.script._keys[replay_key])
+            response = self._answers.accepted(job.script._keys[replay_key], current=True)
             response.headers["Idempotent-Replayed"] = "true"
             return response
         retried = self._create_job(job.script, job_type=job.job_type, job_input=job.job_input)

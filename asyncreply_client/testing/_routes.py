@@ -41,21 +41,38 @@ class Answers:
     def __init__(self, api: _Settings) -> None:
         self._api = api
 
-    def accepted(self, job: FakeJob) -> httpx.Response:
+    def accepted(self, job: FakeJob, *, current: bool = False) -> httpx.Response:
+        """The 202 of a submission: its receipt, or with ``current`` (an idempotent
+        replay, as the reference server answers one) the job's document as it last
+        reported it, final or not."""
         script = job.script
         headers = {"Location": job.status_url}
         headers.update(retry_headers(script.retry_after))
-        body: dict[str, Any] = {
-            "jobId": job.id,
-            "status": "pending",
-            "statusUrl": job.status_url,
-            "cancelUrl": job.status_url,
-            "estimatedWaitTime": script.retry_after,
-        }
+        step = job.current
+        body: dict[str, Any]
+        if current and step is not None and step.is_document:
+            body = self.document(job, step)
+            if self._api.dialect == "status-code":  # its state word, as the server's
+                body["state"] = (
+                    "deadLetter"
+                    if step.dead_letter
+                    else "inFlight"
+                    if step.kind == "processing"
+                    else step.kind
+                )
+        else:
+            body = {
+                "jobId": job.id,
+                "status": "pending",
+                "statusUrl": job.status_url,
+                "cancelUrl": job.status_url,
+                "estimatedWaitTime": script.retry_after,
+            }
+            if script.events:
+                body["eventsUrl"] = job.events_url
         if job.original_job_id is not None:
             body["originalJobId"] = job.original_job_id
         if script.events:
-            body["eventsUrl"] = job.events_url
             headers["Link"] = f'<{job.events_url}>; rel="events"'
         return httpx.Response(202, json=body, headers=headers)
 

@@ -192,6 +192,45 @@ def test_idempotency_key_replays_the_submission() -> None:
     assert len(script.jobs) == 2 and len(script.submissions) == 3
 
 
+@pytest.mark.parametrize("dialect", ["reference", "status-code"])
+def test_a_replay_answers_the_job_as_it_last_reported_itself(dialect: str) -> None:
+    """As the reference server does: a 202 about the same job, the receipt before any
+    status request, then the job's document as last reported (final included)."""
+    api = FakeAsyncAPI(dialect=dialect)  # type: ignore[arg-type]
+    script = api.job().progress(1, 2).completed({"ok": 1})
+    key = {"Idempotency-Key": "k1"}
+    with httpx.Client(transport=api.transport(), base_url=api.base_url) as http:
+        first = http.post("/jobs", json={"a": 1}, headers=key)
+        receipt = http.post("/jobs", json={"a": 1}, headers=key)
+        assert receipt.status_code == 202 and receipt.json() == first.json()
+        http.get(first.headers["Location"])
+        running = http.post("/jobs", json={"a": 1}, headers=key)
+        http.get(first.headers["Location"])
+        done = http.post("/jobs", json={"a": 1}, headers=key)
+    assert running.status_code == done.status_code == 202
+    assert running.headers["Location"] == done.headers["Location"] == first.headers["Location"]
+    assert running.headers["Idempotent-Replayed"] == done.headers["Idempotent-Replayed"] == "true"
+    assert running.json()["status"] == "processing"
+    assert running.json()["progress"]["current"] == 1
+    assert done.json()["status"] == "completed"
+    assert done.json()["resultUrl"] == script.job.result_url
+    if dialect == "status-code":
+        assert running.json()["state"] == "inFlight" and done.json()["state"] == "completed"
+    assert len(script.jobs) == 1
+
+
+def test_a_replay_of_a_dead_lettered_job_says_so_in_the_status_code_dialect() -> None:
+    api = FakeAsyncAPI(dialect="status-code")
+    api.job().failed(code="boom", dead_letter=True)
+    key = {"Idempotency-Key": "k1"}
+    with httpx.Client(transport=api.transport(), base_url=api.base_url) as http:
+        first = http.post("/jobs", json={}, headers=key)
+        http.get(first.headers["Location"])
+        again = http.post("/jobs", json={}, headers=key)
+    assert again.status_code == 202
+    assert again.json()["state"] == "deadLetter" and again.json()["error"]["code"] == "boom"
+
+
 def test_match_dispatches_scripts_on_one_path() -> None:
     api = FakeAsyncAPI()
     fast = api.job(match=lambda r: json.loads(r.content)["type"] == "fast").completed("fast")
