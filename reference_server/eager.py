@@ -14,10 +14,10 @@ import asyncio
 import collections.abc
 import contextvars
 import sys
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["StepSuspended", "finish_now", "start_task"]
+__all__ = ["StepSuspended", "cancel_all", "finish_now", "start_task"]
 
 T = TypeVar("T")
 
@@ -136,3 +136,28 @@ class _Resume(collections.abc.Coroutine):  # type: ignore[type-arg]
 
     def __next__(self) -> Any:
         return self.send(None)
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]], *, every: float = 0.1) -> None:
+    """Cancel ``tasks`` and wait for them to end, cancelling again every ``every`` seconds
+    while one still runs: a cancel can be absorbed by a library awaited in a task (redis-py's
+    asyncio client does, at times), which then goes on as if nothing happened, and a loop
+    in it would never end. Their outcomes are not raised.
+
+    Example:
+        >>> async def main() -> bool:
+        ...     task = asyncio.create_task(asyncio.sleep(60))
+        ...     await cancel_all([task])
+        ...     return task.cancelled()
+        >>> asyncio.run(main())
+        True
+    """
+    every_task = list(tasks)
+    pending = {task for task in every_task if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every)
+    for task in every_task:
+        if not task.cancelled():
+            task.exception()  # retrieved, as gather(return_exceptions=True) would

@@ -27,6 +27,7 @@ from typing import Any
 
 from .config import ServerConfig
 from .documents import status_document
+from .eager import cancel_all
 from .event_log import EventLogs
 from .idempotency import IdempotencyKeys
 from .job_api import (
@@ -184,10 +185,7 @@ class JobManager(JobRuns):
         them again on its next start.
         """
         self.begin_shutdown()
-        for task in (self._cleanup_task, self._replica_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await cancel_all(t for t in (self._cleanup_task, self._replica_task) if t is not None)
         self._cleanup_task = self._replica_task = None
         await self.scheduler.stop()
         await asyncio.gather(*self._writes, return_exceptions=True)

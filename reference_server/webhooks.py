@@ -57,6 +57,7 @@ from .deliveries_store import (
 )
 from .delivery_book import DeliveryBook, OwnerDeliveriesFull
 from .documents import rfc3339
+from .eager import cancel_all
 from .records import DeliveryRecord, JobRecord
 
 __all__ = ["ALWAYS_SENT", "OPTIONAL_EVENTS", "WebhookSender", "render_payload"]
@@ -247,7 +248,7 @@ class WebhookSender:
     async def _keep_leases(self, shared: SharedDeliveryStore) -> None:
         """Renew the leases of the deliveries sent here; take over those whose lease lapsed."""
         ttl = self.config.job_lease
-        while True:
+        while self._session is not None:  # stopped: ends even if a cancel was absorbed
             try:
                 await shared.renew(list(self._active), ttl)
                 for stored in await shared.claim(ttl):
@@ -277,9 +278,7 @@ class WebhookSender:
         if self._lease_task is not None:
             tasks.append(self._lease_task)
             self._lease_task = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
         self._tasks.clear()
         self._lanes.clear()
         self._active.clear()
@@ -356,6 +355,8 @@ class WebhookSender:
             self._enqueue(pending)
 
     def _enqueue(self, pending: PendingDelivery) -> None:
+        if self._session is None:  # stopped: the record stays pending in the store
+            return
         job_id = pending.record.job_id
         self._active[pending.record.id] = pending
         self._lanes.setdefault(job_id, []).append(pending)
@@ -382,7 +383,7 @@ class WebhookSender:
 
     async def _deliver(self, pending: PendingDelivery) -> None:
         rec = pending.record
-        while rec.status == "pending":
+        while rec.status == "pending" and self._session is not None:
             if rec.attempts >= self.config.webhook_max_attempts:
                 await self._finish(pending, "failed")
                 return
@@ -391,6 +392,8 @@ class WebhookSender:
             delay = min(pending.next_attempt_at - self.clock(), self._largest_backoff())
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self._session is None:  # stopped meanwhile: left pending for the next start
+                return
             await self._attempt(pending)
 
     async def _attempt(self, pending: PendingDelivery) -> None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from reference_server.eager import start_task
+from reference_server.eager import cancel_all, start_task
 
 pytestmark = [
     pytest.mark.anyio,
@@ -110,3 +110,35 @@ async def test_cancelled_in_its_first_step_the_task_ends_cancelled() -> None:
     assert ended
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_cancel_all_ends_a_task_that_absorbed_a_cancel() -> None:
+    """A loop whose awaited library swallowed the cancel (as redis-py's asyncio client
+    can) goes on; ``cancel_all`` cancels it again until it ends, and retrieves errors."""
+    turns = 0
+
+    async def absorbing_loop() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                if turns == 1:
+                    continue  # the first cancel is swallowed
+                raise
+
+    async def failing() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            raise RuntimeError("while cancelled")
+
+    loop_task = asyncio.create_task(absorbing_loop())
+    failing_task = asyncio.create_task(failing())
+    done = asyncio.create_task(asyncio.sleep(0))
+    await done
+    await asyncio.wait_for(cancel_all([loop_task, failing_task, done], every=0.01), 5)
+    assert loop_task.cancelled() and turns == 2
+    assert isinstance(failing_task.exception(), RuntimeError)
+    assert done.done() and not done.cancelled()
