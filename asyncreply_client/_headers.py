@@ -500,23 +500,15 @@ def preference_applied_wait(headers: HeadersLike) -> float | None:
         30.0
     """
     for value in header_values(headers, "preference-applied"):
-        try:
-            found = _APPLIED_WAITS[value]
-        except KeyError:
-            found = _applied_wait(value)
-            if len(_APPLIED_WAITS) < _MAX_APPLIED_WAITS:
-                _APPLIED_WAITS[value] = found
+        found = _applied_wait(value)
         if found is not None:
             return found
     return None
 
 
-#: ``Preference-Applied`` values read, and their ``wait`` (a server sends few distinct ones:
-#: a held submission's answer and each long poll's is read once per value, not parsed again).
-_APPLIED_WAITS: dict[str, float | None] = {}
-_MAX_APPLIED_WAITS = 64
-
-
+# A server sends few distinct ``Preference-Applied`` values: a held submission's answer and
+# each long poll's is parsed once per value.
+@functools.lru_cache(maxsize=64)
 def _applied_wait(value: str) -> float | None:
     prefs = parse_preferences(value)
     if "wait" not in prefs:

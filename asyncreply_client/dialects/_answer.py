@@ -63,7 +63,6 @@ __all__ = [
     "raise_not_found_or_gone",
     "remaining_until",
     "result_of",
-    "server_clock",
     "snapshot",
 ]
 
@@ -207,17 +206,13 @@ def _remaining(answer: Answer, doc: Doc | None, eta: datetime | None) -> float |
             eta_seconds = eta.timestamp()
         except (OverflowError, ValueError, OSError):
             return None
-        return remaining_until(eta_seconds, server_clock(answer), answer.wall_now)
+        server_now = server_date(answer.index) if len(answer.headers) else None  # SSE: none
+        return remaining_until(eta_seconds, server_now, answer.wall_now)
     if doc is not None:
         number = parse_number(first_value(doc, REMAINING_KEYS))
         if number is not None and number >= 0:
             return number
     return None
-
-
-def server_clock(answer: Answer) -> float | None:
-    """The server's clock at the answer (its ``Date`` header), ``None`` when unusable."""
-    return server_date(answer.index) if len(answer.headers) else None
 
 
 def remaining_until(eta: float, server_now: float | None, wall_now: float) -> float | None:
@@ -279,47 +274,33 @@ def snapshot(
     # the fields given in a set per model, ~2 KB for all twenty against ~0.5 KB for the
     # handful usually set, and every operation holds a few snapshots (fan-out memory per
     # operation). Each name is added when set, in the model's order.
-    values: dict[str, Any] = {"state": state}
-    if ident is not None:
-        values["id"] = ident
-    if progress is not None:
-        values["progress"] = progress
-    if result is not None and result is not False:
-        values["result"] = result
-    if has_result is not False:
-        values["has_result"] = has_result
-    if result_url is not None:
-        values["result_url"] = result_url
-    if error is not None:
-        values["error"] = error
-    if retry_url is not None:
-        values["retry_url"] = retry_url
-    if cancel_url is not None:
-        values["cancel_url"] = cancel_url
-    if events_url is not None:
-        values["events_url"] = events_url
-    if monitor is not None:
-        values["status_url"] = monitor
-    if retry_after is not None:
-        values["retry_after"] = retry_after
-    if eta is not None:
-        values["estimated_completion"] = eta
-    if remaining is not None:
-        values["estimated_remaining"] = remaining
-    if index is not None and preference_applied_wait(index) is not None:
-        values["held"] = True
     created, started, updated = reading[7:10]
-    if created is not None:
-        values["created_at"] = created
-    if started is not None:
-        values["started_at"] = started
-    if updated is not None:
-        values["updated_at"] = updated
-    if answer.status_code is not None:
-        values["http_status"] = answer.status_code
+    held = index is not None and preference_applied_wait(index) is not None
     raw = answer.raw
-    if raw is not None and raw is not False:
-        values["raw"] = raw
+    values: dict[str, Any] = {"state": state}
+    for name, value in (
+        ("id", ident),
+        ("progress", progress),
+        ("result", None if result is False else result),
+        ("has_result", has_result or None),
+        ("result_url", result_url),
+        ("error", error),
+        ("retry_url", retry_url),
+        ("cancel_url", cancel_url),
+        ("events_url", events_url),
+        ("status_url", monitor),
+        ("retry_after", retry_after),
+        ("estimated_completion", eta),
+        ("estimated_remaining", remaining),
+        ("held", held or None),
+        ("created_at", created),
+        ("started_at", started),
+        ("updated_at", updated),
+        ("http_status", answer.status_code),
+        ("raw", None if raw is False else raw),
+    ):
+        if value is not None:
+            values[name] = value
     return JobStatus(**values)
 
 

@@ -18,9 +18,12 @@ PARENT_ID = 0x00F067AA0BA902B7
 
 
 @pytest.fixture(autouse=True)
-def _no_sdk() -> None:
-    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        pytest.skip("a tracer provider was set globally in this process")
+def _no_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No global provider for the test, whatever another test of the process set: the API
+    then answers with its proxy, as in a process with no SDK."""
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.delenv("OTEL_PYTHON_TRACER_PROVIDER", raising=False)
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def _job(router: respx.MockRouter) -> tuple[respx.Route, respx.Route]:
